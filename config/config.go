@@ -1,0 +1,213 @@
+// Package config holds Lanyard's typed configuration: the Config struct, its
+// defaults, strict YAML loading (an unknown key is an error naming the key and
+// its line), `${ENV}` and `*_file` indirection for secrets, and Validate, which
+// reports every problem at once.
+//
+// The embedded development configuration (dev.yaml) and a commented production
+// example (lanyard.example.yaml) live beside this file, with sample policy
+// documents under docs/.
+//
+// This package imports no other package of the project: everything else
+// depends on it, never the other way round.
+package config
+
+import (
+	"time"
+)
+
+// Config is the whole configuration of one Lanyard deployment. Every node of a
+// deployment must run with the same Config (and the same key-encryption key).
+type Config struct {
+	// Issuer is the public base URL of Lanyard, e.g. https://id.agency.example.
+	// Every URL Lanyard emits (discovery, links in emails) is built from it.
+	Issuer string `yaml:"issuer"`
+	// Listen is the address the HTTP server listens on (default ":8080").
+	Listen string `yaml:"listen"`
+	// Dev relaxes what only development needs relaxed: cookies over plain http,
+	// mail to the outbox folder, a key-encryption key generated in the data dir.
+	Dev bool `yaml:"dev"`
+	// DataDir holds the SQLite database, the dev outbox and the dev key file.
+	DataDir string `yaml:"data_dir"`
+
+	Database    Database    `yaml:"database"`
+	Keys        Keys        `yaml:"keys"`
+	Session     Session     `yaml:"session"`
+	Tokens      Tokens      `yaml:"tokens"`
+	Clients     []Client    `yaml:"clients"`
+	Invitations Invitations `yaml:"invitations"`
+	Mail        Mail        `yaml:"mail"`
+	Journey     Journey     `yaml:"journey"`
+	Password    Password    `yaml:"password"`
+	Throttle    Throttle    `yaml:"throttle"`
+	Documents   []Document  `yaml:"documents"`
+	WebAuthn    WebAuthn    `yaml:"webauthn"`
+	Metrics     Metrics     `yaml:"metrics"`
+	Log         Log         `yaml:"log"`
+
+	// Source is the file the configuration was loaded from ("" for built-in
+	// dev configuration); relative paths in it are resolved against its folder.
+	Source string `yaml:"-"`
+}
+
+// Database selects the store. An empty URL means SQLite in DataDir/lanyard.db.
+type Database struct {
+	// URL is "sqlite:///path/to/file.db" or "postgres://user:pass@host/db".
+	// LANYARD_DATABASE_URL overrides it.
+	URL Secret `yaml:"url"`
+}
+
+// Keys configures signing keys and the key-encryption key that protects every
+// secret at rest (signing keys, TOTP secrets, cookie keys).
+type Keys struct {
+	// EncryptionKey is 32 bytes, base64 (std or URL) encoded. Required outside dev;
+	// in dev it is generated into DataDir/kek when absent.
+	EncryptionKey Secret `yaml:"encryption_key"`
+	// Algorithms offered for ID tokens; RS256 is always offered. Default [RS256, ES256].
+	Algorithms []string `yaml:"algorithms"`
+	// RetireAfter is how long a rotated-out key stays in the JWKS (default 24h,
+	// at least the longest token lifespan).
+	RetireAfter Duration `yaml:"retire_after"`
+}
+
+// Session configures the SSO session behind the browser cookie.
+type Session struct {
+	IdleTimeout     Duration `yaml:"idle_timeout"`     // default 1h
+	AbsoluteTimeout Duration `yaml:"absolute_timeout"` // default 24h
+}
+
+// Tokens sets token lifespans.
+type Tokens struct {
+	AuthorizeCode Duration `yaml:"authorize_code"` // default 5m, at most 10m
+	AccessToken   Duration `yaml:"access_token"`   // default 1h
+	IDToken       Duration `yaml:"id_token"`       // default 1h
+	RefreshToken  Duration `yaml:"refresh_token"`  // default 720h (30 days)
+}
+
+// Client is one relying party, registered by an admin.
+type Client struct {
+	ID   string `yaml:"id"`
+	Name string `yaml:"name"`
+	// SecretHash is the output of `lanyard client hash-secret` (see HashSecret).
+	// Empty for public clients and private_key_jwt clients.
+	SecretHash string `yaml:"secret_hash"`
+	// Public clients have no secret and must use PKCE.
+	Public                 bool     `yaml:"public"`
+	RedirectURIs           []string `yaml:"redirect_uris"`
+	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
+	// GrantTypes: authorization_code, refresh_token, client_credentials.
+	GrantTypes []string `yaml:"grant_types"`
+	Scopes     []string `yaml:"scopes"`
+	// TokenEndpointAuthMethod: client_secret_basic (default), client_secret_post,
+	// private_key_jwt, none (public clients).
+	TokenEndpointAuthMethod string `yaml:"token_endpoint_auth_method"`
+	// JWKS is an inline JSON Web Key Set for private_key_jwt (never fetched).
+	JWKS string `yaml:"jwks"`
+	// Consent "required" shows a consent page; default none (first-party).
+	Consent string `yaml:"consent"`
+
+	// Line is the line of the client in the source file (0 when built in).
+	Line int `yaml:"-"`
+}
+
+// Invitations governs who may be invited and for how long.
+type Invitations struct {
+	ValidFor       Duration `yaml:"valid_for"`       // default 720h (30 days)
+	AllowedDomains []string `yaml:"allowed_domains"` // e.g. [agency.example]; empty refuses all
+	// RefusedMailboxes are shell-style patterns (path.Match) matched against the
+	// lower-cased address, e.g. "*@litemail.agency.example".
+	RefusedMailboxes []string `yaml:"refused_mailboxes"`
+}
+
+// Mail configures outgoing mail. With Dev (or an empty SMTP.Host) messages are
+// written to Outbox as .eml files instead.
+type Mail struct {
+	From   string `yaml:"from"`   // "Lanyard <no-reply@agency.example>"
+	Outbox string `yaml:"outbox"` // default DataDir/outbox
+	SMTP   SMTP   `yaml:"smtp"`
+}
+
+// SMTP is an SMTP relay.
+type SMTP struct {
+	Host     string   `yaml:"host"`
+	Port     int      `yaml:"port"` // default 587
+	Username string   `yaml:"username"`
+	Password Secret   `yaml:"password"`
+	TLS      string   `yaml:"tls"` // starttls (default), tls, none
+	Timeout  Duration `yaml:"timeout"`
+}
+
+// Journey configures the officer journey.
+type Journey struct {
+	// Steps is the order of interstitial steps after the password:
+	// default [mfa-enrol, change-password, privacy, terms].
+	Steps []string `yaml:"steps"`
+	// Timeout is the inactivity limit of a sign-in in progress (default 30m).
+	Timeout Duration `yaml:"timeout"`
+	// DisplayName is the product name on pages and the TOTP issuer (default "Lanyard").
+	DisplayName string `yaml:"display_name"`
+	// Environment is shown on pages when set (e.g. "Staging").
+	Environment string `yaml:"environment"`
+}
+
+// Password is the password policy (NIST SP 800-63B: length, no composition rules).
+type Password struct {
+	MinLength int `yaml:"min_length"` // default 12
+	MaxLength int `yaml:"max_length"` // default 128
+}
+
+// Throttle limits failed passwords and codes.
+type Throttle struct {
+	// MaxFailures before a temporary lock, per account and per client address (default 5 and 50).
+	MaxAccountFailures int `yaml:"max_account_failures"`
+	MaxAddressFailures int `yaml:"max_address_failures"`
+	// LockFor is how long a lock lasts (default 15m); it doubles with each further lock, up to 24h.
+	LockFor Duration `yaml:"lock_for"`
+	// Window after which failures are forgotten (default 1h).
+	Window Duration `yaml:"window"`
+}
+
+// Document is a versioned policy the officer must accept (privacy, terms).
+type Document struct {
+	ID      string `yaml:"id"`      // privacy | terms (a journey step of the same name)
+	Title   string `yaml:"title"`   // "Privacy policy"
+	Version string `yaml:"version"` // a bump forces re-acceptance
+	File    string `yaml:"file"`    // Markdown; relative to the config file; "" in dev uses the built-in sample
+}
+
+// WebAuthn configures passkeys. The RP ID and origin come from the issuer.
+type WebAuthn struct {
+	RPDisplayName string   `yaml:"rp_display_name"`
+	ExtraOrigins  []string `yaml:"extra_origins"`
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	Listen string `yaml:"listen"` // default "127.0.0.1:9090"; "" to serve on the main listener
+}
+
+// Log configures structured logging.
+type Log struct {
+	Format string `yaml:"format"` // text (default) | json
+	Level  string `yaml:"level"`  // debug | info (default) | warn | error
+}
+
+// Duration is a time.Duration that reads "90s", "30m", "12h" and also "30d".
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Secret is a string that may come from the environment or a file: in YAML,
+// `key: ${ENV_NAME}` or a sibling `key_file: /path`. String() never reveals it.
+type Secret string
+
+// Value returns the secret itself.
+func (s Secret) Value() string { return string(s) }
+
+// String hides the value from logs and fmt.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}

@@ -1,0 +1,54 @@
+package provider
+
+import (
+	"net/http"
+	"time"
+)
+
+// Journey is everything the authorization endpoint needs from the officer
+// journey (package flows implements it). The provider never renders a journey
+// page; it only asks whether the browser is fully signed in and, when it is not,
+// hands the browser over.
+type Journey interface {
+	// Browser reports what the browser's SSO session proves. A browser with no
+	// (or an expired, tampered or unknown) session cookie is the zero Browser.
+	Browser(r *http.Request) (Browser, error)
+	// SignIn hands the browser to the sign-in journey for a parked authorization
+	// request. When every step is done the journey redirects the browser to
+	// req.ResumeURL, where the provider issues the code.
+	SignIn(w http.ResponseWriter, r *http.Request, req SignInRequest)
+	// SignOut ends the browser's SSO session server-side and clears the cookie
+	// (RP-initiated logout). It returns the user id that was signed out, if any.
+	SignOut(w http.ResponseWriter, r *http.Request) (userID string, err error)
+}
+
+// Browser is the state of a browser's SSO session.
+type Browser struct {
+	// SignedIn: the password (or a passkey) was verified and no journey step is
+	// pending: the session may receive codes.
+	SignedIn bool
+	// InProgress: a sign-in has started for this browser but steps are pending
+	// (prompt=none must answer interaction_required rather than login_required).
+	InProgress bool
+	SessionID  string
+	UserID     string
+	AuthTime   time.Time
+	AMR        []string
+	ACR        string
+}
+
+// SignInRequest describes why the provider needs a sign-in.
+type SignInRequest struct {
+	// ResumeURL is an absolute URL under the issuer that resumes the parked
+	// authorization request.
+	ResumeURL  string
+	ClientID   string
+	ClientName string
+	// ForceLogin: prompt=login, or max_age exceeded: verify the password again even
+	// if the browser is signed in (and mint a new session id).
+	ForceLogin bool
+	// LoginHint pre-fills the username page (login_hint).
+	LoginHint string
+	// RequestedAt: the journey must produce an AuthTime after it when ForceLogin.
+	RequestedAt time.Time
+}

@@ -1,0 +1,272 @@
+package store
+
+// This file is the contract of the store: the domain types and every method the
+// rest of Lanyard calls. The implementation lives in the other files of the
+// package. Times are UTC; zero time.Time means "not set" (stored as NULL).
+
+import (
+	"errors"
+	"time"
+)
+
+// Errors every method returns in the same situations, on every backend.
+var (
+	// ErrNotFound: no row for the key (or it has expired, where the type expires).
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: a unique key already exists, or a conditional update lost its race.
+	ErrConflict = errors.New("store: conflict")
+	// ErrSerialization: the backend aborted the transaction because of a concurrent
+	// one (SQLite BUSY inside a transaction, PostgreSQL 40001/40P01). Retry the whole
+	// transaction or report failure; fosite maps it to its own serialization error.
+	ErrSerialization = errors.New("store: serialization failure")
+)
+
+// User states.
+const (
+	UserInvited  = "invited"  // invited, initial password not yet used to finish the journey
+	UserActive   = "active"   // has completed the first sign-in
+	UserDisabled = "disabled" // refused at sign-in; sessions and tokens revoked
+)
+
+// User is an officer's account. ID is random and is the OIDC `sub`.
+type User struct {
+	ID       string
+	Username string // canonical: NFKC, trimmed, lower-cased email address; unique
+	Email    string
+	Name     string
+	State    string // UserInvited | UserActive | UserDisabled
+	// PasswordHash is an encoded argon2id hash (parameters inside).
+	PasswordHash string
+	// PasswordInitial is true while the password is the one from the invitation
+	// (or an admin reset) and must be replaced in the journey.
+	PasswordInitial bool
+	// InviteExpiresAt is when the initial password stops working (zero: no expiry).
+	InviteExpiresAt time.Time
+	// MFAResetAt: set by an admin reset; nothing special for the store.
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	LastSignInAt time.Time
+}
+
+// TOTP is a user's authenticator-app secret. One per user.
+type TOTP struct {
+	UserID    string
+	Secret    []byte // sealed (encrypted) by the caller; the store never sees plaintext
+	Confirmed bool   // false while enrolment awaits the first correct code
+	LastStep  int64  // the last accepted RFC 6238 time step (0: none)
+	CreatedAt time.Time
+}
+
+// WebAuthnCredential is a passkey or security key.
+type WebAuthnCredential struct {
+	ID         []byte // credential id (unique)
+	UserID     string
+	Name       string
+	PublicKey  []byte
+	SignCount  uint32
+	AAGUID     []byte
+	Transports []string
+	// Data is the go-webauthn Credential as JSON (flags, attestation type...).
+	Data       []byte
+	CreatedAt  time.Time
+	LastUsedAt time.Time
+}
+
+// Acceptance records that a user accepted a version of a policy document.
+type Acceptance struct {
+	UserID     string
+	Document   string // "privacy" | "terms"
+	Version    string
+	AcceptedAt time.Time
+	ClientAddr string
+}
+
+// Session is a server-side SSO session; the browser cookie holds its ID.
+// The journey state of a sign-in in progress lives in Data (JSON, owned by flows).
+type Session struct {
+	ID         string // random, ≥128 bits; the store keeps only a hash of it
+	UserID     string // "" until a password (or passkey) has been verified
+	State      string // owned by flows: "journey" | "authenticated"
+	AuthTime   time.Time
+	AMR        []string
+	ACR        string
+	Data       []byte // JSON owned by flows
+	UserAgent  string
+	ClientAddr string
+	CreatedAt  time.Time
+	LastSeenAt time.Time
+	// ExpiresAt is the absolute limit; idle expiry is LastSeenAt + idle timeout,
+	// enforced by flows.
+	ExpiresAt time.Time
+}
+
+// Throttle is a failure counter for a key such as "acct:<user id>" or "addr:<ip>".
+type Throttle struct {
+	Key         string
+	Failures    int
+	WindowStart time.Time
+	LockedUntil time.Time
+	Locks       int // how many times this key has been locked (for growing lock times)
+}
+
+// AuditEvent is one line of the append-only audit trail.
+type AuditEvent struct {
+	ID         int64
+	At         time.Time
+	Event      string // "invite", "signin.success", "signin.failure", "lock", "mfa.enrol", ...
+	UserID     string
+	Username   string
+	ClientID   string
+	ClientAddr string
+	UserAgent  string
+	// Detail is a small JSON object; never a secret.
+	Detail   []byte
+	PrevHash string
+	Hash     string
+}
+
+// AuditFilter selects audit events; zero fields match everything.
+type AuditFilter struct {
+	UserID  string
+	Event   string // exact, or a prefix ending in "." ("signin.")
+	Since   time.Time
+	AfterID int64
+	Limit   int
+}
+
+// SigningKey is a JWT signing key; Private is sealed by the caller.
+type SigningKey struct {
+	KID       string
+	Alg       string // RS256 | ES256
+	Private   []byte // sealed PKCS#8 DER
+	CreatedAt time.Time
+	// RetiredAt is when the key stopped signing (zero: current). It stays in the
+	// JWKS until RetiredAt + retire_after.
+	RetiredAt time.Time
+}
+
+// OAuth row kinds: one table holds every fosite storage kind.
+const (
+	KindCode    = "code"
+	KindPKCE    = "pkce"
+	KindOIDC    = "oidc"
+	KindAccess  = "access"
+	KindRefresh = "refresh"
+	KindPAR     = "par"
+)
+
+// OAuthRow is one stored fosite request (code, PKCE, OIDC session, access or
+// refresh token, PAR). Signature is what fosite hands the storage; the store
+// keeps only its SHA-256.
+type OAuthRow struct {
+	Kind      string
+	Signature string
+	RequestID string // fosite request id: the token family
+	ClientID  string
+	Subject   string // user id ("" for client_credentials)
+	SessionID string // the SSO session that produced it ("" when none)
+	Active    bool
+	// AccessSignature links a refresh token to its access token (refresh only).
+	AccessSignature string
+	RequestedAt     time.Time
+	ExpiresAt       time.Time
+	Data            []byte // serialized fosite request (owned by provider)
+}
+
+// AuthRequest is a pending authorization request parked while the officer goes
+// through the journey; the journey resumes it by ID.
+type AuthRequest struct {
+	ID        string
+	ClientID  string
+	Query     string // the raw, validated authorization request query
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// The methods below are implemented in the other files of this package. Every
+// method joins the transaction carried in ctx when there is one (see BeginTx).
+//
+// Users:
+//   CreateUser(ctx, *User) error                                  ErrConflict on duplicate username
+//   UserByID(ctx, id) (*User, error)                               ErrNotFound
+//   UserByUsername(ctx, username) (*User, error)                   ErrNotFound
+//   UpdateUser(ctx, *User) error                                   every field but ID/CreatedAt; ErrNotFound
+//   ListUsers(ctx, state, search string) ([]User, error)
+//   ChangePassword(ctx, id, oldHash, newHash string, initial bool) error
+//       conditional on the stored hash still being oldHash, else ErrConflict
+//   DeleteUser(ctx, id) error
+//
+// Second factors:
+//   PutTOTP(ctx, *TOTP) error                                      insert or replace
+//   TOTPByUser(ctx, userID) (*TOTP, error)                         ErrNotFound
+//   ConfirmTOTP(ctx, userID string, step int64) error              sets confirmed and last_step
+//   UseTOTPStep(ctx, userID string, step int64) error              atomically last_step=step WHERE last_step < step; else ErrConflict
+//   DeleteTOTP(ctx, userID) error
+//   ReplaceRecoveryCodes(ctx, userID string, hashes []string) error
+//   UseRecoveryCode(ctx, userID, hash string, now time.Time) error  once; else ErrNotFound
+//   RecoveryCodesLeft(ctx, userID) (int, error)
+//   DeleteRecoveryCodes(ctx, userID) error
+//   AddWebAuthnCredential(ctx, *WebAuthnCredential) error          ErrConflict on duplicate id
+//   WebAuthnCredentials(ctx, userID) ([]WebAuthnCredential, error)
+//   WebAuthnCredentialByID(ctx, id []byte) (*WebAuthnCredential, error)
+//   UpdateWebAuthnUse(ctx, id []byte, oldCount, newCount uint32, at time.Time) error  conditional on sign_count = oldCount
+//   RenameWebAuthnCredential(ctx, userID string, id []byte, name string) error
+//   DeleteWebAuthnCredential(ctx, userID string, id []byte) error
+//   SetWebAuthnHandle(ctx, userID string, handle []byte) error / UserByWebAuthnHandle(ctx, handle) (*User, error)
+//   WebAuthnHandle(ctx, userID) ([]byte, error)                    ErrNotFound
+//
+// Policies:
+//   Accept(ctx, Acceptance) error
+//   Acceptances(ctx, userID) ([]Acceptance, error)                 latest per document
+//
+// Sessions:
+//   CreateSession(ctx, *Session) error
+//   SessionByID(ctx, id string, now time.Time) (*Session, error)   ErrNotFound when absent or past ExpiresAt
+//   UpdateSession(ctx, *Session) error                             ErrNotFound
+//   RotateSession(ctx, oldID, newID string) error                  re-keys the row; the old id is dead
+//   TouchSession(ctx, id string, at time.Time) error
+//   DeleteSession(ctx, id) error
+//   UserSessions(ctx, userID string, now time.Time) ([]Session, error)
+//   DeleteUserSessions(ctx, userID string, except string) ([]string, error)  returns the ids' hashes removed
+//
+// Throttling (atomic; concurrent failures all count):
+//   RecordFailure(ctx, key string, now time.Time, window time.Duration) (Throttle, error)  returns the new state
+//   Lock(ctx, key string, until time.Time) error                   sets locked_until, locks+1, failures=0
+//   GetThrottle(ctx, key) (Throttle, error)                         zero value (no error) when absent
+//   ResetThrottle(ctx, key) error
+//
+// Audit:
+//   AppendAudit(ctx, *AuditEvent) error                             fills ID, PrevHash, Hash
+//   Audit(ctx, AuditFilter) ([]AuditEvent, error)                  oldest first
+//   VerifyAudit(ctx) (badID int64, err error)                       0 when the chain is intact
+//
+// Keys and secrets:
+//   AddSigningKey(ctx, *SigningKey) error
+//   SigningKeys(ctx) ([]SigningKey, error)                          newest first, retired ones included
+//   RetireSigningKeys(ctx, except string, at time.Time) error
+//   DeleteRetiredSigningKeys(ctx, before time.Time) error
+//   GetSecret(ctx, name) ([]byte, error)                            ErrNotFound
+//   PutSecretIfAbsent(ctx, name string, value []byte) ([]byte, error)  returns the stored value (first writer wins)
+//
+// OAuth (fosite):
+//   CreateOAuth(ctx, *OAuthRow) error
+//   GetOAuth(ctx, kind, signature string) (*OAuthRow, error)      inactive rows are returned with Active=false
+//   DeactivateOAuth(ctx, kind, signature string) error             WHERE active; ErrConflict when no row changed
+//   DeleteOAuth(ctx, kind, signature string) error
+//   DeactivateOAuthByRequestID(ctx, kind, requestID string) error
+//   DeleteOAuthByRequestID(ctx, kind, requestID string) error
+//   RevokeOAuthBySubject(ctx, subject string) error                deactivates access+refresh of the user
+//   RevokeOAuthBySession(ctx, sessionID string) error              deactivates access+refresh of an SSO session
+//
+// Pending authorization requests:
+//   CreateAuthRequest(ctx, *AuthRequest) error
+//   AuthRequestByID(ctx, id string, now time.Time) (*AuthRequest, error)  ErrNotFound when expired
+//
+// Housekeeping:
+//   DeleteExpired(ctx, now time.Time) (int64, error)                GC of every expiring kind
+//   Ping(ctx) error
+//   Backup(ctx, path string) error                                  SQLite: VACUUM INTO
+//
+// Transactions (fosite's storage.Transactional has the same shape):
+//   BeginTx(ctx) (context.Context, error); Commit(ctx) error; Rollback(ctx) error
+//   InTx(ctx, func(ctx context.Context) error) error
