@@ -1,4 +1,8 @@
-package provider
+// Package authn is the seam between the provider (OAuth2/OIDC on fosite) and
+// flows (the officer journey): the provider asks one question — is this browser
+// fully signed in, and how — and hands the browser over when it is not. Neither
+// side imports the other; both import this package. Nothing else belongs here.
+package authn
 
 import (
 	"net/http"
