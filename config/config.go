@@ -47,6 +47,19 @@ type Config struct {
 	// Source is the file the configuration was loaded from ("" for built-in
 	// dev configuration); relative paths in it are resolved against its folder.
 	Source string `yaml:"-"`
+
+	// lines maps a field path ("clients[1].redirect_uris[0]") to its line in
+	// Source, so that Validate can point at the offending line.
+	lines map[string]int
+	// origin says where a secret came from ("from LANYARD_ENCRYPTION_KEY"),
+	// because a problem with it is then not on the line the file shows.
+	origin map[string]string
+	// outboxDefaulted is set when Mail.Outbox was derived from DataDir rather
+	// than configured: only an explicit outbox may replace SMTP outside dev.
+	outboxDefaulted bool
+	// sourceName names the source in problems when Source is "" (the
+	// built-in dev.yaml).
+	sourceName string
 }
 
 // Database selects the store. An empty URL means SQLite in DataDir/lanyard.db.
@@ -129,11 +142,11 @@ type Mail struct {
 // SMTP is an SMTP relay.
 type SMTP struct {
 	Host     string   `yaml:"host"`
-	Port     int      `yaml:"port"` // default 587
+	Port     int      `yaml:"port"` // default 587 (465 with tls: tls)
 	Username string   `yaml:"username"`
 	Password Secret   `yaml:"password"`
-	TLS      string   `yaml:"tls"` // starttls (default), tls, none
-	Timeout  Duration `yaml:"timeout"`
+	TLS      string   `yaml:"tls"`     // starttls (default), tls, none
+	Timeout  Duration `yaml:"timeout"` // default 10s
 }
 
 // Journey configures the officer journey.
@@ -176,7 +189,7 @@ type Document struct {
 
 // WebAuthn configures passkeys. The RP ID and origin come from the issuer.
 type WebAuthn struct {
-	RPDisplayName string   `yaml:"rp_display_name"`
+	RPDisplayName string   `yaml:"rp_display_name"` // default Journey.DisplayName
 	ExtraOrigins  []string `yaml:"extra_origins"`
 }
 

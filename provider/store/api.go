@@ -84,7 +84,10 @@ type Acceptance struct {
 // Session is a server-side SSO session; the browser cookie holds its ID.
 // The journey state of a sign-in in progress lives in Data (JSON, owned by flows).
 type Session struct {
-	ID         string // random, ≥128 bits; the store keeps only a hash of it
+	ID string // random, ≥128 bits; the store keeps only a hash of it
+	// Ref is SessionRef(ID), the session's public reference (set by the store
+	// on every session it returns; the only identifier UserSessions can give).
+	Ref        string
 	UserID     string // "" until a password (or passkey) has been verified
 	State      string // owned by flows: "journey" | "authenticated"
 	AuthTime   time.Time
@@ -167,10 +170,13 @@ type OAuthRow struct {
 	SessionID string // the SSO session that produced it ("" when none)
 	Active    bool
 	// AccessSignature links a refresh token to its access token (refresh only).
-	AccessSignature string
-	RequestedAt     time.Time
-	ExpiresAt       time.Time
-	Data            []byte // serialized fosite request (owned by provider)
+	// Stored hashed like Signature, so it is write-only: GetOAuth leaves it
+	// empty and fills AccessSignatureHash (hex SHA-256) instead.
+	AccessSignature     string
+	AccessSignatureHash string
+	RequestedAt         time.Time
+	ExpiresAt           time.Time
+	Data                []byte // serialized fosite request (owned by provider)
 }
 
 // AuthRequest is a pending authorization request parked while the officer goes

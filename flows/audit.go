@@ -1,0 +1,70 @@
+package flows
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/lanyard-idp/lanyard/provider/store"
+)
+
+// Audit event names written by the journey.
+const (
+	evSigninPassword = "signin.password"
+	evSigninSuccess  = "signin.success"
+	evSigninFailure  = "signin.failure"
+	evLock           = "lock"
+	evMFAEnrol       = "mfa.enrol"
+	evMFAChallenge   = "mfa.challenge"
+	evRecoveryUse    = "mfa.recovery_code.use"
+	evPasswordChange = "password.change"
+	evPolicyAccept   = "policy.accept"
+	evLogout         = "logout"
+)
+
+// event is one audit line before the request's context is added. Detail
+// holds small facts (a reason, a document version), never a password, code,
+// secret or session id.
+type event struct {
+	Name     string
+	UserID   string
+	Username string
+	Detail   map[string]any
+}
+
+// audit appends an event with the request's client id, address and user
+// agent, in ctx's transaction when there is one (so it is stored with the
+// change it describes, or not at all).
+func (h *Handler) audit(ctx context.Context, r *http.Request, s *session, e event) error {
+	ev := &store.AuditEvent{
+		At:         h.now().UTC(),
+		Event:      e.Name,
+		UserID:     e.UserID,
+		Username:   truncate(e.Username, 254),
+		ClientAddr: clientAddr(r),
+		UserAgent:  truncate(r.UserAgent(), 256),
+	}
+	if s != nil {
+		ev.ClientID = s.j.ClientID
+	}
+	if len(e.Detail) > 0 {
+		d, err := json.Marshal(e.Detail)
+		if err != nil {
+			return fmt.Errorf("audit %s: %w", e.Name, err)
+		}
+		ev.Detail = d
+	}
+	if err := h.store.AppendAudit(ctx, ev); err != nil {
+		return fmt.Errorf("audit %s: %w", e.Name, err)
+	}
+	return nil
+}
+
+// auditLog is audit for events that go with no other write (a failure, a
+// lock): losing one is logged rather than failing the request.
+func (h *Handler) auditLog(ctx context.Context, r *http.Request, s *session, e event) {
+	if err := h.audit(ctx, r, s, e); err != nil {
+		h.log.Error("cannot write audit event", "event", e.Name, "err", err)
+	}
+}

@@ -1,0 +1,149 @@
+package flows
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestPendingTable(t *testing.T) {
+	cur := map[string]string{"privacy": "2", "terms": "3"}
+	both := map[string]string{"privacy": "2", "terms": "3"}
+	stale := map[string]string{"privacy": "1", "terms": "3"}
+	tests := []struct {
+		name  string
+		s     State
+		order []string
+		want  string
+	}{
+		{"anonymous", State{}, DefaultSteps, "identify,password"},
+		{"identified", State{Identified: true}, DefaultSteps, "password"},
+		{"password only ignores everything else", State{Identified: true, HasSecondFactor: true, PasswordInitial: true}, DefaultSteps, "password"},
+		{"first login", State{PasswordVerified: true, PasswordInitial: true, Current: cur},
+			DefaultSteps, "mfa-enrol,recovery-codes,change-password,privacy,terms"},
+		{"after enrolment the codes come first", State{PasswordVerified: true, HasSecondFactor: true, SecondFactorVerified: true,
+			RecoveryCodesToShow: true, PasswordInitial: true, Current: cur}, DefaultSteps, "recovery-codes,change-password,privacy,terms"},
+		{"codes saved", State{PasswordVerified: true, HasSecondFactor: true, SecondFactorVerified: true, PasswordInitial: true, Current: cur},
+			DefaultSteps, "change-password,privacy,terms"},
+		{"password changed", State{PasswordVerified: true, HasSecondFactor: true, SecondFactorVerified: true, Current: cur},
+			DefaultSteps, "privacy,terms"},
+		{"privacy accepted", State{PasswordVerified: true, HasSecondFactor: true, SecondFactorVerified: true, Current: cur,
+			Accepted: map[string]string{"privacy": "2"}}, DefaultSteps, "terms"},
+		{"all done", State{PasswordVerified: true, HasSecondFactor: true, SecondFactorVerified: true, Current: cur, Accepted: both},
+			DefaultSteps, ""},
+		{"later sign-in: the challenge", State{PasswordVerified: true, HasSecondFactor: true, Current: cur, Accepted: both},
+			DefaultSteps, "mfa-challenge"},
+		{"challenge before a newly pending step", State{PasswordVerified: true, HasSecondFactor: true, Current: cur, Accepted: stale},
+			DefaultSteps, "mfa-challenge,privacy"},
+		{"a version bump", State{PasswordVerified: true, HasSecondFactor: true, SecondFactorVerified: true, Current: cur, Accepted: stale},
+			DefaultSteps, "privacy"},
+		{"password alone never reaches enrolment when a factor exists", State{PasswordVerified: true, HasSecondFactor: true,
+			PasswordInitial: true, Current: cur}, DefaultSteps, "mfa-challenge,change-password,privacy,terms"},
+		{"configured order", State{PasswordVerified: true, PasswordInitial: true, Current: cur},
+			[]string{"terms", "privacy", "change-password", "mfa-enrol"}, "terms,privacy,change-password,mfa-enrol,recovery-codes"},
+		{"no MFA step configured", State{PasswordVerified: true, Current: cur, Accepted: both}, []string{"privacy", "terms"}, ""},
+		{"unknown steps ignored", State{PasswordVerified: true, HasSecondFactor: true, SecondFactorVerified: true, Current: cur, Accepted: both},
+			[]string{"mfa-enrol", "bogus"}, ""},
+		{"a document without a version is not pending", State{PasswordVerified: true, HasSecondFactor: true, SecondFactorVerified: true},
+			DefaultSteps, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := strings.Join(Pending(tt.s, tt.order), ",")
+			if got != tt.want {
+				t.Errorf("Pending = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestPendingEveryCombination walks every combination of the boolean facts
+// and document states and checks the engine's invariants on each.
+func TestPendingEveryCombination(t *testing.T) {
+	versions := []map[string]string{nil, {"privacy": "1"}, {"terms": "1"}, {"privacy": "1", "terms": "1"}, {"privacy": "0", "terms": "1"}}
+	cur := map[string]string{"privacy": "1", "terms": "1"}
+	orders := [][]string{DefaultSteps, {"terms", "privacy", "change-password", "mfa-enrol"}, {"change-password"}}
+	n := 0
+	for bits := 0; bits < 1<<7; bits++ {
+		for _, acc := range versions {
+			for _, order := range orders {
+				s := State{
+					Identified:           bits&1 != 0,
+					PasswordVerified:     bits&2 != 0,
+					HasSecondFactor:      bits&4 != 0,
+					SecondFactorVerified: bits&8 != 0,
+					PasswordInitial:      bits&16 != 0,
+					RecoveryCodesToShow:  bits&32 != 0,
+					Accepted:             acc,
+				}
+				if bits&64 != 0 {
+					s.Current = cur
+				}
+				name := fmt.Sprintf("%07b/%v/%v", bits, acc, order)
+				checkInvariants(t, name, s, order, Pending(s, order))
+				n++
+			}
+		}
+	}
+	if n != 128*len(versions)*len(orders) {
+		t.Fatalf("walked %d combinations", n)
+	}
+}
+
+func checkInvariants(t *testing.T, name string, s State, order, got []string) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, step := range got {
+		if seen[step] {
+			t.Errorf("%s: %q twice in %v", name, step, got)
+		}
+		seen[step] = true
+		if _, ok := stepPath[step]; !ok {
+			t.Errorf("%s: unknown step %q", name, step)
+		}
+	}
+	if !s.PasswordVerified {
+		if len(got) == 0 || got[len(got)-1] != StepPassword {
+			t.Errorf("%s: without a verified password the journey must end at the password: %v", name, got)
+		}
+		return
+	}
+	// Nothing is ever pending before the second factor is proven.
+	if s.HasSecondFactor && !s.SecondFactorVerified && (len(got) == 0 || got[0] != StepMFAChallenge) {
+		t.Errorf("%s: a user with a factor must prove it first: %v", name, got)
+	}
+	// An enrolled factor is never replaced by a password alone.
+	if s.HasSecondFactor && seen[StepMFAEnrol] {
+		t.Errorf("%s: mfa-enrol pending for a user with a factor: %v", name, got)
+	}
+	if !s.HasSecondFactor && seen[StepMFAChallenge] {
+		t.Errorf("%s: challenge without a factor: %v", name, got)
+	}
+	if seen[StepChangePassword] != (s.PasswordInitial && slices.Contains(order, StepChangePassword)) {
+		t.Errorf("%s: change-password pending=%v with initial=%v", name, seen[StepChangePassword], s.PasswordInitial)
+	}
+	for _, doc := range []string{StepPrivacy, StepTerms} {
+		want := slices.Contains(order, doc) && s.Current[doc] != "" && s.Accepted[doc] != s.Current[doc]
+		if seen[doc] != want {
+			t.Errorf("%s: %s pending=%v, want %v", name, doc, seen[doc], want)
+		}
+	}
+	if s.RecoveryCodesToShow && !seen[StepRecoveryCodes] {
+		t.Errorf("%s: codes waiting but not pending: %v", name, got)
+	}
+	// The configured order is respected among the configured steps.
+	last := -1
+	for _, step := range got {
+		if i := slices.Index(order, step); i >= 0 {
+			if i < last {
+				t.Errorf("%s: %v does not follow the order %v", name, got, order)
+			}
+			last = i
+		}
+	}
+	// Fresh codes follow their enrolment directly.
+	if i := slices.Index(got, StepMFAEnrol); i >= 0 && (i+1 >= len(got) || got[i+1] != StepRecoveryCodes) {
+		t.Errorf("%s: recovery-codes must follow mfa-enrol: %v", name, got)
+	}
+}

@@ -1,0 +1,244 @@
+package flows
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/microcosm-cc/bluemonday"
+	"github.com/yuin/goldmark"
+
+	"github.com/lanyard-idp/lanyard/config"
+	"github.com/lanyard-idp/lanyard/flows/mail"
+	"github.com/lanyard-idp/lanyard/flows/password"
+	"github.com/lanyard-idp/lanyard/provider/authn"
+	"github.com/lanyard-idp/lanyard/provider/store"
+	"github.com/lanyard-idp/lanyard/provider/store/seal"
+	"github.com/lanyard-idp/lanyard/templates"
+)
+
+// The journey's routes, in one place.
+const (
+	PathSignIn         = "/signin"
+	PathPassword       = "/signin/password"
+	PathMFAChallenge   = "/signin/mfa"
+	PathMFAEnrol       = "/signin/enrol"
+	PathRecoveryCodes  = "/signin/recovery-codes"
+	PathChangePassword = "/signin/change-password"
+	PathPrivacy        = "/signin/privacy"
+	PathTerms          = "/signin/terms"
+	PathNext           = "/signin/next"
+	PathSignOut        = "/signout"
+	PathAccount        = "/account"
+)
+
+// stepPath is where each step's page lives.
+var stepPath = map[string]string{
+	StepIdentify:       PathSignIn,
+	StepPassword:       PathPassword,
+	StepMFAChallenge:   PathMFAChallenge,
+	StepMFAEnrol:       PathMFAEnrol,
+	StepRecoveryCodes:  PathRecoveryCodes,
+	StepChangePassword: PathChangePassword,
+	StepPrivacy:        PathPrivacy,
+	StepTerms:          PathTerms,
+}
+
+// Options are the dependencies of a Handler.
+type Options struct {
+	Config *config.Config
+	Store  *store.Store
+	Box    *seal.Box // seals TOTP secrets and the cookie keys at rest
+	Pages  *templates.Set
+	Mailer mail.Mailer // notifications; may be nil
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Handler serves the officer journey and implements authn.Journey.
+type Handler struct {
+	store  *store.Store
+	box    *seal.Box
+	pages  *templates.Set
+	mailer mail.Mailer
+	log    *slog.Logger
+	now    func() time.Time
+
+	cookies *cookieCodec
+	set     atomic.Pointer[settings]
+
+	// delay is how long a failed attempt waits before its answer, given the
+	// account's failure count; sleep waits (tests replace both to stay fast).
+	delay func(failures int) time.Duration
+	sleep func(ctx context.Context, d time.Duration)
+}
+
+var _ authn.Journey = (*Handler)(nil)
+
+// settings are the parts of the configuration a SIGHUP may change, swapped
+// atomically so a request sees one consistent version.
+type settings struct {
+	cfg    *config.Config
+	order  []string
+	docs   map[string]document
+	policy password.Policy
+	issuer *url.URL
+}
+
+// document is a policy rendered once: Markdown → HTML → sanitized.
+type document struct {
+	ID, Title, Version string
+	HTML               template.HTML
+}
+
+// New builds the journey handler: it loads (or, on the very first start,
+// creates) the cookie keys from the store so a restart or another node logs
+// nobody out, and renders the policy documents once.
+func New(ctx context.Context, o Options) (*Handler, error) {
+	switch {
+	case o.Config == nil:
+		return nil, errors.New("flows: Options.Config is required")
+	case o.Store == nil:
+		return nil, errors.New("flows: Options.Store is required")
+	case o.Box == nil:
+		return nil, errors.New("flows: Options.Box is required")
+	case o.Pages == nil:
+		return nil, errors.New("flows: Options.Pages is required")
+	}
+	for _, p := range []string{"identify", "password", "mfa-enrol", "recovery-codes", "mfa-challenge", "change-password", "policy", "signed-in", "error"} {
+		if !o.Pages.Has(p) {
+			return nil, fmt.Errorf("flows: page template %q is missing", p)
+		}
+	}
+	h := &Handler{
+		store:  o.Store,
+		box:    o.Box,
+		pages:  o.Pages,
+		mailer: o.Mailer,
+		log:    o.Logger,
+		now:    o.Now,
+		delay:  defaultDelay,
+		sleep:  sleepCtx,
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if err := h.SetConfig(o.Config); err != nil {
+		return nil, err
+	}
+	keys, err := loadCookieKeys(ctx, o.Store, o.Box)
+	if err != nil {
+		return nil, err
+	}
+	h.cookies = newCookieCodec(keys, o.Config.Dev, o.Config.Session.AbsoluteTimeout.D())
+	return h, nil
+}
+
+// SetConfig applies a reloaded configuration's journey settings and policy
+// documents. Nothing changes when it returns an error. The cookie name and
+// keys are fixed at start.
+func (h *Handler) SetConfig(cfg *config.Config) error {
+	if cfg == nil {
+		return errors.New("flows: nil config")
+	}
+	iss, err := url.Parse(cfg.Issuer)
+	if err != nil || iss.Scheme == "" || iss.Host == "" {
+		return fmt.Errorf("flows: issuer %q is not an absolute URL", cfg.Issuer)
+	}
+	order := cfg.Journey.Steps
+	if len(order) == 0 {
+		order = DefaultSteps
+	}
+	for i, s := range order {
+		if !slices.Contains(DefaultSteps, s) {
+			return fmt.Errorf("flows: unknown journey step %q (want one of %v)", s, DefaultSteps)
+		}
+		if slices.Contains(order[:i], s) {
+			return fmt.Errorf("flows: journey step %q is listed twice", s)
+		}
+	}
+	docs := map[string]document{}
+	for _, d := range cfg.Documents {
+		md, err := d.Markdown(cfg)
+		if err != nil {
+			return fmt.Errorf("flows: document %s: %w", d.ID, err)
+		}
+		var buf bytes.Buffer
+		if err := goldmark.Convert(md, &buf); err != nil {
+			return fmt.Errorf("flows: document %s: %w", d.ID, err)
+		}
+		// The documents come from the operator, but sanitising costs nothing
+		// once at start and keeps a pasted <script> from defeating the CSP's
+		// purpose.
+		safe := bluemonday.UGCPolicy().SanitizeBytes(buf.Bytes())
+		docs[d.ID] = document{ID: d.ID, Title: d.Title, Version: d.Version, HTML: template.HTML(safe)}
+	}
+	for _, s := range order {
+		if s == StepPrivacy || s == StepTerms {
+			if _, ok := docs[s]; !ok {
+				return fmt.Errorf("flows: journey step %q needs a document with id %q", s, s)
+			}
+		}
+	}
+	pol := password.Policy{MinLength: cfg.Password.MinLength, MaxLength: cfg.Password.MaxLength}
+	if pol.MinLength <= 0 {
+		pol.MinLength = 12
+	}
+	if pol.MaxLength <= 0 {
+		pol.MaxLength = 128
+	}
+	h.set.Store(&settings{cfg: cfg, order: slices.Clone(order), docs: docs, policy: pol, issuer: iss})
+	return nil
+}
+
+func (h *Handler) settings() *settings { return h.set.Load() }
+
+// Mount registers the journey's routes, each behind the security headers,
+// cross-origin protection and a body limit.
+func (h *Handler) Mount(mux *http.ServeMux) {
+	s := h.settings()
+	cop := http.NewCrossOriginProtection()
+	// Behind a reverse proxy the Host header may not be the public name; the
+	// issuer's origin is the one our own forms are posted from.
+	if err := cop.AddTrustedOrigin(s.issuer.Scheme + "://" + s.issuer.Host); err != nil {
+		h.log.Warn("cannot trust the issuer origin for cross-origin checks", "err", err)
+	}
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.log.Warn("cross-origin form refused", "path", r.URL.Path, "origin", truncate(r.Header.Get("Origin"), 100))
+		h.renderError(w, r, &pageError{status: http.StatusForbidden,
+			msg: "This form was sent from another website, so it was refused. Go back to the sign-in page, reload it and try again."})
+	}))
+	route := func(pattern string, fn handlerFunc) {
+		mux.Handle(pattern, SecurityHeaders(s.cfg.Dev, cop.Handler(limitForm(h.adapt(fn)))))
+	}
+	route("GET "+PathSignIn, h.getIdentify)
+	route("POST "+PathSignIn, h.postIdentify)
+	route("GET "+PathPassword, h.getPassword)
+	route("POST "+PathPassword, h.postPassword)
+	route("GET "+PathMFAChallenge, h.getChallenge)
+	route("POST "+PathMFAChallenge, h.postChallenge)
+	route("GET "+PathMFAEnrol, h.getEnrol)
+	route("POST "+PathMFAEnrol, h.postEnrol)
+	route("GET "+PathRecoveryCodes, h.getRecoveryCodes)
+	route("POST "+PathRecoveryCodes, h.postRecoveryCodes)
+	route("GET "+PathChangePassword, h.getChangePassword)
+	route("POST "+PathChangePassword, h.postChangePassword)
+	route("GET "+PathPrivacy, h.policyGet(StepPrivacy))
+	route("POST "+PathPrivacy, h.policyPost(StepPrivacy))
+	route("GET "+PathTerms, h.policyGet(StepTerms))
+	route("POST "+PathTerms, h.policyPost(StepTerms))
+	route("GET "+PathNext, h.next)
+	route("POST "+PathSignOut, h.postSignOut)
+	route("GET "+PathAccount, h.account)
+}

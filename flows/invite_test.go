@@ -1,0 +1,540 @@
+package flows
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lanyard-idp/lanyard/config"
+	"github.com/lanyard-idp/lanyard/flows/mail"
+	"github.com/lanyard-idp/lanyard/flows/mail/mailtest"
+	"github.com/lanyard-idp/lanyard/flows/password"
+	"github.com/lanyard-idp/lanyard/provider/store"
+	"github.com/lanyard-idp/lanyard/templates"
+)
+
+// inviteFixture is an Inviter on a real SQLite store in t.TempDir() and a
+// real SMTP server, with a clock the test moves.
+type inviteFixture struct {
+	iv    *Inviter
+	store *store.Store
+	smtp  *mailtest.Server
+	logs  *syncBuffer
+	now   time.Time
+	mu    sync.Mutex
+}
+
+// syncBuffer is a log sink that concurrent Invite calls can share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var inviteStart = time.Date(2026, 11, 26, 9, 30, 0, 0, time.UTC)
+
+func newInviteFixture(t *testing.T) *inviteFixture {
+	t.Helper()
+	st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "lanyard.db"))
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	pages, err := templates.Parse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := mailtest.Start(t, mailtest.Options{})
+	mailer, err := mail.NewSMTP(config.SMTP{Host: srv.Host, Port: srv.Port, TLS: "none", Timeout: config.Duration(5 * time.Second)}, "Lanyard <no-reply@agency.example>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{
+		Issuer: "https://id.agency.example",
+		Invitations: config.Invitations{
+			ValidFor:         config.Duration(30 * 24 * time.Hour),
+			AllowedDomains:   []string{"agency.example"},
+			RefusedMailboxes: []string{"*@litemail.agency.example", "*.lite@agency.example"},
+		},
+		Journey: config.Journey{DisplayName: "Lanyard"},
+	}
+	f := &inviteFixture{store: st, smtp: srv, logs: &syncBuffer{}, now: inviteStart}
+	f.iv = &Inviter{
+		Config: cfg, Store: st, Mailer: mailer, Pages: pages,
+		Now:    f.clock,
+		Logger: slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	return f
+}
+
+func (f *inviteFixture) clock() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.now
+}
+
+func (f *inviteFixture) advance(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.now = f.now.Add(d)
+}
+
+// counts is the number of users and audit events: what "nothing written" compares.
+func (f *inviteFixture) counts(t *testing.T) (users, events int) {
+	t.Helper()
+	us, err := f.store.ListUsers(t.Context(), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := f.store.Audit(t.Context(), store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(us), len(ev)
+}
+
+func (f *inviteFixture) events(t *testing.T, event string) []store.AuditEvent {
+	t.Helper()
+	ev, err := f.store.Audit(t.Context(), store.AuditFilter{Event: event})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+func verifies(t *testing.T, hash, pw string) bool {
+	t.Helper()
+	ok, err := password.Verify(hash, pw)
+	if err != nil {
+		t.Fatalf("stored hash: %v", err)
+	}
+	return ok
+}
+
+func TestInvite(t *testing.T) {
+	f := newInviteFixture(t)
+	inv, err := f.iv.Invite(t.Context(), "  Alice.Martin@AGENCY.example ", "Alice Martin", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inv.MailErr != nil {
+		t.Fatalf("MailErr: %v", inv.MailErr)
+	}
+	wantExp := inviteStart.Add(30 * 24 * time.Hour)
+	if inv.Username != "alice.martin@agency.example" || inv.Name != "Alice Martin" || inv.Resent || !inv.ExpiresAt.Equal(wantExp) {
+		t.Fatalf("invitation %+v", inv)
+	}
+	if err := (password.Policy{MinLength: 12, MaxLength: 128}).Check(inv.InitialPassword, inv.Username, ""); err != nil {
+		t.Fatalf("initial password %q fails the policy: %v", inv.InitialPassword, err)
+	}
+
+	u, err := f.store.UserByUsername(t.Context(), "alice.martin@agency.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.State != store.UserInvited || !u.PasswordInitial || !u.InviteExpiresAt.Equal(wantExp) || u.Name != "Alice Martin" || u.Email != u.Username {
+		t.Fatalf("stored user %+v", u)
+	}
+	if len(u.ID) != 32 {
+		t.Fatalf("user id %q is not 128 bits of hex", u.ID)
+	}
+	if !verifies(t, u.PasswordHash, inv.InitialPassword) {
+		t.Fatal("the initial password does not verify against the stored hash")
+	}
+
+	ev := f.events(t, AuditInvite)
+	if len(ev) != 1 || ev[0].UserID != u.ID || ev[0].Username != u.Username {
+		t.Fatalf("audit %+v", ev)
+	}
+	if bytes.Contains(ev[0].Detail, []byte(inv.InitialPassword)) {
+		t.Fatal("the audit detail holds the initial password")
+	}
+
+	got := f.smtp.Wait(t, 1)
+	if len(got[0].To) != 1 || got[0].To[0] != "alice.martin@agency.example" {
+		t.Fatalf("mail sent to %v", got[0].To)
+	}
+	m, err := mailtest.Parse(got[0].Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Subject != "Your Lanyard account: finish setting up" {
+		t.Errorf("subject %q", m.Subject)
+	}
+	if m.To[0].Name != "Alice Martin" {
+		t.Errorf("To %v", m.To[0])
+	}
+	for part, body := range map[string]string{"text": m.Text, "HTML": m.HTML} {
+		for _, want := range []string{
+			"Alice Martin", "alice.martin@agency.example", inv.InitialPassword,
+			"https://id.agency.example/signin", "Saturday 26 December 2026",
+			"authenticator app", "passkey", "Privacy policy", "Terms of use", "did not expect this email",
+		} {
+			if !strings.Contains(body, want) {
+				t.Errorf("%s part lacks %q:\n%s", part, want, body)
+			}
+		}
+	}
+	if strings.Contains(f.logs.String(), inv.InitialPassword) {
+		t.Fatalf("the initial password is in the log:\n%s", f.logs.String())
+	}
+}
+
+func TestInviteRefused(t *testing.T) {
+	f := newInviteFixture(t)
+	// An active officer and a pending invitation already exist.
+	if _, err := f.iv.Invite(t.Context(), "bob@agency.example", "Bob", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.CreateUser(t.Context(), &store.User{
+		ID: "00000000000000000000000000000001", Username: "carol@agency.example", Email: "carol@agency.example",
+		Name: "Carol", State: store.UserActive, CreatedAt: inviteStart, UpdatedAt: inviteStart,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.CreateUser(t.Context(), &store.User{
+		ID: "00000000000000000000000000000002", Username: "dave@agency.example", Email: "dave@agency.example",
+		Name: "Dave", State: store.UserDisabled, CreatedAt: inviteStart, UpdatedAt: inviteStart,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.smtp.Wait(t, 1)
+	bob, _ := f.store.UserByUsername(t.Context(), "bob@agency.example")
+
+	cases := []struct {
+		name, email, fullName string
+		resend                bool
+		want                  error
+		says                  string
+	}{
+		{"other domain", "alice@gmail.com", "Alice", false, ErrDomainNotAllowed, "gmail.com is not an allowed domain"},
+		{"subdomain", "alice@sub.agency.example", "Alice", false, ErrDomainNotAllowed, "sub.agency.example is not an allowed domain"},
+		{"look-alike domain", "alice@agency.example.evil.example", "Alice", false, ErrDomainNotAllowed, "not an allowed domain"},
+		{"LiteMail", "alice@litemail.agency.example", "Alice", false, ErrRefusedMailbox, "LiteMail-style mailbox"},
+		{"LiteMail upper case", "Alice@LiteMail.Agency.Example", "Alice", false, ErrRefusedMailbox, "standard mailbox"},
+		{"LiteMail local pattern", "alice.lite@agency.example", "Alice", false, ErrRefusedMailbox, "LiteMail-style mailbox"},
+		{"malformed", "alice at agency.example", "Alice", false, ErrBadUsername, ""},
+		{"two addresses", "alice@agency.example, eve@agency.example", "Alice", false, ErrBadUsername, ""},
+		{"display name form", "Alice <alice@agency.example>", "Alice", false, ErrBadUsername, ""},
+		{"empty", "", "Alice", false, ErrBadUsername, ""},
+		{"already active", "carol@agency.example", "Carol", false, ErrAlreadyActive, "already has an active account"},
+		{"resend active", "carol@agency.example", "", true, ErrAlreadyActive, "active account"},
+		{"disabled", "dave@agency.example", "Dave", false, ErrAccountDisabled, "disabled"},
+		{"already invited", "bob@agency.example", "Bob", false, ErrAlreadyInvited, "--resend bob@agency.example"},
+		{"already invited, case", "BOB@agency.example", "Bob", false, ErrAlreadyInvited, "--resend"},
+		{"resend nobody", "erin@agency.example", "", true, ErrNoInvitation, "without --resend"},
+		{"name with newline", "erin@agency.example", "Erin\r\nBcc: eve@evil.example", false, ErrBadName, ""},
+		{"name too long", "erin@agency.example", strings.Repeat("E", 201), false, ErrBadName, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			users, events := f.counts(t)
+			inv, err := f.iv.Invite(t.Context(), c.email, c.fullName, c.resend)
+			if !errors.Is(err, c.want) || inv != nil {
+				t.Fatalf("Invite(%q) = %v, %v; want %v", c.email, inv, err, c.want)
+			}
+			if !strings.Contains(err.Error(), c.says) {
+				t.Errorf("error %q does not say %q", err, c.says)
+			}
+			if u2, e2 := f.counts(t); u2 != users || e2 != events {
+				t.Fatalf("users %d→%d, audit events %d→%d: a refused invitation wrote something", users, u2, events, e2)
+			}
+			if n := len(f.smtp.Messages()); n != 1 {
+				t.Fatalf("%d mails sent; a refused invitation sent one", n)
+			}
+		})
+	}
+	// Bob's invitation is untouched by the refused attempts.
+	bob2, _ := f.store.UserByUsername(t.Context(), "bob@agency.example")
+	if bob2.PasswordHash != bob.PasswordHash || !bob2.InviteExpiresAt.Equal(bob.InviteExpiresAt) {
+		t.Fatal("a refused invitation changed an existing one")
+	}
+}
+
+func TestInviteNoAllowedDomains(t *testing.T) {
+	f := newInviteFixture(t)
+	f.iv.Config.Invitations.AllowedDomains = nil
+	_, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice", false)
+	if !errors.Is(err, ErrDomainNotAllowed) || !strings.Contains(err.Error(), "invitations.allowed_domains") {
+		t.Fatalf("no allowed domains: %v", err)
+	}
+}
+
+func TestInviteBadConfig(t *testing.T) {
+	f := newInviteFixture(t)
+	for _, issuer := range []string{"", "id.agency.example", "ftp://id.agency.example", "https://id.agency.example/?x=1"} {
+		f.iv.Config.Issuer = issuer
+		if _, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice", false); err == nil || !strings.Contains(err.Error(), "issuer") {
+			t.Errorf("issuer %q: %v", issuer, err)
+		}
+	}
+	f.iv.Config.Issuer = "https://id.agency.example"
+	f.iv.Config.Invitations.RefusedMailboxes = []string{"[unclosed@*"}
+	if _, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice", false); err == nil || !strings.Contains(err.Error(), "malformed") {
+		t.Errorf("malformed pattern: %v", err)
+	}
+	if u, e := f.counts(t); u != 0 || e != 0 {
+		t.Fatalf("%d users, %d events after configuration errors", u, e)
+	}
+}
+
+func TestInviteLinkFromIssuerOnly(t *testing.T) {
+	f := newInviteFixture(t)
+	f.iv.Config.Issuer = "https://id.agency.example/lanyard/"
+	f.iv.Config.Journey = config.Journey{DisplayName: "TechPass", Environment: "Staging"}
+	if _, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice", false); err != nil {
+		t.Fatal(err)
+	}
+	m, err := mailtest.Parse(f.smtp.Wait(t, 1)[0].Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Subject != "Your TechPass account: finish setting up" {
+		t.Errorf("subject %q", m.Subject)
+	}
+	if !strings.Contains(m.Text, "https://id.agency.example/lanyard/signin") || !strings.Contains(m.HTML, `href="https://id.agency.example/lanyard/signin"`) {
+		t.Errorf("link not built from the issuer:\n%s\n%s", m.Text, m.HTML)
+	}
+	if !strings.Contains(m.Text, "Staging") {
+		t.Errorf("environment not named:\n%s", m.Text)
+	}
+}
+
+func TestInviteHTMLEscapesName(t *testing.T) {
+	f := newInviteFixture(t)
+	if _, err := f.iv.Invite(t.Context(), "alice@agency.example", `Alice <script>alert(1)</script> & "Co"`, false); err != nil {
+		t.Fatal(err)
+	}
+	m, err := mailtest.Parse(f.smtp.Wait(t, 1)[0].Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(m.HTML, "<script>") || !strings.Contains(m.HTML, "&lt;script&gt;") {
+		t.Fatalf("the name is not escaped in the HTML part:\n%s", m.HTML)
+	}
+}
+
+func TestInviteResend(t *testing.T) {
+	f := newInviteFixture(t)
+	first, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice Martin", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := f.store.UserByUsername(t.Context(), "alice@agency.example")
+
+	f.advance(10 * 24 * time.Hour)
+	second, err := f.iv.Invite(t.Context(), "Alice@agency.example", "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !second.Resent || second.MailErr != nil || second.Name != "Alice Martin" {
+		t.Fatalf("resend %+v", second)
+	}
+	if second.InitialPassword == first.InitialPassword {
+		t.Fatal("resend kept the initial password")
+	}
+	wantExp := inviteStart.Add(40 * 24 * time.Hour)
+	if !second.ExpiresAt.Equal(wantExp) {
+		t.Fatalf("new expiry %v; want %v", second.ExpiresAt, wantExp)
+	}
+	u, _ := f.store.UserByUsername(t.Context(), "alice@agency.example")
+	if u.ID != before.ID || u.State != store.UserInvited || !u.PasswordInitial || !u.InviteExpiresAt.Equal(wantExp) || u.Name != "Alice Martin" {
+		t.Fatalf("user after resend %+v", u)
+	}
+	if verifies(t, u.PasswordHash, first.InitialPassword) {
+		t.Fatal("the old initial password still verifies after a resend")
+	}
+	if !verifies(t, u.PasswordHash, second.InitialPassword) {
+		t.Fatal("the new initial password does not verify")
+	}
+	if ev := f.events(t, AuditInviteResend); len(ev) != 1 || ev[0].UserID != u.ID {
+		t.Fatalf("audit invite.resend: %+v", ev)
+	}
+	got := f.smtp.Wait(t, 2)
+	m, err := mailtest.Parse(got[1].Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(m.Text, second.InitialPassword) || strings.Contains(m.Text, first.InitialPassword) || !strings.Contains(m.Text, "Tuesday 5 January 2027") {
+		t.Fatalf("resent mail:\n%s", m.Text)
+	}
+
+	// A resend may rename the officer.
+	if _, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice Martin-Lee", true); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := f.store.UserByUsername(t.Context(), "alice@agency.example"); u.Name != "Alice Martin-Lee" {
+		t.Fatalf("name after resend with --name: %q", u.Name)
+	}
+}
+
+func TestInviteExpiredCanBeResent(t *testing.T) {
+	f := newInviteFixture(t)
+	if _, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice", false); err != nil {
+		t.Fatal(err)
+	}
+	f.advance(31 * 24 * time.Hour)
+	_, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice", false)
+	if !errors.Is(err, ErrAlreadyInvited) || !strings.Contains(err.Error(), "expired on Saturday 26 December 2026") {
+		t.Fatalf("re-invite after expiry without --resend: %v", err)
+	}
+	inv, err := f.iv.Invite(t.Context(), "alice@agency.example", "", true)
+	if err != nil || !inv.ExpiresAt.After(f.clock()) {
+		t.Fatalf("resend after expiry: %+v, %v", inv, err)
+	}
+}
+
+func TestInviteMailDown(t *testing.T) {
+	f := newInviteFixture(t)
+	f.smtp.Close()
+	inv, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice", false)
+	if err != nil {
+		t.Fatalf("an SMTP failure must not fail the invitation: %v", err)
+	}
+	if inv.MailErr == nil || !strings.Contains(inv.MailErr.Error(), f.smtp.Addr()) {
+		t.Fatalf("MailErr %v; want the relay's failure", inv.MailErr)
+	}
+	u, err := f.store.UserByUsername(t.Context(), "alice@agency.example")
+	if err != nil || u.State != store.UserInvited {
+		t.Fatalf("the invitation is not recorded: %+v, %v", u, err)
+	}
+	if !verifies(t, u.PasswordHash, inv.InitialPassword) {
+		t.Fatal("the initial password does not verify")
+	}
+	if ev := f.events(t, AuditInvite); len(ev) != 1 {
+		t.Fatalf("invite events: %+v", ev)
+	}
+	ev := f.events(t, AuditInviteMailFailed)
+	if len(ev) != 1 || ev[0].UserID != u.ID || !bytes.Contains(ev[0].Detail, []byte("error")) {
+		t.Fatalf("invite.mail_failed events: %+v", ev)
+	}
+	if strings.Contains(f.logs.String(), inv.InitialPassword) || bytes.Contains(ev[0].Detail, []byte(inv.InitialPassword)) {
+		t.Fatal("the initial password leaked into the log or the audit")
+	}
+	if !strings.Contains(f.logs.String(), "onboarding email not sent") {
+		t.Fatalf("no log line for the failure:\n%s", f.logs.String())
+	}
+}
+
+func TestInviteMailRefused(t *testing.T) {
+	f := newInviteFixture(t)
+	srv := mailtest.Start(t, mailtest.Options{RefuseRcpt: func(string) error { return mailtest.Refuse550 }})
+	m, err := mail.NewSMTP(config.SMTP{Host: srv.Host, Port: srv.Port, TLS: "none"}, "Lanyard <no-reply@agency.example>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.iv.Mailer = m
+	inv, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice", false)
+	if err != nil || inv.MailErr == nil || !strings.Contains(inv.MailErr.Error(), "550") {
+		t.Fatalf("550 on RCPT: %+v, %v", inv, err)
+	}
+	if ev := f.events(t, AuditInviteMailFailed); len(ev) != 1 {
+		t.Fatalf("invite.mail_failed events: %+v", ev)
+	}
+}
+
+func TestInviteConcurrent(t *testing.T) {
+	f := newInviteFixture(t)
+	const n = 20
+	var wg sync.WaitGroup
+	results := make([]error, n)
+	invs := make([]*Invitation, n)
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			invs[i], results[i] = f.iv.Invite(context.Background(), "alice@agency.example", "Alice", false)
+		})
+	}
+	close(start)
+	wg.Wait()
+	var ok []*Invitation
+	for i, err := range results {
+		switch {
+		case err == nil:
+			ok = append(ok, invs[i])
+		case !errors.Is(err, ErrAlreadyInvited):
+			t.Errorf("racing invite %d: %v; want success or ErrAlreadyInvited", i, err)
+		}
+	}
+	if len(ok) != 1 {
+		t.Fatalf("%d of %d racing invitations succeeded; want exactly 1", len(ok), n)
+	}
+	if users, _ := f.counts(t); users != 1 {
+		t.Fatalf("%d users; want 1", users)
+	}
+	if ev := f.events(t, AuditInvite); len(ev) != 1 {
+		t.Fatalf("%d invite events; want 1", len(ev))
+	}
+	u, _ := f.store.UserByUsername(t.Context(), "alice@agency.example")
+	if !verifies(t, u.PasswordHash, ok[0].InitialPassword) {
+		t.Fatal("the stored password is not the winner's")
+	}
+	if got := f.smtp.Wait(t, 1); len(got) != 1 {
+		t.Fatalf("%d mails; want 1", len(got))
+	}
+	time.Sleep(100 * time.Millisecond) // a late second mail would show up by now
+	if n := len(f.smtp.Messages()); n != 1 {
+		t.Fatalf("%d mails; want 1", n)
+	}
+}
+
+func TestInviteConcurrentResend(t *testing.T) {
+	f := newInviteFixture(t)
+	if _, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice", false); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	var wg sync.WaitGroup
+	invs := make([]*Invitation, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			invs[i], errs[i] = f.iv.Invite(context.Background(), "alice@agency.example", "", true)
+		})
+	}
+	close(start)
+	wg.Wait()
+	// Resends are serialized by the transaction; whatever the interleaving,
+	// the stored password is the one of the last successful resend's email,
+	// and every success was audited.
+	u, _ := f.store.UserByUsername(t.Context(), "alice@agency.example")
+	succeeded, working := 0, 0
+	for i := range n {
+		if errs[i] != nil {
+			if !errors.Is(errs[i], ErrAlreadyInvited) {
+				t.Errorf("racing resend %d: %v", i, errs[i])
+			}
+			continue
+		}
+		succeeded++
+		if verifies(t, u.PasswordHash, invs[i].InitialPassword) {
+			working++
+		}
+	}
+	if succeeded == 0 || working != 1 {
+		t.Fatalf("%d resends succeeded, %d of their passwords work; want ≥1 and exactly 1", succeeded, working)
+	}
+	if ev := f.events(t, AuditInviteResend); len(ev) != succeeded {
+		t.Fatalf("%d invite.resend events for %d successful resends", len(ev), succeeded)
+	}
+}

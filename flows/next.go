@@ -1,0 +1,363 @@
+package flows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/lanyard-idp/lanyard/provider/authn"
+	"github.com/lanyard-idp/lanyard/provider/store"
+)
+
+// The dispatcher: the one place that decides where a browser goes next. Every
+// step handler asks it first (at) and returns to it when done (PathNext).
+
+// AMR and ACR values the journey asserts.
+const (
+	acrPassword = "urn:lanyard:acr:pwd"
+	acrMFA      = "urn:lanyard:acr:mfa"
+)
+
+// flow is a browser's journey as the dispatcher sees it right now.
+type flow struct {
+	s       *session
+	user    *store.User // nil until the password is verified
+	state   State
+	pending []string
+	set     *settings
+}
+
+// current is the first pending step, or "" when nothing is pending.
+func (f *flow) current() string {
+	if len(f.pending) == 0 {
+		return ""
+	}
+	return f.pending[0]
+}
+
+// errUserGone: the session's user was deleted or disabled mid-way.
+var errUserGone = errors.New("user deleted or disabled")
+
+// flowFor assembles the State of a session from the session and the store.
+func (h *Handler) flowFor(ctx context.Context, s *session) (*flow, error) {
+	set := h.settings()
+	f := &flow{s: s, set: set}
+	st := State{
+		Identified:       s.j.Username != "",
+		PasswordVerified: s.j.PasswordVerified && s.row.UserID != "",
+	}
+	if st.PasswordVerified {
+		u, err := h.store.UserByID(ctx, s.row.UserID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, errUserGone
+		}
+		if err != nil {
+			return nil, fmt.Errorf("load user: %w", err)
+		}
+		if u.State == store.UserDisabled {
+			return nil, errUserGone
+		}
+		f.user = u
+		if st.HasSecondFactor, err = h.hasSecondFactor(ctx, u.ID); err != nil {
+			return nil, err
+		}
+		st.SecondFactorVerified = s.j.FactorVerified
+		st.PasswordInitial = u.PasswordInitial
+		st.RecoveryCodesToShow = len(s.j.RecoveryCodes) > 0
+		acc, err := h.store.Acceptances(ctx, u.ID)
+		if err != nil {
+			return nil, fmt.Errorf("load acceptances: %w", err)
+		}
+		st.Accepted = map[string]string{}
+		for _, a := range acc {
+			st.Accepted[a.Document] = a.Version
+		}
+		st.Current = map[string]string{}
+		for id, d := range set.docs {
+			st.Current[id] = d.Version
+		}
+	}
+	f.state = st
+	f.pending = Pending(st, set.order)
+	return f, nil
+}
+
+// hasSecondFactor: a confirmed authenticator app or a passkey.
+func (h *Handler) hasSecondFactor(ctx context.Context, userID string) (bool, error) {
+	t, err := h.store.TOTPByUser(ctx, userID)
+	switch {
+	case err == nil && t.Confirmed:
+		return true, nil
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return false, fmt.Errorf("load TOTP: %w", err)
+	}
+	creds, err := h.store.WebAuthnCredentials(ctx, userID)
+	if err != nil {
+		return false, fmt.Errorf("load passkeys: %w", err)
+	}
+	return len(creds) > 0, nil
+}
+
+// at is the guard every step handler starts with: it returns the browser's
+// flow when step is the current step; otherwise it has already answered
+// with a 303 to the current step (or to the start) and returns nil. Nothing
+// is changed on the way: a later step's URL, a replayed POST from another
+// flow and the back button all land on the first pending step.
+func (h *Handler) at(w http.ResponseWriter, r *http.Request, step string) (*flow, error) {
+	s, err := h.load(r)
+	if err != nil {
+		return nil, err
+	}
+	if s == nil {
+		return nil, redirect(w, r, PathSignIn)
+	}
+	f, err := h.flowFor(r.Context(), s)
+	if errors.Is(err, errUserGone) {
+		h.end(w, r, s)
+		return nil, redirect(w, r, PathSignIn)
+	}
+	if err != nil {
+		return nil, err
+	}
+	cur := f.current()
+	// The username page stays reachable until the password is verified:
+	// "Not you?" leads back to it.
+	if step == StepIdentify && (cur == StepIdentify || cur == StepPassword) {
+		return f, nil
+	}
+	if cur != step {
+		to := PathNext
+		if cur != "" {
+			to = stepPath[cur]
+		}
+		return nil, redirect(w, r, to)
+	}
+	return f, nil
+}
+
+// progress is "Step N of M" for an onboarding step: steps done in this
+// sign-in, plus the ones still pending.
+func (f *flow) progress() (n, m int) {
+	if !onboarding(f.current()) {
+		return 0, 0
+	}
+	left := 0
+	for _, p := range f.pending {
+		if onboarding(p) {
+			left++
+		}
+	}
+	return len(f.s.j.Done) + 1, len(f.s.j.Done) + left
+}
+
+// next is the dispatcher (GET /signin/next): to the first pending step, or,
+// when nothing is pending, finish the sign-in and resume.
+func (h *Handler) next(w http.ResponseWriter, r *http.Request) error {
+	s, err := h.load(r)
+	if err != nil {
+		return err
+	}
+	if s == nil {
+		return redirect(w, r, PathSignIn)
+	}
+	f, err := h.flowFor(r.Context(), s)
+	if errors.Is(err, errUserGone) {
+		h.end(w, r, s)
+		return redirect(w, r, PathSignIn)
+	}
+	if err != nil {
+		return err
+	}
+	if cur := f.current(); cur != "" {
+		return redirect(w, r, stepPath[cur])
+	}
+	return h.finish(w, r, f)
+}
+
+// finish marks the session authenticated (once), activates an invited
+// account, and resumes the parked request.
+func (h *Handler) finish(w http.ResponseWriter, r *http.Request, f *flow) error {
+	s := f.s
+	now := h.now().UTC()
+	resume, notice := s.j.ResumeURL, s.j.Notice
+	clientID := s.j.ClientID
+	s.j.ResumeURL, s.j.Notice, s.j.Done, s.j.ForceLogin = "", "", nil, false
+	first := s.row.State != stateAuthenticated
+	err := h.commit(r.Context(), s, func(ctx context.Context) error {
+		if !first {
+			return nil
+		}
+		u, err := h.store.UserByID(ctx, f.user.ID)
+		if err != nil {
+			return fmt.Errorf("load user: %w", err)
+		}
+		if u.State == store.UserInvited {
+			u.State = store.UserActive
+		}
+		u.LastSignInAt = now
+		if err := h.store.UpdateUser(ctx, u); err != nil {
+			return fmt.Errorf("update user: %w", err)
+		}
+		authAt, amr, acr := s.j.PasswordAt, []string{"pwd"}, acrPassword
+		if s.j.FactorVerified {
+			amr, acr = []string{"pwd", "otp", "mfa"}, acrMFA
+			if s.j.FactorAt.After(authAt) {
+				authAt = s.j.FactorAt
+			}
+		}
+		s.row.State, s.row.AuthTime, s.row.AMR, s.row.ACR = stateAuthenticated, authAt.UTC(), amr, acr
+		detail := map[string]any{"amr": amr}
+		if clientID != "" {
+			detail["client_id"] = clientID
+		}
+		return h.audit(ctx, r, s, event{Name: evSigninSuccess, UserID: u.ID, Username: u.Username, Detail: detail})
+	})
+	if err != nil {
+		return err
+	}
+	if resume != "" && !h.underIssuer(resume) {
+		h.log.Warn("dropping a resume URL outside the issuer")
+		resume = ""
+	}
+	if notice != "" {
+		return h.renderSignedIn(w, r, f, notice, resume)
+	}
+	if resume != "" {
+		return redirect(w, r, resume)
+	}
+	return redirect(w, r, PathAccount)
+}
+
+// underIssuer accepts only absolute URLs under the configured issuer, so a
+// session can never be made to redirect elsewhere.
+func (h *Handler) underIssuer(raw string) bool {
+	iss := h.settings().issuer
+	u, err := url.Parse(raw)
+	if err != nil || u.User != nil || u.Fragment != "" || u.Opaque != "" {
+		return false
+	}
+	if u.Scheme != iss.Scheme || !strings.EqualFold(u.Host, iss.Host) {
+		return false
+	}
+	prefix := strings.TrimSuffix(iss.Path, "/") + "/"
+	return u.Path == strings.TrimSuffix(iss.Path, "/") || strings.HasPrefix(u.Path, prefix) && !strings.Contains(u.Path, "/../")
+}
+
+// Browser reports what the browser's session proves (authn.Journey). A
+// session whose user now has a step pending (a new policy version, say) is
+// in progress, not signed in, so the provider hands it back to the journey.
+func (h *Handler) Browser(r *http.Request) (authn.Browser, error) {
+	s, err := h.load(r)
+	if err != nil || s == nil {
+		return authn.Browser{}, err
+	}
+	b := authn.Browser{SessionID: s.ref()}
+	if !s.j.PasswordVerified || s.row.UserID == "" {
+		return b, nil
+	}
+	f, err := h.flowFor(r.Context(), s)
+	if errors.Is(err, errUserGone) {
+		h.dropSession(r.Context(), s, "user gone")
+		return authn.Browser{}, nil
+	}
+	if err != nil {
+		return authn.Browser{}, err
+	}
+	b.UserID = s.row.UserID
+	if s.row.State == stateAuthenticated && len(f.pending) == 0 {
+		b.SignedIn = true
+		b.AuthTime, b.AMR, b.ACR = s.row.AuthTime, s.row.AMR, s.row.ACR
+		return b, nil
+	}
+	b.InProgress = true
+	return b, nil
+}
+
+// SignIn parks the provider's request in the browser's session and sends
+// the browser into the journey (authn.Journey). A browser already part-way
+// keeps its progress and resumes the newer request at the end.
+func (h *Handler) SignIn(w http.ResponseWriter, r *http.Request, req authn.SignInRequest) {
+	w.Header().Set("Cache-Control", "no-store")
+	if err := h.signIn(w, r, req); err != nil {
+		h.renderError(w, r, err)
+	}
+}
+
+func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, req authn.SignInRequest) error {
+	if !h.underIssuer(req.ResumeURL) {
+		return &pageError{status: http.StatusBadRequest, msg: "This sign-in request cannot be continued. Go back to the application and try again.",
+			cause: errors.New("resume URL outside the issuer")}
+	}
+	s, err := h.load(r)
+	if err != nil {
+		return err
+	}
+	if s == nil {
+		if s, err = h.create(r.Context(), w, r); err != nil {
+			return err
+		}
+	}
+	s.j.ResumeURL = req.ResumeURL
+	s.j.ClientID = truncate(req.ClientID, 128)
+	s.j.ClientName = truncate(req.ClientName, 128)
+	s.j.RequestedAt = req.RequestedAt.UTC()
+	if req.LoginHint != "" && !s.j.PasswordVerified {
+		if u, err := CanonicalUsername(req.LoginHint); err == nil {
+			s.j.Hint = u
+		}
+	}
+	if req.ForceLogin && s.j.PasswordVerified {
+		// prompt=login / max_age: prove the password (and the second factor)
+		// again. The username page comes first, filled in.
+		if s.j.Username != "" {
+			s.j.Hint = s.j.Username
+		}
+		s.j.Username = ""
+		s.j.PasswordVerified, s.j.PasswordAt = false, time.Time{}
+		s.j.FactorVerified, s.j.FactorMethod, s.j.FactorAt = false, "", time.Time{}
+		s.j.PendingTOTP, s.j.Done = nil, nil
+		s.j.ForceLogin = true
+		s.row.State = stateJourney
+	}
+	if err := h.save(r.Context(), s); err != nil {
+		return err
+	}
+	if s.j.PasswordVerified {
+		return redirect(w, r, PathNext)
+	}
+	return redirect(w, r, PathSignIn)
+}
+
+// SignOut ends the browser's session server-side and clears the cookie
+// (authn.Journey, used by RP-initiated logout).
+func (h *Handler) SignOut(w http.ResponseWriter, r *http.Request) (string, error) {
+	s, err := h.load(r)
+	h.cookies.clear(w)
+	if err != nil || s == nil {
+		return "", err
+	}
+	if err := h.store.DeleteSession(r.Context(), s.raw); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return "", fmt.Errorf("delete session: %w", err)
+	}
+	user := s.row.UserID
+	h.auditLog(r.Context(), r, s, event{Name: evLogout, UserID: user, Username: s.j.Username})
+	return user, nil
+}
+
+// end forgets a session whose user is gone.
+func (h *Handler) end(w http.ResponseWriter, r *http.Request, s *session) {
+	h.dropSession(r.Context(), s, "user gone")
+	h.cookies.clear(w)
+}
+
+// postSignOut is the sign-out button of Lanyard's own pages.
+func (h *Handler) postSignOut(w http.ResponseWriter, r *http.Request) error {
+	if _, err := h.SignOut(w, r); err != nil {
+		return err
+	}
+	return redirect(w, r, PathSignIn+"?signed_out=1")
+}

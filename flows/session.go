@@ -1,0 +1,342 @@
+package flows
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/gorilla/sessions"
+
+	"github.com/lanyard-idp/lanyard/provider/store"
+	"github.com/lanyard-idp/lanyard/provider/store/seal"
+)
+
+// Session states (store.Session.State).
+const (
+	stateJourney       = "journey"
+	stateAuthenticated = "authenticated"
+)
+
+// Seal purposes: a ciphertext made for one cannot be opened as another.
+const (
+	purposeTOTP          = "totp"
+	purposeRecoveryCodes = "recovery-codes"
+	purposeCookieKeys    = "cookie-keys"
+)
+
+// secretCookieKeys names the cookie keys in the store's secrets table.
+const secretCookieKeys = "flows.cookie-keys"
+
+// journey is the sign-in state kept server-side in store.Session.Data. The
+// cookie carries nothing but the session's random id.
+type journey struct {
+	// The parked authorization request to resume when nothing is pending.
+	ResumeURL  string `json:"resume_url,omitempty"`
+	ClientID   string `json:"client_id,omitempty"`
+	ClientName string `json:"client_name,omitempty"`
+	// Hint pre-fills the username page (login_hint, or the user of a forced
+	// re-authentication).
+	Hint string `json:"hint,omitempty"`
+	// Username is the canonical username typed on the identify page.
+	Username string `json:"username,omitempty"`
+
+	PasswordVerified bool      `json:"password_verified,omitempty"`
+	PasswordAt       time.Time `json:"password_at,omitzero"`
+	FactorVerified   bool      `json:"factor_verified,omitempty"`
+	FactorMethod     string    `json:"factor_method,omitempty"` // otp | recovery-code
+	FactorAt         time.Time `json:"factor_at,omitzero"`
+
+	// PendingTOTP is the sealed secret shown during enrolment, kept until a
+	// correct code confirms it (so a reload shows the same QR code).
+	PendingTOTP []byte `json:"pending_totp,omitempty"`
+	// RecoveryCodes are the sealed fresh codes, shown until the officer
+	// confirms saving them, then dropped.
+	RecoveryCodes []byte `json:"recovery_codes,omitempty"`
+	// Notice is a message for the next page (e.g. few recovery codes left).
+	Notice string `json:"notice,omitempty"`
+
+	ForceLogin  bool      `json:"force_login,omitempty"`
+	RequestedAt time.Time `json:"requested_at,omitzero"`
+	// Done lists the onboarding steps completed in this sign-in ("Step N of M").
+	Done []string `json:"done,omitempty"`
+}
+
+// session is a browser's server-side session with its decoded journey.
+type session struct {
+	raw string // the random id from the cookie; never logged
+	row *store.Session
+	j   journey
+}
+
+// ref is the session's public reference (the hex SHA-256 of its id): what
+// the store keys it by and what tokens are bound to.
+func (s *session) ref() string { return store.SessionRef(s.raw) }
+
+func (s *session) markDone(step string) {
+	if !slices.Contains(s.j.Done, step) {
+		s.j.Done = append(s.j.Done, step)
+	}
+}
+
+// newSessionID returns 256 random bits, URL-safe.
+func newSessionID() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// cookieCodec signs and encrypts the session cookie (gorilla/sessions on
+// securecookie). A cookie it cannot decode — tampered, truncated, made with
+// another key — is simply no session.
+type cookieCodec struct {
+	name  string
+	store *sessions.CookieStore
+}
+
+type cookieKeys struct {
+	Hash  []byte `json:"hash"`
+	Block []byte `json:"block"`
+}
+
+// loadCookieKeys returns the deployment's cookie keys, creating them on the
+// very first start. The first writer wins, so nodes starting together agree.
+func loadCookieKeys(ctx context.Context, st *store.Store, box *seal.Box) (cookieKeys, error) {
+	fresh := cookieKeys{Hash: make([]byte, 64), Block: make([]byte, 32)}
+	rand.Read(fresh.Hash)
+	rand.Read(fresh.Block)
+	plain, err := json.Marshal(fresh)
+	if err != nil {
+		return cookieKeys{}, err
+	}
+	stored, err := st.PutSecretIfAbsent(ctx, secretCookieKeys, box.Seal(plain, purposeCookieKeys))
+	if err != nil {
+		return cookieKeys{}, fmt.Errorf("load cookie keys: %w", err)
+	}
+	opened, err := box.Open(stored, purposeCookieKeys)
+	if err != nil {
+		return cookieKeys{}, fmt.Errorf("open cookie keys (is this the deployment's encryption key?): %w", err)
+	}
+	var k cookieKeys
+	if err := json.Unmarshal(opened, &k); err != nil || len(k.Hash) < 32 || len(k.Block) != 32 {
+		return cookieKeys{}, errors.New("stored cookie keys are malformed")
+	}
+	return k, nil
+}
+
+func newCookieCodec(k cookieKeys, dev bool, maxAge time.Duration) *cookieCodec {
+	cs := sessions.NewCookieStore(k.Hash, k.Block)
+	if maxAge <= 0 {
+		maxAge = 24 * time.Hour
+	}
+	cs.Options = &sessions.Options{
+		Path:     "/",
+		HttpOnly: true,
+		Secure:   !dev,
+		SameSite: http.SameSiteLaxMode,
+	}
+	// The cookie outlives neither the absolute timeout nor the server-side row.
+	cs.MaxAge(int(maxAge / time.Second))
+	name := "__Host-lanyard"
+	if dev {
+		// __Host- cookies must be Secure, which plain-http development cannot send.
+		name = "lanyard"
+	}
+	return &cookieCodec{name: name, store: cs}
+}
+
+const cookieValueKey = "sid"
+
+// read returns the raw session id in the request's cookie, or "".
+func (c *cookieCodec) read(r *http.Request) string {
+	ck, err := r.Cookie(c.name)
+	if err != nil || len(ck.Value) > 4096 {
+		return ""
+	}
+	s, err := c.store.New(r, c.name)
+	if err != nil || s.IsNew {
+		return ""
+	}
+	id, _ := s.Values[cookieValueKey].(string)
+	return id
+}
+
+func (c *cookieCodec) write(w http.ResponseWriter, r *http.Request, raw string) error {
+	s := sessions.NewSession(c.store, c.name)
+	opts := *c.store.Options
+	s.Options = &opts
+	s.Values[cookieValueKey] = raw
+	return c.store.Save(r, w, s)
+}
+
+func (c *cookieCodec) clear(w http.ResponseWriter) {
+	opts := *c.store.Options
+	opts.MaxAge = -1
+	http.SetCookie(w, sessions.NewCookie(c.name, "", &opts))
+}
+
+// load returns the browser's live session, or nil when it has none: no
+// cookie, an undecodable one, an unknown id, or a session past its absolute,
+// idle or (for a sign-in in progress) journey timeout — those are deleted.
+// It records the activity.
+func (h *Handler) load(r *http.Request) (*session, error) {
+	raw := h.cookies.read(r)
+	if raw == "" {
+		return nil, nil
+	}
+	ctx := r.Context()
+	now := h.now().UTC()
+	row, err := h.store.SessionByID(ctx, raw, now)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load session: %w", err)
+	}
+	cfg := h.settings().cfg
+	idle := cfg.Session.IdleTimeout.D()
+	if idle <= 0 {
+		idle = time.Hour
+	}
+	limit := idle
+	if row.State != stateAuthenticated {
+		if jt := cfg.Journey.Timeout.D(); jt > 0 && jt < limit {
+			limit = jt
+		} else if jt <= 0 && 30*time.Minute < limit {
+			limit = 30 * time.Minute
+		}
+	}
+	s := &session{raw: raw, row: row}
+	if now.Sub(row.LastSeenAt) > limit || !now.Before(row.ExpiresAt) && !row.ExpiresAt.IsZero() {
+		h.dropSession(ctx, s, "expired")
+		return nil, nil
+	}
+	if len(row.Data) > 0 {
+		if err := json.Unmarshal(row.Data, &s.j); err != nil {
+			h.log.Warn("unreadable session data; starting over", "err", err)
+			h.dropSession(ctx, s, "corrupt")
+			return nil, nil
+		}
+	}
+	if err := h.store.TouchSession(ctx, raw, now); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			// Rotated or deleted by a concurrent request: this id is dead.
+			return nil, nil
+		}
+		return nil, fmt.Errorf("touch session: %w", err)
+	}
+	row.LastSeenAt = now
+	return s, nil
+}
+
+func (h *Handler) dropSession(ctx context.Context, s *session, why string) {
+	if err := h.store.DeleteSession(ctx, s.raw); err != nil && !errors.Is(err, store.ErrNotFound) {
+		h.log.Warn("cannot delete session", "why", why, "err", err)
+	}
+}
+
+// create starts a new server-side session for a browser that has none.
+func (h *Handler) create(ctx context.Context, w http.ResponseWriter, r *http.Request) (*session, error) {
+	now := h.now().UTC()
+	abs := h.settings().cfg.Session.AbsoluteTimeout.D()
+	if abs <= 0 {
+		abs = 24 * time.Hour
+	}
+	s := &session{raw: newSessionID()}
+	s.row = &store.Session{
+		ID:         s.raw,
+		State:      stateJourney,
+		UserAgent:  truncate(r.UserAgent(), 256),
+		ClientAddr: clientAddr(r),
+		CreatedAt:  now,
+		LastSeenAt: now,
+		ExpiresAt:  now.Add(abs),
+	}
+	data, err := json.Marshal(s.j)
+	if err != nil {
+		return nil, err
+	}
+	s.row.Data = data
+	if err := h.store.CreateSession(ctx, s.row); err != nil {
+		return nil, fmt.Errorf("create session: %w", err)
+	}
+	if err := h.cookies.write(w, r, s.raw); err != nil {
+		return nil, fmt.Errorf("write cookie: %w", err)
+	}
+	return s, nil
+}
+
+// save writes the session row and its journey (in ctx's transaction, if any).
+func (h *Handler) save(ctx context.Context, s *session) error {
+	data, err := json.Marshal(s.j)
+	if err != nil {
+		return err
+	}
+	s.row.ID = s.raw
+	s.row.Data = data
+	s.row.LastSeenAt = h.now().UTC()
+	if err := h.store.UpdateSession(ctx, s.row); err != nil {
+		return fmt.Errorf("save session: %w", err)
+	}
+	return nil
+}
+
+// commit runs fn and then saves the session, in one transaction: the
+// step's effect and the journey's progress are stored together or not at all.
+func (h *Handler) commit(ctx context.Context, s *session, fn func(ctx context.Context) error) error {
+	return h.store.InTx(ctx, func(ctx context.Context) error {
+		if fn != nil {
+			if err := fn(ctx); err != nil {
+				return err
+			}
+		}
+		return h.save(ctx, s)
+	})
+}
+
+// commitRotated is commit under a new session id (session fixation: a new id
+// after the password and after the second factor). The rotation comes first,
+// so of two racing requests on one session only one can commit: the other
+// finds its id dead and its whole transaction rolls back. The cookie is
+// written only after the commit.
+func (h *Handler) commitRotated(w http.ResponseWriter, r *http.Request, s *session, fn func(ctx context.Context) error) error {
+	old, fresh := s.raw, newSessionID()
+	err := h.store.InTx(r.Context(), func(ctx context.Context) error {
+		if err := h.store.RotateSession(ctx, old, fresh); err != nil {
+			return fmt.Errorf("rotate session: %w", err)
+		}
+		if fn != nil {
+			if err := fn(ctx); err != nil {
+				return err
+			}
+		}
+		s.raw = fresh
+		return h.save(ctx, s)
+	})
+	if err != nil {
+		s.raw, s.row.ID = old, old
+		return err
+	}
+	return h.cookies.write(w, r, fresh)
+}
+
+// openRecoveryCodes returns the fresh codes waiting in the session.
+func (h *Handler) openRecoveryCodes(s *session) ([]string, error) {
+	if len(s.j.RecoveryCodes) == 0 {
+		return nil, nil
+	}
+	plain, err := h.box.Open(s.j.RecoveryCodes, purposeRecoveryCodes)
+	if err != nil {
+		return nil, err
+	}
+	var codes []string
+	if err := json.Unmarshal(plain, &codes); err != nil {
+		return nil, err
+	}
+	return codes, nil
+}

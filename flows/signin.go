@@ -1,0 +1,196 @@
+package flows
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/lanyard-idp/lanyard/flows/password"
+	"github.com/lanyard-idp/lanyard/provider/store"
+)
+
+// Sign-in: the username page, then the password page. Neither reveals
+// whether an account exists: every refusal reads the same, takes the same
+// time and counts the same — except the one message the guide asks for, an
+// expired invitation, shown only to someone who typed its correct initial
+// password.
+
+const (
+	msgSignInFailed   = "The username or password is not right."
+	msgInviteExpired  = "Your invitation has expired. Ask your administrator for a new invitation."
+	msgEnterPassword  = "Enter your password."
+	msgBadUsernameFmt = "Enter your username. It is the email address you were invited with, like name@agency.example."
+)
+
+func (h *Handler) getIdentify(w http.ResponseWriter, r *http.Request) error {
+	s, err := h.load(r)
+	if err != nil {
+		return err
+	}
+	data := identifyPage{page: h.page(nil, StepIdentify, "Sign in")}
+	data.SignedOut = r.URL.Query().Get("signed_out") == "1" && s == nil
+	if s != nil {
+		f, err := h.at(w, r, StepIdentify)
+		if err != nil || f == nil {
+			return err
+		}
+		data.Username = s.j.Username
+		if data.Username == "" {
+			data.Username = s.j.Hint
+		}
+		data.ClientName = s.j.ClientName
+	}
+	return h.show(w, http.StatusOK, "identify", data)
+}
+
+func (h *Handler) postIdentify(w http.ResponseWriter, r *http.Request) error {
+	s, err := h.load(r)
+	if err != nil {
+		return err
+	}
+	if s != nil {
+		f, err := h.at(w, r, StepIdentify)
+		if err != nil || f == nil {
+			return err
+		}
+	}
+	if err := form(r); err != nil {
+		return err
+	}
+	typed := r.PostForm.Get("username")
+	username, err := CanonicalUsername(typed)
+	if err != nil {
+		data := identifyPage{page: h.page(nil, StepIdentify, "Sign in"), Username: truncate(strings.TrimSpace(typed), 254)}
+		if s != nil {
+			data.ClientName = s.j.ClientName
+		}
+		data.fail("username", msgBadUsernameFmt)
+		return h.show(w, http.StatusBadRequest, "identify", data)
+	}
+	if s == nil {
+		if s, err = h.create(r.Context(), w, r); err != nil {
+			return err
+		}
+	}
+	s.j.Username = username
+	if err := h.save(r.Context(), s); err != nil {
+		return err
+	}
+	return redirect(w, r, PathNext)
+}
+
+func (h *Handler) getPassword(w http.ResponseWriter, r *http.Request) error {
+	f, err := h.at(w, r, StepPassword)
+	if err != nil || f == nil {
+		return err
+	}
+	return h.show(w, http.StatusOK, "password", h.passwordPage(f))
+}
+
+func (h *Handler) passwordPage(f *flow) passwordPage {
+	return passwordPage{page: h.page(f, StepPassword, "Enter your password"), Username: f.s.j.Username}
+}
+
+func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
+	f, err := h.at(w, r, StepPassword)
+	if err != nil || f == nil {
+		return err
+	}
+	if err := form(r); err != nil {
+		return err
+	}
+	s := f.s
+	ctx := r.Context()
+	pw := r.PostForm.Get("password")
+	if pw == "" {
+		data := h.passwordPage(f)
+		data.fail("password", msgEnterPassword)
+		return h.show(w, http.StatusBadRequest, "password", data)
+	}
+	refuse := func(msg string) error {
+		data := h.passwordPage(f)
+		data.fail("password", msg)
+		return h.show(w, http.StatusUnprocessableEntity, "password", data)
+	}
+
+	username := s.j.Username
+	u, err := h.store.UserByUsername(ctx, username)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		u = nil
+	}
+	account, ev := username, event{Username: username, Detail: map[string]any{"factor": "password"}}
+	if u != nil {
+		account, ev.UserID = u.ID, u.ID
+	}
+	k := keysFor(r, account)
+
+	until, err := h.lockedUntil(ctx, k)
+	if err != nil {
+		return err
+	}
+	if !until.IsZero() {
+		// Locked, even for the right password; it reads like a wrong one.
+		password.VerifyDummy(pw)
+		ev.Name, ev.Detail["reason"] = evSigninFailure, "locked"
+		h.auditLog(ctx, r, s, ev)
+		return refuse(msgSignInFailed)
+	}
+
+	ok := false
+	if u == nil {
+		password.VerifyDummy(pw)
+		ev.Detail["reason"] = "unknown user"
+	} else {
+		ok, err = password.Verify(u.PasswordHash, pw)
+		if err != nil {
+			h.log.Error("stored password hash is unreadable", "user", u.ID, "err", err)
+			ok = false
+		}
+		ev.Detail["reason"] = "wrong password"
+	}
+	if ok && u.State == store.UserDisabled {
+		ok, ev.Detail["reason"] = false, "disabled"
+	}
+	if !ok {
+		if err := h.failed(ctx, r, s, k, ev); err != nil {
+			return err
+		}
+		return refuse(msgSignInFailed)
+	}
+	now := h.now().UTC()
+	if u.PasswordInitial && !u.InviteExpiresAt.IsZero() && !now.Before(u.InviteExpiresAt) {
+		ev.Name, ev.Detail["reason"] = evSigninFailure, "invitation expired"
+		h.auditLog(ctx, r, s, ev)
+		return refuse(msgInviteExpired)
+	}
+	h.succeeded(ctx, k)
+
+	// A new sign-in: keep the parked request, forget any earlier progress
+	// (it may have been another user's), keep codes not yet shown to this user.
+	keep := journey{
+		ResumeURL: s.j.ResumeURL, ClientID: s.j.ClientID, ClientName: s.j.ClientName,
+		RequestedAt: s.j.RequestedAt, ForceLogin: s.j.ForceLogin,
+		Username: u.Username, PasswordVerified: true, PasswordAt: now,
+	}
+	if s.row.UserID == u.ID {
+		keep.RecoveryCodes = s.j.RecoveryCodes
+	}
+	s.j = keep
+	s.row.UserID, s.row.State = u.ID, stateJourney
+	s.row.AuthTime, s.row.AMR, s.row.ACR = now, nil, ""
+	err = h.commitRotated(w, r, s, func(ctx context.Context) error {
+		return h.audit(ctx, r, s, event{Name: evSigninPassword, UserID: u.ID, Username: u.Username})
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		// Another request of this browser rotated the session first.
+		return redirect(w, r, PathNext)
+	}
+	if err != nil {
+		return err
+	}
+	return redirect(w, r, PathNext)
+}

@@ -1,0 +1,465 @@
+package provider
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/token/jwt"
+
+	"github.com/lanyard-idp/lanyard/provider/authn"
+	"github.com/lanyard-idp/lanyard/provider/store"
+)
+
+// handleAuthorize is the authorization endpoint, in four moves: guard the raw
+// request, parse it with fosite, hand a browser that is not (sufficiently)
+// signed in to the journey, and otherwise issue the code.
+func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request) {
+	if len(r.URL.RawQuery) > maxAuthorizeQuery {
+		p.renderError(w, http.StatusRequestURITooLong, "Request too large",
+			"The sign-in request is too large. Go back to the application and try again.", "invalid_request")
+		return
+	}
+	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(w, r.Body, maxAuthorizeQuery)
+	}
+	p.authorize(w, r, nil)
+}
+
+// handleResume continues a parked authorization request once the journey has
+// signed the browser in.
+func (p *Provider) handleResume(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("id")
+	if id == "" || len(id) > 128 {
+		p.renderError(w, http.StatusBadRequest, "Sign-in link not valid",
+			"This sign-in link is not valid. Go back to the application and sign in again.", "")
+		return
+	}
+	parked, err := p.store.AuthRequestByID(r.Context(), id, p.now())
+	if errors.Is(err, store.ErrNotFound) {
+		p.renderError(w, http.StatusBadRequest, "Sign-in expired",
+			"This sign-in has expired or is not known. Go back to the application and sign in again.", "")
+		return
+	}
+	if err != nil {
+		p.log.Error("load parked authorization request", "err", err)
+		p.renderError(w, http.StatusServiceUnavailable, "Temporarily unavailable",
+			"Sign-in is temporarily unavailable. Please try again in a moment.", "temporarily_unavailable")
+		return
+	}
+	// Rebuild the original request from the parked query, as if the browser had
+	// sent it again.
+	r2 := r.Clone(r.Context())
+	r2.Method = http.MethodGet
+	r2.URL.RawQuery = parked.Query
+	r2.Form, r2.PostForm, r2.MultipartForm = nil, nil, nil
+	r2.Body = http.NoBody
+	r2.ContentLength = 0
+	p.authorize(w, r2, parked)
+}
+
+// authorize runs both for a fresh request (parked == nil) and for a resumed one.
+func (p *Provider) authorize(w http.ResponseWriter, r *http.Request, parked *store.AuthRequest) {
+	ctx := r.Context()
+
+	// (0) Guards fosite does not do (or does differently).
+	pre, ok := p.guardAuthorize(w, r)
+	if !ok {
+		return
+	}
+	if pre.err != nil {
+		p.writeAuthorizeError(ctx, w, pre.ar, pre.err)
+		return
+	}
+
+	// (1) Parse and validate with fosite.
+	ar, err := p.oauth.NewAuthorizeRequest(ctx, r)
+	if err != nil {
+		if ar == nil || ar.GetClient() == nil || !ar.IsRedirectURIValid() {
+			p.authorizeErrorPage(w, err)
+			return
+		}
+		p.writeAuthorizeError(ctx, w, ar, err)
+		return
+	}
+	c, ok := ar.GetClient().(*client)
+	if !ok {
+		p.authorizeErrorPage(w, fosite.ErrInvalidClient)
+		return
+	}
+	form := ar.GetRequestForm()
+
+	// (2) Is the browser signed in, and recently enough?
+	b, err := p.journey.Browser(r)
+	if err != nil {
+		p.log.Error("read browser session", "err", err)
+		p.writeAuthorizeError(ctx, w, ar, fosite.ErrTemporarilyUnavailable)
+		return
+	}
+	prompts := fosite.RemoveEmpty(strings.Split(form.Get("prompt"), " "))
+	maxAge, hasMaxAge, err := parseMaxAge(form.Get("max_age"))
+	if err != nil {
+		p.writeAuthorizeError(ctx, w, ar, fosite.ErrInvalidRequest.WithHint("The max_age parameter must be a non-negative integer."))
+		return
+	}
+	requestedAt := p.now()
+	if parked != nil {
+		requestedAt = parked.CreatedAt
+	}
+	authTime := b.AuthTime.UTC().Truncate(time.Second)
+	rat := requestedAt.UTC().Truncate(time.Second)
+	tooOld := hasMaxAge && maxAge > 0 && authTime.Add(time.Duration(maxAge)*time.Second).Before(rat)
+	wantsLogin := slices.Contains(prompts, "login") || (hasMaxAge && maxAge == 0)
+
+	if slices.Contains(prompts, "none") {
+		switch {
+		case !b.SignedIn && b.InProgress:
+			p.writeAuthorizeError(ctx, w, ar, fosite.ErrInteractionRequired.WithHint("The sign-in is not finished."))
+			return
+		case !b.SignedIn:
+			p.writeAuthorizeError(ctx, w, ar, fosite.ErrLoginRequired.WithHint("The browser is not signed in."))
+			return
+		case tooOld:
+			p.writeAuthorizeError(ctx, w, ar, fosite.ErrLoginRequired.WithHint("The sign-in is older than max_age."))
+			return
+		}
+	} else {
+		// A fresh request that wants a new sign-in always gets one. A resumed
+		// request is satisfied by a sign-in at or after the moment it was
+		// parked; otherwise prompt=login would loop forever.
+		force := tooOld || (wantsLogin && (parked == nil || b.AuthTime.Before(parked.CreatedAt)))
+		if !b.SignedIn || force {
+			p.signIn(w, r, ar, c, parked, wantsLogin || tooOld)
+			return
+		}
+	}
+
+	// (3) Signed in: build the session and issue the code.
+	p.issueCode(w, r, ar, b, authTime, rat)
+}
+
+// preAuthorize is the outcome of the guards: either an error to send through
+// fosite's writer (ar is then complete enough to redirect), or nothing.
+type preAuthorize struct {
+	ar  *fosite.AuthorizeRequest
+	err error
+}
+
+// guardAuthorize checks what must be refused before fosite parses the request.
+// It returns ok=false when it has already answered with the error page (the
+// client or its redirect URI cannot be trusted, so nothing may redirect).
+func (p *Provider) guardAuthorize(w http.ResponseWriter, r *http.Request) (preAuthorize, bool) {
+	if err := r.ParseForm(); err != nil {
+		p.renderError(w, http.StatusBadRequest, "Request not valid",
+			"The sign-in request could not be read. Go back to the application and try again.", "invalid_request")
+		return preAuthorize{}, false
+	}
+	f := r.Form
+	for _, k := range []string{"client_id", "redirect_uri", "request_uri"} {
+		if len(f[k]) > 1 {
+			p.renderError(w, http.StatusBadRequest, "Request not valid",
+				"The sign-in request names its application more than once.", "invalid_request")
+			return preAuthorize{}, false
+		}
+	}
+	c, ok := p.clients.get(f.Get("client_id"))
+	if !ok {
+		p.renderError(w, http.StatusBadRequest, "Unknown application",
+			"The application that sent you here is not registered with this sign-in service.", "invalid_client")
+		return preAuthorize{}, false
+	}
+
+	ar := fosite.NewAuthorizeRequest()
+	ar.Form = f
+	ar.Client = c
+	ar.State = f.Get("state")
+	ar.ResponseMode = fosite.ResponseModeQuery
+	ar.DefaultResponseMode = fosite.ResponseModeQuery
+
+	// Exact redirect URI match (fosite alone would also accept any port on a
+	// loopback address). A pushed request carries its redirect URI in the
+	// stored request, checked when it was pushed.
+	isPAR := strings.HasPrefix(f.Get("request_uri"), parPrefix)
+	redirect := f.Get("redirect_uri")
+	switch {
+	case redirect != "" && slices.Contains(c.redirectURIs, redirect):
+	case redirect == "" && len(c.redirectURIs) == 1:
+		redirect = c.redirectURIs[0]
+	case redirect == "" && isPAR:
+	default:
+		p.renderError(w, http.StatusBadRequest, "Unknown return address",
+			"The application asked to send you back to an address it has not registered. Nothing was sent to it.", "invalid_request")
+		return preAuthorize{}, false
+	}
+	if redirect != "" {
+		u, err := url.Parse(redirect)
+		if err != nil {
+			p.renderError(w, http.StatusBadRequest, "Unknown return address",
+				"The application's return address is not valid.", "invalid_request")
+			return preAuthorize{}, false
+		}
+		ar.RedirectURI = u
+	}
+	redirectable := ar.RedirectURI != nil
+
+	var err error
+	switch {
+	case hasControlChars(ar.State):
+		ar.State = "" // never echo it
+		err = fosite.ErrInvalidState.WithHint("The state parameter contains control characters.")
+	case hasControlChars(f.Get("nonce")):
+		err = fosite.ErrInvalidRequest.WithHint("The nonce parameter contains control characters.")
+	case duplicated(f) != "":
+		err = fosite.ErrInvalidRequest.WithHintf("The parameter %q was sent more than once.", duplicated(f))
+	case f.Has("request"):
+		err = fosite.ErrRequestNotSupported.WithHint("Request objects are not supported; send the parameters directly or use PAR.")
+	case f.Has("request_uri") && !isPAR:
+		err = fosite.ErrRequestURINotSupported.WithHint("Only request_uri values from this server's pushed authorization endpoint are accepted.")
+	case f.Get("response_mode") != "" && f.Get("response_mode") != "query":
+		err = fosite.ErrUnsupportedResponseMode.WithHint("Only response_mode=query is supported.")
+	case f.Has("claims"):
+		err = fosite.ErrInvalidRequest.WithHint("The claims parameter is not supported.")
+	case !validPrompt(f.Get("prompt")):
+		err = fosite.ErrInvalidRequest.WithHint("prompt must be none or login (none alone).")
+	}
+	if err != nil && !redirectable {
+		p.authorizeErrorPage(w, err)
+		return preAuthorize{}, false
+	}
+	return preAuthorize{ar: ar, err: err}, true
+}
+
+const parPrefix = "urn:ietf:params:oauth:request_uri:"
+
+// duplicated returns the first parameter that appears more than once.
+func duplicated(f url.Values) string {
+	for k, v := range f {
+		if len(v) > 1 {
+			return k
+		}
+	}
+	return ""
+}
+
+// validPrompt accepts what discovery advertises: none (alone) and login.
+func validPrompt(p string) bool {
+	prompts := fosite.RemoveEmpty(strings.Split(p, " "))
+	for _, v := range prompts {
+		if v != "none" && v != "login" {
+			return false
+		}
+	}
+	return !slices.Contains(prompts, "none") || len(prompts) == 1
+}
+
+func hasControlChars(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
+}
+
+func parseMaxAge(s string) (int64, bool, error) {
+	if s == "" {
+		return 0, false, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, false, errors.New("bad max_age")
+	}
+	return n, true, nil
+}
+
+// signIn parks the request and hands the browser to the journey, which comes
+// back to the resume URL when the officer is fully signed in.
+func (p *Provider) signIn(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, c *client, parked *store.AuthRequest, force bool) {
+	ctx := r.Context()
+	if parked == nil {
+		q := url.Values{}
+		for k, v := range ar.GetRequestForm() {
+			q[k] = v
+		}
+		// A pushed request has been consumed: park its parameters, not its URI.
+		delete(q, "request_uri")
+		for _, k := range secretParams {
+			delete(q, k)
+		}
+		now := p.now()
+		parked = &store.AuthRequest{
+			ID:        rand.Text(),
+			ClientID:  c.id,
+			Query:     q.Encode(),
+			CreatedAt: now,
+			ExpiresAt: now.Add(lifespan(p.cfg.Journey.Timeout, defaultJourneyTimeout)),
+		}
+		if err := p.store.CreateAuthRequest(ctx, parked); err != nil {
+			p.log.Error("park authorization request", "err", err)
+			p.writeAuthorizeError(ctx, w, ar, fosite.ErrTemporarilyUnavailable)
+			return
+		}
+	}
+	loginHint := ar.GetRequestForm().Get("login_hint")
+	if len(loginHint) > 256 || hasControlChars(loginHint) {
+		loginHint = ""
+	}
+	p.journey.SignIn(w, r, authn.SignInRequest{
+		ResumeURL:   p.issuer + pathResume + "?id=" + url.QueryEscape(parked.ID),
+		ClientID:    c.id,
+		ClientName:  c.displayName(),
+		ForceLogin:  force,
+		LoginHint:   loginHint,
+		RequestedAt: parked.CreatedAt,
+	})
+}
+
+// issueCode builds the OpenID Connect session for a signed-in browser and
+// issues the code. The code, PKCE and OIDC rows are written in one transaction.
+func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, b authn.Browser, authTime, requestedAt time.Time) {
+	ctx := r.Context()
+	user, err := p.store.UserByID(ctx, b.UserID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && user.State == store.UserDisabled) {
+		p.writeAuthorizeError(ctx, w, ar, fosite.ErrAccessDenied.WithHint("The account cannot sign in."))
+		return
+	}
+	if err != nil {
+		p.log.Error("load user for authorization", "err", err)
+		p.writeAuthorizeError(ctx, w, ar, fosite.ErrTemporarilyUnavailable)
+		return
+	}
+
+	// First-party relying parties: every requested scope the client is allowed
+	// (fosite has checked that already) is granted, without a consent screen.
+	for _, s := range ar.GetRequestedScopes() {
+		ar.GrantScope(s)
+	}
+	for _, a := range ar.GetRequestedAudience() {
+		ar.GrantAudience(a)
+	}
+
+	extra, err := p.userClaims(ctx, user, ar.GetGrantedScopes())
+	if err != nil {
+		p.log.Error("load user claims", "err", err)
+		p.writeAuthorizeError(ctx, w, ar, fosite.ErrTemporarilyUnavailable)
+		return
+	}
+	if b.SessionID != "" {
+		extra["sid"] = b.SessionID
+	}
+	sess := &openid.DefaultSession{
+		Subject:  user.ID,
+		Username: user.Username,
+		Claims: &jwt.IDTokenClaims{
+			Subject:                             user.ID,
+			AuthTime:                            authTime,
+			RequestedAt:                         requestedAt,
+			AuthenticationMethodsReferences:     slices.Clone(b.AMR),
+			AuthenticationContextClassReference: b.ACR,
+			Extra:                               extra,
+		},
+		Headers: &jwt.Headers{},
+	}
+
+	txCtx, err := p.storage.BeginTX(ctx)
+	if err != nil {
+		p.log.Error("begin authorization transaction", "err", err)
+		p.writeAuthorizeError(ctx, w, ar, fosite.ErrTemporarilyUnavailable)
+		return
+	}
+	resp, err := p.oauth.NewAuthorizeResponse(txCtx, ar, sess)
+	if err != nil {
+		_ = p.storage.Rollback(txCtx)
+		p.writeAuthorizeError(ctx, w, ar, err)
+		return
+	}
+	if err := p.storage.Commit(txCtx); err != nil {
+		_ = p.storage.Rollback(txCtx)
+		p.log.Error("commit authorization", "err", err)
+		p.writeAuthorizeError(ctx, w, ar, fosite.ErrTemporarilyUnavailable)
+		return
+	}
+	resp.AddParameter("iss", p.issuer) // RFC 9207
+	p.oauth.WriteAuthorizeResponse(ctx, w, ar, resp)
+}
+
+// userClaims are the claims about the officer, limited by the granted scopes:
+// email → email, email_verified; profile → name, preferred_username. The
+// accepted policy versions are always included.
+func (p *Provider) userClaims(ctx context.Context, u *store.User, scopes fosite.Arguments) (map[string]any, error) {
+	claims := map[string]any{}
+	if scopes.Has("email") {
+		claims["email"] = u.Email
+		claims["email_verified"] = true
+	}
+	if scopes.Has("profile") {
+		claims["name"] = u.Name
+		claims["preferred_username"] = u.Username
+	}
+	acc, err := p.store.Acceptances(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	policies := map[string]any{}
+	for _, a := range acc {
+		policies[a.Document] = a.Version
+	}
+	claims["lanyard_policies"] = policies
+	return claims, nil
+}
+
+// writeAuthorizeError sends an OAuth error to the client's (verified) redirect
+// URI through fosite's writer, adding iss (RFC 9207) to the redirect.
+func (p *Provider) writeAuthorizeError(ctx context.Context, w http.ResponseWriter, ar fosite.AuthorizeRequester, err error) {
+	p.logOAuthError("authorize", err)
+	p.oauth.WriteAuthorizeError(ctx, &issWriter{ResponseWriter: w, iss: p.issuer}, ar, err)
+}
+
+// authorizeErrorPage is for errors that must not redirect: the client or its
+// redirect URI are unknown, so the browser is told here.
+func (p *Provider) authorizeErrorPage(w http.ResponseWriter, err error) {
+	p.logOAuthError("authorize", err)
+	rfc := fosite.ErrorToRFC6749Error(err)
+	status := http.StatusBadRequest
+	if rfc.CodeField >= 500 {
+		status = rfc.CodeField
+	}
+	msg := "The application sent a sign-in request this service cannot accept. Go back to the application and try again."
+	switch rfc.ErrorField {
+	case "invalid_client":
+		msg = "The application that sent you here is not registered with this sign-in service."
+	case "invalid_request_uri":
+		msg = "This sign-in request has expired or was already used. Go back to the application and try again."
+	}
+	p.renderError(w, status, "Sign-in request not valid", msg, rfc.ErrorField)
+}
+
+// issWriter adds iss to the query of the redirect fosite writes.
+type issWriter struct {
+	http.ResponseWriter
+	iss string
+}
+
+func (w *issWriter) WriteHeader(status int) {
+	if loc := w.Header().Get("Location"); loc != "" && status >= 300 && status < 400 {
+		if u, err := url.Parse(loc); err == nil {
+			q := u.Query()
+			q.Set("iss", w.iss)
+			u.RawQuery = q.Encode()
+			w.Header().Set("Location", u.String())
+		}
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (p *Provider) logOAuthError(endpoint string, err error) {
+	rfc := fosite.ErrorToRFC6749Error(err)
+	if rfc.CodeField >= 500 {
+		p.log.Error("oauth error", "endpoint", endpoint, "error", rfc.ErrorField, "debug", rfc.Debug())
+		return
+	}
+	p.log.Info("oauth error", "endpoint", endpoint, "error", rfc.ErrorField, "hint", rfc.HintField)
+}

@@ -1,0 +1,784 @@
+package provider
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/lanyard-idp/lanyard/provider/authn"
+	"github.com/lanyard-idp/lanyard/provider/store"
+)
+
+func TestDiscovery(t *testing.T) {
+	e := newEnv(t)
+	resp, err := e.srv.Client().Get(e.issuer + pathDiscovery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if got := resp.Header.Get("Cache-Control"); got != "public, max-age=300" {
+		t.Errorf("Cache-Control = %q", got)
+	}
+	var meta map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&meta); err != nil {
+		t.Fatal(err)
+	}
+	wantURL := map[string]string{
+		"issuer":                                "",
+		"authorization_endpoint":                pathAuthorize,
+		"token_endpoint":                        pathToken,
+		"userinfo_endpoint":                     pathUserinfo,
+		"jwks_uri":                              pathJWKS,
+		"end_session_endpoint":                  pathEndSession,
+		"introspection_endpoint":                pathIntrospect,
+		"revocation_endpoint":                   pathRevoke,
+		"pushed_authorization_request_endpoint": pathPAR,
+	}
+	for k, path := range wantURL {
+		if meta[k] != e.issuer+path {
+			t.Errorf("%s = %v, want %s", k, meta[k], e.issuer+path)
+		}
+	}
+	wantList := map[string][]string{
+		"response_types_supported":              {"code"},
+		"response_modes_supported":              {"query"},
+		"subject_types_supported":               {"public"},
+		"id_token_signing_alg_values_supported": {"RS256", "ES256"},
+		"code_challenge_methods_supported":      {"S256"},
+		"prompt_values_supported":               {"none", "login"},
+		"grant_types_supported":                 {"authorization_code", "refresh_token", "client_credentials"},
+	}
+	for k, want := range wantList {
+		if got := strList(meta[k]); !slices.Equal(got, want) {
+			t.Errorf("%s = %v, want %v", k, got, want)
+		}
+	}
+	for k, want := range map[string]bool{
+		"authorization_response_iss_parameter_supported": true,
+		"request_parameter_supported":                    false,
+		"request_uri_parameter_supported":                false,
+		"claims_parameter_supported":                     false,
+		"backchannel_logout_supported":                   false,
+		"frontchannel_logout_supported":                  false,
+	} {
+		if meta[k] != want {
+			t.Errorf("%s = %v, want %v", k, meta[k], want)
+		}
+	}
+
+	// A forged Host or X-Forwarded-Host changes nothing.
+	req, _ := http.NewRequest(http.MethodGet, e.issuer+pathDiscovery, nil)
+	req.Host = "evil.example"
+	req.Header.Set("X-Forwarded-Host", "evil.example")
+	req.Header.Set("X-Forwarded-Proto", "https")
+	resp2, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(resp2.Body)
+	resp2.Body.Close()
+	if strings.Contains(string(data), "evil.example") {
+		t.Error("discovery reflects the request's Host")
+	}
+
+	// JWKS: current RS256 and ES256 keys, cacheable.
+	resp3, err := e.srv.Client().Get(e.issuer + pathJWKS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp3.Body.Close()
+	if got := resp3.Header.Get("Cache-Control"); got != "public, max-age=300" {
+		t.Errorf("JWKS Cache-Control = %q", got)
+	}
+	var set struct {
+		Keys []struct {
+			Kid, Alg, Use, Kty string
+			D                  string `json:"d"`
+		} `json:"keys"`
+	}
+	if err := json.NewDecoder(resp3.Body).Decode(&set); err != nil {
+		t.Fatal(err)
+	}
+	var algs []string
+	for _, k := range set.Keys {
+		algs = append(algs, k.Alg)
+		if k.D != "" {
+			t.Errorf("JWKS publishes a private key (kid %s)", k.Kid)
+		}
+		if k.Use != "sig" || k.Kid == "" {
+			t.Errorf("key %+v: want use=sig and a kid", k)
+		}
+	}
+	slices.Sort(algs)
+	if !slices.Equal(algs, []string{"ES256", "RS256"}) {
+		t.Errorf("JWKS algorithms = %v", algs)
+	}
+
+	// The relying party library accepts the metadata.
+	e.newRP(webappID, webappSecret, webappRedir)
+}
+
+func strList(v any) []string {
+	var out []string
+	for _, x := range v.([]any) {
+		out = append(out, x.(string))
+	}
+	return out
+}
+
+func TestCodeFlow(t *testing.T) {
+	e := newEnv(t)
+	r := e.newRP(webappID, webappSecret, webappRedir)
+	b := e.newBrowser()
+	e.journey.setNext(alice())
+
+	run := r.authorize(b)
+	req := e.journey.lastSignIn()
+	if req.ClientID != webappID || req.ClientName != "Web app" || req.ForceLogin {
+		t.Errorf("SignIn request = %+v", req)
+	}
+	if !strings.HasPrefix(req.ResumeURL, e.issuer+pathResume+"?id=") {
+		t.Errorf("ResumeURL = %q", req.ResumeURL)
+	}
+	tok, idt := r.exchange(run)
+
+	var claims struct {
+		Sub               string            `json:"sub"`
+		AuthTime          int64             `json:"auth_time"`
+		AMR               []string          `json:"amr"`
+		ACR               string            `json:"acr"`
+		SID               string            `json:"sid"`
+		Email             string            `json:"email"`
+		EmailVerified     bool              `json:"email_verified"`
+		Name              string            `json:"name"`
+		PreferredUsername string            `json:"preferred_username"`
+		Policies          map[string]string `json:"lanyard_policies"`
+	}
+	if err := idt.Claims(&claims); err != nil {
+		t.Fatal(err)
+	}
+	if idt.Issuer != e.issuer || claims.Sub != aliceID || !slices.Contains(idt.Audience, webappID) {
+		t.Errorf("iss/sub/aud = %s/%s/%v", idt.Issuer, claims.Sub, idt.Audience)
+	}
+	if claims.AuthTime == 0 || time.Since(time.Unix(claims.AuthTime, 0)) > time.Minute {
+		t.Errorf("auth_time = %d", claims.AuthTime)
+	}
+	if !slices.Equal(claims.AMR, []string{"pwd", "otp", "mfa"}) || claims.ACR != "urn:lanyard:acr:mfa" {
+		t.Errorf("amr/acr = %v/%s", claims.AMR, claims.ACR)
+	}
+	if claims.SID == "" || claims.Email != aliceEmail || !claims.EmailVerified ||
+		claims.Name != "Alice Example" || claims.PreferredUsername != aliceEmail {
+		t.Errorf("claims = %+v", claims)
+	}
+	if claims.Policies["privacy"] != "2026-01" || claims.Policies["terms"] != "2026-01" {
+		t.Errorf("lanyard_policies = %v", claims.Policies)
+	}
+	if idt.AccessTokenHash == "" {
+		t.Error("no at_hash")
+	}
+	if hdrKID(t, tok.Extra("id_token").(string)) == "" {
+		t.Error("ID token without kid")
+	}
+	if tok.RefreshToken == "" {
+		t.Fatal("no refresh token although offline_access was granted")
+	}
+
+	// Userinfo.
+	ui, err := r.provider.UserInfo(r.ctx, oauth2.StaticTokenSource(tok))
+	if err != nil {
+		t.Fatalf("userinfo: %v", err)
+	}
+	var uic map[string]any
+	if err := ui.Claims(&uic); err != nil {
+		t.Fatal(err)
+	}
+	if uic["sub"] != aliceID || uic["email"] != aliceEmail || uic["preferred_username"] != aliceEmail ||
+		uic["name"] != "Alice Example" || uic["email_verified"] != true || uic["lanyard_policies"] == nil {
+		t.Errorf("userinfo = %v", uic)
+	}
+
+	// Introspection sees the access token.
+	in := e.introspect(tok.AccessToken)
+	if in["active"] != true || in["client_id"] != webappID || in["sub"] != aliceID {
+		t.Errorf("introspection = %v", in)
+	}
+
+	// Refresh rotates: the new pair works, the old refresh token is dead.
+	tok2, err := r.oauth.TokenSource(r.ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	if err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	if tok2.RefreshToken == "" || tok2.RefreshToken == tok.RefreshToken {
+		t.Fatal("refresh token not rotated")
+	}
+	if raw, _ := tok2.Extra("id_token").(string); raw == "" {
+		t.Error("no ID token on refresh")
+	} else if _, err := r.verifier.Verify(r.ctx, raw); err != nil {
+		t.Errorf("refreshed ID token: %v", err)
+	}
+	if e.active(tok.RefreshToken) || e.active(tok.AccessToken) {
+		t.Error("old tokens still active after rotation")
+	}
+	if !e.active(tok2.RefreshToken) || !e.active(tok2.AccessToken) {
+		t.Error("new tokens not active")
+	}
+
+	// Audit: token.issue for the code and the refresh.
+	evs, err := e.st.Audit(context.Background(), store.AuditFilter{Event: "token.issue"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 2 || evs[0].ClientID != webappID || evs[0].UserID != aliceID ||
+		!strings.Contains(string(evs[0].Detail), "authorization_code") || !strings.Contains(string(evs[1].Detail), "refresh_token") {
+		t.Errorf("audit = %+v", evs)
+	}
+}
+
+func hdrKID(t testing.TB, jwt string) string {
+	t.Helper()
+	h, _, _ := strings.Cut(jwt, ".")
+	data, err := b64url(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hdr struct{ Kid, Alg string }
+	if err := json.Unmarshal(data, &hdr); err != nil {
+		t.Fatal(err)
+	}
+	return hdr.Kid
+}
+
+func TestSSOAcrossClients(t *testing.T) {
+	e := newEnv(t)
+	b := e.newBrowser()
+	e.journey.setNext(alice())
+	r1 := e.newRP(webappID, webappSecret, webappRedir)
+	r1.exchange(r1.authorize(b))
+	if n := e.journey.signInCount(); n != 1 {
+		t.Fatalf("sign-ins = %d", n)
+	}
+	// Second relying party, same browser: no new sign-in.
+	e.journey.setNext(nil)
+	r2 := e.newRP(otherID, otherSecret, otherRedir)
+	_, idt := r2.exchange(r2.authorize(b))
+	if n := e.journey.signInCount(); n != 1 {
+		t.Errorf("second client asked for a sign-in (%d)", n)
+	}
+	if idt.Subject != aliceID {
+		t.Errorf("sub = %s", idt.Subject)
+	}
+}
+
+func TestScopesLimitClaims(t *testing.T) {
+	e := newEnv(t)
+	r := e.newRP(webappID, webappSecret, webappRedir, "openid")
+	b := e.newBrowser()
+	e.journey.setNext(alice())
+	tok, idt := r.exchange(r.authorize(b))
+	var c map[string]any
+	idt.Claims(&c)
+	for _, k := range []string{"email", "name", "preferred_username"} {
+		if _, ok := c[k]; ok {
+			t.Errorf("ID token has %s without its scope", k)
+		}
+	}
+	if tok.RefreshToken != "" {
+		t.Error("refresh token issued without offline_access")
+	}
+	ui, err := r.provider.UserInfo(r.ctx, oauth2.StaticTokenSource(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uic map[string]any
+	ui.Claims(&uic)
+	if _, ok := uic["email"]; ok || uic["sub"] != aliceID {
+		t.Errorf("userinfo = %v", uic)
+	}
+}
+
+func TestPublicClientPKCE(t *testing.T) {
+	e := newEnv(t)
+	r := e.newRP(spaID, "", spaRedir)
+	b := e.newBrowser()
+	e.journey.setNext(alice())
+	tok, _ := r.exchange(r.authorize(b))
+	if tok.AccessToken == "" {
+		t.Fatal("no access token")
+	}
+}
+
+func TestPromptNone(t *testing.T) {
+	e := newEnv(t)
+	r := e.newRP(webappID, webappSecret, webappRedir)
+
+	cases := []struct {
+		name    string
+		browser *authn.Browser
+		want    string
+	}{
+		{"no session", nil, "login_required"},
+		{"journey in progress", &authn.Browser{InProgress: true, UserID: aliceID}, "interaction_required"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := e.newBrowser()
+			if tc.browser != nil {
+				// Get a session cookie in the given state via the stand-in login.
+				e.journey.setNext(tc.browser)
+				b.get(e.issuer + "/test/login?resume=" + url.QueryEscape(e.issuer+"/nowhere"))
+			}
+			before := e.journey.signInCount()
+			res := b.get(r.oauth.AuthCodeURL("state-123456789", oauth2.SetAuthURLParam("prompt", "none"),
+				oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+			if res.location == nil {
+				t.Fatalf("no redirect: %d %s", res.status, truncate(res.body))
+			}
+			q := res.location.Query()
+			if q.Get("error") != tc.want || q.Get("iss") != e.issuer || q.Get("state") != "state-123456789" {
+				t.Errorf("redirect = %s", res.location)
+			}
+			if !strings.HasPrefix(res.location.String(), webappRedir+"?") {
+				t.Errorf("redirected to %s", res.location)
+			}
+			if e.journey.signInCount() != before {
+				t.Error("prompt=none showed a sign-in")
+			}
+		})
+	}
+
+	t.Run("signed in", func(t *testing.T) {
+		b := e.newBrowser()
+		e.journey.setNext(alice())
+		r.exchange(r.authorize(b))
+		e.journey.setNext(nil)
+		run := r.authorize(b, oauth2.SetAuthURLParam("prompt", "none"))
+		r.exchange(run)
+	})
+}
+
+func TestPromptLoginAndMaxAge(t *testing.T) {
+	e := newEnv(t)
+	r := e.newRP(webappID, webappSecret, webappRedir)
+	old := alice()
+	old.AuthTime = time.Now().Add(-2 * time.Hour).UTC().Truncate(time.Second)
+
+	// Without prompt or max_age the old sign-in is good enough.
+	b := e.newBrowser()
+	e.journey.setNext(old)
+	_, idt := r.exchange(r.authorize(b))
+	if got := authTimeOf(t, idt.Claims); got != old.AuthTime.Unix() {
+		t.Fatalf("auth_time = %d, want %d", got, old.AuthTime.Unix())
+	}
+
+	for _, tc := range []struct {
+		name  string
+		param oauth2.AuthCodeOption
+	}{
+		{"prompt=login", oauth2.SetAuthURLParam("prompt", "login")},
+		{"max_age exceeded", oauth2.SetAuthURLParam("max_age", "60")},
+		{"max_age=0", oauth2.SetAuthURLParam("max_age", "0")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := e.newBrowser()
+			e.journey.setNext(old)
+			b.get(e.issuer + "/test/login?resume=" + url.QueryEscape(e.issuer+"/nowhere"))
+
+			// Nobody signs in: the browser must land on the sign-in page, not
+			// get a code from the old sign-in.
+			e.journey.setNext(nil)
+			n := e.journey.signInCount()
+			v := oauth2.GenerateVerifier()
+			res := b.get(r.oauth.AuthCodeURL("state-123456789", tc.param, oidcNonce("nonce-123456789"), oauth2.S256ChallengeOption(v)))
+			if res.location != nil || res.body != "sign-in page" {
+				t.Fatalf("expected the sign-in page, got %d %v", res.status, res.location)
+			}
+			req := e.journey.lastSignIn()
+			if e.journey.signInCount() != n+1 || !req.ForceLogin {
+				t.Fatalf("SignIn = %+v", req)
+			}
+
+			// Resuming while the browser still has the old sign-in goes back to
+			// the sign-in; it does not issue a code.
+			res = b.get(req.ResumeURL)
+			if res.location != nil || e.journey.signInCount() != n+2 || !e.journey.lastSignIn().ForceLogin {
+				t.Fatalf("resume with a stale sign-in: %d %v", res.status, res.location)
+			}
+
+			// A new sign-in satisfies it (no loop), and auth_time moves.
+			e.journey.setNext(alice())
+			res = b.get(req.ResumeURL)
+			if res.location == nil || res.location.Query().Get("code") == "" {
+				t.Fatalf("no code after the new sign-in: %d %s %v", res.status, truncate(res.body), res.location)
+			}
+			_, idt := r.exchange(authRun{state: "state-123456789", nonce: "nonce-123456789", verifier: v, callback: res.location})
+			if got := authTimeOf(t, idt.Claims); got <= old.AuthTime.Unix() || time.Since(time.Unix(got, 0)) > time.Minute {
+				t.Errorf("auth_time = %d, want the new sign-in", got)
+			}
+		})
+	}
+
+	t.Run("prompt=none with max_age exceeded", func(t *testing.T) {
+		b := e.newBrowser()
+		e.journey.setNext(old)
+		b.get(e.issuer + "/test/login?resume=" + url.QueryEscape(e.issuer+"/nowhere"))
+		res := b.get(r.oauth.AuthCodeURL("state-123456789", oauth2.SetAuthURLParam("prompt", "none"),
+			oauth2.SetAuthURLParam("max_age", "60"), oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+		if res.location == nil || res.location.Query().Get("error") != "login_required" {
+			t.Errorf("got %d %v", res.status, res.location)
+		}
+	})
+}
+
+func authTimeOf(t testing.TB, claims func(any) error) int64 {
+	t.Helper()
+	var c struct {
+		AuthTime int64 `json:"auth_time"`
+	}
+	if err := claims(&c); err != nil {
+		t.Fatal(err)
+	}
+	return c.AuthTime
+}
+
+func oidcNonce(n string) oauth2.AuthCodeOption { return oauth2.SetAuthURLParam("nonce", n) }
+
+func TestResumeUnknown(t *testing.T) {
+	e := newEnv(t)
+	b := e.newBrowser()
+	for _, id := range []string{"", "nope", strings.Repeat("x", 500)} {
+		res := b.get(e.issuer + pathResume + "?id=" + url.QueryEscape(id))
+		if res.status != http.StatusBadRequest || res.location != nil || !strings.Contains(res.body, "sign in again") {
+			t.Errorf("resume %q: %d %s", id, res.status, truncate(res.body))
+		}
+	}
+	// Expired: park, then move the clock past the journey timeout.
+	r := e.newRP(webappID, webappSecret, webappRedir)
+	e.journey.setNext(nil)
+	b.get(r.oauth.AuthCodeURL("state-123456789", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	resume := e.journey.lastSignIn().ResumeURL
+	e.clock.Advance(31 * time.Minute)
+	e.journey.setNext(alice())
+	res := b.get(resume)
+	if res.status != http.StatusBadRequest || res.location != nil {
+		t.Errorf("expired resume: %d %v", res.status, res.location)
+	}
+}
+
+func TestClientCredentials(t *testing.T) {
+	e := newEnv(t)
+	cc := clientCredentials(e, serviceID, serviceSecret, "docs:read")
+	tok, err := cc.Token(context.Background())
+	if err != nil {
+		t.Fatalf("client_credentials: %v", err)
+	}
+	if tok.Extra("scope") != "docs:read" || tok.RefreshToken != "" {
+		t.Errorf("token = %+v scope %v", tok, tok.Extra("scope"))
+	}
+	in := e.introspect(tok.AccessToken)
+	if in["active"] != true || in["client_id"] != serviceID || in["scope"] != "docs:read" {
+		t.Errorf("introspection = %v", in)
+	}
+	if _, ok := in["sub"]; ok {
+		t.Errorf("client_credentials token has a subject: %v", in)
+	}
+
+	// Not a scope of the client.
+	if _, err := clientCredentials(e, serviceID, serviceSecret, "openid").Token(context.Background()); err == nil ||
+		!strings.Contains(err.Error(), "invalid_scope") {
+		t.Errorf("foreign scope: %v", err)
+	}
+	// A client without the grant.
+	if _, err := clientCredentials(e, webappID, webappSecret, "openid").Token(context.Background()); err == nil {
+		t.Error("webapp got a client_credentials token")
+	}
+	// Userinfo refuses a token without a user.
+	req, _ := http.NewRequest(http.MethodGet, e.issuer+pathUserinfo, nil)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("userinfo with a service token: %d", resp.StatusCode)
+	}
+
+	// client_secret_post works for a client registered for it.
+	resp2, body := e.postForm(pathToken, url.Values{"grant_type": {"client_credentials"}, "client_id": {postID},
+		"client_secret": {postSecret}, "scope": {"docs:read"}}, "", "")
+	if resp2.StatusCode != http.StatusOK {
+		t.Errorf("client_secret_post: %d %v", resp2.StatusCode, body)
+	}
+	if resp2.Header.Get("Cache-Control") != "no-store" || resp2.Header.Get("Pragma") != "no-cache" {
+		t.Errorf("token response headers: %v", resp2.Header)
+	}
+}
+
+func TestRevocation(t *testing.T) {
+	e := newEnv(t)
+	r := e.newRP(webappID, webappSecret, webappRedir)
+	b := e.newBrowser()
+	e.journey.setNext(alice())
+	tok, _ := r.exchange(r.authorize(b))
+
+	// Another client cannot revoke it.
+	resp, _ := e.postForm(pathRevoke, url.Values{"token": {tok.RefreshToken}}, otherID, otherSecret)
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("foreign revoke status %d", resp.StatusCode)
+	}
+	if !e.active(tok.RefreshToken) {
+		t.Fatal("another client revoked the token")
+	}
+
+	resp, _ = e.postForm(pathRevoke, url.Values{"token": {tok.RefreshToken}, "token_type_hint": {"refresh_token"}}, webappID, webappSecret)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("revoke: %d", resp.StatusCode)
+	}
+	if e.active(tok.RefreshToken) || e.active(tok.AccessToken) {
+		t.Error("revoked tokens still active")
+	}
+	if _, err := r.oauth.TokenSource(r.ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
+		t.Error("revoked refresh token still refreshes")
+	}
+	// Unknown tokens: 200 as RFC 7009 says.
+	resp, _ = e.postForm(pathRevoke, url.Values{"token": {"nonsense"}}, webappID, webappSecret)
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("revoke unknown: %d", resp.StatusCode)
+	}
+	// Wrong credentials: 401 with WWW-Authenticate.
+	resp, _ = e.postForm(pathRevoke, url.Values{"token": {"nonsense"}}, webappID, "wrong")
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" {
+		t.Errorf("revoke with a wrong secret: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+}
+
+func TestRevokeStoreDown(t *testing.T) {
+	e := newEnv(t)
+	tok, err := clientCredentials(e, serviceID, serviceSecret, "docs:read").Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.st.Close()
+	resp, body := e.postForm(pathRevoke, url.Values{"token": {tok.AccessToken}}, serviceID, serviceSecret)
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("revoke with the store down: %d %v, want 503", resp.StatusCode, body)
+	}
+}
+
+func TestRefreshReuseRevokesFamily(t *testing.T) {
+	e := newEnv(t)
+	r := e.newRP(webappID, webappSecret, webappRedir)
+	b := e.newBrowser()
+	e.journey.setNext(alice())
+	tok1, _ := r.exchange(r.authorize(b))
+	tok2, err := r.oauth.TokenSource(r.ctx, &oauth2.Token{RefreshToken: tok1.RefreshToken}).Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Reuse of the rotated token: refused, and the whole family dies.
+	_, err = r.oauth.TokenSource(r.ctx, &oauth2.Token{RefreshToken: tok1.RefreshToken}).Token()
+	if err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+		t.Fatalf("reuse: %v", err)
+	}
+	if e.active(tok2.RefreshToken) || e.active(tok2.AccessToken) {
+		t.Error("family still alive after reuse")
+	}
+	if _, err := r.oauth.TokenSource(r.ctx, &oauth2.Token{RefreshToken: tok2.RefreshToken}).Token(); err == nil {
+		t.Error("the successor still refreshes after reuse")
+	}
+}
+
+func TestCodeReuseRevokesTokens(t *testing.T) {
+	e := newEnv(t)
+	r := e.newRP(webappID, webappSecret, webappRedir)
+	b := e.newBrowser()
+	e.journey.setNext(alice())
+	run := r.authorize(b)
+	tok, _ := r.exchange(run)
+	_, err := r.oauth.Exchange(r.ctx, run.callback.Query().Get("code"), oauth2.VerifierOption(run.verifier))
+	if err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+		t.Fatalf("second redemption: %v", err)
+	}
+	if e.active(tok.AccessToken) || e.active(tok.RefreshToken) {
+		t.Error("tokens of the first redemption still active after code reuse")
+	}
+}
+
+func TestDisabledUser(t *testing.T) {
+	e := newEnv(t)
+	r := e.newRP(webappID, webappSecret, webappRedir)
+	b := e.newBrowser()
+	e.journey.setNext(alice())
+	tok, _ := r.exchange(r.authorize(b))
+
+	ctx := context.Background()
+	u, err := e.st.UserByID(ctx, aliceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.State = store.UserDisabled
+	if err := e.st.UpdateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.oauth.TokenSource(r.ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	if err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+		t.Errorf("refresh for a disabled user: %v", err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, e.issuer+pathUserinfo, nil)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Errorf("userinfo for a disabled user: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	// And no new code either.
+	res := b.get(r.oauth.AuthCodeURL("state-123456789", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	if res.location == nil || res.location.Query().Get("code") != "" || res.location.Query().Get("error") != "access_denied" {
+		t.Errorf("authorize for a disabled user: %d %v", res.status, res.location)
+	}
+}
+
+func TestUserinfoBadToken(t *testing.T) {
+	e := newEnv(t)
+	for _, auth := range []string{"Bearer nonsense", "Bearer ", "Basic abc"} {
+		req, _ := http.NewRequest(http.MethodGet, e.issuer+pathUserinfo, nil)
+		req.Header.Set("Authorization", auth)
+		resp, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+			t.Errorf("%q: %d %q", auth, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, e.issuer+pathUserinfo, nil)
+	req.Header.Set("Authorization", "Bearer nonsense")
+	resp, _ := e.srv.Client().Do(req)
+	resp.Body.Close()
+	if !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Errorf("WWW-Authenticate = %q", resp.Header.Get("WWW-Authenticate"))
+	}
+}
+
+func TestPAR(t *testing.T) {
+	e := newEnv(t)
+	r := e.newRP(webappID, webappSecret, webappRedir)
+	verifier := oauth2.GenerateVerifier()
+	form := url.Values{
+		"response_type":         {"code"},
+		"client_id":             {webappID},
+		"redirect_uri":          {webappRedir},
+		"scope":                 {"openid email"},
+		"state":                 {"state-par-123456"},
+		"nonce":                 {"nonce-par-123456"},
+		"code_challenge":        {oauth2.S256ChallengeFromVerifier(verifier)},
+		"code_challenge_method": {"S256"},
+	}
+	resp, body := e.postForm(pathPAR, form, webappID, webappSecret)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("par: %d %v", resp.StatusCode, body)
+	}
+	uri, _ := body["request_uri"].(string)
+	if !strings.HasPrefix(uri, parPrefix) || body["expires_in"].(float64) > 90 {
+		t.Fatalf("par response = %v", body)
+	}
+
+	b := e.newBrowser()
+	e.journey.setNext(nil) // the browser must sign in: the pushed request is parked and resumed
+	authURL := e.issuer + pathAuthorize + "?" + url.Values{"client_id": {webappID}, "request_uri": {uri}}.Encode()
+	res := b.get(authURL)
+	if res.body != "sign-in page" {
+		t.Fatalf("par authorize: %d %v %s", res.status, res.location, truncate(res.body))
+	}
+	e.journey.setNext(alice())
+	res = b.get(e.journey.lastSignIn().ResumeURL)
+	if res.location == nil || res.location.Query().Get("code") == "" || res.location.Query().Get("state") != "state-par-123456" ||
+		res.location.Query().Get("iss") != e.issuer || !strings.HasPrefix(res.location.String(), webappRedir+"?") {
+		t.Fatalf("par callback: %d %v", res.status, res.location)
+	}
+	tok, err := r.oauth.Exchange(r.ctx, res.location.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("exchange: %v", err)
+	}
+	idt, err := r.verifier.Verify(r.ctx, tok.Extra("id_token").(string))
+	if err != nil || idt.Nonce != "nonce-par-123456" {
+		t.Fatalf("id token: %v %v", err, idt)
+	}
+
+	// The request_uri works once.
+	res = b.get(authURL)
+	if res.location != nil || res.status != http.StatusBadRequest {
+		t.Errorf("second use of the request_uri: %d %v", res.status, res.location)
+	}
+
+	// PAR refuses what /authorize refuses.
+	for name, mutate := range map[string]func(url.Values){
+		"unregistered redirect": func(v url.Values) { v.Set("redirect_uri", "https://evil.example/cb") },
+		"request object":        func(v url.Values) { v.Set("request", "eyJhbGciOiJub25lIn0.e30.") },
+		"plain pkce":            func(v url.Values) { v.Set("code_challenge_method", "plain") },
+		"wrong secret":          nil,
+	} {
+		v := url.Values{}
+		for k, x := range form {
+			v[k] = x
+		}
+		secret := webappSecret
+		if mutate == nil {
+			secret = "wrong"
+		} else {
+			mutate(v)
+		}
+		resp, body := e.postForm(pathPAR, v, webappID, secret)
+		if resp.StatusCode < 400 || resp.StatusCode >= 500 || body["error"] == nil {
+			t.Errorf("par %s: %d %v", name, resp.StatusCode, body)
+		}
+	}
+}
+
+func TestPARExpires(t *testing.T) {
+	e := newEnv(t)
+	form := url.Values{
+		"response_type": {"code"}, "client_id": {webappID}, "redirect_uri": {webappRedir}, "scope": {"openid"},
+		"state": {"state-par-123456"}, "code_challenge": {oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier())},
+		"code_challenge_method": {"S256"},
+	}
+	resp, body := e.postForm(pathPAR, form, webappID, webappSecret)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("par: %d %v", resp.StatusCode, body)
+	}
+	e.clock.Advance(91 * time.Second)
+	b := e.newBrowser()
+	e.journey.setNext(alice())
+	res := b.get(e.issuer + pathAuthorize + "?" + url.Values{"client_id": {webappID}, "request_uri": {body["request_uri"].(string)}}.Encode())
+	if res.location != nil || res.status != http.StatusBadRequest {
+		t.Errorf("expired request_uri: %d %v", res.status, res.location)
+	}
+}
+
+func TestSetClients(t *testing.T) {
+	e := newEnv(t)
+	if _, err := clientCredentials(e, serviceID, serviceSecret, "docs:read").Token(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cs := testClients(t)
+	cs[2].ID = "service2"
+	e.p.SetClients(cs)
+	if _, err := clientCredentials(e, serviceID, serviceSecret, "docs:read").Token(context.Background()); err == nil {
+		t.Error("removed client still gets tokens")
+	}
+	if _, err := clientCredentials(e, "service2", serviceSecret, "docs:read").Token(context.Background()); err != nil {
+		t.Errorf("added client: %v", err)
+	}
+}

@@ -1,0 +1,532 @@
+package provider
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/lanyard-idp/lanyard/config"
+	"github.com/lanyard-idp/lanyard/provider/authn"
+	"github.com/lanyard-idp/lanyard/provider/store"
+	"github.com/lanyard-idp/lanyard/provider/store/seal"
+	"github.com/lanyard-idp/lanyard/templates"
+
+	"net/http/httptest"
+)
+
+// Test fixtures: a confidential web app, a public SPA, a service, a second
+// confidential app and one that posts its secret in the body.
+const (
+	webappID      = "webapp"
+	webappSecret  = "webapp-secret-0123456789"
+	webappRedir   = "https://rp.example/cb"
+	webappLogout  = "https://rp.example/bye"
+	spaID         = "spa"
+	spaRedir      = "http://127.0.0.1:5555/cb"
+	serviceID     = "service"
+	serviceSecret = "service-secret-0123456789"
+	otherID       = "other"
+	otherSecret   = "other-secret-0123456789"
+	otherRedir    = "https://other.example/cb"
+	postID        = "poster"
+	postSecret    = "poster-secret-0123456789"
+
+	aliceID    = "u-alice"
+	aliceEmail = "alice@agency.example"
+	bobID      = "u-bob"
+)
+
+func mustHash(t testing.TB, secret string) string {
+	t.Helper()
+	h, err := config.HashSecret(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func testClients(t testing.TB) []config.Client {
+	return []config.Client{
+		{
+			ID: webappID, Name: "Web app", SecretHash: mustHash(t, webappSecret),
+			RedirectURIs:           []string{webappRedir, "https://rp.example/cb2"},
+			PostLogoutRedirectURIs: []string{webappLogout},
+			GrantTypes:             []string{"authorization_code", "refresh_token"},
+			Scopes:                 []string{"openid", "email", "profile", "offline_access"},
+		},
+		{
+			ID: spaID, Name: "Single-page app", Public: true,
+			RedirectURIs: []string{spaRedir},
+			GrantTypes:   []string{"authorization_code", "refresh_token"},
+			Scopes:       []string{"openid", "email", "profile", "offline_access"},
+		},
+		{
+			ID: serviceID, Name: "CI service", SecretHash: mustHash(t, serviceSecret),
+			GrantTypes: []string{"client_credentials"},
+			Scopes:     []string{"docs:read", "docs:write"},
+		},
+		{
+			ID: otherID, Name: "Other app", SecretHash: mustHash(t, otherSecret),
+			RedirectURIs: []string{otherRedir},
+			GrantTypes:   []string{"authorization_code", "refresh_token"},
+			Scopes:       []string{"openid", "email", "profile", "offline_access"},
+		},
+		{
+			ID: postID, Name: "Poster", SecretHash: mustHash(t, postSecret),
+			TokenEndpointAuthMethod: "client_secret_post",
+			RedirectURIs:            []string{"https://poster.example/cb"},
+			GrantTypes:              []string{"authorization_code", "client_credentials"},
+			Scopes:                  []string{"openid", "docs:read"},
+		},
+	}
+}
+
+// clock is the injected clock; tests move it forward.
+type clock struct{ offset atomic.Int64 }
+
+func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())).UTC() }
+func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+// env is a running provider on httptest.Server with a real SQLite store.
+type env struct {
+	t       testing.TB
+	srv     *httptest.Server
+	issuer  string
+	p       *Provider
+	st      *store.Store
+	box     *seal.Box
+	cfg     *config.Config
+	journey *testJourney
+	clock   *clock
+}
+
+type envOption func(*config.Config)
+
+func newEnv(t testing.TB, opts ...envOption) *env {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "l.db"))
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	box, err := seal.New(seal.NewKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages, err := templates.Parse()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var handler atomic.Pointer[http.ServeMux]
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handler.Load().ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+
+	cfg := &config.Config{
+		Issuer:  srv.URL,
+		Clients: testClients(t),
+	}
+	cfg.Keys.Algorithms = []string{"RS256", "ES256"}
+	for _, o := range opts {
+		o(cfg)
+	}
+	e := &env{t: t, srv: srv, issuer: srv.URL, st: st, box: box, cfg: cfg, clock: &clock{}}
+	e.journey = newTestJourney(srv.URL)
+	logs := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("provider log:\n%s", logs.String())
+		}
+	})
+	p, err := New(ctx, Options{
+		Config: cfg, Store: st, Box: box, Journey: e.journey, Pages: pages, Now: e.clock.Now,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	e.p = p
+	mux := http.NewServeMux()
+	p.Mount(mux)
+	mux.HandleFunc("GET /test/login", e.journey.handleLogin)
+	handler.Store(mux)
+
+	e.seedUser(aliceID, aliceEmail, "Alice Example")
+	e.seedUser(bobID, "bob@agency.example", "Bob Example")
+	return e
+}
+
+func (e *env) seedUser(id, email, name string) {
+	e.t.Helper()
+	ctx := context.Background()
+	now := time.Now().UTC()
+	if err := e.st.CreateUser(ctx, &store.User{
+		ID: id, Username: email, Email: email, Name: name, State: store.UserActive,
+		PasswordHash: "x", CreatedAt: now, UpdatedAt: now,
+	}); err != nil {
+		e.t.Fatalf("create user: %v", err)
+	}
+	for _, doc := range []string{"privacy", "terms"} {
+		if err := e.st.Accept(ctx, store.Acceptance{UserID: id, Document: doc, Version: "2026-01", AcceptedAt: now}); err != nil {
+			e.t.Fatalf("accept: %v", err)
+		}
+	}
+}
+
+// testJourney stands in for package flows at the authn seam: SignIn sends the
+// browser to /test/login, which signs it in as whoever the test named in
+// next (or shows a "sign-in page" when nobody is named) and redirects to the
+// resume URL.
+type testJourney struct {
+	issuer string
+
+	mu       sync.Mutex
+	sessions map[string]authn.Browser
+	next     *authn.Browser
+	signIns  []authn.SignInRequest
+	signOuts int
+}
+
+const testCookie = "testsess"
+
+func newTestJourney(issuer string) *testJourney {
+	return &testJourney{issuer: issuer, sessions: map[string]authn.Browser{}}
+}
+
+func (j *testJourney) Browser(r *http.Request) (authn.Browser, error) {
+	c, err := r.Cookie(testCookie)
+	if err != nil {
+		return authn.Browser{}, nil
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.sessions[c.Value], nil
+}
+
+func (j *testJourney) SignIn(w http.ResponseWriter, r *http.Request, req authn.SignInRequest) {
+	j.mu.Lock()
+	j.signIns = append(j.signIns, req)
+	j.mu.Unlock()
+	http.Redirect(w, r, "/test/login?resume="+url.QueryEscape(req.ResumeURL), http.StatusSeeOther)
+}
+
+func (j *testJourney) SignOut(w http.ResponseWriter, r *http.Request) (string, error) {
+	c, err := r.Cookie(testCookie)
+	if err != nil {
+		return "", nil
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	b := j.sessions[c.Value]
+	delete(j.sessions, c.Value)
+	j.signOuts++
+	http.SetCookie(w, &http.Cookie{Name: testCookie, Value: "", Path: "/", MaxAge: -1})
+	return b.UserID, nil
+}
+
+// setNext names who the next visit to /test/login signs in (nil: nobody).
+func (j *testJourney) setNext(b *authn.Browser) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.next = b
+}
+
+func (j *testJourney) lastSignIn() authn.SignInRequest {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if len(j.signIns) == 0 {
+		return authn.SignInRequest{}
+	}
+	return j.signIns[len(j.signIns)-1]
+}
+
+func (j *testJourney) signOutCount() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.signOuts
+}
+
+func (j *testJourney) signInCount() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return len(j.signIns)
+}
+
+func (j *testJourney) handleLogin(w http.ResponseWriter, r *http.Request) {
+	resume := r.URL.Query().Get("resume")
+	if !strings.HasPrefix(resume, j.issuer+"/") {
+		http.Error(w, "resume URL not under the issuer", http.StatusBadRequest)
+		return
+	}
+	j.mu.Lock()
+	next := j.next
+	j.mu.Unlock()
+	if next == nil {
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, "sign-in page")
+		return
+	}
+	b := *next
+	if b.AuthTime.IsZero() && b.SignedIn {
+		b.AuthTime = time.Now().UTC()
+	}
+	id := randomHex()
+	if b.SessionID == "" && b.SignedIn {
+		sum := sha256.Sum256([]byte(id))
+		b.SessionID = hex.EncodeToString(sum[:])
+	}
+	j.mu.Lock()
+	j.sessions[id] = b
+	j.mu.Unlock()
+	http.SetCookie(w, &http.Cookie{Name: testCookie, Value: id, Path: "/"})
+	http.Redirect(w, r, resume, http.StatusSeeOther)
+}
+
+var hexCounter atomic.Int64
+
+func randomHex() string {
+	sum := sha256.Sum256([]byte(time.Now().String() + string(rune(hexCounter.Add(1)))))
+	return hex.EncodeToString(sum[:16])
+}
+
+func alice(amr ...string) *authn.Browser {
+	if len(amr) == 0 {
+		amr = []string{"pwd", "otp", "mfa"}
+	}
+	return &authn.Browser{SignedIn: true, UserID: aliceID, AMR: amr, ACR: "urn:lanyard:acr:mfa"}
+}
+
+// browser is a cookie-keeping user agent that follows redirects only within
+// the issuer, so a test sees where Lanyard sends it (relying party, error).
+type browser struct {
+	t      testing.TB
+	e      *env
+	client *http.Client
+}
+
+func (e *env) newBrowser() *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: e.t, e: e, client: &http.Client{
+		Jar: jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+		Timeout: 30 * time.Second,
+	}}
+}
+
+// result is where the browser ended up: a page (status, body) or a redirect
+// leaving the issuer (Location).
+type result struct {
+	status   int
+	body     string
+	location *url.URL
+	header   http.Header
+}
+
+func (b *browser) get(rawURL string) result {
+	b.t.Helper()
+	return b.do(http.MethodGet, rawURL, nil)
+}
+
+func (b *browser) post(rawURL string, form url.Values) result {
+	b.t.Helper()
+	return b.do(http.MethodPost, rawURL, form)
+}
+
+func (b *browser) do(method, rawURL string, form url.Values) result {
+	b.t.Helper()
+	for range 20 {
+		var body io.Reader
+		if form != nil {
+			body = strings.NewReader(form.Encode())
+		}
+		req, err := http.NewRequest(method, rawURL, body)
+		if err != nil {
+			b.t.Fatalf("request %s: %v", rawURL, err)
+		}
+		if form != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Origin", b.e.issuer)
+		}
+		resp, err := b.client.Do(req)
+		if err != nil {
+			b.t.Fatalf("%s %s: %v", method, rawURL, err)
+		}
+		data, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode < 300 || resp.StatusCode >= 400 {
+			return result{status: resp.StatusCode, body: string(data), header: resp.Header}
+		}
+		loc, err := resp.Location()
+		if err != nil {
+			b.t.Fatalf("redirect without Location from %s", rawURL)
+		}
+		if !strings.HasPrefix(loc.String(), b.e.issuer+"/") {
+			return result{status: resp.StatusCode, location: loc, header: resp.Header, body: string(data)}
+		}
+		method, rawURL, form = http.MethodGet, loc.String(), nil
+	}
+	b.t.Fatalf("too many redirects from %s", rawURL)
+	return result{}
+}
+
+// rp is a relying party built on go-oidc and x/oauth2, as real ones are.
+type rp struct {
+	e        *env
+	ctx      context.Context
+	provider *oidc.Provider
+	verifier *oidc.IDTokenVerifier
+	oauth    oauth2.Config
+}
+
+func (e *env) newRP(clientID, secret, redirect string, scopes ...string) *rp {
+	e.t.Helper()
+	ctx := oidc.ClientContext(context.Background(), e.srv.Client())
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, e.srv.Client())
+	prov, err := oidc.NewProvider(ctx, e.issuer)
+	if err != nil {
+		e.t.Fatalf("discovery: %v", err)
+	}
+	if len(scopes) == 0 {
+		scopes = []string{oidc.ScopeOpenID, "email", "profile", oidc.ScopeOfflineAccess}
+	}
+	ep := prov.Endpoint()
+	if secret == "" {
+		ep.AuthStyle = oauth2.AuthStyleInParams
+	} else {
+		ep.AuthStyle = oauth2.AuthStyleInHeader
+	}
+	return &rp{
+		e: e, ctx: ctx, provider: prov,
+		verifier: prov.Verifier(&oidc.Config{ClientID: clientID}),
+		oauth: oauth2.Config{
+			ClientID: clientID, ClientSecret: secret, Endpoint: ep,
+			RedirectURL: redirect, Scopes: scopes,
+		},
+	}
+}
+
+// login is the happy path: authorize with PKCE and a nonce, sign in as who,
+// and return the callback (code, state, iss).
+type authRun struct {
+	state, nonce, verifier string
+	callback               *url.URL
+}
+
+func (r *rp) authorize(b *browser, extra ...oauth2.AuthCodeOption) authRun {
+	r.e.t.Helper()
+	run := authRun{state: randomHex(), nonce: randomHex(), verifier: oauth2.GenerateVerifier()}
+	opts := append([]oauth2.AuthCodeOption{oidc.Nonce(run.nonce), oauth2.S256ChallengeOption(run.verifier)}, extra...)
+	res := b.get(r.oauth.AuthCodeURL(run.state, opts...))
+	if res.location == nil {
+		r.e.t.Fatalf("authorize did not return to the relying party: status %d body %q", res.status, truncate(res.body))
+	}
+	run.callback = res.location
+	q := res.location.Query()
+	if q.Get("error") != "" {
+		r.e.t.Fatalf("authorize error: %s (%s)", q.Get("error"), q.Get("error_description"))
+	}
+	if q.Get("state") != run.state {
+		r.e.t.Fatalf("state = %q, want %q", q.Get("state"), run.state)
+	}
+	if q.Get("iss") != r.e.issuer {
+		r.e.t.Fatalf("iss = %q, want %q (RFC 9207)", q.Get("iss"), r.e.issuer)
+	}
+	return run
+}
+
+func (r *rp) exchange(run authRun) (*oauth2.Token, *oidc.IDToken) {
+	r.e.t.Helper()
+	tok, err := r.oauth.Exchange(r.ctx, run.callback.Query().Get("code"), oauth2.VerifierOption(run.verifier))
+	if err != nil {
+		r.e.t.Fatalf("exchange: %v", err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	idt, err := r.verifier.Verify(r.ctx, raw)
+	if err != nil {
+		r.e.t.Fatalf("verify id token: %v", err)
+	}
+	if idt.Nonce != run.nonce {
+		r.e.t.Fatalf("nonce = %q, want %q", idt.Nonce, run.nonce)
+	}
+	return tok, idt
+}
+
+// postForm sends a form to an endpoint with optional Basic credentials.
+func (e *env) postForm(path string, form url.Values, user, pass string) (*http.Response, map[string]any) {
+	e.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, e.issuer+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if user != "" {
+		req.SetBasicAuth(url.QueryEscape(user), url.QueryEscape(pass))
+	}
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		e.t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	var body map[string]any
+	_ = json.Unmarshal(data, &body)
+	return resp, body
+}
+
+func (e *env) introspect(token string) map[string]any {
+	e.t.Helper()
+	resp, body := e.postForm(pathIntrospect, url.Values{"token": {token}}, webappID, webappSecret)
+	if resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("introspect: status %d %v", resp.StatusCode, body)
+	}
+	return body
+}
+
+func (e *env) active(token string) bool {
+	e.t.Helper()
+	a, _ := e.introspect(token)["active"].(bool)
+	return a
+}
+
+// syncBuffer collects the provider's log; it is shown when a test fails.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func truncate(s string) string {
+	if len(s) > 300 {
+		return s[:300] + "…"
+	}
+	return s
+}

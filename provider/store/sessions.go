@@ -1,0 +1,243 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// SessionRef is the public reference of a session: the hex SHA-256 of its raw
+// id. The sessions table is keyed by it (the raw id, which the cookie holds,
+// is never stored); it is what Session.Ref, authn.Browser.SessionID,
+// OAuthRow.SessionID and RevokeOAuthBySession use.
+func SessionRef(rawID string) string { return hashKey(rawID) }
+
+// minSessionIDLen refuses ids too short to be ≥128 random bits in any common
+// encoding (22 base64 characters); it catches a caller passing a ref or a
+// constant rather than policing entropy.
+const minSessionIDLen = 16
+
+const sessionCols = `id_hash, user_id, state, auth_time, amr, acr, data, user_agent, client_addr,
+	created_at, last_seen_at, expires_at`
+
+func scanSession(sc interface{ Scan(...any) error }) (*Session, error) {
+	var x Session
+	var amr string
+	var auth, created, seen, expires sql.NullInt64
+	if err := sc.Scan(&x.Ref, &x.UserID, &x.State, &auth, &amr, &x.ACR, &x.Data, &x.UserAgent, &x.ClientAddr,
+		&created, &seen, &expires); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(amr), &x.AMR); err != nil {
+		return nil, fmt.Errorf("decode amr: %w", err)
+	}
+	x.AuthTime = fromMicro(auth)
+	x.CreatedAt = fromMicro(created)
+	x.LastSeenAt = fromMicro(seen)
+	x.ExpiresAt = fromMicro(expires)
+	return &x, nil
+}
+
+// CreateSession stores a new session under the hash of sess.ID and fills
+// sess.Ref. A zero CreatedAt/LastSeenAt is set to now. ErrConflict when the
+// id exists.
+func (s *Store) CreateSession(ctx context.Context, sess *Session) error {
+	if sess == nil || len(sess.ID) < minSessionIDLen {
+		return invalid("session id is missing or too short")
+	}
+	amr, err := json.Marshal(sess.AMR)
+	if err != nil {
+		return invalid("session amr: %v", err)
+	}
+	if sess.CreatedAt.IsZero() {
+		sess.CreatedAt = s.now()
+	}
+	if sess.LastSeenAt.IsZero() {
+		sess.LastSeenAt = sess.CreatedAt
+	}
+	ref := SessionRef(sess.ID)
+	_, err = s.exec(ctx, `INSERT INTO sessions (`+sessionCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		ref, sess.UserID, sess.State, micro(sess.AuthTime), string(amr), sess.ACR, sess.Data, sess.UserAgent,
+		sess.ClientAddr, micro(sess.CreatedAt), micro(sess.LastSeenAt), micro(sess.ExpiresAt))
+	if err != nil {
+		return fmt.Errorf("create session: %w", err)
+	}
+	sess.Ref = ref
+	return nil
+}
+
+// SessionByID loads a session by its raw id. ErrNotFound when it does not
+// exist or now is at or past its ExpiresAt (idle expiry is flows' business).
+func (s *Store) SessionByID(ctx context.Context, id string, now time.Time) (*Session, error) {
+	x, err := scanSession(s.queryRow(ctx, rd, `SELECT `+sessionCols+` FROM sessions
+		WHERE id_hash = ? AND (expires_at IS NULL OR expires_at > ?)`, SessionRef(id), now.UnixMicro()))
+	if err != nil {
+		return nil, s.notFound(err, "session")
+	}
+	x.ID = id
+	return x, nil
+}
+
+// UpdateSession writes every field but ID and CreatedAt of the session with
+// the raw id sess.ID. ErrNotFound when it does not exist.
+func (s *Store) UpdateSession(ctx context.Context, sess *Session) error {
+	if sess == nil || sess.ID == "" {
+		return invalid("session id is empty")
+	}
+	amr, err := json.Marshal(sess.AMR)
+	if err != nil {
+		return invalid("session amr: %v", err)
+	}
+	ref := SessionRef(sess.ID)
+	n, err := s.execN(ctx, `UPDATE sessions SET user_id = ?, state = ?, auth_time = ?, amr = ?, acr = ?, data = ?,
+		user_agent = ?, client_addr = ?, last_seen_at = ?, expires_at = ? WHERE id_hash = ?`,
+		sess.UserID, sess.State, micro(sess.AuthTime), string(amr), sess.ACR, sess.Data, sess.UserAgent,
+		sess.ClientAddr, micro(sess.LastSeenAt), micro(sess.ExpiresAt), ref)
+	if err != nil {
+		return fmt.Errorf("update session: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("update session: %w", ErrNotFound)
+	}
+	sess.Ref = ref
+	return nil
+}
+
+// RotateSession re-keys a session from oldID to newID (session fixation
+// defence): the old id is dead at once. The OAuth rows issued to the session
+// follow it (their SessionID becomes the new ref), so logging the session out
+// later still revokes them. ErrNotFound when oldID does not exist,
+// ErrConflict when newID does.
+func (s *Store) RotateSession(ctx context.Context, oldID, newID string) error {
+	if len(newID) < minSessionIDLen {
+		return invalid("new session id is missing or too short")
+	}
+	oldRef, newRef := SessionRef(oldID), SessionRef(newID)
+	err := s.InTx(ctx, func(ctx context.Context) error {
+		n, err := s.execN(ctx, `UPDATE sessions SET id_hash = ? WHERE id_hash = ?`, newRef, oldRef)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return ErrNotFound
+		}
+		_, err = s.exec(ctx, `UPDATE oauth SET session_id = ? WHERE session_id = ? AND session_id <> ''`, newRef, oldRef)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("rotate session: %w", err)
+	}
+	return nil
+}
+
+// TouchSession records activity (for idle expiry). ErrNotFound when the
+// session does not exist.
+func (s *Store) TouchSession(ctx context.Context, id string, at time.Time) error {
+	n, err := s.execN(ctx, `UPDATE sessions SET last_seen_at = ? WHERE id_hash = ?`, micro(at), SessionRef(id))
+	if err != nil {
+		return fmt.Errorf("touch session: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("touch session: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteSession deletes a session by raw id (no error when it does not
+// exist). Its tokens are left alone: call RevokeOAuthBySession(SessionRef(id))
+// for that (logout does).
+func (s *Store) DeleteSession(ctx context.Context, id string) error {
+	if _, err := s.exec(ctx, `DELETE FROM sessions WHERE id_hash = ?`, SessionRef(id)); err != nil {
+		return fmt.Errorf("delete session: %w", err)
+	}
+	return nil
+}
+
+// DeleteSessionByRef deletes one of the user's sessions by its public ref
+// (the account page's "sign out that device") and deactivates its codes and
+// tokens, atomically. ErrNotFound when the user has no such session.
+func (s *Store) DeleteSessionByRef(ctx context.Context, userID, ref string) error {
+	err := s.InTx(ctx, func(ctx context.Context) error {
+		n, err := s.execN(ctx, `DELETE FROM sessions WHERE user_id = ? AND id_hash = ?`, userID, ref)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return ErrNotFound
+		}
+		return s.RevokeOAuthBySession(ctx, ref)
+	})
+	if err != nil {
+		return fmt.Errorf("delete session of %q: %w", userID, err)
+	}
+	return nil
+}
+
+// UserSessions lists the user's unexpired sessions, newest first. The raw ID
+// is not known (only its hash is stored): ID is "" and Ref is set.
+func (s *Store) UserSessions(ctx context.Context, userID string, now time.Time) ([]Session, error) {
+	if userID == "" {
+		return nil, invalid("user id is empty")
+	}
+	rows, err := s.query(ctx, rd, `SELECT `+sessionCols+` FROM sessions
+		WHERE user_id = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY created_at DESC, id_hash`,
+		userID, now.UnixMicro())
+	if err != nil {
+		return nil, fmt.Errorf("list sessions of %q: %w", userID, err)
+	}
+	defer rows.Close()
+	var out []Session
+	for rows.Next() {
+		x, err := scanSession(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list sessions of %q: %w", userID, s.mapErr(err))
+		}
+		out = append(out, *x)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list sessions of %q: %w", userID, s.mapErr(err))
+	}
+	return out, nil
+}
+
+// DeleteUserSessions deletes every session of the user except the one whose
+// raw id is except ("" for none: sign out everywhere), deactivates the codes
+// and tokens issued to the deleted sessions (OAuthRow.SessionID equal to
+// their ref), and returns the refs it deleted — all in one transaction.
+func (s *Store) DeleteUserSessions(ctx context.Context, userID string, except string) ([]string, error) {
+	if userID == "" {
+		return nil, invalid("user id is empty")
+	}
+	exceptRef := ""
+	if except != "" {
+		exceptRef = SessionRef(except)
+	}
+	var refs []string
+	err := s.InTx(ctx, func(ctx context.Context) error {
+		if _, err := s.exec(ctx, `UPDATE oauth SET active = 0
+			WHERE active = 1 AND kind IN `+revocableKinds+` AND session_id <> '' AND session_id IN
+				(SELECT id_hash FROM sessions WHERE user_id = ? AND id_hash <> ?)`, userID, exceptRef); err != nil {
+			return err
+		}
+		rows, err := s.query(ctx, wr, `DELETE FROM sessions WHERE user_id = ? AND id_hash <> ? RETURNING id_hash`,
+			userID, exceptRef)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var ref string
+			if err := rows.Scan(&ref); err != nil {
+				return s.mapErr(err)
+			}
+			refs = append(refs, ref)
+		}
+		return s.mapErr(rows.Err())
+	})
+	if err != nil {
+		return nil, fmt.Errorf("delete sessions of %q: %w", userID, err)
+	}
+	return refs, nil
+}

@@ -1,0 +1,86 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// RecordFailure counts one failure for key in a window of the given length
+// and returns the new state. It is one statement, so concurrent failures all
+// count: a failure whose window started more than window ago opens a new
+// window at now with a count of 1.
+func (s *Store) RecordFailure(ctx context.Context, key string, now time.Time, window time.Duration) (Throttle, error) {
+	if key == "" {
+		return Throttle{}, invalid("throttle key is empty")
+	}
+	if window <= 0 {
+		return Throttle{}, invalid("throttle window must be positive")
+	}
+	nowUS := now.UnixMicro()
+	cutoff := now.Add(-window).UnixMicro()
+	// Both CASEs read the row as it was before this update (SQL semantics on
+	// both backends), so they agree on whether the window is over.
+	t := Throttle{Key: key}
+	var start, locked sql.NullInt64
+	err := s.row(ctx, wr, `INSERT INTO throttle (key_name, failures, window_start, locked_until, locks)
+		VALUES (?, 1, ?, NULL, 0)
+		ON CONFLICT (key_name) DO UPDATE SET
+			failures = CASE WHEN throttle.window_start IS NULL OR throttle.window_start < ?
+				THEN 1 ELSE throttle.failures + 1 END,
+			window_start = CASE WHEN throttle.window_start IS NULL OR throttle.window_start < ?
+				THEN ? ELSE throttle.window_start END
+		RETURNING failures, window_start, locked_until, locks`,
+		[]any{key, nowUS, cutoff, cutoff, nowUS}, &t.Failures, &start, &locked, &t.Locks)
+	if err != nil {
+		return Throttle{}, fmt.Errorf("record failure: %w", err)
+	}
+	t.WindowStart = fromMicro(start)
+	t.LockedUntil = fromMicro(locked)
+	return t, nil
+}
+
+// Lock locks key until the given time: locked_until = until, locks+1 and the
+// failure count back to 0 (the lock is the consequence of those failures).
+func (s *Store) Lock(ctx context.Context, key string, until time.Time) error {
+	if key == "" {
+		return invalid("throttle key is empty")
+	}
+	_, err := s.exec(ctx, `INSERT INTO throttle (key_name, failures, window_start, locked_until, locks)
+		VALUES (?, 0, NULL, ?, 1)
+		ON CONFLICT (key_name) DO UPDATE SET locked_until = excluded.locked_until,
+			locks = throttle.locks + 1, failures = 0`, key, micro(until))
+	if err != nil {
+		return fmt.Errorf("lock: %w", err)
+	}
+	return nil
+}
+
+// GetThrottle returns the state of key; a key never seen (or reset) is the
+// zero Throttle with Key set, not an error.
+func (s *Store) GetThrottle(ctx context.Context, key string) (Throttle, error) {
+	t := Throttle{Key: key}
+	var start, locked sql.NullInt64
+	err := s.row(ctx, rd, `SELECT failures, window_start, locked_until, locks FROM throttle WHERE key_name = ?`,
+		[]any{key}, &t.Failures, &start, &locked, &t.Locks)
+	if errors.Is(err, ErrNotFound) {
+		return Throttle{Key: key}, nil
+	}
+	if err != nil {
+		return Throttle{}, fmt.Errorf("load throttle: %w", err)
+	}
+	t.WindowStart = fromMicro(start)
+	t.LockedUntil = fromMicro(locked)
+	return t, nil
+}
+
+// ResetThrottle forgets key entirely (failures, lock and lock count), as
+// after a successful sign-in.
+func (s *Store) ResetThrottle(ctx context.Context, key string) error {
+	if _, err := s.exec(ctx, `DELETE FROM throttle WHERE key_name = ?`, key); err != nil {
+		return fmt.Errorf("reset throttle: %w", err)
+	}
+	return nil
+}

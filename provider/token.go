@@ -1,0 +1,280 @@
+package provider
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
+
+	"github.com/lanyard-idp/lanyard/provider/store"
+)
+
+// handleToken is the token endpoint: authorization code (with PKCE), refresh
+// and client credentials grants.
+func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
+
+	if err := p.guardClientCredentials(r); err != nil {
+		p.writeTokenError(ctx, w, nil, err)
+		return
+	}
+
+	sess := newSession()
+	ar, err := p.oauth.NewAccessRequest(ctx, r, sess)
+	if err != nil {
+		p.writeTokenError(ctx, w, ar, err)
+		return
+	}
+
+	grant := ar.GetGrantTypes()
+	grouped := false
+	switch {
+	case grant.ExactOne("client_credentials"):
+		// A service gets every scope it asks for among those registered for it
+		// (fosite has refused any other).
+		for _, s := range ar.GetRequestedScopes() {
+			ar.GrantScope(s)
+		}
+		for _, a := range ar.GetRequestedAudience() {
+			ar.GrantAudience(a)
+		}
+		// The hot path: the token and its audit event are written together,
+		// in a transaction shared with concurrent grants (group commit).
+		ctx = withGroupedAudit(ctx, p.issueEvent(r, ar))
+		grouped = true
+	case grant.ExactOne("authorization_code"), grant.ExactOne("refresh_token"):
+		if err := p.checkSubject(ctx, ar); err != nil {
+			p.writeTokenError(ctx, w, ar, err)
+			return
+		}
+	}
+
+	resp, err := p.oauth.NewAccessResponse(ctx, ar)
+	if err != nil {
+		p.writeTokenError(ctx, w, ar, err)
+		return
+	}
+	if !grouped {
+		p.audit(ctx, p.issueEvent(r, ar))
+	}
+	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// issueEvent is the audit event of a token issue: client, grant, subject.
+func (p *Provider) issueEvent(r *http.Request, ar fosite.AccessRequester) *store.AuditEvent {
+	detail, _ := json.Marshal(map[string]string{"grant": ar.GetGrantTypes()[0]})
+	return &store.AuditEvent{
+		At:         p.now(),
+		Event:      "token.issue",
+		UserID:     ar.GetSession().GetSubject(),
+		ClientID:   ar.GetClient().GetID(),
+		ClientAddr: clientAddr(r),
+		Detail:     detail,
+	}
+}
+
+// guardClientCredentials refuses ambiguous client authentication: credentials
+// in both the Authorization header and the body, or two different client ids.
+func (p *Provider) guardClientCredentials(r *http.Request) error {
+	if err := r.ParseForm(); err != nil {
+		return fosite.ErrInvalidRequest.WithHint("The request body could not be read.")
+	}
+	if k := duplicated(r.PostForm); k != "" {
+		return fosite.ErrInvalidRequest.WithHintf("The parameter %q was sent more than once.", k)
+	}
+	if len(r.URL.Query()) > 0 && (r.URL.Query().Has("client_secret") || r.URL.Query().Has("code") || r.URL.Query().Has("refresh_token")) {
+		return fosite.ErrInvalidRequest.WithHint("Credentials must not be sent in the URL.")
+	}
+	id, _, basic := r.BasicAuth()
+	if !basic {
+		if r.Header.Get("Authorization") != "" {
+			return fosite.ErrInvalidClient.WithHint("The Authorization header is malformed.")
+		}
+		return nil
+	}
+	if r.PostForm.Has("client_secret") || r.PostForm.Has("client_assertion") {
+		return fosite.ErrInvalidRequest.WithHint("Client credentials were sent both in the Authorization header and in the body.")
+	}
+	if bodyID := r.PostForm.Get("client_id"); bodyID != "" {
+		if hdrID, err := url.QueryUnescape(id); err != nil || hdrID != bodyID {
+			return fosite.ErrInvalidClient.WithHint("The client_id in the body does not match the Authorization header.")
+		}
+	}
+	return nil
+}
+
+// checkSubject refuses tokens for an officer who can no longer sign in, and
+// refreshes the claims about them (name, email, accepted policies) carried into
+// the new ID token.
+func (p *Provider) checkSubject(ctx context.Context, ar fosite.AccessRequester) error {
+	sub := ar.GetSession().GetSubject()
+	if sub == "" {
+		return nil
+	}
+	user, err := p.store.UserByID(ctx, sub)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && user.State == store.UserDisabled) {
+		return fosite.ErrInvalidGrant.WithHint("The account can no longer sign in.")
+	}
+	if err != nil {
+		return fosite.ErrTemporarilyUnavailable.WithWrap(err)
+	}
+	if !ar.GetGrantTypes().ExactOne("refresh_token") {
+		return nil
+	}
+	sess, ok := ar.GetSession().(*openid.DefaultSession)
+	if !ok {
+		return nil
+	}
+	extra, err := p.userClaims(ctx, user, ar.GetGrantedScopes())
+	if err != nil {
+		return fosite.ErrTemporarilyUnavailable.WithWrap(err)
+	}
+	claims := sess.IDTokenClaims()
+	if sid, ok := claims.Extra["sid"]; ok {
+		extra["sid"] = sid
+	}
+	claims.Extra = extra
+	sess.Username = user.Username
+	return nil
+}
+
+// writeTokenError answers through fosite's writer. A lost race (a code or
+// refresh token used concurrently) is the client's problem, not the server's:
+// invalid_grant, never 500. A failed client authentication carries
+// WWW-Authenticate.
+func (p *Provider) writeTokenError(ctx context.Context, w http.ResponseWriter, ar fosite.AccessRequester, err error) {
+	// fosite reads the code twice: a code still valid at the first read and
+	// invalidated by a concurrent request before the second is a lost race too.
+	if errors.Is(err, errLostRace) || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+		err = fosite.ErrInvalidGrant.WithHint("The grant was used by a concurrent request.").WithWrap(err)
+	}
+	p.logOAuthError("token", err)
+	setWWWAuthenticate(w, err)
+	p.oauth.WriteAccessError(ctx, w, ar, err)
+}
+
+func setWWWAuthenticate(w http.ResponseWriter, err error) {
+	rfc := fosite.ErrorToRFC6749Error(err)
+	if rfc.CodeField == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="lanyard", charset="UTF-8"`)
+	}
+}
+
+// handleIntrospect is RFC 7662 token introspection, for authenticated clients.
+func (p *Provider) handleIntrospect(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	w.Header().Set("Cache-Control", "no-store")
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
+	if err := r.ParseForm(); err != nil {
+		p.oauth.WriteIntrospectionError(ctx, w, fosite.ErrInvalidRequest.WithHint("The request body could not be read."))
+		return
+	}
+	ir, err := p.oauth.NewIntrospectionRequest(ctx, r, newSession())
+	if err != nil {
+		p.logOAuthError("introspect", err)
+		setWWWAuthenticate(w, err)
+		p.oauth.WriteIntrospectionError(ctx, w, err)
+		return
+	}
+	p.oauth.WriteIntrospectionResponse(ctx, w, ir)
+}
+
+// handleRevoke is RFC 7009 token revocation. When storage cannot be reached the
+// answer is 503: a 200 would make the client believe the token is dead.
+func (p *Provider) handleRevoke(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
+	if err := p.guardClientCredentials(r); err != nil {
+		p.logOAuthError("revoke", err)
+		setWWWAuthenticate(w, err)
+		p.oauth.WriteAccessError(ctx, w, nil, err)
+		return
+	}
+	err := p.oauth.NewRevocationRequest(ctx, r)
+	switch {
+	case err == nil:
+	case errors.Is(err, fosite.ErrTemporarilyUnavailable):
+		p.log.Error("revoke: storage unavailable", "err", err)
+		p.oauth.WriteAccessError(ctx, w, nil, fosite.ErrTemporarilyUnavailable)
+		return
+	default:
+		p.logOAuthError("revoke", err)
+		setWWWAuthenticate(w, err)
+		rfc := fosite.ErrorToRFC6749Error(err)
+		if rfc.CodeField >= 500 {
+			p.oauth.WriteAccessError(ctx, w, nil, fosite.ErrTemporarilyUnavailable)
+			return
+		}
+	}
+	p.oauth.WriteRevocationResponse(ctx, w, err)
+}
+
+// handlePAR is RFC 9126 pushed authorization: the same guards as /authorize,
+// then fosite validates and stores the request for 90 seconds, once.
+func (p *Provider) handlePAR(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
+	empty := fosite.NewAuthorizeRequest()
+	fail := func(ar fosite.AuthorizeRequester, err error) {
+		p.logOAuthError("par", err)
+		setWWWAuthenticate(w, err)
+		p.oauth.WritePushedAuthorizeError(ctx, w, ar, err)
+	}
+	if err := p.guardClientCredentials(r); err != nil {
+		fail(empty, err)
+		return
+	}
+	f := r.PostForm
+	switch {
+	case f.Has("request"):
+		fail(empty, fosite.ErrRequestNotSupported.WithHint("Request objects are not supported."))
+		return
+	case f.Get("response_mode") != "" && f.Get("response_mode") != "query":
+		fail(empty, fosite.ErrUnsupportedResponseMode.WithHint("Only response_mode=query is supported."))
+		return
+	case hasControlChars(f.Get("state")) || hasControlChars(f.Get("nonce")):
+		fail(empty, fosite.ErrInvalidRequest.WithHint("state and nonce must not contain control characters."))
+		return
+	case f.Has("claims"):
+		fail(empty, fosite.ErrInvalidRequest.WithHint("The claims parameter is not supported."))
+		return
+	case (f.Get("code_challenge") != "" || f.Get("code_challenge_method") != "") && f.Get("code_challenge_method") != "S256":
+		// Checked again at /authorize, but a request that can never succeed is
+		// better refused when it is pushed.
+		fail(empty, fosite.ErrInvalidRequest.WithHint("Clients must use code_challenge_method=S256."))
+		return
+	}
+	ar, err := p.oauth.NewPushedAuthorizeRequest(ctx, r)
+	if err != nil {
+		fail(ar, err)
+		return
+	}
+	c, ok := ar.GetClient().(*client)
+	ru := ar.GetRequestForm().Get("redirect_uri")
+	if !ok || !(slices.Contains(c.redirectURIs, ru) || ru == "" && len(c.redirectURIs) == 1) {
+		fail(ar, fosite.ErrInvalidRequest.WithHint("The redirect_uri must be one of the client's registered redirect URIs, exactly."))
+		return
+	}
+	resp, err := p.oauth.NewPushedAuthorizeResponse(ctx, ar, newSession())
+	if err != nil {
+		fail(ar, err)
+		return
+	}
+	p.oauth.WritePushedAuthorizeResponse(ctx, w, ar, resp)
+}
+
+// clientAddr is the peer address for the audit trail (the lead's middleware
+// may have replaced RemoteAddr with the trusted forwarded address).
+func clientAddr(r *http.Request) string {
+	return r.RemoteAddr
+}
