@@ -24,7 +24,7 @@ import (
 // signed in to the journey, and otherwise issue the code.
 func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	if len(r.URL.RawQuery) > maxAuthorizeQuery {
-		p.renderError(w, http.StatusRequestURITooLong, "Request too large",
+		p.renderError(w, http.StatusBadRequest, "Request too large",
 			"The sign-in request is too large. Go back to the application and try again.", "invalid_request")
 		return
 	}
@@ -166,7 +166,7 @@ func (p *Provider) guardAuthorize(w http.ResponseWriter, r *http.Request) (preAu
 	for _, k := range []string{"client_id", "redirect_uri", "request_uri"} {
 		if len(f[k]) > 1 {
 			p.renderError(w, http.StatusBadRequest, "Request not valid",
-				"The sign-in request names its application more than once.", "invalid_request")
+				"The sign-in request repeats a parameter that may appear only once.", "invalid_request")
 			return preAuthorize{}, false
 		}
 	}
@@ -269,7 +269,9 @@ func parseMaxAge(s string) (int64, bool, error) {
 		return 0, false, nil
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
+	// Beyond ten years max_age means nothing, and fosite's own arithmetic on
+	// it would overflow.
+	if err != nil || n < 0 || n > 10*365*24*3600 {
 		return 0, false, errors.New("bad max_age")
 	}
 	return n, true, nil

@@ -120,6 +120,7 @@ func TestAuthorizeBadInput(t *testing.T) {
 		{"prompt unknown", func(v url.Values) { v.Set("prompt", "consent") }, "", redirErr("invalid_request")},
 		{"prompt none with login", func(v url.Values) { v.Set("prompt", "none login") }, "", redirErr("invalid_request")},
 		{"max_age not a number", func(v url.Values) { v.Set("max_age", "soon") }, "", redirErr("invalid_request")},
+		{"max_age overflowing", func(v url.Values) { v.Set("max_age", "9223372036854775807") }, "", redirErr("invalid_request")},
 		{"state CR/LF", func(v url.Values) { v.Set("state", "abcdefgh\r\nSet-Cookie: x=y") }, "", redirErr("invalid_state")},
 		{"state NUL", func(v url.Values) { v.Set("state", "abcdefgh\x00") }, "", redirErr("invalid_state")},
 		{"nonce CR/LF", func(v url.Values) { v.Set("nonce", "abcdefgh\r\n<b>x</b>") }, "", redirErr("invalid_request")},

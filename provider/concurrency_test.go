@@ -7,11 +7,30 @@ import (
 	"net/url"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/lanyard-idp/lanyard/provider/store"
 )
 
 const racers = 20
+
+// widenRaces delays the first conditional write of op (code invalidation,
+// refresh rotation) so that every racer has read the grant as still valid
+// before anyone uses it: only the conditional update can then keep the grant
+// single-use.
+func (e *env) widenRaces(op string) {
+	var once sync.Once
+	f := func(o string) error {
+		if o == op {
+			once.Do(func() { time.Sleep(200 * time.Millisecond) })
+		}
+		return nil
+	}
+	e.p.storage.fault.Store(&f)
+	e.t.Cleanup(func() { e.p.storage.fault.Store(nil) })
+}
 
 // race runs fn in racers goroutines released together and returns the
 // statuses.
@@ -51,6 +70,7 @@ func TestConcurrentCodeRedemption(t *testing.T) {
 	v := oauth2.GenerateVerifier()
 	code := e.code(b, authParams(oauth2.S256ChallengeFromVerifier(v)))
 	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {webappRedir}, "code_verifier": {v}}
+	e.widenRaces("invalidate")
 
 	statuses := race(func() int {
 		resp, body := e.postForm(pathToken, form, webappID, webappSecret)
@@ -83,6 +103,7 @@ func TestConcurrentRefresh(t *testing.T) {
 	e.journey.setNext(alice())
 	tok, _ := r.exchange(r.authorize(b))
 
+	e.widenRaces("rotate")
 	var mu sync.Mutex
 	var issued []string
 	statuses := race(func() int {
@@ -147,6 +168,9 @@ func TestExchangeRollsBack(t *testing.T) {
 	if n := e.countRows("code", true); n != 1 {
 		t.Fatalf("the code is no longer active after a failed exchange (%d active)", n)
 	}
+	if n := e.countIssueEvents(); n != 0 {
+		t.Fatalf("%d token.issue audit events for a failed exchange", n)
+	}
 
 	// The code was not consumed: it can be redeemed now, once.
 	resp, body = e.postForm(pathToken, form, webappID, webappSecret)
@@ -162,9 +186,21 @@ func TestExchangeRollsBack(t *testing.T) {
 	if n := e.countRows("code", true); n != 0 {
 		t.Errorf("code still active after the exchange")
 	}
-	if n := e.countRows("pkce", false); n != 0 {
-		t.Errorf("PKCE record left after the code was used")
+	if n := e.countRows("pkce", true); n != 0 {
+		t.Errorf("PKCE record still active after the code was used")
 	}
+	if n := e.countIssueEvents(); n != 1 {
+		t.Errorf("%d token.issue audit events, want 1", n)
+	}
+}
+
+func (e *env) countIssueEvents() int {
+	e.t.Helper()
+	evs, err := e.st.Audit(context.Background(), store.AuditFilter{Event: "token.issue"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return len(evs)
 }
 
 func TestConcurrentPAR(t *testing.T) {
@@ -199,5 +235,36 @@ func TestConcurrentPAR(t *testing.T) {
 	})
 	if codes != 1 {
 		t.Errorf("%d codes from one request_uri, want 1", codes)
+	}
+}
+
+// Concurrent client_credentials grants share commits (group commit): every
+// grant still gets its own token and its own audit event, and the audit chain
+// stays intact.
+func TestConcurrentClientCredentials(t *testing.T) {
+	e := newEnv(t)
+	tokens := make(chan string, racers)
+	race(func() int {
+		resp, body := e.postForm(pathToken, url.Values{"grant_type": {"client_credentials"}, "scope": {"docs:read"}}, serviceID, serviceSecret)
+		if resp.StatusCode == http.StatusOK {
+			tokens <- body["access_token"].(string)
+		} else {
+			t.Errorf("grant: %d %v", resp.StatusCode, body)
+		}
+		return resp.StatusCode
+	})
+	close(tokens)
+	seen := map[string]bool{}
+	for tok := range tokens {
+		if seen[tok] || !e.active(tok) {
+			t.Errorf("token duplicated or inactive")
+		}
+		seen[tok] = true
+	}
+	if len(seen) != racers || e.countRows("access", true) != racers || e.countIssueEvents() != racers {
+		t.Errorf("tokens %d, rows %d, audit events %d; want %d each", len(seen), e.countRows("access", true), e.countIssueEvents(), racers)
+	}
+	if bad, err := e.st.VerifyAudit(context.Background()); err != nil || bad != 0 {
+		t.Errorf("audit chain broken at %d: %v", bad, err)
 	}
 }

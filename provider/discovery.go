@@ -3,6 +3,7 @@ package provider
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 )
 
 // ACR values the journey produces (flows sets them on the SSO session).
@@ -14,7 +15,7 @@ var acrValues = []string{"urn:lanyard:acr:pwd", "urn:lanyard:acr:mfa"}
 func (p *Provider) buildDiscovery() ([]byte, error) {
 	iss := p.issuer
 	algs := []string{algRS256}
-	if contains(p.keys.algs, algES256) {
+	if slices.Contains(p.keys.algs, algES256) {
 		algs = append(algs, algES256)
 	}
 	meta := map[string]any{

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/lanyard-idp/lanyard/config"
 	"github.com/lanyard-idp/lanyard/provider/authn"
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
@@ -189,6 +191,21 @@ func TestCodeFlow(t *testing.T) {
 	}
 	if tok.RefreshToken == "" {
 		t.Fatal("no refresh token although offline_access was granted")
+	}
+	// Every stored token expires as configured (fosite sets the expiry on the
+	// session between two reads of the code: it must survive them).
+	for kind, want := range map[string]time.Duration{"access": time.Hour, "refresh": 720 * time.Hour} {
+		var exp sql.NullInt64
+		if err := e.st.DB().QueryRow(`SELECT expires_at FROM oauth WHERE kind = ?`, kind).Scan(&exp); err != nil {
+			t.Fatal(err)
+		}
+		got := time.Until(time.UnixMicro(exp.Int64))
+		if !exp.Valid || got < want-time.Minute || got > want+time.Minute {
+			t.Errorf("%s token expires in %v, want %v", kind, got, want)
+		}
+	}
+	if in := e.introspect(tok.RefreshToken); in["active"] != true {
+		t.Errorf("refresh token introspection = %v", in)
 	}
 
 	// Userinfo.
@@ -489,6 +506,11 @@ func TestClientCredentials(t *testing.T) {
 	if _, ok := in["sub"]; ok {
 		t.Errorf("client_credentials token has a subject: %v", in)
 	}
+	evs, err := e.st.Audit(context.Background(), store.AuditFilter{Event: "token.issue"})
+	if err != nil || len(evs) != 1 || evs[0].ClientID != serviceID || evs[0].UserID != "" ||
+		!strings.Contains(string(evs[0].Detail), "client_credentials") {
+		t.Errorf("audit = %+v %v", evs, err)
+	}
 
 	// Not a scope of the client.
 	if _, err := clientCredentials(e, serviceID, serviceSecret, "openid").Token(context.Background()); err == nil ||
@@ -596,19 +618,48 @@ func TestRefreshReuseRevokesFamily(t *testing.T) {
 	}
 }
 
-func TestCodeReuseRevokesTokens(t *testing.T) {
-	e := newEnv(t)
-	r := e.newRP(webappID, webappSecret, webappRedir)
-	b := e.newBrowser()
-	e.journey.setNext(alice())
-	run := r.authorize(b)
-	tok, _ := r.exchange(run)
-	_, err := r.oauth.Exchange(r.ctx, run.callback.Query().Get("code"), oauth2.VerifierOption(run.verifier))
-	if err == nil || !strings.Contains(err.Error(), "invalid_grant") {
-		t.Fatalf("second redemption: %v", err)
+// TestCodeReuse: a used code is always refused. A replay that cannot be the
+// issuing client's own retry — no verifier, a wrong one, or another client —
+// is treated as theft and revokes what the first redemption issued; the
+// issuing client retrying with its own verifier (a lost response) is refused
+// without logging the officer out of that client.
+func TestCodeReuse(t *testing.T) {
+	cases := []struct {
+		name        string
+		client      func(e *env) *rp
+		verifier    func(first string) string
+		wantRevoked bool
+	}{
+		{"own retry with the right verifier", func(e *env) *rp { return e.newRP(webappID, webappSecret, webappRedir) },
+			func(v string) string { return v }, false},
+		{"no verifier", func(e *env) *rp { return e.newRP(webappID, webappSecret, webappRedir) },
+			func(string) string { return "" }, true},
+		{"wrong verifier", func(e *env) *rp { return e.newRP(webappID, webappSecret, webappRedir) },
+			func(string) string { return oauth2.GenerateVerifier() }, true},
+		{"another client with the verifier", func(e *env) *rp { return e.newRP(otherID, otherSecret, webappRedir) },
+			func(v string) string { return v }, true},
 	}
-	if e.active(tok.AccessToken) || e.active(tok.RefreshToken) {
-		t.Error("tokens of the first redemption still active after code reuse")
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t)
+			r := e.newRP(webappID, webappSecret, webappRedir)
+			b := e.newBrowser()
+			e.journey.setNext(alice())
+			run := r.authorize(b)
+			tok, _ := r.exchange(run)
+			var opts []oauth2.AuthCodeOption
+			if v := c.verifier(run.verifier); v != "" {
+				opts = append(opts, oauth2.VerifierOption(v))
+			}
+			replayer := c.client(e)
+			_, err := replayer.oauth.Exchange(replayer.ctx, run.callback.Query().Get("code"), opts...)
+			if err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+				t.Fatalf("second redemption: %v", err)
+			}
+			if got := e.active(tok.AccessToken) || e.active(tok.RefreshToken); got == c.wantRevoked {
+				t.Errorf("tokens of the first redemption active=%v after the replay, want revoked=%v", got, c.wantRevoked)
+			}
+		})
 	}
 }
 
@@ -780,5 +831,43 @@ func TestSetClients(t *testing.T) {
 	}
 	if _, err := clientCredentials(e, "service2", serviceSecret, "docs:read").Token(context.Background()); err != nil {
 		t.Errorf("added client: %v", err)
+	}
+}
+
+func TestExpiry(t *testing.T) {
+	e := newEnv(t, func(cfg *config.Config) {
+		cfg.Tokens.AuthorizeCode = config.Duration(time.Second)
+		cfg.Tokens.AccessToken = config.Duration(2 * time.Second)
+	})
+	b := e.signedInBrowser()
+	v := oauth2.GenerateVerifier()
+	stale := e.code(b, authParams(oauth2.S256ChallengeFromVerifier(v)))
+	v2 := oauth2.GenerateVerifier()
+	fresh := e.code(b, authParams(oauth2.S256ChallengeFromVerifier(v2)))
+	_, body := e.postForm(pathToken, url.Values{"grant_type": {"authorization_code"}, "code": {fresh},
+		"redirect_uri": {webappRedir}, "code_verifier": {v2}}, webappID, webappSecret)
+	access, _ := body["access_token"].(string)
+	if access == "" {
+		t.Fatalf("exchange: %v", body)
+	}
+
+	time.Sleep(3100 * time.Millisecond) // fosite rounds expiry to the second
+	resp, body := e.postForm(pathToken, url.Values{"grant_type": {"authorization_code"}, "code": {stale},
+		"redirect_uri": {webappRedir}, "code_verifier": {v}}, webappID, webappSecret)
+	if resp.StatusCode != http.StatusBadRequest || body["error"] != "invalid_grant" {
+		t.Errorf("expired code: %d %v", resp.StatusCode, body)
+	}
+	if e.active(access) {
+		t.Error("expired access token still active")
+	}
+	req, _ := http.NewRequest(http.MethodGet, e.issuer+pathUserinfo, nil)
+	req.Header.Set("Authorization", "Bearer "+access)
+	uresp, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uresp.Body.Close()
+	if uresp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("userinfo with an expired token: %d", uresp.StatusCode)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -108,7 +109,7 @@ func (k *keyring) ensure(ctx context.Context) error {
 				return err
 			}
 			for _, sk := range fresh {
-				if contains(still, sk.Alg) {
+				if slices.Contains(still, sk.Alg) {
 					if err := k.store.AddSigningKey(ctx, sk); err != nil {
 						return fmt.Errorf("add %s signing key: %w", sk.Alg, err)
 					}
@@ -400,12 +401,3 @@ func (s *signer) GetSignature(_ context.Context, token string) (string, error) {
 }
 
 func (s *signer) GetSigningMethodLength(context.Context) int { return sha256.Size }
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}

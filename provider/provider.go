@@ -179,7 +179,10 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 		SendDebugMessagesToClients: false,
 		// Exact scope matching: a client registered for "docs:read" must not
 		// obtain "docs:read.secret" through fosite's default wildcard strategy.
-		ScopeStrategy:                  fosite.ExactScopeStrategy,
+		ScopeStrategy: fosite.ExactScopeStrategy,
+		// Set explicitly: fosite fills unset strategies lazily, which races
+		// under concurrent requests.
+		AudienceMatchingStrategy:       fosite.DefaultAudienceMatchingStrategy,
 		EnforcePKCE:                    false,
 		EnforcePKCEForPublicClients:    true,
 		EnablePKCEPlainChallengeMethod: false,
@@ -211,6 +214,10 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 		compose.PushedAuthorizeHandlerFactory,
 	)
 
+	for i, h := range p.fcfg.TokenEndpointHandlers {
+		p.fcfg.TokenEndpointHandlers[i] = skipUnhandled{h}
+	}
+
 	if p.discoveryJSON, err = p.buildDiscovery(); err != nil {
 		return nil, err
 	}
@@ -239,6 +246,19 @@ func (p *Provider) Mount(mux *http.ServeMux) {
 // left out rather than taking the others down.
 func (p *Provider) SetClients(cs []config.Client) {
 	p.clients.set(cs, p.log)
+}
+
+// skipUnhandled answers "not mine" for a grant the handler does not handle
+// without entering it: fosite asks every token handler to populate every
+// response, and each one that declines captures a stack trace for its
+// ErrUnknownRequest — the largest avoidable cost of a client_credentials grant.
+type skipUnhandled struct{ fosite.TokenEndpointHandler }
+
+func (h skipUnhandled) PopulateTokenEndpointResponse(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) error {
+	if !h.CanHandleTokenEndpointRequest(ctx, r) {
+		return fosite.ErrUnknownRequest
+	}
+	return h.TokenEndpointHandler.PopulateTokenEndpointResponse(ctx, r, resp)
 }
 
 // secretHasher checks client secrets with config.VerifySecret: a salted

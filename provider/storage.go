@@ -38,9 +38,11 @@ type Storage struct {
 	now     func() time.Time
 	group   *groupCommit
 
-	// fault, when set (tests only), makes save fail for the kinds it names,
-	// to show that a failed exchange leaves nothing half-written.
-	fault atomic.Pointer[func(kind string) error]
+	// fault, when set (tests only), is called before each write with the row
+	// kind (or "invalidate", "rotate") and may fail or delay it: tests use it
+	// to show that a failed exchange leaves nothing half-written and to widen
+	// race windows.
+	fault atomic.Pointer[func(op string) error]
 }
 
 var (
@@ -80,8 +82,14 @@ func fositeErr(err error) error {
 
 func (s *Storage) BeginTX(ctx context.Context) (context.Context, error) {
 	tx, err := s.store.BeginTx(ctx)
-	return tx, fositeErr(err)
+	if err != nil {
+		return ctx, fositeErr(err)
+	}
+	return context.WithValue(tx, inTxKey{}, true), nil
 }
+
+// inTxKey marks a context that carries a transaction begun by BeginTX.
+type inTxKey struct{}
 
 func (s *Storage) Commit(ctx context.Context) error   { return fositeErr(s.store.Commit(ctx)) }
 func (s *Storage) Rollback(ctx context.Context) error { return fositeErr(s.store.Rollback(ctx)) }
@@ -128,6 +136,13 @@ func (s *Storage) SetClientAssertionJWT(ctx context.Context, jti string, exp tim
 	}
 	if !bytes.Equal(stored, mine) {
 		return fosite.ErrJTIKnown
+	}
+	return nil
+}
+
+func (s *Storage) injectFault(op string) error {
+	if f := s.fault.Load(); f != nil {
+		return (*f)(op)
 	}
 	return nil
 }
@@ -186,10 +201,8 @@ func sidOf(sess *openid.DefaultSession) string {
 
 // save is the one write path for every kind.
 func (s *Storage) save(ctx context.Context, kind, signature, accessSignature string, r fosite.Requester, expires fosite.TokenType) error {
-	if f := s.fault.Load(); f != nil {
-		if err := (*f)(kind); err != nil {
-			return err
-		}
+	if err := s.injectFault(kind); err != nil {
+		return err
 	}
 	sess := sessionOf(r)
 	form := url.Values{}
@@ -243,16 +256,27 @@ func (s *Storage) save(ctx context.Context, kind, signature, accessSignature str
 		ExpiresAt:       exp.UTC(),
 		Data:            data,
 	}
-	if ev, ok := groupedAudit(ctx); ok && kind == store.KindAccess && s.group != nil {
+	ev, audited := issueAudit(ctx)
+	if !audited || kind != store.KindAccess {
+		return fositeErr(s.store.CreateOAuth(ctx, row))
+	}
+	if ctx.Value(inTxKey{}) == nil {
 		return fositeErr(s.group.write(row, ev))
 	}
-	return fositeErr(s.store.CreateOAuth(ctx, row))
+	if err := s.store.CreateOAuth(ctx, row); err != nil {
+		return fositeErr(err)
+	}
+	return fositeErr(s.store.AppendAudit(ctx, ev))
 }
 
 // load is the one read path: the row (for its Active flag and expiry) and the
 // hydrated request. A request whose client has left the configuration is not
 // found: its codes and tokens die with the client.
-func (s *Storage) load(ctx context.Context, kind, signature string) (*store.OAuthRow, fosite.Requester, error) {
+//
+// When fosite passes a session (into), the stored session is copied into it:
+// fosite validates a code's expiry against the session it passed in, not the
+// one returned.
+func (s *Storage) load(ctx context.Context, kind, signature string, into fosite.Session) (*store.OAuthRow, fosite.Requester, error) {
 	row, err := s.store.GetOAuth(ctx, kind, signature)
 	if err != nil {
 		return nil, nil, fositeErr(err)
@@ -268,6 +292,10 @@ func (s *Storage) load(ctx context.Context, kind, signature string) (*store.OAut
 	sess := rec.Session
 	if sess == nil {
 		sess = newSession()
+	}
+	if dst, ok := into.(*openid.DefaultSession); ok && dst != nil {
+		hydrate(dst, sess)
+		sess = dst
 	}
 	req := &fosite.Request{
 		ID:                rec.ID,
@@ -302,6 +330,23 @@ func (s *Storage) load(ctx context.Context, kind, signature string) (*store.OAut
 	return row, ar, nil
 }
 
+// hydrate copies a stored session into the one fosite passed in. Expiry times
+// fosite already set on it (the new access and refresh tokens', set between its
+// two reads of a code) are kept, as a JSON decode into it would keep them.
+func hydrate(dst, stored *openid.DefaultSession) {
+	kept := dst.ExpiresAt
+	*dst = *stored
+	dst.ExpiresAt = make(map[fosite.TokenType]time.Time, len(kept)+len(stored.ExpiresAt))
+	for k, v := range stored.ExpiresAt {
+		dst.ExpiresAt[k] = v
+	}
+	for k, v := range kept {
+		if _, ok := dst.ExpiresAt[k]; !ok {
+			dst.ExpiresAt[k] = v
+		}
+	}
+}
+
 // Authorization codes.
 
 func (s *Storage) CreateAuthorizeCodeSession(ctx context.Context, signature string, r fosite.Requester) error {
@@ -310,13 +355,17 @@ func (s *Storage) CreateAuthorizeCodeSession(ctx context.Context, signature stri
 
 // GetAuthorizeCodeSession returns an invalidated code's request together with
 // fosite.ErrInvalidatedAuthorizeCode: fosite needs the request id to revoke
-// what the first redemption issued.
-func (s *Storage) GetAuthorizeCodeSession(ctx context.Context, signature string, _ fosite.Session) (fosite.Requester, error) {
-	row, req, err := s.load(ctx, store.KindCode, signature)
+// what the first redemption issued. The one exception is the issuing
+// client's own retry (isOwnRetry), refused as an unknown code instead.
+func (s *Storage) GetAuthorizeCodeSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	row, req, err := s.load(ctx, store.KindCode, signature, session)
 	if err != nil {
 		return nil, err
 	}
 	if !row.Active {
+		if isOwnRetry(ctx, req, s.usedChallenge(ctx, signature)) {
+			return nil, fosite.ErrNotFound.WithHint("The authorization code has already been used.")
+		}
 		return req, fosite.ErrInvalidatedAuthorizeCode
 	}
 	return req, nil
@@ -326,16 +375,31 @@ func (s *Storage) GetAuthorizeCodeSession(ctx context.Context, signature string,
 // update fails for every redemption but the first, also under concurrency. The
 // PKCE record goes with it, and only then (see DeletePKCERequestSession).
 func (s *Storage) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
+	if err := s.injectFault("invalidate"); err != nil {
+		return err
+	}
 	if err := s.store.DeactivateOAuth(ctx, store.KindCode, signature); err != nil {
 		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
 			return lostRace(err)
 		}
 		return fositeErr(err)
 	}
-	if err := s.store.DeleteOAuth(ctx, store.KindPKCE, signature); err != nil && !errors.Is(err, store.ErrNotFound) {
+	// The PKCE record is deactivated, not deleted: it is dead for the PKCE
+	// handler, but still tells a retry of the issuing client from a theft.
+	if err := s.store.DeactivateOAuth(ctx, store.KindPKCE, signature); err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {
 		return fositeErr(err)
 	}
 	return nil
+}
+
+// usedChallenge is the S256 code challenge of a used code ("" when there was
+// none or it was not S256).
+func (s *Storage) usedChallenge(ctx context.Context, signature string) string {
+	_, req, err := s.load(ctx, store.KindPKCE, signature, nil)
+	if err != nil || req.GetRequestForm().Get("code_challenge_method") != "S256" {
+		return ""
+	}
+	return req.GetRequestForm().Get("code_challenge")
 }
 
 // PKCE.
@@ -345,9 +409,12 @@ func (s *Storage) CreatePKCERequestSession(ctx context.Context, signature string
 }
 
 func (s *Storage) GetPKCERequestSession(ctx context.Context, signature string, _ fosite.Session) (fosite.Requester, error) {
-	_, req, err := s.load(ctx, store.KindPKCE, signature)
+	row, req, err := s.load(ctx, store.KindPKCE, signature, nil)
 	if err != nil {
 		return nil, err
+	}
+	if !row.Active { // its code was used
+		return nil, fosite.ErrNotFound
 	}
 	return req, nil
 }
@@ -355,7 +422,7 @@ func (s *Storage) GetPKCERequestSession(ctx context.Context, signature string, _
 // DeletePKCERequestSession is deliberately a no-op. fosite v0.49.0 calls it
 // before comparing the verifier, so a wrong verifier would delete the
 // challenge and a second request without any verifier would then pass (a PKCE
-// downgrade). The record is removed when the code itself is invalidated.
+// downgrade). The record dies with the code (InvalidateAuthorizeCodeSession).
 func (s *Storage) DeletePKCERequestSession(context.Context, string) error { return nil }
 
 // OpenID Connect sessions (keyed by the code; the store hashes it).
@@ -365,7 +432,7 @@ func (s *Storage) CreateOpenIDConnectSession(ctx context.Context, code string, r
 }
 
 func (s *Storage) GetOpenIDConnectSession(ctx context.Context, code string, _ fosite.Requester) (fosite.Requester, error) {
-	_, req, err := s.load(ctx, store.KindOIDC, code)
+	_, req, err := s.load(ctx, store.KindOIDC, code, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -385,8 +452,8 @@ func (s *Storage) CreateAccessTokenSession(ctx context.Context, signature string
 	return s.save(ctx, store.KindAccess, signature, "", r, fosite.AccessToken)
 }
 
-func (s *Storage) GetAccessTokenSession(ctx context.Context, signature string, _ fosite.Session) (fosite.Requester, error) {
-	row, req, err := s.load(ctx, store.KindAccess, signature)
+func (s *Storage) GetAccessTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	row, req, err := s.load(ctx, store.KindAccess, signature, session)
 	if err != nil {
 		return nil, err
 	}
@@ -412,8 +479,8 @@ func (s *Storage) CreateRefreshTokenSession(ctx context.Context, signature, acce
 // GetRefreshTokenSession returns a used (rotated or revoked) token's request
 // together with fosite.ErrInactiveToken, never a nil request: fosite needs the
 // request id to revoke the whole family on reuse (and v0.49.0 panics on nil).
-func (s *Storage) GetRefreshTokenSession(ctx context.Context, signature string, _ fosite.Session) (fosite.Requester, error) {
-	row, req, err := s.load(ctx, store.KindRefresh, signature)
+func (s *Storage) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	row, req, err := s.load(ctx, store.KindRefresh, signature, session)
 	if err != nil {
 		return nil, err
 	}
@@ -437,6 +504,9 @@ func (s *Storage) DeleteRefreshTokenSession(ctx context.Context, signature strin
 // two concurrent refreshes only one gets past this) and the access tokens of
 // its family, inside the transaction that then stores their successors.
 func (s *Storage) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
+	if err := s.injectFault("rotate"); err != nil {
+		return err
+	}
 	if err := s.store.DeactivateOAuth(ctx, store.KindRefresh, signature); err != nil {
 		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
 			return lostRace(err)
@@ -470,7 +540,7 @@ func (s *Storage) GetPARSession(ctx context.Context, requestURI string) (fosite.
 		}
 		return nil, fositeErr(err)
 	}
-	row, req, err := s.load(ctx, store.KindPAR, requestURI)
+	row, req, err := s.load(ctx, store.KindPAR, requestURI, nil)
 	if err != nil {
 		return nil, err
 	}

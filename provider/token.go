@@ -2,6 +2,9 @@ package provider
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -27,6 +30,7 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	ctx = withRedemption(ctx, r)
 	sess := newSession()
 	ar, err := p.oauth.NewAccessRequest(ctx, r, sess)
 	if err != nil {
@@ -35,7 +39,6 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 
 	grant := ar.GetGrantTypes()
-	grouped := false
 	switch {
 	case grant.ExactOne("client_credentials"):
 		// A service gets every scope it asks for among those registered for it
@@ -46,10 +49,6 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		for _, a := range ar.GetRequestedAudience() {
 			ar.GrantAudience(a)
 		}
-		// The hot path: the token and its audit event are written together,
-		// in a transaction shared with concurrent grants (group commit).
-		ctx = withGroupedAudit(ctx, p.issueEvent(r, ar))
-		grouped = true
 	case grant.ExactOne("authorization_code"), grant.ExactOne("refresh_token"):
 		if err := p.checkSubject(ctx, ar); err != nil {
 			p.writeTokenError(ctx, w, ar, err)
@@ -57,13 +56,14 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	// The audit event is written with the access token (see Storage.save):
+	// for client credentials in a transaction shared with concurrent grants
+	// (group commit), for the others in fosite's own transaction.
+	ctx = withIssueAudit(ctx, p.issueEvent(r, ar))
 	resp, err := p.oauth.NewAccessResponse(ctx, ar)
 	if err != nil {
 		p.writeTokenError(ctx, w, ar, err)
 		return
-	}
-	if !grouped {
-		p.audit(ctx, p.issueEvent(r, ar))
 	}
 	p.oauth.WriteAccessResponse(ctx, w, ar, resp)
 }
@@ -277,4 +277,40 @@ func (p *Provider) handlePAR(w http.ResponseWriter, r *http.Request) {
 // may have replaced RemoteAddr with the trusted forwarded address).
 func clientAddr(r *http.Request) string {
 	return r.RemoteAddr
+}
+
+// redemption is what a token request proves about who redeems a code: the
+// client it authenticates as (fosite has checked that before any grant
+// handler reads the code) and the PKCE verifier it presents.
+type redemption struct{ clientID, verifier string }
+
+type redemptionKey struct{}
+
+func withRedemption(ctx context.Context, r *http.Request) context.Context {
+	if err := r.ParseForm(); err != nil {
+		return ctx // fosite answers the malformed request itself
+	}
+	id := r.PostForm.Get("client_id")
+	if u, _, ok := r.BasicAuth(); ok {
+		if dec, err := url.QueryUnescape(u); err == nil {
+			id = dec
+		}
+	}
+	return context.WithValue(ctx, redemptionKey{}, redemption{clientID: id, verifier: r.PostForm.Get("code_verifier")})
+}
+
+// isOwnRetry reports whether a request for an already used code comes from
+// the very client the code was issued to, proving the PKCE verifier of that
+// authorization request (challenge, S256). Only the legitimate client can do
+// that — an intercepted code comes without its verifier — so such a replay is
+// a retry (a lost response, a double click): it is refused without revoking
+// the tokens the first redemption issued. Any other replay is treated as the
+// theft RFC 6749 §4.1.2 describes and revokes them.
+func isOwnRetry(ctx context.Context, code fosite.Requester, challenge string) bool {
+	red, ok := ctx.Value(redemptionKey{}).(redemption)
+	if !ok || red.verifier == "" || challenge == "" || red.clientID != code.GetClient().GetID() {
+		return false
+	}
+	sum := sha256.Sum256([]byte(red.verifier))
+	return subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(challenge)) == 1
 }

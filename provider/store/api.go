@@ -167,7 +167,7 @@ type OAuthRow struct {
 	RequestID string // fosite request id: the token family
 	ClientID  string
 	Subject   string // user id ("" for client_credentials)
-	SessionID string // the SSO session that produced it ("" when none)
+	SessionID string // SessionRef of the SSO session that produced it ("" when none)
 	Active    bool
 	// AccessSignature links a refresh token to its access token (refresh only).
 	// Stored hashed like Signature, so it is write-only: GetOAuth leaves it
@@ -191,88 +191,105 @@ type AuthRequest struct {
 
 // The methods below are implemented in the other files of this package. Every
 // method joins the transaction carried in ctx when there is one (see BeginTx).
+// Bad input (empty keys, unknown states or kinds...) is refused with an error
+// wrapping ErrInvalid and writes nothing. Deletes of a named row a user owns
+// (DeleteUser, DeleteWebAuthnCredential, DeleteSessionByRef) return
+// ErrNotFound when there is none; other deletes are idempotent. A store
+// filling a zero CreatedAt (or audit At) uses OpenOptions.Now.
+//
+// Opening:
+//   Open(ctx, url string, opts ...OpenOptions) (*Store, error)     sqlite file / sqlite:path / postgres://; migrates
+//   Migrate(ctx) (applied []string, err error); MigrationNames(dialect) ([]string, error)
+//   Close() error; Dialect() string ("sqlite"|"postgres"); DB() *sql.DB (the write pool, for metrics)
 //
 // Users:
-//   CreateUser(ctx, *User) error                                  ErrConflict on duplicate username
+//   CreateUser(ctx, *User) error                                  ErrConflict on duplicate id or username
 //   UserByID(ctx, id) (*User, error)                               ErrNotFound
 //   UserByUsername(ctx, username) (*User, error)                   ErrNotFound
-//   UpdateUser(ctx, *User) error                                   every field but ID/CreatedAt; ErrNotFound
-//   ListUsers(ctx, state, search string) ([]User, error)
+//   UpdateUser(ctx, *User) error                                   every field but ID/CreatedAt; ErrNotFound; ErrConflict (username taken)
+//   ListUsers(ctx, state, search string) ([]User, error)          by username; state "" or "locked" = all; search: substring of username/name, any case
 //   ChangePassword(ctx, id, oldHash, newHash string, initial bool) error
-//       conditional on the stored hash still being oldHash, else ErrConflict
-//   DeleteUser(ctx, id) error
+//       conditional on the stored hash still being oldHash, else ErrConflict (ErrNotFound: no user)
+//   DeleteUser(ctx, id) error                                      cascades 2FA/acceptances, deletes sessions, deactivates tokens; audit kept
 //
 // Second factors:
-//   PutTOTP(ctx, *TOTP) error                                      insert or replace
+//   PutTOTP(ctx, *TOTP) error                                      insert or replace; ErrNotFound: no user
 //   TOTPByUser(ctx, userID) (*TOTP, error)                         ErrNotFound
-//   ConfirmTOTP(ctx, userID string, step int64) error              sets confirmed and last_step
-//   UseTOTPStep(ctx, userID string, step int64) error              atomically last_step=step WHERE last_step < step; else ErrConflict
+//   ConfirmTOTP(ctx, userID string, step int64) error              sets confirmed and last_step, once: ErrConflict if confirmed already
+//   UseTOTPStep(ctx, userID string, step int64) error              atomically last_step=step WHERE last_step < step; else ErrConflict (ErrNotFound: no secret)
 //   DeleteTOTP(ctx, userID) error
-//   ReplaceRecoveryCodes(ctx, userID string, hashes []string) error
+//   ReplaceRecoveryCodes(ctx, userID string, hashes []string) error  atomic; empty/duplicate hashes refused
 //   UseRecoveryCode(ctx, userID, hash string, now time.Time) error  once; else ErrNotFound
 //   RecoveryCodesLeft(ctx, userID) (int, error)
 //   DeleteRecoveryCodes(ctx, userID) error
 //   AddWebAuthnCredential(ctx, *WebAuthnCredential) error          ErrConflict on duplicate id
-//   WebAuthnCredentials(ctx, userID) ([]WebAuthnCredential, error)
+//   WebAuthnCredentials(ctx, userID) ([]WebAuthnCredential, error)  oldest first
 //   WebAuthnCredentialByID(ctx, id []byte) (*WebAuthnCredential, error)
-//   UpdateWebAuthnUse(ctx, id []byte, oldCount, newCount uint32, at time.Time) error  conditional on sign_count = oldCount
-//   RenameWebAuthnCredential(ctx, userID string, id []byte, name string) error
-//   DeleteWebAuthnCredential(ctx, userID string, id []byte) error
+//   UpdateWebAuthnUse(ctx, id []byte, oldCount, newCount uint32, at time.Time) error  conditional on sign_count = oldCount, else ErrConflict
+//   RenameWebAuthnCredential(ctx, userID string, id []byte, name string) error  ErrNotFound unless the user's
+//   DeleteWebAuthnCredential(ctx, userID string, id []byte) error  ErrNotFound unless the user's
 //   SetWebAuthnHandle(ctx, userID string, handle []byte) error / UserByWebAuthnHandle(ctx, handle) (*User, error)
 //   WebAuthnHandle(ctx, userID) ([]byte, error)                    ErrNotFound
 //
 // Policies:
-//   Accept(ctx, Acceptance) error
-//   Acceptances(ctx, userID) ([]Acceptance, error)                 latest per document
+//   Accept(ctx, Acceptance) error                                  every acceptance kept
+//   Acceptances(ctx, userID) ([]Acceptance, error)                 latest per document, by document name
 //
-// Sessions:
-//   CreateSession(ctx, *Session) error
-//   SessionByID(ctx, id string, now time.Time) (*Session, error)   ErrNotFound when absent or past ExpiresAt
+// Sessions (stored under SessionRef(id) = hex SHA-256; the raw id never is):
+//   SessionRef(rawID string) string                                the public ref: Session.Ref, authn.Browser.SessionID, OAuthRow.SessionID
+//   CreateSession(ctx, *Session) error                             fills Ref; ID ≥ 16 chars
+//   SessionByID(ctx, id string, now time.Time) (*Session, error)   ErrNotFound when absent or now ≥ ExpiresAt
 //   UpdateSession(ctx, *Session) error                             ErrNotFound
-//   RotateSession(ctx, oldID, newID string) error                  re-keys the row; the old id is dead
-//   TouchSession(ctx, id string, at time.Time) error
-//   DeleteSession(ctx, id) error
-//   UserSessions(ctx, userID string, now time.Time) ([]Session, error)
-//   DeleteUserSessions(ctx, userID string, except string) ([]string, error)  returns the ids' hashes removed
+//   RotateSession(ctx, oldID, newID string) error                  re-keys the row; the old id is dead; its OAuth rows follow
+//   TouchSession(ctx, id string, at time.Time) error               ErrNotFound
+//   DeleteSession(ctx, id) error                                   tokens untouched (RevokeOAuthBySession for that)
+//   DeleteSessionByRef(ctx, userID, ref string) error              one of the user's sessions + its tokens
+//   UserSessions(ctx, userID string, now time.Time) ([]Session, error)  unexpired, newest first; ID "" and Ref set
+//   DeleteUserSessions(ctx, userID string, except string) ([]string, error)
+//       except is a raw id ("" = all); deactivates the deleted sessions' codes and tokens; returns their refs
 //
 // Throttling (atomic; concurrent failures all count):
 //   RecordFailure(ctx, key string, now time.Time, window time.Duration) (Throttle, error)  returns the new state
 //   Lock(ctx, key string, until time.Time) error                   sets locked_until, locks+1, failures=0
-//   GetThrottle(ctx, key) (Throttle, error)                         zero value (no error) when absent
-//   ResetThrottle(ctx, key) error
+//   GetThrottle(ctx, key) (Throttle, error)                         zero value (Key set, no error) when absent
+//   ResetThrottle(ctx, key) error                                   forgets the key (failures, lock, locks)
 //
 // Audit:
-//   AppendAudit(ctx, *AuditEvent) error                             fills ID, PrevHash, Hash
+//   AppendAudit(ctx, *AuditEvent) error                             fills ID, PrevHash, Hash (and At when zero); Detail must be JSON
 //   Audit(ctx, AuditFilter) ([]AuditEvent, error)                  oldest first
 //   VerifyAudit(ctx) (badID int64, err error)                       0 when the chain is intact
 //
 // Keys and secrets:
-//   AddSigningKey(ctx, *SigningKey) error
+//   AddSigningKey(ctx, *SigningKey) error                          ErrConflict on duplicate kid
 //   SigningKeys(ctx) ([]SigningKey, error)                          newest first, retired ones included
-//   RetireSigningKeys(ctx, except string, at time.Time) error
+//   RetireSigningKeys(ctx, except string, at time.Time) error      keys already retired keep their time
 //   DeleteRetiredSigningKeys(ctx, before time.Time) error
 //   GetSecret(ctx, name) ([]byte, error)                            ErrNotFound
 //   PutSecretIfAbsent(ctx, name string, value []byte) ([]byte, error)  returns the stored value (first writer wins)
 //
-// OAuth (fosite):
-//   CreateOAuth(ctx, *OAuthRow) error
-//   GetOAuth(ctx, kind, signature string) (*OAuthRow, error)      inactive rows are returned with Active=false
-//   DeactivateOAuth(ctx, kind, signature string) error             WHERE active; ErrConflict when no row changed
+// OAuth (fosite; Signature and AccessSignature stored as SHA-256 only):
+//   CreateOAuth(ctx, *OAuthRow) error                              ErrConflict on duplicate kind+signature
+//   GetOAuth(ctx, kind, signature string) (*OAuthRow, error)      inactive and expired rows returned as they are
+//   DeactivateOAuth(ctx, kind, signature string) error             WHERE active; ErrConflict when no row changed, ErrNotFound when none exists
 //   DeleteOAuth(ctx, kind, signature string) error
 //   DeactivateOAuthByRequestID(ctx, kind, requestID string) error
 //   DeleteOAuthByRequestID(ctx, kind, requestID string) error
-//   RevokeOAuthBySubject(ctx, subject string) error                deactivates access+refresh of the user
-//   RevokeOAuthBySession(ctx, sessionID string) error              deactivates access+refresh of an SSO session
+//   RevokeOAuthBySubject(ctx, subject string) error                deactivates code+access+refresh of the user
+//   RevokeOAuthBySession(ctx, sessionRef string) error             deactivates code+access+refresh of an SSO session
 //
 // Pending authorization requests:
-//   CreateAuthRequest(ctx, *AuthRequest) error
-//   AuthRequestByID(ctx, id string, now time.Time) (*AuthRequest, error)  ErrNotFound when expired
+//   CreateAuthRequest(ctx, *AuthRequest) error                     ExpiresAt required
+//   AuthRequestByID(ctx, id string, now time.Time) (*AuthRequest, error)  ErrNotFound when now ≥ ExpiresAt
+//   DeleteAuthRequest(ctx, id string) error
 //
 // Housekeeping:
 //   DeleteExpired(ctx, now time.Time) (int64, error)                GC of every expiring kind
 //   Ping(ctx) error
-//   Backup(ctx, path string) error                                  SQLite: VACUUM INTO
+//   Backup(ctx, path string) error                                  SQLite: VACUUM INTO a new 0600 file; PostgreSQL: use pg_dump
 //
 // Transactions (fosite's storage.Transactional has the same shape):
-//   BeginTx(ctx) (context.Context, error); Commit(ctx) error; Rollback(ctx) error
-//   InTx(ctx, func(ctx context.Context) error) error
+//   BeginTx(ctx) (context.Context, error)                           ErrTxInProgress if ctx has an open one
+//   Commit(ctx) error; Rollback(ctx) error                          Rollback after Commit: no-op
+//   InTx(ctx, func(ctx context.Context) error) error               joins an open transaction of ctx
+//   On SQLite, a caller holding a transaction must pass its ctx to every call
+//   (the write pool has one connection: a call with another ctx waits for it).

@@ -164,3 +164,14 @@ func (s *Store) VerifyAudit(ctx context.Context) (badID int64, err error) {
 	}
 	return 0, nil
 }
+
+// LastAuditID is the id of the newest audit event (0 when there is none): where
+// a reader that tails the trail (metrics, `lanyard audit --follow`) starts
+// without reading what came before.
+func (s *Store) LastAuditID(ctx context.Context) (int64, error) {
+	var id sql.NullInt64
+	if err := s.row(ctx, rd, `SELECT MAX(id) FROM audit`, nil, &id); err != nil {
+		return 0, fmt.Errorf("last audit id: %w", err)
+	}
+	return id.Int64, nil
+}

@@ -6,13 +6,17 @@ import (
 	"time"
 )
 
+// gcBatch bounds one DELETE of DeleteExpired: on SQLite every write waits for
+// the single writer, so a sweep of a million expired tokens goes in short
+// statements between which token requests get their turn.
+const gcBatch = 2000
+
 // DeleteExpired removes what has expired at now and returns how many rows
 // went: OAuth rows past expires_at, sessions past expires_at, parked
 // authorization requests past expires_at, and throttle rows whose window
 // started more than the retention (OpenOptions.ThrottleRetention) ago and
-// whose lock is over. Used recovery codes and the audit trail are kept. Each
-// kind is its own statement, so a long sweep never holds the write lock for
-// long.
+// whose lock is over. Used recovery codes, signing keys (see
+// DeleteRetiredSigningKeys) and the audit trail are kept.
 func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
 	t := now.UnixMicro()
 	keep := now.Add(-s.throttleRetention).UnixMicro()
@@ -21,17 +25,26 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 		what, query string
 		args        []any
 	}{
-		{"oauth rows", `DELETE FROM oauth WHERE expires_at IS NOT NULL AND expires_at < ?`, []any{t}},
-		{"sessions", `DELETE FROM sessions WHERE expires_at IS NOT NULL AND expires_at < ?`, []any{t}},
-		{"authorization requests", `DELETE FROM auth_requests WHERE expires_at IS NOT NULL AND expires_at < ?`, []any{t}},
-		{"throttle rows", `DELETE FROM throttle WHERE (window_start IS NULL OR window_start < ?)
-			AND (locked_until IS NULL OR locked_until < ?)`, []any{keep, t}},
+		{"oauth rows", `DELETE FROM oauth WHERE (kind, signature_hash) IN (SELECT kind, signature_hash FROM oauth
+			WHERE expires_at IS NOT NULL AND expires_at < ? LIMIT ?)`, []any{t, gcBatch}},
+		{"sessions", `DELETE FROM sessions WHERE id_hash IN (SELECT id_hash FROM sessions
+			WHERE expires_at IS NOT NULL AND expires_at < ? LIMIT ?)`, []any{t, gcBatch}},
+		{"authorization requests", `DELETE FROM auth_requests WHERE id IN (SELECT id FROM auth_requests
+			WHERE expires_at IS NOT NULL AND expires_at < ? LIMIT ?)`, []any{t, gcBatch}},
+		{"throttle rows", `DELETE FROM throttle WHERE key_name IN (SELECT key_name FROM throttle
+			WHERE (window_start IS NULL OR window_start < ?) AND (locked_until IS NULL OR locked_until < ?) LIMIT ?)`,
+			[]any{keep, t, gcBatch}},
 	} {
-		n, err := s.execN(ctx, d.query, d.args...)
-		if err != nil {
-			return total, fmt.Errorf("delete expired %s: %w", d.what, err)
+		for {
+			n, err := s.execN(ctx, d.query, d.args...)
+			if err != nil {
+				return total, fmt.Errorf("delete expired %s: %w", d.what, err)
+			}
+			total += n
+			if n < gcBatch {
+				break
+			}
 		}
-		total += n
 	}
 	return total, nil
 }

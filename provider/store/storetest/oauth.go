@@ -1,8 +1,10 @@
 package storetest
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"testing"
 	"time"
 
@@ -162,6 +164,35 @@ func testAuthRequests(t *testing.T, open func(t *testing.T) *store.Store) {
 }
 
 func testGC(t *testing.T, open func(t *testing.T) *store.Store) {
+	t.Run("EveryKind", func(t *testing.T) { testGCEveryKind(t, open) })
+	t.Run("Many", func(t *testing.T) {
+		// More expired rows than one DELETE statement takes.
+		s := open(t)
+		ctx := t.Context()
+		const n = 4321
+		must(t, s.InTx(ctx, func(ctx context.Context) error {
+			for i := range n {
+				r := oauthRow(store.KindAccess, fmt.Sprintf("sig-%d", i), fmt.Sprintf("req-%d", i), "", "")
+				r.ExpiresAt = at(time.Duration(i) * time.Millisecond)
+				if err := s.CreateOAuth(ctx, r); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+		must(t, s.CreateOAuth(ctx, oauthRow(store.KindRefresh, "live", "req", "", ""))) // expires at t0+1h
+		got, err := s.DeleteExpired(ctx, at(time.Minute))
+		must(t, err)
+		if got != n {
+			t.Fatalf("DeleteExpired removed %d rows, want %d", got, n)
+		}
+		if _, err := s.GetOAuth(ctx, store.KindRefresh, "live"); err != nil {
+			t.Fatal("the unexpired row went too")
+		}
+	})
+}
+
+func testGCEveryKind(t *testing.T, open func(t *testing.T) *store.Store) {
 	s := open(t)
 	ctx := t.Context()
 	now := at(24 * time.Hour)

@@ -1,0 +1,78 @@
+package provider
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v3"
+
+	"github.com/lanyard-idp/lanyard/config"
+)
+
+func TestPrivateKeyJWT(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
+	e := newEnv(t, func(cfg *config.Config) {
+		cfg.Clients = append(cfg.Clients, config.Client{
+			ID: "keyed", TokenEndpointAuthMethod: "private_key_jwt", JWKS: string(set),
+			GrantTypes: []string{"client_credentials"}, Scopes: []string{"docs:read"},
+		})
+	})
+	assertion := func(aud string) string {
+		return signWith(t, key, "k1", map[string]any{
+			"iss": "keyed", "sub": "keyed", "aud": aud, "jti": randomHex(),
+			"exp": time.Now().Add(5 * time.Minute).Unix(), "iat": time.Now().Unix(),
+		})
+	}
+	grant := func(a string) (*http.Response, map[string]any) {
+		return e.postForm(pathToken, url.Values{
+			"grant_type":            {"client_credentials"},
+			"scope":                 {"docs:read"},
+			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+			"client_assertion":      {a},
+		}, "", "")
+	}
+
+	a := assertion(e.issuer + pathToken)
+	if resp, body := grant(a); resp.StatusCode != http.StatusOK {
+		t.Fatalf("private_key_jwt: %d %v", resp.StatusCode, body)
+	}
+	if resp, body := grant(a); resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("replayed assertion: %d %v", resp.StatusCode, body)
+	}
+
+	// The same fresh assertion raced 20 times: one grant.
+	a = assertion(e.issuer + pathToken)
+	ok := 0
+	for _, s := range race(func() int { resp, _ := grant(a); return resp.StatusCode }) {
+		if s == http.StatusOK {
+			ok++
+		} else if s >= 500 {
+			t.Errorf("status %d", s)
+		}
+	}
+	if ok != 1 {
+		t.Errorf("%d grants from one assertion, want 1", ok)
+	}
+
+	// Wrong audience, foreign key.
+	if resp, _ := grant(assertion("https://elsewhere.example/token")); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("wrong audience: %d", resp.StatusCode)
+	}
+	other, _ := rsa.GenerateKey(rand.Reader, 2048)
+	forged := signWith(t, other, "k1", map[string]any{
+		"iss": "keyed", "sub": "keyed", "aud": e.issuer + pathToken, "jti": randomHex(),
+		"exp": time.Now().Add(5 * time.Minute).Unix(),
+	})
+	if resp, _ := grant(forged); resp.StatusCode < 400 || resp.StatusCode >= 500 {
+		t.Errorf("forged assertion: %d", resp.StatusCode)
+	}
+}
