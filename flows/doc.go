@@ -1,10 +1,40 @@
 // Package flows is the officer journey: the sign-in pages (username, then
 // password), the step engine that decides which interstitial steps are still
-// pending (enrol MFA, change the initial password, accept the Privacy policy,
-// then the Terms of use), one handler per step, the SSO session cookie,
-// throttling, invitations and the account page.
+// pending (enrol MFA and save the recovery codes, change the initial
+// password, accept the Privacy policy, then the Terms of use), one handler
+// per step, the SSO session and its cookie, throttling of guesses, the audit
+// lines of all of it, invitations and the account page.
 //
-// flows never imports fosite: it implements provider/authn.Journey and hands
-// the browser back to the resume URL the provider gave it. HTML lives in
-// templates/, SQL in provider/store.
+// How it fits together:
+//
+//   - engine.go: Pending, a pure function from a State (what the session and
+//     the store say about the user) to the ordered list of steps still to do.
+//     A table test walks every combination; nothing else decides order.
+//   - next.go: the dispatcher (GET /signin/next) and the guard every step
+//     handler starts with (at): a request for any step but the first pending
+//     one gets a 303 to that one, and changes nothing. Each step, when done,
+//     returns to the dispatcher, never to "the next page". When nothing is
+//     pending the dispatcher marks the session authenticated and resumes the
+//     parked authorization request. Browser, SignIn and SignOut implement
+//     provider/authn.Journey here.
+//   - signin.go, mfa.go, steps.go: the step handlers. Every change a step
+//     makes, the session's progress and its audit line are stored in one
+//     transaction; the session id is rotated after the password and after
+//     the second factor inside that transaction, so of racing requests on
+//     one session only one can take effect.
+//   - session.go: the cookie (gorilla/sessions on securecookie, carrying only
+//     a random 256-bit id; keys sealed in the store so restarts and other
+//     nodes log nobody out) and the server-side session with the journey's
+//     state in its Data; idle, absolute and journey timeouts.
+//   - throttle.go, audit.go, web.go: guess counting and locks, audit events,
+//     security headers, cross-origin protection, body limits, and the one
+//     adapter that turns an error into the error page.
+//   - invite.go: invitations (lanyard invite).
+//
+// flows never imports fosite and never builds an OAuth response: it tells the
+// provider, through authn.Browser, who is signed in and how, and hands the
+// browser back to the resume URL the provider gave it. HTML lives in
+// templates/ (one typed data struct per page, pages.go), SQL in
+// provider/store, TOTP, passwords and mail in the subpackages otp, password
+// and mail.
 package flows

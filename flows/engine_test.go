@@ -8,6 +8,7 @@ import (
 )
 
 func TestPendingTable(t *testing.T) {
+	t.Parallel()
 	cur := map[string]string{"privacy": "2", "terms": "3"}
 	both := map[string]string{"privacy": "2", "terms": "3"}
 	stale := map[string]string{"privacy": "1", "terms": "3"}
@@ -61,6 +62,7 @@ func TestPendingTable(t *testing.T) {
 // TestPendingEveryCombination walks every combination of the boolean facts
 // and document states and checks the engine's invariants on each.
 func TestPendingEveryCombination(t *testing.T) {
+	t.Parallel()
 	versions := []map[string]string{nil, {"privacy": "1"}, {"terms": "1"}, {"privacy": "1", "terms": "1"}, {"privacy": "0", "terms": "1"}}
 	cur := map[string]string{"privacy": "1", "terms": "1"}
 	orders := [][]string{DefaultSteps, {"terms", "privacy", "change-password", "mfa-enrol"}, {"change-password"}}

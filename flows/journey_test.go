@@ -76,6 +76,7 @@ func firstLogin(t *testing.T, e *env, b *browser) onboarded {
 }
 
 func TestFirstLogin(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	u := e.seedUser(alice, aliceFirst, true)
 	b := e.browser()
@@ -93,7 +94,9 @@ func TestFirstLogin(t *testing.T) {
 	if got := r.buttonText(); got != "Sign in" {
 		t.Errorf("password button %q", got)
 	}
-	if find(r.doc, func(n *html.Node) bool { return n.Data == "a" && attr(n, "href") == PathSignIn && text(n) == "Not you?" }) == nil {
+	if find(r.doc, func(n *html.Node) bool {
+		return n.Data == "a" && attr(n, "href") == PathSignIn && text(n) == "Not you?"
+	}) == nil {
 		t.Errorf("no \"Not you?\" link")
 	}
 	if !strings.Contains(text(r.doc), alice) {
@@ -223,6 +226,7 @@ func TestFirstLogin(t *testing.T) {
 }
 
 func TestFirstLoginOrder(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.seedUser(alice, aliceFirst, true)
 	o := firstLogin(t, e, e.browser())
@@ -246,6 +250,7 @@ func laterSignIn(t *testing.T, b *browser, pw string) *resp {
 }
 
 func TestLaterSignInWithTOTP(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.seedUser(alice, aliceFirst, true)
 	o := firstLogin(t, e, e.browser())
@@ -286,6 +291,7 @@ func TestLaterSignInWithTOTP(t *testing.T) {
 }
 
 func TestTOTPReplayConcurrent(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *config.Config) {
 		c.Throttle.MaxAccountFailures, c.Throttle.MaxAddressFailures = 1000, 1000
 	})
@@ -353,6 +359,7 @@ func TestTOTPReplayConcurrent(t *testing.T) {
 }
 
 func TestRecoveryCode(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	u := e.seedUser(alice, aliceFirst, true)
 	o := firstLogin(t, e, e.browser())
@@ -406,6 +413,7 @@ func TestRecoveryCode(t *testing.T) {
 }
 
 func TestBypassesLandOnThePendingStep(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	u := e.seedUser(alice, aliceFirst, true)
 	b := e.browser()
@@ -482,6 +490,7 @@ func TestBypassesLandOnThePendingStep(t *testing.T) {
 }
 
 func TestExpiredInvitation(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	u := e.seedUser(alice, aliceFirst, true)
 	e.clock.Advance(31 * 24 * time.Hour)
@@ -512,6 +521,7 @@ func TestExpiredInvitation(t *testing.T) {
 }
 
 func TestNoEnumeration(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.seedUser(alice, aliceFirst, false)
 	dis := e.seedUser("dora@agency.example", alicePw, false)
@@ -550,6 +560,7 @@ func TestNoEnumeration(t *testing.T) {
 }
 
 func TestPasswordPolicyRefusals(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	u := e.seedUser(alice, aliceFirst, true)
 	b := e.browser()
@@ -601,6 +612,7 @@ func TestPasswordPolicyRefusals(t *testing.T) {
 }
 
 func TestVersionBumpForcesReacceptance(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	u := e.seedUser(alice, aliceFirst, true)
 	first := e.browser()

@@ -42,6 +42,10 @@ func (f *flow) current() string {
 // errUserGone: the session's user was deleted or disabled mid-way.
 var errUserGone = errors.New("user deleted or disabled")
 
+// errAlreadyDone rolls back a step that a racing request of the same
+// browser has already completed.
+var errAlreadyDone = errors.New("step already done")
+
 // flowFor assembles the State of a session from the session and the store.
 func (h *Handler) flowFor(ctx context.Context, s *session) (*flow, error) {
 	set := h.settings()
@@ -191,6 +195,11 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, f *flow) error 
 		if !first {
 			return nil
 		}
+		// Racing requests of one browser finish once.
+		if row, err := h.store.SessionByID(ctx, s.raw, now); err == nil && row.State == stateAuthenticated {
+			s.row.State, s.row.AuthTime, s.row.AMR, s.row.ACR = row.State, row.AuthTime, row.AMR, row.ACR
+			return nil
+		}
 		u, err := h.store.UserByID(ctx, f.user.ID)
 		if err != nil {
 			return fmt.Errorf("load user: %w", err)
@@ -332,16 +341,25 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, req authn.SignI
 	return redirect(w, r, PathSignIn)
 }
 
-// SignOut ends the browser's session server-side and clears the cookie
-// (authn.Journey, used by RP-initiated logout).
+// SignOut ends the browser's session server-side, revokes the codes and
+// tokens issued to it, and clears the cookie (authn.Journey, used by
+// RP-initiated logout).
 func (h *Handler) SignOut(w http.ResponseWriter, r *http.Request) (string, error) {
 	s, err := h.load(r)
 	h.cookies.clear(w)
 	if err != nil || s == nil {
 		return "", err
 	}
-	if err := h.store.DeleteSession(r.Context(), s.raw); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return "", fmt.Errorf("delete session: %w", err)
+	// The codes and tokens issued to this session end with it.
+	ref := s.ref()
+	err = h.store.InTx(r.Context(), func(ctx context.Context) error {
+		if err := h.store.RevokeOAuthBySession(ctx, ref); err != nil {
+			return err
+		}
+		return h.store.DeleteSession(ctx, s.raw)
+	})
+	if err != nil {
+		return "", fmt.Errorf("end session: %w", err)
 	}
 	user := s.row.UserID
 	h.auditLog(r.Context(), r, s, event{Name: evLogout, UserID: user, Username: s.j.Username})

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/net/html"
 
 	"github.com/lanyard-idp/lanyard/config"
+	"github.com/lanyard-idp/lanyard/provider/authn"
 	"github.com/lanyard-idp/lanyard/provider/store"
 	"github.com/lanyard-idp/lanyard/provider/store/seal"
 	"github.com/lanyard-idp/lanyard/templates"
@@ -29,6 +30,7 @@ func atPassword(t *testing.T, e *env, username string) (*browser, *resp) {
 }
 
 func TestThrottleLocksAndExpires(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, withoutMFA)
 	u := e.seedReady(alice, alicePw)
 	b, r := atPassword(t, e, alice)
@@ -87,6 +89,7 @@ func TestThrottleLocksAndExpires(t *testing.T) {
 }
 
 func TestThrottleSuccessResets(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, withoutMFA)
 	u := e.seedReady(alice, alicePw)
 	b, r := atPassword(t, e, alice)
@@ -111,6 +114,7 @@ func TestThrottleSuccessResets(t *testing.T) {
 }
 
 func TestThrottleLockGrows(t *testing.T) {
+	t.Parallel()
 	if got := []time.Duration{lockDuration(15*time.Minute, 0), lockDuration(15*time.Minute, 1), lockDuration(15*time.Minute, 3),
 		lockDuration(15*time.Minute, 40)}; !slices.Equal(got, []time.Duration{15 * time.Minute, 30 * time.Minute, 2 * time.Hour, 24 * time.Hour}) {
 		t.Fatalf("lock durations %v", got)
@@ -132,6 +136,7 @@ func TestThrottleLockGrows(t *testing.T) {
 }
 
 func TestConcurrentFailuresAllCount(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *config.Config) {
 		c.Throttle.MaxAccountFailures, c.Throttle.MaxAddressFailures = 1000, 1000
 	})
@@ -162,6 +167,7 @@ func TestConcurrentFailuresAllCount(t *testing.T) {
 }
 
 func TestAddressLimit(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, withoutMFA, func(c *config.Config) { c.Throttle.MaxAddressFailures = 8 })
 	e.seedReady(alice, alicePw)
 	// Different accounts, one address: the address locks, alice too.
@@ -177,6 +183,7 @@ func TestAddressLimit(t *testing.T) {
 }
 
 func TestSessionRotation(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.seedUser(alice, aliceFirst, true)
 	o := firstLogin(t, e, e.browser())
@@ -212,6 +219,7 @@ func TestSessionRotation(t *testing.T) {
 }
 
 func TestTamperedCookieIsAnonymous(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, withoutMFA)
 	e.seedReady(alice, alicePw)
 	b, r := atPassword(t, e, alice)
@@ -254,6 +262,7 @@ func TestTamperedCookieIsAnonymous(t *testing.T) {
 }
 
 func TestRestartKeepsSessions(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, withoutMFA)
 	e.seedReady(alice, alicePw)
 	b, r := atPassword(t, e, alice)
@@ -274,6 +283,7 @@ func TestRestartKeepsSessions(t *testing.T) {
 }
 
 func TestSecurityHeaders(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	r := e.browser().get(PathSignIn)
 	want := map[string]string{
@@ -303,6 +313,7 @@ func TestSecurityHeaders(t *testing.T) {
 }
 
 func TestProductionCookie(t *testing.T) {
+	t.Parallel()
 	st, err := store.Open(t.Context(), t.TempDir()+"/l.db")
 	if err != nil {
 		t.Fatal(err)
@@ -350,6 +361,7 @@ func TestProductionCookie(t *testing.T) {
 }
 
 func TestCrossOriginPostRefused(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, withoutMFA)
 	u := e.seedReady(alice, alicePw)
 	b, r := atPassword(t, e, alice)
@@ -388,6 +400,7 @@ func TestCrossOriginPostRefused(t *testing.T) {
 }
 
 func TestTimeouts(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, withoutMFA)
 	e.seedReady(alice, alicePw)
 	b, r := atPassword(t, e, alice)
@@ -425,6 +438,7 @@ func TestTimeouts(t *testing.T) {
 }
 
 func TestHugeInput(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, withoutMFA)
 	e.seedReady(alice, alicePw)
 	b := e.browser()
@@ -452,6 +466,7 @@ func TestHugeInput(t *testing.T) {
 }
 
 func TestForceLogin(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.seedUser(alice, aliceFirst, true)
 	b := e.browser()
@@ -481,6 +496,7 @@ func TestForceLogin(t *testing.T) {
 }
 
 func TestSignOut(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, withoutMFA)
 	e.seedReady(alice, alicePw)
 	b, r := atPassword(t, e, alice)
@@ -516,6 +532,7 @@ func TestSignOut(t *testing.T) {
 }
 
 func TestRecoveryCodeFormat(t *testing.T) {
+	t.Parallel()
 	codes, hashes := newRecoveryCodes()
 	if len(codes) != 10 || len(hashes) != 10 {
 		t.Fatal("not ten codes")
@@ -544,5 +561,51 @@ func TestRecoveryCodeFormat(t *testing.T) {
 		if _, ok := normaliseRecoveryCode(bad); ok {
 			t.Errorf("accepted %q", bad)
 		}
+	}
+}
+
+func TestLoginHintAndPasswordOnly(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withoutMFA)
+	e.seedReady(alice, alicePw)
+	b := e.browser()
+	r := b.open("/test/authorize?hint=" + url.QueryEscape(" Alice@agency.example"))
+	mustStep(t, r, StepIdentify)
+	if v := attr(find(r.doc, func(n *html.Node) bool { return attr(n, "name") == "username" }), "value"); v != alice {
+		t.Fatalf("login_hint not pre-filled: %q", v)
+	}
+	if !strings.Contains(text(r.doc), "Docs portal (staging)") {
+		t.Errorf("the relying party's name is not shown")
+	}
+	r = b.follow(b.submit(r, map[string]string{"username": alice}))
+	d := b.done(b.follow(b.submit(r, map[string]string{"password": alicePw})))
+	if !d.SignedIn || !slices.Equal(d.AMR, []string{"pwd"}) || d.ACR != acrPassword {
+		t.Fatalf("password-only sign-in: %+v", d)
+	}
+	// A direct visit, without a relying party, ends on the account page.
+	b2 := e.browser()
+	r = b2.open(PathSignIn)
+	r = b2.follow(b2.submit(r, map[string]string{"username": alice}))
+	r = b2.follow(b2.submit(r, map[string]string{"password": alicePw}))
+	if !strings.HasSuffix(r.url, PathAccount) || !strings.Contains(text(r.doc), "You are signed in") {
+		t.Fatalf("direct sign-in ended at %s: %s", r.url, text(r.doc))
+	}
+}
+
+func TestSignInRefusesForeignResumeURL(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, u := range []string{"https://evil.example/cb", "//evil.example/x", "/relative", e.srv.URL + "@evil.example/",
+		strings.Replace(e.srv.URL, "http:", "https:", 1) + "/x", "javascript:alert(1)", ""} {
+		rec := httptest.NewRecorder()
+		e.h.SignIn(rec, httptest.NewRequest("GET", "/authorize", nil), authn.SignInRequest{ResumeURL: u})
+		if rec.Code != http.StatusBadRequest || rec.Header().Get("Location") != "" || rec.Header().Get("Set-Cookie") != "" {
+			t.Errorf("%q: status %d, location %q", u, rec.Code, rec.Header().Get("Location"))
+		}
+	}
+	rec := httptest.NewRecorder()
+	e.h.SignIn(rec, httptest.NewRequest("GET", "/authorize", nil), authn.SignInRequest{ResumeURL: e.srv.URL + "/authorize/resume?id=x"})
+	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != PathSignIn {
+		t.Errorf("good resume URL: %d %q", rec.Code, rec.Header().Get("Location"))
 	}
 }

@@ -198,18 +198,10 @@ func (h *Handler) load(r *http.Request) (*session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load session: %w", err)
 	}
-	cfg := h.settings().cfg
-	idle := cfg.Session.IdleTimeout.D()
-	if idle <= 0 {
-		idle = time.Hour
-	}
+	idle, journeyIdle, _ := h.timeouts()
 	limit := idle
 	if row.State != stateAuthenticated {
-		if jt := cfg.Journey.Timeout.D(); jt > 0 && jt < limit {
-			limit = jt
-		} else if jt <= 0 && 30*time.Minute < limit {
-			limit = 30 * time.Minute
-		}
+		limit = min(limit, journeyIdle)
 	}
 	s := &session{raw: raw, row: row}
 	if now.Sub(row.LastSeenAt) > limit || !now.Before(row.ExpiresAt) && !row.ExpiresAt.IsZero() {
@@ -243,10 +235,6 @@ func (h *Handler) dropSession(ctx context.Context, s *session, why string) {
 // create starts a new server-side session for a browser that has none.
 func (h *Handler) create(ctx context.Context, w http.ResponseWriter, r *http.Request) (*session, error) {
 	now := h.now().UTC()
-	abs := h.settings().cfg.Session.AbsoluteTimeout.D()
-	if abs <= 0 {
-		abs = 24 * time.Hour
-	}
 	s := &session{raw: newSessionID()}
 	s.row = &store.Session{
 		ID:         s.raw,
@@ -255,8 +243,8 @@ func (h *Handler) create(ctx context.Context, w http.ResponseWriter, r *http.Req
 		ClientAddr: clientAddr(r),
 		CreatedAt:  now,
 		LastSeenAt: now,
-		ExpiresAt:  now.Add(abs),
 	}
+	s.row.ExpiresAt = h.expiry(s, now)
 	data, err := json.Marshal(s.j)
 	if err != nil {
 		return nil, err
@@ -271,15 +259,47 @@ func (h *Handler) create(ctx context.Context, w http.ResponseWriter, r *http.Req
 	return s, nil
 }
 
+// timeouts returns the idle limit of a signed-in session, the idle limit of
+// a sign-in in progress, and the absolute limit of any session.
+func (h *Handler) timeouts() (idle, journeyIdle, absolute time.Duration) {
+	cfg := h.settings().cfg
+	idle, journeyIdle, absolute = cfg.Session.IdleTimeout.D(), cfg.Journey.Timeout.D(), cfg.Session.AbsoluteTimeout.D()
+	if idle <= 0 {
+		idle = time.Hour
+	}
+	if journeyIdle <= 0 {
+		journeyIdle = 30 * time.Minute
+	}
+	if absolute <= 0 {
+		absolute = 24 * time.Hour
+	}
+	return idle, journeyIdle, absolute
+}
+
+// expiry is the session row's ExpiresAt: the absolute limit from its
+// creation, but only the journey timeout from now while no password has
+// been verified, so abandoned sign-ins (or a flood of them) are collected
+// within the half-hour rather than kept for a day.
+func (h *Handler) expiry(s *session, now time.Time) time.Time {
+	_, journeyIdle, absolute := h.timeouts()
+	end := s.row.CreatedAt.Add(absolute)
+	if j := now.Add(journeyIdle); !s.j.PasswordVerified && j.Before(end) {
+		end = j
+	}
+	return end
+}
+
 // save writes the session row and its journey (in ctx's transaction, if any).
 func (h *Handler) save(ctx context.Context, s *session) error {
 	data, err := json.Marshal(s.j)
 	if err != nil {
 		return err
 	}
+	now := h.now().UTC()
 	s.row.ID = s.raw
 	s.row.Data = data
-	s.row.LastSeenAt = h.now().UTC()
+	s.row.LastSeenAt = now
+	s.row.ExpiresAt = h.expiry(s, now)
 	if err := h.store.UpdateSession(ctx, s.row); err != nil {
 		return fmt.Errorf("save session: %w", err)
 	}

@@ -149,6 +149,16 @@ func (h *Handler) policyPost(step string) handlerFunc {
 		now := h.now().UTC()
 		s.markDone(step)
 		err = h.commit(r.Context(), s, func(ctx context.Context) error {
+			// Racing posts of one form record one acceptance.
+			acc, err := h.store.Acceptances(ctx, u.ID)
+			if err != nil {
+				return fmt.Errorf("load acceptances: %w", err)
+			}
+			for _, a := range acc {
+				if a.Document == d.ID && a.Version == d.Version {
+					return errAlreadyDone
+				}
+			}
 			if err := h.store.Accept(ctx, store.Acceptance{
 				UserID: u.ID, Document: d.ID, Version: d.Version, AcceptedAt: now, ClientAddr: clientAddr(r),
 			}); err != nil {
@@ -157,7 +167,7 @@ func (h *Handler) policyPost(step string) handlerFunc {
 			return h.audit(ctx, r, s, event{Name: evPolicyAccept, UserID: u.ID, Username: u.Username,
 				Detail: map[string]any{"document": d.ID, "version": d.Version}})
 		})
-		if err != nil {
+		if err != nil && !errors.Is(err, errAlreadyDone) {
 			return err
 		}
 		return redirect(w, r, PathNext)
