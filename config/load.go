@@ -52,6 +52,31 @@ func LoadBytes(name string, data []byte) (*Config, error) {
 	return c, nil
 }
 
+// Check is Load followed by Validate that reports the problems of both in one
+// list: a file that reads with mistakes (an unknown key, a bad duration) is
+// still validated as far as it read, so `lanyard config check` names every
+// problem at once.
+func Check(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read configuration: %w", err)
+	}
+	c, err := parse(path, data, os.LookupEnv)
+	var ps Problems
+	if err != nil && (c == nil || !errors.As(err, &ps)) {
+		return nil, err
+	}
+	c.ApplyDefaults()
+	var more Problems
+	if errors.As(c.Validate(), &more) {
+		ps = append(ps, more...)
+	}
+	if len(ps) > 0 {
+		return nil, ps.sorted()
+	}
+	return c, nil
+}
+
 // loader walks a yaml.Node tree onto the Config by reflection. A walk of our
 // own (rather than yaml's KnownFields) lets us report every problem with its
 // line and field path, suggest the key that was meant, and handle the
@@ -111,7 +136,8 @@ func parse(name string, data []byte, lookup func(string) (string, bool)) (*Confi
 	}
 	c.lines, c.origin = l.lines, l.origin
 	if len(l.problems) > 0 {
-		return nil, l.problems.sorted()
+		// c is returned with the problems: what did read can still be validated.
+		return c, l.problems.sorted()
 	}
 	return c, nil
 }

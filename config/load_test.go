@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -342,5 +343,58 @@ func TestEditDistanceSuggestion(t *testing.T) {
 		if got := suggest(in, known); got != want {
 			t.Errorf("suggest(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestCheckListsLoadAndValidationProblems: `lanyard config check` must name
+// every problem at once, those found while reading (unknown key, bad
+// duration) and those found by validation (a bad redirect URI, an unknown
+// grant type), each with its line.
+func TestCheckListsLoadAndValidationProblems(t *testing.T) {
+	path := writeConfig(t, `issuer: https://id.agency.example
+keys:
+  encryption_key: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=
+mail:
+  from: "Lanyard <no-reply@agency.example>"
+  outbox: /tmp/outbox
+invitations:
+  allowed_domains: [agency.example]
+  valid_for: 30x
+clients:
+  - id: portal
+    public: true
+    redirect_uri: ["https://portal.agency.example/cb"]
+    redirect_uris: ["http://portal.agency.example/cb"]
+    grant_types: [authorization_code, implicit]
+journey:
+  steps: [mfa-enrol, change-password]
+`)
+	_, err := Check(path)
+	var ps Problems
+	if !errors.As(err, &ps) {
+		t.Fatalf("Check: %v, want Problems", err)
+	}
+	want := []struct {
+		line int
+		text string
+	}{
+		{9, "invalid duration"},
+		{13, `unknown key "redirect_uri"`},
+		{14, "http is only allowed on loopback"},
+		{15, "implicit"},
+	}
+	for _, w := range want {
+		found := false
+		for _, p := range ps {
+			if p.Line == w.line && strings.Contains(p.String(), w.text) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no problem at line %d mentioning %q in:\n%v", w.line, w.text, err)
+		}
+	}
+	if _, err := Check(writeConfig(t, "issuer: [")); err == nil {
+		t.Error("a YAML syntax error passed Check")
 	}
 }
