@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	texttemplate "text/template"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -39,6 +40,9 @@ var (
 	ErrNoInvitation     = errors.New("there is no pending invitation to resend")
 	ErrAccountDisabled  = errors.New("the officer's account is disabled")
 	ErrBadName          = errors.New("the name must be one line of at most 200 characters")
+	ErrNoAccount        = errors.New("there is no account for that address")
+	ErrNotInvited       = errors.New("the account is not a pending invitation")
+	ErrNotActive        = errors.New("the officer has not accepted the invitation yet")
 )
 
 // inviteError carries an admin-facing sentence and the sentinel it stands for.
@@ -50,7 +54,7 @@ type inviteError struct {
 func (e *inviteError) Error() string { return e.msg }
 func (e *inviteError) Unwrap() error { return e.sentinel }
 
-func refuse(sentinel error, format string, a ...any) error {
+func refuseInvite(sentinel error, format string, a ...any) error {
 	return &inviteError{sentinel: sentinel, msg: fmt.Sprintf(format, a...)}
 }
 
@@ -59,6 +63,11 @@ const (
 	AuditInvite           = "invite"
 	AuditInviteResend     = "invite.resend"
 	AuditInviteMailFailed = "invite.mail_failed"
+	AuditInviteRevoke     = "invite.revoke"
+	// An admin's password reset (lanyard user reset-password), and the
+	// failure of its email.
+	AuditResetPassword           = "admin.user.reset_password"
+	AuditResetPasswordMailFailed = "admin.user.reset_password.mail_failed"
 )
 
 const (
@@ -78,6 +87,9 @@ type Inviter struct {
 	Pages  *templates.Set
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Actor, when set, is recorded as "by" in the detail of every audit
+	// event the Inviter writes ("cli" for the admin commands).
+	Actor string
 }
 
 // Invitation is the outcome of Invite. InitialPassword is for the admin's
@@ -143,19 +155,10 @@ func (iv *Inviter) Invite(ctx context.Context, email, name string, resend bool) 
 	inv := &Invitation{Username: username, Name: name, InitialPassword: initial, ExpiresAt: now.Add(validFor), Resent: resend}
 
 	var user *store.User
-	for attempt := 1; ; attempt++ {
+	err = retry(ctx, func() (err error) {
 		user, err = iv.record(ctx, inv, hash, now)
-		if !errors.Is(err, store.ErrSerialization) || attempt == txAttempts {
-			break
-		}
-		// Back off a little, with jitter, so racing invitations do not
-		// collide again in lockstep.
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(time.Duration(attempt*10+mrand.IntN(20)) * time.Millisecond):
-		}
-	}
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +173,7 @@ func (iv *Inviter) Invite(ctx context.Context, email, name string, resend bool) 
 		// The audit line must be written even when ctx ran out sending the mail.
 		if aerr := iv.Store.AppendAudit(context.WithoutCancel(ctx), &store.AuditEvent{
 			At: iv.now(), Event: AuditInviteMailFailed, UserID: user.ID, Username: username,
-			Detail: detail(map[string]string{"error": err.Error()}),
+			Detail: iv.detail(map[string]string{"error": err.Error()}),
 		}); aerr != nil {
 			iv.logger().ErrorContext(ctx, "audit of the mail failure not written", "username", username, "err", aerr)
 		}
@@ -178,6 +181,24 @@ func (iv *Inviter) Invite(ctx context.Context, email, name string, resend bool) 
 	}
 	iv.logger().InfoContext(ctx, "onboarding email sent", "username", username)
 	return inv, nil
+}
+
+// retry runs fn again when the database aborted its transaction for a
+// concurrent one, up to txAttempts times.
+func retry(ctx context.Context, fn func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if !errors.Is(err, store.ErrSerialization) || attempt == txAttempts {
+			return err
+		}
+		// Back off a little, with jitter, so racing commands do not collide
+		// again in lockstep.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt*10+mrand.IntN(20)) * time.Millisecond):
+		}
+	}
 }
 
 // record writes the user (new, or with the new initial password on resend)
@@ -196,7 +217,7 @@ func (iv *Inviter) record(ctx context.Context, inv *Invitation, hash string, now
 		event := AuditInvite
 		switch {
 		case existing == nil && inv.Resent:
-			return refuse(ErrNoInvitation, "there is no invitation for %s to resend: invite the officer without --resend", inv.Username)
+			return refuseInvite(ErrNoInvitation, "there is no invitation for %s to resend: invite the officer without --resend", inv.Username)
 		case existing == nil:
 			id, err := newUserID()
 			if err != nil {
@@ -210,14 +231,14 @@ func (iv *Inviter) record(ctx context.Context, inv *Invitation, hash string, now
 			if err := iv.Store.CreateUser(ctx, user); err != nil {
 				if errors.Is(err, store.ErrConflict) {
 					// Another invitation of the same address won the race.
-					return refuse(ErrAlreadyInvited, "%s was invited at the same moment by another command; to issue a new initial password, run: lanyard invite --resend %s", inv.Username, inv.Username)
+					return refuseInvite(ErrAlreadyInvited, "%s was invited at the same moment by another command; to issue a new initial password, run: lanyard invite --resend %s", inv.Username, inv.Username)
 				}
 				return fmt.Errorf("invite %s: create user: %w", inv.Username, err)
 			}
 		case existing.State == store.UserActive:
-			return refuse(ErrAlreadyActive, "%s already has an active account: there is nothing to invite", inv.Username)
+			return refuseInvite(ErrAlreadyActive, "%s already has an active account: there is nothing to invite", inv.Username)
 		case existing.State == store.UserDisabled:
-			return refuse(ErrAccountDisabled, "%s has a disabled account: enable it instead of inviting the officer again", inv.Username)
+			return refuseInvite(ErrAccountDisabled, "%s has a disabled account: enable it instead of inviting the officer again", inv.Username)
 		case !inv.Resent:
 			until := ""
 			if !existing.InviteExpiresAt.IsZero() {
@@ -227,14 +248,14 @@ func (iv *Inviter) record(ctx context.Context, inv *Invitation, hash string, now
 				}
 				until = fmt.Sprintf(" (the invitation %s %s)", verb, existing.InviteExpiresAt.UTC().Format(dateLayout))
 			}
-			return refuse(ErrAlreadyInvited, "%s is already invited%s; to send a new initial password and expiry, run: lanyard invite --resend %s", inv.Username, until, inv.Username)
+			return refuseInvite(ErrAlreadyInvited, "%s is already invited%s; to send a new initial password and expiry, run: lanyard invite --resend %s", inv.Username, until, inv.Username)
 		default:
 			// Resend: conditional on the stored hash, so of two racing
 			// resends exactly one wins and only its email carries a working
 			// password.
 			if err := iv.Store.ChangePassword(ctx, existing.ID, existing.PasswordHash, hash, true); err != nil {
 				if errors.Is(err, store.ErrConflict) {
-					return refuse(ErrAlreadyInvited, "the invitation of %s was changed at the same moment by another command; run the command again if needed", inv.Username)
+					return refuseInvite(ErrAlreadyInvited, "the invitation of %s was changed at the same moment by another command; run the command again if needed", inv.Username)
 				}
 				return fmt.Errorf("invite %s: replace initial password: %w", inv.Username, err)
 			}
@@ -251,7 +272,7 @@ func (iv *Inviter) record(ctx context.Context, inv *Invitation, hash string, now
 		}
 		return iv.Store.AppendAudit(ctx, &store.AuditEvent{
 			At: now, Event: event, UserID: user.ID, Username: user.Username,
-			Detail: detail(map[string]string{"expires_at": inv.ExpiresAt.Format(time.RFC3339)}),
+			Detail: iv.detail(map[string]string{"expires_at": inv.ExpiresAt.Format(time.RFC3339)}),
 		})
 	})
 	if err != nil {
@@ -271,7 +292,7 @@ func (iv *Inviter) checkAddress(username string) error {
 			return fmt.Errorf("invitations.refused_mailboxes: pattern %q is malformed: %w", pat, err)
 		}
 		if ok {
-			return refuse(ErrRefusedMailbox, "%s is a LiteMail-style mailbox (it matches %q); invite the officer's standard mailbox", username, pat)
+			return refuseInvite(ErrRefusedMailbox, "%s is a LiteMail-style mailbox (it matches %q); invite the officer's standard mailbox", username, pat)
 		}
 	}
 	_, domain, _ := strings.Cut(username, "@")
@@ -284,9 +305,9 @@ func (iv *Inviter) checkAddress(username string) error {
 		allowed = append(allowed, d)
 	}
 	if len(allowed) == 0 {
-		return refuse(ErrDomainNotAllowed, "%s is not an allowed domain: no domain is allowed yet; add the organisation's domain to invitations.allowed_domains", domain)
+		return refuseInvite(ErrDomainNotAllowed, "%s is not an allowed domain: no domain is allowed yet; add the organisation's domain to invitations.allowed_domains", domain)
 	}
-	return refuse(ErrDomainNotAllowed, "%s is not an allowed domain: invite the officer's organisational address (allowed: %s)", domain, strings.Join(allowed, ", "))
+	return refuseInvite(ErrDomainNotAllowed, "%s is not an allowed domain: invite the officer's organisational address (allowed: %s)", domain, strings.Join(allowed, ", "))
 }
 
 // dateLayout is how dates read in emails and messages: "Monday 26 December 2026".
@@ -355,6 +376,14 @@ func detail(m map[string]string) []byte {
 	return b
 }
 
+// detail is the audit detail m plus who acted, when the Inviter knows.
+func (iv *Inviter) detail(m map[string]string) []byte {
+	if iv.Actor != "" {
+		m["by"] = iv.Actor
+	}
+	return detail(m)
+}
+
 func (iv *Inviter) now() time.Time {
 	if iv.Now == nil {
 		return time.Now().UTC()
@@ -368,3 +397,237 @@ func (iv *Inviter) logger() *slog.Logger {
 	}
 	return iv.Logger
 }
+
+// Invitation statuses, as `lanyard invite list` shows them.
+const (
+	InvitePending  = "pending"  // invited; the initial password still works
+	InviteExpired  = "expired"  // invited; the initial password no longer works
+	InviteAccepted = "accepted" // the officer finished the first sign-in
+	InviteDisabled = "disabled" // the account is disabled
+)
+
+// InvitationStatus is one account as seen from its invitation.
+type InvitationStatus struct {
+	Username  string
+	Name      string
+	Status    string    // InvitePending | InviteExpired | InviteAccepted | InviteDisabled
+	InvitedAt time.Time // when the account was created
+	// ExpiresAt is when the initial password stops working (zero: accepted
+	// accounts, whose password is their own).
+	ExpiresAt    time.Time
+	LastSignInAt time.Time
+}
+
+// List returns every account with the status of its invitation, by username.
+func (iv *Inviter) List(ctx context.Context) ([]InvitationStatus, error) {
+	if iv.Store == nil {
+		return nil, errors.New("invite: the Inviter has no store")
+	}
+	users, err := iv.Store.ListUsers(ctx, "", "")
+	if err != nil {
+		return nil, fmt.Errorf("list invitations: %w", err)
+	}
+	now := iv.now()
+	out := make([]InvitationStatus, 0, len(users))
+	for _, u := range users {
+		st := InvitationStatus{Username: u.Username, Name: u.Name, InvitedAt: u.CreatedAt, LastSignInAt: u.LastSignInAt}
+		switch u.State {
+		case store.UserInvited:
+			st.Status, st.ExpiresAt = InvitePending, u.InviteExpiresAt
+			if !u.InviteExpiresAt.IsZero() && !now.Before(u.InviteExpiresAt) {
+				st.Status = InviteExpired
+			}
+		case store.UserDisabled:
+			st.Status = InviteDisabled
+		default:
+			st.Status = InviteAccepted
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// Revoke withdraws a pending (or expired) invitation: the account, which was
+// never activated, is deleted with its sessions and anything it enrolled, so
+// the initial password no longer works and the address can be invited
+// afresh. The audit trail keeps the invitation and its revocation. An
+// accepted account is refused: disable it instead.
+func (iv *Inviter) Revoke(ctx context.Context, email string) (*store.User, error) {
+	if iv.Store == nil {
+		return nil, errors.New("invite: the Inviter has no store")
+	}
+	username, err := CanonicalUsername(email)
+	if err != nil {
+		return nil, err
+	}
+	var user *store.User
+	err = retry(ctx, func() error {
+		return iv.Store.InTx(ctx, func(ctx context.Context) error {
+			u, err := iv.Store.UserByUsername(ctx, username)
+			if errors.Is(err, store.ErrNotFound) {
+				return refuseInvite(ErrNoInvitation, "there is no invitation for %s to revoke", username)
+			}
+			if err != nil {
+				return fmt.Errorf("revoke %s: look up user: %w", username, err)
+			}
+			if u.State != store.UserInvited {
+				return refuseInvite(ErrNotInvited, "%s is not a pending invitation (the account is %s): disable the account instead: lanyard user disable %s", username, u.State, username)
+			}
+			if err := iv.Store.DeleteUser(ctx, u.ID); err != nil {
+				return fmt.Errorf("revoke %s: delete account: %w", username, err)
+			}
+			user = u
+			return iv.Store.AppendAudit(ctx, &store.AuditEvent{
+				At: iv.now(), Event: AuditInviteRevoke, UserID: u.ID, Username: u.Username,
+				Detail: iv.detail(map[string]string{}),
+			})
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	iv.logger().InfoContext(ctx, "invitation revoked", "username", username, "user_id", user.ID)
+	return user, nil
+}
+
+// PasswordResetMail is the data of templates/mail/password-reset.{txt,html}.
+type PasswordResetMail = OnboardingMail
+
+// ResetPassword gives an active officer a new initial password by email,
+// as after an invitation: it works until the invitation validity runs out,
+// and the journey asks for a new password at the next sign-in (enrolled
+// factors stay). Every session of the officer ends and every token is
+// revoked. Refused for invited accounts (use Invite with resend) and
+// disabled ones. As with Invite, the change and its audit event are
+// committed first; a mail failure is reported in Invitation.MailErr.
+func (iv *Inviter) ResetPassword(ctx context.Context, email string) (*Invitation, error) {
+	if iv.Config == nil || iv.Store == nil || iv.Mailer == nil || iv.Pages == nil {
+		return nil, errors.New("reset password: the Inviter is missing its config, store, mailer or templates")
+	}
+	signIn, err := signInURL(iv.Config.Issuer)
+	if err != nil {
+		return nil, err
+	}
+	username, err := CanonicalUsername(email)
+	if err != nil {
+		return nil, err
+	}
+	initial := password.Generate()
+	hash, err := password.Hash(initial)
+	if err != nil {
+		return nil, fmt.Errorf("reset password of %s: %w", username, err)
+	}
+	now := iv.now()
+	validFor := iv.Config.Invitations.ValidFor.D()
+	if validFor <= 0 {
+		validFor = defaultInviteValidity
+	}
+	inv := &Invitation{Username: username, InitialPassword: initial, ExpiresAt: now.Add(validFor)}
+	var user *store.User
+	var ended int
+	err = retry(ctx, func() error {
+		return iv.Store.InTx(ctx, func(ctx context.Context) error {
+			u, err := iv.Store.UserByUsername(ctx, username)
+			if errors.Is(err, store.ErrNotFound) {
+				return refuseInvite(ErrNoAccount, "there is no account for %s", username)
+			}
+			if err != nil {
+				return fmt.Errorf("reset password of %s: look up user: %w", username, err)
+			}
+			switch u.State {
+			case store.UserInvited:
+				return refuseInvite(ErrNotActive, "%s has not accepted the invitation yet: send a new one with: lanyard invite --resend %s", username, username)
+			case store.UserDisabled:
+				return refuseInvite(ErrAccountDisabled, "%s has a disabled account: enable it first (lanyard user enable %s)", username, username)
+			}
+			if err := iv.Store.ChangePassword(ctx, u.ID, u.PasswordHash, hash, true); err != nil {
+				if errors.Is(err, store.ErrConflict) {
+					return fmt.Errorf("the password of %s was changed at the same moment by another request; run the command again", username)
+				}
+				return fmt.Errorf("reset password of %s: %w", username, err)
+			}
+			u.PasswordHash, u.PasswordInitial = hash, true
+			u.InviteExpiresAt, u.UpdatedAt = inv.ExpiresAt, now
+			if err := iv.Store.UpdateUser(ctx, u); err != nil {
+				return fmt.Errorf("reset password of %s: update user: %w", username, err)
+			}
+			refs, err := iv.Store.DeleteUserSessions(ctx, u.ID, "")
+			if err != nil {
+				return fmt.Errorf("reset password of %s: end sessions: %w", username, err)
+			}
+			if err := iv.Store.RevokeOAuthBySubject(ctx, u.ID); err != nil {
+				return fmt.Errorf("reset password of %s: revoke tokens: %w", username, err)
+			}
+			user, ended = u, len(refs)
+			return iv.Store.AppendAudit(ctx, &store.AuditEvent{
+				At: now, Event: AuditResetPassword, UserID: u.ID, Username: u.Username,
+				Detail: iv.detail(map[string]string{"expires_at": inv.ExpiresAt.Format(time.RFC3339), "sessions_ended": fmt.Sprint(len(refs))}),
+			})
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	inv.Name = user.Name
+	iv.logger().InfoContext(ctx, "password reset by an admin", "username", username, "user_id", user.ID, "sessions_ended", ended)
+	if err := iv.sendReset(ctx, inv, signIn); err != nil {
+		inv.MailErr = err
+		iv.logger().WarnContext(ctx, "password reset email not sent", "username", username, "err", err)
+		if aerr := iv.Store.AppendAudit(context.WithoutCancel(ctx), &store.AuditEvent{
+			At: iv.now(), Event: AuditResetPasswordMailFailed, UserID: user.ID, Username: username,
+			Detail: iv.detail(map[string]string{"error": err.Error()}),
+		}); aerr != nil {
+			iv.logger().ErrorContext(ctx, "audit of the mail failure not written", "username", username, "err", aerr)
+		}
+	}
+	return inv, nil
+}
+
+// sendReset sends the new initial password: templates/mail/password-reset
+// when the template set has it, else the plain-text message below, so the
+// command works before the template is added.
+func (iv *Inviter) sendReset(ctx context.Context, inv *Invitation, signIn string) error {
+	product := iv.Config.Journey.DisplayName
+	if product == "" {
+		product = "Lanyard"
+	}
+	exp := inv.ExpiresAt.UTC()
+	data := PasswordResetMail{
+		Product: product, Environment: iv.Config.Journey.Environment, Name: inv.Name, Username: inv.Username,
+		InitialPassword: inv.InitialPassword, SignInURL: signIn,
+		ExpiresOn: exp.Format(dateLayout), ExpiresTime: exp.Format("15:04"),
+	}
+	subject, text, html, err := iv.Pages.Mail("password-reset", data)
+	if err != nil && strings.Contains(err.Error(), "no template") {
+		var b strings.Builder
+		if err = resetMailText.Execute(&b, data); err == nil {
+			subject, text, html = product+": your password was reset", b.String(), ""
+		}
+	}
+	if err != nil {
+		return err
+	}
+	to := inv.Username
+	if inv.Name != "" {
+		to = (&netmail.Address{Name: inv.Name, Address: inv.Username}).String()
+	}
+	return iv.Mailer.Send(ctx, mail.Message{To: to, Subject: subject, Text: text, HTML: html})
+}
+
+// resetMailText is the built-in body of the password reset email (text/template:
+// a plain-text part needs no escaping).
+var resetMailText = texttemplate.Must(texttemplate.New("password-reset").Parse(`Hello{{with .Name}} {{.}}{{end}},
+
+An administrator has reset the password of your {{.Product}}{{with .Environment}} ({{.}}){{end}} account.
+
+  Username:          {{.Username}}
+  Initial password:  {{.InitialPassword}}
+  Sign in at:        {{.SignInURL}}
+
+This password is valid until {{.ExpiresOn}} ({{.ExpiresTime}} UTC). When you sign in with it, {{.Product}} asks you to choose a new password of your own. You have been signed out everywhere.
+
+If you did not ask for this, tell your administrator. {{.Product}} will never ask you for your password by email.
+
+--
+{{.Product}}
+`))

@@ -538,3 +538,250 @@ func TestInviteConcurrentResend(t *testing.T) {
 		t.Fatalf("%d invite.resend events for %d successful resends", len(ev), succeeded)
 	}
 }
+
+// activate turns an invited user into an active one with a session and a
+// refresh token, as a finished first sign-in leaves them.
+func (f *inviteFixture) activate(t *testing.T, username string) (*store.User, string) {
+	t.Helper()
+	ctx := t.Context()
+	u, err := f.store.UserByUsername(ctx, username)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.State, u.PasswordInitial, u.InviteExpiresAt, u.LastSignInAt = store.UserActive, false, time.Time{}, f.clock()
+	if err := f.store.UpdateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	sess := &store.Session{ID: "session-" + u.ID, UserID: u.ID, State: "authenticated", ExpiresAt: f.clock().Add(time.Hour)}
+	if err := f.store.CreateSession(ctx, sess); err != nil {
+		t.Fatal(err)
+	}
+	sig := "refresh-" + u.ID
+	if err := f.store.CreateOAuth(ctx, &store.OAuthRow{Kind: store.KindRefresh, Signature: sig, RequestID: "req-" + u.ID,
+		ClientID: "docs-portal-staging", Subject: u.ID, SessionID: sess.Ref, Active: true,
+		RequestedAt: f.clock(), ExpiresAt: f.clock().Add(24 * time.Hour), Data: []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	return u, sig
+}
+
+func TestInviteList(t *testing.T) {
+	f := newInviteFixture(t)
+	for _, a := range []string{"pending@agency.example", "expired@agency.example", "accepted@agency.example", "disabled@agency.example"} {
+		if _, err := f.iv.Invite(t.Context(), a, "Officer", false); err != nil {
+			t.Fatal(err)
+		}
+		if a == "expired@agency.example" {
+			f.advance(20 * 24 * time.Hour)
+		}
+	}
+	f.advance(11 * 24 * time.Hour) // the first two invitations are now older than 30 days
+	if _, err := f.iv.Invite(t.Context(), "pending@agency.example", "", true); err != nil {
+		t.Fatal(err)
+	}
+	f.activate(t, "accepted@agency.example")
+	u, _ := f.activate(t, "disabled@agency.example")
+	u.State = store.UserDisabled
+	if err := f.store.UpdateUser(t.Context(), u); err != nil {
+		t.Fatal(err)
+	}
+
+	list, err := f.iv.List(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, s := range list {
+		got[s.Username] = s.Status
+		if s.Status == InviteAccepted && !s.ExpiresAt.IsZero() {
+			t.Errorf("%s: an accepted invitation shows an expiry", s.Username)
+		}
+	}
+	want := map[string]string{
+		"pending@agency.example": InvitePending, "expired@agency.example": InviteExpired,
+		"accepted@agency.example": InviteAccepted, "disabled@agency.example": InviteDisabled,
+	}
+	if len(got) != len(want) {
+		t.Fatalf("list %+v", list)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: status %q, want %q", k, got[k], v)
+		}
+	}
+}
+
+func TestInviteRevoke(t *testing.T) {
+	f := newInviteFixture(t)
+	f.iv.Actor = "cli"
+	inv, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := f.store.UserByUsername(t.Context(), "alice@agency.example")
+	got, err := f.iv.Revoke(t.Context(), " Alice@Agency.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != u.ID {
+		t.Fatalf("revoked %+v", got)
+	}
+	if _, err := f.store.UserByUsername(t.Context(), "alice@agency.example"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the revoked account still exists: %v", err)
+	}
+	ev := f.events(t, AuditInviteRevoke)
+	if len(ev) != 1 || ev[0].UserID != u.ID || !bytes.Contains(ev[0].Detail, []byte(`"by":"cli"`)) {
+		t.Fatalf("audit invite.revoke: %+v", ev)
+	}
+	if bytes.Contains(ev[0].Detail, []byte(inv.InitialPassword)) {
+		t.Fatal("the initial password is in the audit")
+	}
+	// The address can be invited afresh.
+	if _, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice", false); err != nil {
+		t.Fatalf("invite after revoke: %v", err)
+	}
+
+	// Refused: an accepted account, no account, a malformed address. Nothing changes.
+	f.activate(t, "alice@agency.example")
+	users, events := f.counts(t)
+	for _, tc := range []struct {
+		email string
+		want  error
+	}{
+		{"alice@agency.example", ErrNotInvited},
+		{"nobody@agency.example", ErrNoInvitation},
+		{"not an address", ErrBadUsername},
+	} {
+		if _, err := f.iv.Revoke(t.Context(), tc.email); !errors.Is(err, tc.want) {
+			t.Errorf("revoke %q: %v, want %v", tc.email, err, tc.want)
+		}
+	}
+	if u2, e2 := f.counts(t); u2 != users || e2 != events {
+		t.Fatalf("a refused revoke changed something: users %d→%d, events %d→%d", users, u2, events, e2)
+	}
+}
+
+func TestInviteRevokeConcurrent(t *testing.T) {
+	f := newInviteFixture(t)
+	if _, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice", false); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			_, errs[i] = f.iv.Revoke(t.Context(), "alice@agency.example")
+		}()
+	}
+	close(start)
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, ErrNoInvitation):
+			t.Errorf("racing revoke: %v", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d revokes succeeded, want exactly 1", ok)
+	}
+	if ev := f.events(t, AuditInviteRevoke); len(ev) != 1 {
+		t.Fatalf("%d invite.revoke events, want 1", len(ev))
+	}
+}
+
+func TestResetPassword(t *testing.T) {
+	f := newInviteFixture(t)
+	f.iv.Actor = "cli"
+	if _, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice Martin", false); err != nil {
+		t.Fatal(err)
+	}
+	u, refresh := f.activate(t, "alice@agency.example")
+	oldHash := u.PasswordHash
+	f.smtp.Wait(t, 1)
+
+	inv, err := f.iv.ResetPassword(t.Context(), "alice@agency.example")
+	if err != nil || inv.MailErr != nil {
+		t.Fatalf("reset: %+v, %v", inv, err)
+	}
+	got, _ := f.store.UserByID(t.Context(), u.ID)
+	if got.State != store.UserActive || !got.PasswordInitial || got.PasswordHash == oldHash || !verifies(t, got.PasswordHash, inv.InitialPassword) {
+		t.Fatalf("user after reset %+v", got)
+	}
+	if want := f.clock().Add(30 * 24 * time.Hour); !got.InviteExpiresAt.Equal(want) || !inv.ExpiresAt.Equal(want) {
+		t.Fatalf("expiry %v / %v, want %v", got.InviteExpiresAt, inv.ExpiresAt, want)
+	}
+	if ss, err := f.store.UserSessions(t.Context(), u.ID, f.clock()); err != nil || len(ss) != 0 {
+		t.Fatalf("sessions after reset: %d, %v", len(ss), err)
+	}
+	if row, err := f.store.GetOAuth(t.Context(), store.KindRefresh, refresh); err != nil || row.Active {
+		t.Fatalf("refresh token after reset: %+v, %v", row, err)
+	}
+	ev := f.events(t, AuditResetPassword)
+	if len(ev) != 1 || ev[0].UserID != u.ID || !bytes.Contains(ev[0].Detail, []byte(`"by":"cli"`)) || bytes.Contains(ev[0].Detail, []byte(inv.InitialPassword)) {
+		t.Fatalf("audit: %+v", ev)
+	}
+	msgs := f.smtp.Wait(t, 2)
+	m, err := mailtest.Parse(msgs[1].Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msgs[1].To[0] != "alice@agency.example" || !strings.Contains(m.Text, inv.InitialPassword) || !strings.Contains(m.Text, "https://id.agency.example/signin") || !strings.Contains(m.Subject, "password") {
+		t.Fatalf("reset mail to %v, subject %q:\n%s", msgs[1].To, m.Subject, m.Text)
+	}
+	if strings.Contains(f.logs.String(), inv.InitialPassword) {
+		t.Fatal("the new password is in the log")
+	}
+
+	// Refused: invited, disabled, unknown, malformed. Nothing changes.
+	if _, err := f.iv.Invite(t.Context(), "bob@agency.example", "Bob", false); err != nil {
+		t.Fatal(err)
+	}
+	got.State = store.UserDisabled
+	if err := f.store.UpdateUser(t.Context(), got); err != nil {
+		t.Fatal(err)
+	}
+	users, events := f.counts(t)
+	for _, tc := range []struct {
+		email string
+		want  error
+	}{
+		{"bob@agency.example", ErrNotActive},
+		{"alice@agency.example", ErrAccountDisabled},
+		{"carol@agency.example", ErrNoAccount},
+		{"bob", ErrBadUsername},
+	} {
+		if _, err := f.iv.ResetPassword(t.Context(), tc.email); !errors.Is(err, tc.want) {
+			t.Errorf("reset %q: %v, want %v", tc.email, err, tc.want)
+		}
+	}
+	if u2, e2 := f.counts(t); u2 != users || e2 != events {
+		t.Fatalf("a refused reset changed something")
+	}
+	if after, _ := f.store.UserByID(t.Context(), u.ID); after.PasswordHash != got.PasswordHash {
+		t.Fatal("a refused reset changed the password")
+	}
+}
+
+func TestResetPasswordMailDown(t *testing.T) {
+	f := newInviteFixture(t)
+	if _, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice", false); err != nil {
+		t.Fatal(err)
+	}
+	f.activate(t, "alice@agency.example")
+	f.smtp.Close()
+	inv, err := f.iv.ResetPassword(t.Context(), "alice@agency.example")
+	if err != nil || inv.MailErr == nil {
+		t.Fatalf("reset with the relay down: %+v, %v", inv, err)
+	}
+	if ev := f.events(t, AuditResetPasswordMailFailed); len(ev) != 1 {
+		t.Fatalf("mail_failed events: %+v", ev)
+	}
+}

@@ -4,34 +4,30 @@ import (
 	"bufio"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
-	"time"
 
 	"github.com/lanyard-idp/lanyard/config"
 	"github.com/lanyard-idp/lanyard/flows"
 	"github.com/lanyard-idp/lanyard/provider"
-	"github.com/lanyard-idp/lanyard/templates"
+	"github.com/lanyard-idp/lanyard/provider/store"
 )
 
 func encodeKey(k []byte) string { return base64.StdEncoding.EncodeToString(k) }
 
 func cmdMigrate(ctx context.Context, args []string, e env) error {
-	var c common
-	fs := newFlags("migrate", e)
-	c.register(fs)
-	if _, err := parseFlags(fs, args); err != nil {
+	cmd := newCommand("migrate [--config FILE | --dev]", e)
+	if _, err := cmd.parse(args, e, 0, 0); err != nil {
 		return err
 	}
-	cfg, err := c.load(e)
+	cfg, err := cmd.c.load(e)
 	if err != nil {
 		return err
 	}
-	d, err := open(ctx, cfg, e) // Open applies pending migrations
+	d, err := open(ctx, cfg, e, store.OpenOptions{NoMigrate: true})
 	if err != nil {
 		return err
 	}
@@ -39,6 +35,9 @@ func cmdMigrate(ctx context.Context, args []string, e env) error {
 	applied, err := d.store.Migrate(ctx)
 	if err != nil {
 		return err
+	}
+	if cmd.json {
+		return writeJSON(e.stdout, map[string]any{"dialect": d.store.Dialect(), "applied": append([]string{}, applied...)})
 	}
 	fmt.Fprintf(e.stdout, "database is up to date (%s)\n", d.store.Dialect())
 	for _, a := range applied {
@@ -48,13 +47,11 @@ func cmdMigrate(ctx context.Context, args []string, e env) error {
 }
 
 func cmdConfigCheck(ctx context.Context, args []string, e env) error {
-	var c common
-	fs := newFlags("config check", e)
-	c.register(fs)
-	if _, err := parseFlags(fs, args); err != nil {
+	cmd := newCommand("config check [--config FILE | --dev]", e)
+	if _, err := cmd.parse(args, e, 0, 0); err != nil {
 		return err
 	}
-	cfg, err := c.load(e)
+	cfg, err := cmd.c.load(e)
 	if err != nil {
 		return err
 	}
@@ -73,14 +70,64 @@ func cmdConfigCheck(ctx context.Context, args []string, e env) error {
 	return nil
 }
 
-func cmdKeysRotate(ctx context.Context, args []string, e env) error {
-	var c common
-	fs := newFlags("keys rotate", e)
-	c.register(fs)
-	if _, err := parseFlags(fs, args); err != nil {
+// clientInfo is one relying party as `client list` shows it.
+type clientInfo struct {
+	ID           string   `json:"id"`
+	Name         string   `json:"name"`
+	Public       bool     `json:"public"`
+	GrantTypes   []string `json:"grant_types"`
+	Scopes       []string `json:"scopes"`
+	RedirectURIs []string `json:"redirect_uris"`
+	AuthMethod   string   `json:"token_endpoint_auth_method"`
+	// Source is "FILE:LINE" of the client in the configuration.
+	Source string `json:"source"`
+}
+
+func cmdClientList(ctx context.Context, args []string, e env) error {
+	cmd := newCommand("client list [--config FILE | --dev] [--json]", e)
+	if _, err := cmd.parse(args, e, 0, 0); err != nil {
 		return err
 	}
-	cfg, err := c.load(e)
+	cfg, err := cmd.c.load(e)
+	if err != nil {
+		return err
+	}
+	src := cfg.Source
+	if src == "" {
+		src = "dev.yaml (built in)"
+	}
+	out := []clientInfo{}
+	for _, cl := range cfg.Clients {
+		c := clientInfo{ID: cl.ID, Name: cl.Name, Public: cl.Public, GrantTypes: nonNil(cl.GrantTypes), Scopes: nonNil(cl.Scopes),
+			RedirectURIs: nonNil(cl.RedirectURIs), AuthMethod: cl.TokenEndpointAuthMethod, Source: src}
+		if cl.Line > 0 {
+			c.Source = fmt.Sprintf("%s:%d", src, cl.Line)
+		}
+		out = append(out, c)
+	}
+	if cmd.json {
+		return writeJSON(e.stdout, out)
+	}
+	rows := [][]string{}
+	for _, c := range out {
+		rows = append(rows, []string{c.ID, orDash(c.Name), strings.Join(c.GrantTypes, ","), orDash(strings.Join(c.RedirectURIs, " ")), c.AuthMethod, c.Source})
+	}
+	return writeTable(e.stdout, []string{"ID", "NAME", "GRANTS", "REDIRECT URIS", "AUTH", "SOURCE"}, rows)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return slices.Clone(s)
+}
+
+func cmdKeysRotate(ctx context.Context, args []string, e env) error {
+	cmd := newCommand("keys rotate [--config FILE | --dev]", e)
+	if _, err := cmd.parse(args, e, 0, 0); err != nil {
+		return err
+	}
+	cfg, err := cmd.c.load(e)
 	if err != nil {
 		return err
 	}
@@ -93,13 +140,19 @@ func cmdKeysRotate(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
+	if err := adminEvent(ctx, d.store, "admin.keys.rotate", nil, map[string]any{"kids": kids}); err != nil {
+		return fmt.Errorf("the keys are rotated, but the audit event was not written: %w", err)
+	}
+	if cmd.json {
+		return writeJSON(e.stdout, map[string]any{"new_kids": kids, "retire_after": cfg.Keys.RetireAfter.D().String()})
+	}
 	fmt.Fprintf(e.stdout, "new signing keys: %s\nprevious keys stay in the JWKS for %s\n", strings.Join(kids, ", "), cfg.Keys.RetireAfter.D())
 	return nil
 }
 
 func cmdHashSecret(_ context.Context, args []string, e env) error {
-	fs := newFlags("client hash-secret", e)
-	if _, err := parseFlags(fs, args); err != nil {
+	cmd := newCommand("client hash-secret < secret.txt", e)
+	if _, err := cmd.parse(args, e, 0, 0); err != nil {
 		return err
 	}
 	line, err := bufio.NewReader(io.LimitReader(e.stdin, 4096)).ReadString('\n')
@@ -119,59 +172,55 @@ func cmdHashSecret(_ context.Context, args []string, e env) error {
 }
 
 func cmdInvite(ctx context.Context, args []string, e env) error {
-	var c common
+	cmd := newCommand(`invite EMAIL --name "FULL NAME" | --resend | --revoke [--show-password] [--json]`, e)
 	var name string
-	var resend, show, asJSON bool
-	fs := newFlags("invite", e)
-	c.register(fs)
-	fs.StringVar(&name, "name", "", "the officer's full `name`")
-	fs.BoolVar(&resend, "resend", false, "issue a new initial password and expiry for a pending invitation")
-	fs.BoolVar(&show, "show-password", false, "print the initial password (it is also in the email)")
-	fs.BoolVar(&asJSON, "json", false, "print the result as JSON")
-	pos, err := parseFlags(fs, args)
+	var resend, revoke, show bool
+	cmd.fs.StringVar(&name, "name", "", "the officer's full `name`")
+	cmd.fs.BoolVar(&resend, "resend", false, "issue a new initial password and expiry for a pending invitation")
+	cmd.fs.BoolVar(&revoke, "revoke", false, "withdraw a pending invitation: the account is deleted, the initial password stops working")
+	cmd.fs.BoolVar(&show, "show-password", false, "print the initial password (it is also in the email)")
+	pos, err := cmd.parse(args, e, 1, 1)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usagef("usage: lanyard invite EMAIL --name \"FULL NAME\" [--resend] [--show-password] [--json]")
-	}
-	if name == "" && !resend {
+	switch {
+	case revoke && (resend || name != "" || show):
+		return usagef("--revoke takes no other option than --json")
+	case name == "" && !resend && !revoke:
 		return usagef("--name is required: the officer's full name, as the email greets them")
 	}
-	cfg, err := c.load(e)
+	if _, err := canonical(pos[0]); err != nil {
+		return err
+	}
+	cfg, err := cmd.c.load(e)
 	if err != nil {
 		return err
+	}
+	if revoke {
+		return inviteRevoke(ctx, cmd, cfg, pos[0], e)
 	}
 	d, err := open(ctx, cfg, e)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	log := newLogger(cfg, e.stderr)
-	mailer, outbox, err := newMailer(cfg, log)
+	iv, outbox, err := newInviter(cfg, d.store, e)
 	if err != nil {
 		return err
 	}
-	pages, err := templates.Parse()
-	if err != nil {
-		return err
-	}
-	iv := &flows.Inviter{Config: cfg, Store: d.store, Mailer: mailer, Pages: pages, Now: time.Now, Logger: log}
 	inv, err := iv.Invite(ctx, pos[0], name, resend)
 	if err != nil {
-		return err
+		return inviteError(err)
 	}
-	if asJSON {
-		out := map[string]any{"username": inv.Username, "expires_at": inv.ExpiresAt.UTC().Format(time.RFC3339), "resent": inv.Resent, "mail_sent": inv.MailErr == nil}
+	if cmd.json {
+		out := map[string]any{"username": inv.Username, "expires_at": stamp(inv.ExpiresAt), "resent": inv.Resent, "mail_sent": inv.MailErr == nil}
 		if show {
 			out["initial_password"] = inv.InitialPassword
 		}
 		if inv.MailErr != nil {
 			out["mail_error"] = inv.MailErr.Error()
 		}
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		if err := writeJSON(e.stdout, out); err != nil {
 			return err
 		}
 	} else {
@@ -183,16 +232,89 @@ func cmdInvite(ctx context.Context, args []string, e env) error {
 		if show {
 			fmt.Fprintf(e.stdout, "initial password: %s\n", inv.InitialPassword)
 		}
-		if inv.MailErr == nil && outbox != "" {
-			fmt.Fprintf(e.stdout, "onboarding email written to %s\n", outbox)
-		} else if inv.MailErr == nil {
-			fmt.Fprintln(e.stdout, "onboarding email sent")
+		if inv.MailErr == nil {
+			fmt.Fprintln(e.stdout, "onboarding "+mailNote(outbox))
 		}
 	}
 	if inv.MailErr != nil {
-		return fmt.Errorf("the invitation is recorded, but the onboarding email could not be sent: %v\nfix the mail settings, then run: lanyard invite --resend %s", inv.MailErr, inv.Username)
+		return fmt.Errorf("the invitation is recorded, but the onboarding email could not be sent: %v; fix the mail settings, then run: lanyard invite --resend %s", inv.MailErr, inv.Username)
 	}
 	return nil
 }
 
-var _ = flag.ErrHelp
+// inviteError makes a malformed name or address a usage mistake (exit 2).
+func inviteError(err error) error {
+	if errors.Is(err, flows.ErrBadName) || errors.Is(err, flows.ErrBadUsername) {
+		return usagef("%v", err)
+	}
+	return err
+}
+
+func inviteRevoke(ctx context.Context, cmd *command, cfg *config.Config, email string, e env) error {
+	_, st, err := cmd.openStore(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	iv := &flows.Inviter{Config: cfg, Store: st, Logger: newLogger(cfg, e.stderr), Actor: "cli", Now: e.now}
+	u, err := iv.Revoke(ctx, email)
+	if err != nil {
+		return inviteError(err)
+	}
+	if cmd.json {
+		return writeJSON(e.stdout, map[string]any{"username": u.Username, "revoked": true})
+	}
+	fmt.Fprintf(e.stdout, "revoked the invitation of %s: the account is deleted and its initial password no longer works\n", u.Username)
+	return nil
+}
+
+type invitationRow struct {
+	Username     string `json:"username"`
+	Name         string `json:"name"`
+	Status       string `json:"status"`
+	InvitedAt    string `json:"invited_at"`
+	ExpiresAt    string `json:"expires_at,omitempty"`
+	LastSignInAt string `json:"last_sign_in_at,omitempty"`
+}
+
+func cmdInviteList(ctx context.Context, args []string, e env) error {
+	cmd := newCommand("invite list [--status pending|expired|accepted|disabled] [--json]", e)
+	var status string
+	cmd.fs.StringVar(&status, "status", "", "only invitations with this `status`: pending, expired, accepted or disabled")
+	if _, err := cmd.parse(args, e, 0, 0); err != nil {
+		return err
+	}
+	if status != "" && !slices.Contains([]string{flows.InvitePending, flows.InviteExpired, flows.InviteAccepted, flows.InviteDisabled}, status) {
+		return usagef("--status %q: want pending, expired, accepted or disabled", truncate(status, 40))
+	}
+	_, st, err := cmd.openStore(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	iv := &flows.Inviter{Store: st, Now: e.now}
+	list, err := iv.List(ctx)
+	if err != nil {
+		return err
+	}
+	rows := []invitationRow{}
+	for _, s := range list {
+		if status != "" && s.Status != status {
+			continue
+		}
+		rows = append(rows, invitationRow{Username: s.Username, Name: s.Name, Status: s.Status,
+			InvitedAt: stamp(s.InvitedAt), ExpiresAt: stamp(s.ExpiresAt), LastSignInAt: stamp(s.LastSignInAt)})
+	}
+	if cmd.json {
+		return writeJSON(e.stdout, rows)
+	}
+	table := [][]string{}
+	for _, r := range rows {
+		table = append(table, []string{r.Username, orDash(r.Name), r.Status, r.InvitedAt, orDash(r.ExpiresAt)})
+	}
+	if err := writeTable(e.stdout, []string{"EMAIL", "NAME", "STATUS", "INVITED", "EXPIRES"}, table); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%d invitation(s)\n", len(rows))
+	return nil
+}

@@ -105,7 +105,9 @@ func (c *common) load(e env) (*config.Config, error) {
 		}
 		cfg.Listen = addr
 	} else {
-		if cfg, err = config.Load(c.configFile); err != nil {
+		// Check reports every problem of the file at once; the flags below
+		// are validated again with it.
+		if cfg, err = config.Check(c.configFile); err != nil {
 			return nil, err
 		}
 		if c.data != "" {
@@ -149,8 +151,9 @@ type deps struct {
 
 func (d *deps) Close() error { return d.store.Close() }
 
-// open opens the store (running migrations) and the key-encryption key.
-func open(ctx context.Context, cfg *config.Config, e env) (*deps, error) {
+// open opens the store (running migrations unless opts say otherwise) and the
+// key-encryption key.
+func open(ctx context.Context, cfg *config.Config, e env, opts ...store.OpenOptions) (*deps, error) {
 	key, err := encryptionKey(cfg, e)
 	if err != nil {
 		return nil, err
@@ -162,7 +165,7 @@ func open(ctx context.Context, cfg *config.Config, e env) (*deps, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil && !isPostgres(databaseURL(cfg, e)) {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	st, err := store.Open(ctx, databaseURL(cfg, e))
+	st, err := store.Open(ctx, databaseURL(cfg, e), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}

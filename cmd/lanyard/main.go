@@ -1,7 +1,12 @@
 // Command lanyard is the one binary of Lanyard: the server (serve) and the
-// admin commands (invite, migrate, config check, keys rotate, client
-// hash-secret, …). main only wires; every command is a function of its
-// arguments and streams so tests run it in-process.
+// admin commands (invite, user, audit, client, backup, restore, migrate,
+// config check, keys rotate). main only wires; every command is a function of
+// its arguments and streams so tests run it in-process.
+//
+// Every admin command refuses bad input with one line on stderr and exit code
+// 2 (a usage mistake) or 1 (the request cannot be done), and changes nothing
+// then; every change it makes is written to the audit trail with
+// {"by":"cli"}. --json prints what a script needs; the default is a table.
 package main
 
 import (
@@ -12,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -19,14 +25,18 @@ func main() {
 	defer stop()
 	err := run(ctx, os.Args[1:], env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv})
 	if err != nil {
-		var u usageError
-		if errors.As(err, &u) {
-			fmt.Fprintln(os.Stderr, "lanyard:", err)
-			os.Exit(2)
-		}
 		fmt.Fprintln(os.Stderr, "lanyard:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
+}
+
+// exitCode is 2 for a mistake in the command line, 1 for anything else.
+func exitCode(err error) int {
+	var u usageError
+	if errors.As(err, &u) {
+		return 2
+	}
+	return 1
 }
 
 // env is what a command may touch of the outside world.
@@ -34,6 +44,12 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// reload, when set, stands in for SIGHUP in serve (tests inject it);
+	// nil means the process's own SIGHUP.
+	reload <-chan struct{}
+	// clock is the time for the commands' own decisions (an invitation's
+	// status, a lock); nil means time.Now.
+	clock func() time.Time
 }
 
 // usageError is a mistake in the command line (exit code 2).
@@ -45,15 +61,33 @@ func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(forma
 
 const usage = `usage: lanyard COMMAND [flags]
 
-Commands:
-  serve                 run the identity provider (--dev for local development)
-  invite EMAIL          invite an officer (--name, --resend, --show-password, --json)
-  migrate               apply database migrations
-  config check          load and validate the configuration, listing every problem
-  keys rotate           create new signing keys; old ones stay published until they expire
-  client hash-secret    read a client secret on stdin, print the secret_hash for the config
+Running:
+  serve                   run the identity provider (--dev for local development)
+  migrate                 apply database migrations
+  config check            load and validate the configuration, listing every problem
+  keys rotate             create new signing keys; old ones stay published until they expire
 
-Common flags: --config FILE | --dev, --data DIR, --addr HOST:PORT, --issuer URL
+Officers:
+  invite EMAIL            invite an officer (--name, --resend, --revoke, --show-password)
+  invite list             invitations: pending, expired, accepted
+  user list               accounts (--state invited|active|locked|disabled, --search TEXT)
+  user show EMAIL         state, invitation, methods, accepted documents, sessions
+  user disable EMAIL      refuse sign-in; end sessions and revoke tokens at once
+  user enable EMAIL       allow sign-in again
+  user unlock EMAIL       lift a lock after too many failed attempts
+  user reset-mfa EMAIL    remove the authenticator app, passkeys and recovery codes
+  user reset-password EMAIL  email a new initial password; the officer changes it at sign-in
+  user sign-out EMAIL     end every session and revoke every token
+
+Audit and data:
+  audit                   the audit trail (--user, --event, --since, --follow)
+  audit verify            check the audit trail's hash chain
+  client list             the relying parties of the configuration
+  client hash-secret      read a client secret on stdin, print the secret_hash for the config
+  backup FILE             an online, consistent copy of the SQLite database
+  restore FILE            put a backup in place (stop the server first)
+
+Common flags: --config FILE | --dev, --data DIR, --addr HOST:PORT, --issuer URL, --json
 Run "lanyard COMMAND -h" for the flags of a command.`
 
 func run(ctx context.Context, args []string, e env) error {
@@ -61,33 +95,84 @@ func run(ctx context.Context, args []string, e env) error {
 		fmt.Fprintln(e.stderr, usage)
 		return usagef("no command given")
 	}
-	cmd, rest := args[0], args[1:]
+	err := dispatch(ctx, args[0], args[1:], e)
+	if errors.Is(err, errHelpShown) {
+		return nil
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, cmd string, rest []string, e env) error {
+	sub := func(want ...string) (string, []string, error) {
+		if len(rest) == 0 {
+			return "", nil, usagef("usage: lanyard %s %s", cmd, alternatives(want))
+		}
+		for _, w := range want {
+			if rest[0] == w {
+				return w, rest[1:], nil
+			}
+		}
+		return "", nil, usagef("unknown subcommand %q of lanyard %s (want %s)", rest[0], cmd, alternatives(want))
+	}
 	switch cmd {
 	case "serve":
 		return cmdServe(ctx, rest, e)
 	case "invite":
+		if len(rest) > 0 && rest[0] == "list" {
+			return cmdInviteList(ctx, rest[1:], e)
+		}
 		return cmdInvite(ctx, rest, e)
+	case "user":
+		return cmdUser(ctx, rest, e)
+	case "audit":
+		if len(rest) > 0 && rest[0] == "verify" {
+			return cmdAuditVerify(ctx, rest[1:], e)
+		}
+		return cmdAudit(ctx, rest, e)
+	case "backup":
+		return cmdBackup(ctx, rest, e)
+	case "restore":
+		return cmdRestore(ctx, rest, e)
 	case "migrate":
 		return cmdMigrate(ctx, rest, e)
 	case "config":
-		if len(rest) == 0 || rest[0] != "check" {
-			return usagef("usage: lanyard config check [--config FILE | --dev]")
+		_, args, err := sub("check")
+		if err != nil {
+			return err
 		}
-		return cmdConfigCheck(ctx, rest[1:], e)
+		return cmdConfigCheck(ctx, args, e)
 	case "keys":
-		if len(rest) == 0 || rest[0] != "rotate" {
-			return usagef("usage: lanyard keys rotate [--config FILE | --dev]")
+		_, args, err := sub("rotate")
+		if err != nil {
+			return err
 		}
-		return cmdKeysRotate(ctx, rest[1:], e)
+		return cmdKeysRotate(ctx, args, e)
 	case "client":
-		if len(rest) == 0 || rest[0] != "hash-secret" {
-			return usagef("usage: lanyard client hash-secret < secret.txt")
+		s, args, err := sub("list", "hash-secret")
+		if err != nil {
+			return err
 		}
-		return cmdHashSecret(ctx, rest[1:], e)
+		if s == "list" {
+			return cmdClientList(ctx, args, e)
+		}
+		return cmdHashSecret(ctx, args, e)
 	case "help", "-h", "--help":
 		fmt.Fprintln(e.stdout, usage)
 		return nil
 	}
-	fmt.Fprintln(e.stderr, usage)
-	return usagef("unknown command %q", cmd)
+	return usagef("unknown command %q (run \"lanyard help\" for the list)", cmd)
+}
+
+func alternatives(ws []string) string {
+	if len(ws) == 1 {
+		return ws[0]
+	}
+	out := ""
+	for i, w := range ws {
+		if i > 0 {
+			out += "|"
+		}
+		out += w
+	}
+	return out
 }

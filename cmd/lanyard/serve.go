@@ -10,8 +10,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/lanyard-idp/lanyard/config"
@@ -22,18 +26,48 @@ import (
 	"github.com/lanyard-idp/lanyard/templates"
 )
 
+// Server limits: a slow or huge request cannot hold a connection or memory
+// for long.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 15 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 90 * time.Second
+	maxHeaderBytes    = 64 << 10
+	maxBodyBytes      = 1 << 20
+	// drainTimeout is how long SIGTERM waits for requests in flight.
+	drainTimeout = 20 * time.Second
+)
+
 func cmdServe(ctx context.Context, args []string, e env) error {
-	var c common
-	fs := newFlags("serve", e)
-	c.register(fs)
-	if _, err := parseFlags(fs, args); err != nil {
+	cmd := newCommand("serve [--config FILE | --dev] [--metrics-listen HOST:PORT]", e)
+	var metricsListen optString
+	cmd.fs.Var(&metricsListen, "metrics-listen", "serve /metrics on `host:port` (overrides metrics.listen; empty: on the main listener)")
+	if _, err := cmd.parse(args, e, 0, 0); err != nil {
 		return err
 	}
-	cfg, err := c.load(e)
+	load := func() (*config.Config, error) {
+		cfg, err := cmd.c.load(e)
+		if err == nil && metricsListen.set {
+			cfg.Metrics.Listen = metricsListen.v
+		}
+		return cfg, err
+	}
+	cfg, err := load()
 	if err != nil {
 		return err
 	}
 	log := newLogger(cfg, e.stderr)
+	if url := databaseURL(cfg, e); !isPostgres(url) {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return fmt.Errorf("create data dir: %w", err)
+		}
+		release, err := lockShared(sqliteFile(url))
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
 	d, err := open(ctx, cfg, e)
 	if err != nil {
 		return err
@@ -51,35 +85,105 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       90 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	servers := []*http.Server{newHTTPServer(srv, log)}
+	listeners := []net.Listener{ln}
+	metricsAddr := ""
+	if cfg.Metrics.Listen != "" {
+		mln, err := net.Listen("tcp", cfg.Metrics.Listen)
+		switch {
+		case err != nil && cfg.Dev:
+			// Two dev servers on one laptop must not stop each other.
+			log.Warn("metrics listener not started: serving /metrics nowhere", "listen", cfg.Metrics.Listen, "err", err)
+		case err != nil:
+			ln.Close()
+			return fmt.Errorf("metrics.listen %s: %w", cfg.Metrics.Listen, err)
+		default:
+			mux := http.NewServeMux()
+			mux.Handle("GET /metrics", srv.metrics.handler())
+			servers = append(servers, newHTTPServer(mux, log))
+			listeners = append(listeners, mln)
+			metricsAddr = mln.Addr().String()
+		}
+	} else {
+		metricsAddr = ln.Addr().String() + " (main listener)"
 	}
-	go srv.housekeeping(ctx)
-	banner(e.stdout, cfg, ln.Addr().String(), outbox)
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
+
+	bg, stopBG := context.WithCancel(ctx)
+	defer stopBG()
+	go srv.housekeeping(bg)
+	go srv.metrics.run(bg, 15*time.Second)
+
+	var hup chan os.Signal
+	if e.reload == nil {
+		hup = make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
 	}
-	log.Info("shutting down: draining requests")
-	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+
+	errc := make(chan error, len(servers))
+	for i := range servers {
+		go func() { errc <- servers[i].Serve(listeners[i]) }()
+	}
+	banner(e.stdout, cfg, ln.Addr().String(), metricsAddr, outbox)
+	log.Info("serving", "listen", ln.Addr().String(), "metrics", metricsAddr, "issuer", cfg.Issuer, "database", d.store.Dialect())
+loop:
+	for {
+		select {
+		case err := <-errc:
+			stopBG()
+			for _, s := range servers {
+				s.Close()
+			}
+			return err
+		case <-hup:
+			srv.reload(load)
+		case <-e.reload:
+			srv.reload(load)
+		case <-ctx.Done():
+			break loop
+		}
+	}
+	log.Info("shutting down: draining requests in flight", "timeout", drainTimeout.String())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
 	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
+	var errs []error
+	for _, s := range servers {
+		errs = append(errs, s.Shutdown(sctx))
+	}
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	log.Info("stopped")
 	return nil
 }
 
-func banner(w io.Writer, cfg *config.Config, addr, outbox string) {
+// optString is a flag that knows whether it was given (an empty value is
+// meaningful).
+type optString struct {
+	v   string
+	set bool
+}
+
+func (o *optString) String() string     { return o.v }
+func (o *optString) Set(s string) error { o.v, o.set = s, true; return nil }
+
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+func banner(w io.Writer, cfg *config.Config, addr, metricsAddr, outbox string) {
 	fmt.Fprintf(w, "Lanyard is running.\n  issuer:   %s\n  listening on %s\n  sign in:  %s/signin\n", cfg.Issuer, addr, cfg.Issuer)
+	if metricsAddr != "" {
+		fmt.Fprintf(w, "  metrics on %s\n", metricsAddr)
+	}
 	if cfg.Dev {
 		fmt.Fprintf(w, "  mail:     written to %s\n", outbox)
 		fmt.Fprintf(w, "Invite a first officer in another terminal:\n  go run ./cmd/lanyard invite officer@agency.example --name \"Alex Officer\" --dev --data %s\n", cfg.DataDir)
@@ -94,8 +198,13 @@ type server struct {
 	log      *slog.Logger
 	provider *provider.Provider
 	flows    *flows.Handler
+	metrics  *metrics
 	mux      *http.ServeMux
 	handler  http.Handler
+
+	// cfg is the configuration in force: the one at start, then each one a
+	// SIGHUP loaded successfully.
+	cfg atomic.Pointer[config.Config]
 }
 
 func newServer(ctx context.Context, d *deps, mailer mail.Mailer, log *slog.Logger) (*server, error) {
@@ -103,35 +212,68 @@ func newServer(ctx context.Context, d *deps, mailer mail.Mailer, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	fh, err := flows.New(ctx, flows.Options{Config: d.cfg, Store: d.store, Box: d.box, Pages: pages, Mailer: mailer, Logger: log, Now: time.Now})
-	if err != nil {
+	s := &server{d: d, log: log, mux: http.NewServeMux()}
+	s.cfg.Store(d.cfg)
+	if s.metrics, err = newMetrics(ctx, d.store, s.config, time.Now, log); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	if mailer != nil {
+		mailer = s.metrics.countMail(mailer)
+	}
+	if s.flows, err = flows.New(ctx, flows.Options{Config: d.cfg, Store: d.store, Box: d.box, Pages: pages, Mailer: mailer, Logger: log, Now: time.Now}); err != nil {
 		return nil, fmt.Errorf("journey: %w", err)
 	}
-	ph, err := provider.New(ctx, provider.Options{Config: d.cfg, Store: d.store, Box: d.box, Journey: fh, Pages: pages, Logger: log, Now: time.Now})
-	if err != nil {
+	if s.provider, err = provider.New(ctx, provider.Options{Config: d.cfg, Store: d.store, Box: d.box, Journey: s.flows, Pages: pages, Logger: log, Now: time.Now}); err != nil {
 		return nil, fmt.Errorf("provider: %w", err)
 	}
-	s := &server{d: d, log: log, provider: ph, flows: fh, mux: http.NewServeMux()}
-	ph.Mount(s.mux)
-	fh.Mount(s.mux)
+	s.provider.Mount(s.mux)
+	s.flows.Mount(s.mux)
 	s.mux.Handle("GET /static/", http.StripPrefix("/static/", cacheForever(http.FileServerFS(static.FS))))
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		io.WriteString(w, "ok\n")
+	})
 	s.mux.HandleFunc("GET /readyz", s.ready)
+	if d.cfg.Metrics.Listen == "" {
+		s.mux.Handle("GET /metrics", s.metrics.handler())
+	}
 	s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/account", http.StatusSeeOther)
 	})
-	s.handler = s.recover(s.requestID(limitBody(s.mux)))
+	s.handler = s.requestID(s.observe(s.recover(limitBody(s.mux))))
 	return s, nil
 }
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
+// config is the configuration in force.
+func (s *server) config() *config.Config { return s.cfg.Load() }
+
+// ready answers 200 when the server can do its job: the database answers and
+// a current signing key is there (the provider loaded it at start; a key
+// deleted under it would make every token fail).
 func (s *server) ready(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.d.store.Ping(ctx); err != nil {
-		s.log.Warn("not ready: database unreachable", "err", err)
-		http.Error(w, "database unreachable", http.StatusServiceUnavailable)
+		s.log.WarnContext(ctx, "not ready: database unreachable", "err", err)
+		http.Error(w, "not ready: database unreachable", http.StatusServiceUnavailable)
+		return
+	}
+	keys, err := s.d.store.SigningKeys(ctx)
+	if err != nil {
+		s.log.WarnContext(ctx, "not ready: signing keys unreadable", "err", err)
+		http.Error(w, "not ready: signing keys unreadable", http.StatusServiceUnavailable)
+		return
+	}
+	current := false
+	for _, k := range keys {
+		current = current || k.RetiredAt.IsZero()
+	}
+	if !current {
+		s.log.WarnContext(ctx, "not ready: no current signing key")
+		http.Error(w, "not ready: no current signing key", http.StatusServiceUnavailable)
 		return
 	}
 	io.WriteString(w, "ready\n")
@@ -158,8 +300,15 @@ func (s *server) housekeeping(ctx context.Context) {
 
 type ctxKey struct{}
 
+// requestIDFrom is the id of the request ctx belongs to ("" outside one).
+func requestIDFrom(ctx context.Context) string {
+	id, _ := ctx.Value(ctxKey{}).(string)
+	return id
+}
+
 // requestID tags each request (and its log lines) with a random id, echoed in
-// the X-Request-Id response header so an officer can quote it.
+// the X-Request-Id response header so an officer can quote it. An incoming
+// X-Request-Id is not trusted: it would let a client write into the logs.
 func (s *server) requestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var b [8]byte
@@ -170,6 +319,69 @@ func (s *server) requestID(next http.Handler) http.Handler {
 	})
 }
 
+// observe writes the access log line of each request and measures its
+// latency by route. The route is the mux's pattern ("POST /token"), read
+// after the mux has matched; never the query string (it carries codes and
+// tokens) nor a header.
+func (s *server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			d := time.Since(start)
+			route := r.Pattern
+			if route == "" {
+				route = "unmatched"
+			}
+			status := sw.status
+			if status == 0 {
+				status = http.StatusOK
+			}
+			s.metrics.observeRequest(route, status, d)
+			level := slog.LevelInfo
+			switch route {
+			case "GET /healthz", "GET /readyz", "GET /metrics", "GET /static/":
+				level = slog.LevelDebug // probes and assets would drown the rest
+			}
+			attrs := []slog.Attr{
+				slog.String("method", r.Method), slog.String("route", route), slog.Int("status", status),
+				slog.Float64("duration_ms", float64(d.Microseconds())/1000), slog.Int64("bytes", sw.bytes),
+			}
+			if route == "unmatched" {
+				attrs = append(attrs, slog.String("path", truncate(r.URL.EscapedPath(), 120)))
+			}
+			s.log.LogAttrs(r.Context(), level, "request", attrs...)
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// statusWriter remembers the status and size of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection (deadlines, flush).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 // recover turns a panic into a 500 page and a log line, never a dead process
 // or a stack trace sent to the browser.
 func (s *server) recover(next http.Handler) http.Handler {
@@ -179,7 +391,7 @@ func (s *server) recover(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				s.log.Error("panic serving request", "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				s.log.ErrorContext(r.Context(), "panic serving request", "route", r.Pattern, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 				w.Header().Set("Cache-Control", "no-store")
 				w.WriteHeader(http.StatusInternalServerError)
@@ -194,7 +406,7 @@ func (s *server) recover(next http.Handler) http.Handler {
 func limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil {
-			r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+			r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -208,17 +420,40 @@ func cacheForever(next http.Handler) http.Handler {
 	})
 }
 
-// newLogger is the one *slog.Logger of the process.
+// newLogger is the one *slog.Logger of the process: text or JSON per
+// cfg.Log, with the request id added to every line logged with a request's
+// context (the *Context methods, LogAttrs).
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(cfg.Log.Level)); err != nil {
 		level = slog.LevelInfo
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
 	if strings.EqualFold(cfg.Log.Format, "json") {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
+	} else {
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(requestIDHandler{h})
 }
 
-var _ = errors.New
+// requestIDHandler adds request_id to records logged with a request's
+// context.
+type requestIDHandler struct{ slog.Handler }
+
+func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
+	if id := requestIDFrom(ctx); id != "" {
+		r = r.Clone()
+		r.AddAttrs(slog.String("request_id", id))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h requestIDHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return requestIDHandler{h.Handler.WithAttrs(as)}
+}
+
+func (h requestIDHandler) WithGroup(name string) slog.Handler {
+	return requestIDHandler{h.Handler.WithGroup(name)}
+}

@@ -1,0 +1,368 @@
+package main
+
+// Prometheus metrics, on their own registry. Request latency is measured
+// where requests pass (the access-log middleware). Everything about officers
+// and tokens — sign-ins, tokens issued, the onboarding funnel, locks, the
+// admin commands' mail failures — is derived from the audit trail, which
+// every one of those actions already writes: a reader tails it (before each
+// scrape and every few seconds), so no package has to know about metrics, and
+// only committed events are counted. On PostgreSQL every node tails the same
+// trail, so those counters are deployment-wide on each node: aggregate them
+// with max(), not sum(); request latency, pool stats and the server's own
+// mail failures are per node.
+//
+// No label carries user-typed text: routes are the mux's patterns, client
+// ids are checked against the configured clients, every other label comes
+// from a fixed list.
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lanyard-idp/lanyard/config"
+	"github.com/lanyard-idp/lanyard/flows/mail"
+	"github.com/lanyard-idp/lanyard/provider/store"
+)
+
+// Label values of the metrics fed by the audit trail.
+var (
+	// signinOutcomes maps the reason of a signin.failure to its label.
+	signinOutcomes = map[string]string{
+		"wrong password":       "wrong_password",
+		"unknown user":         "unknown_user",
+		"locked":               "locked",
+		"disabled":             "disabled",
+		"invitation expired":   "invitation_expired",
+		"wrong code":           "wrong_code",
+		"wrong enrolment code": "wrong_code",
+		"malformed code":       "wrong_code",
+		"code already used":    "wrong_code",
+	}
+	// journeySteps maps the audit event of a completed step to the step.
+	journeySteps = map[string]string{
+		"signin.password":       "password",
+		"signin.passkey":        "passkey",
+		"mfa.challenge":         "mfa-challenge",
+		"mfa.recovery_code.use": "mfa-challenge",
+		"mfa.enrol":             "mfa-enrol",
+		"password.change":       "change-password",
+	}
+	stepLabels   = []string{"password", "passkey", "mfa-challenge", "mfa-enrol", "change-password", "privacy", "terms"}
+	grantLabels  = []string{"authorization_code", "refresh_token", "client_credentials"}
+	mailMessages = map[string]string{
+		"invite.mail_failed":                    "invitation",
+		"admin.user.reset_password.mail_failed": "password_reset",
+	}
+)
+
+const (
+	// tailBatch is how many audit events one read takes.
+	tailBatch = 2000
+	// maxTrackedJourneys bounds the memory of the funnel: sign-ins beyond it
+	// are counted as steps but not followed to their end.
+	maxTrackedJourneys = 50000
+)
+
+type metrics struct {
+	reg        *prometheus.Registry
+	requests   *prometheus.HistogramVec
+	tokens     *prometheus.CounterVec
+	signins    *prometheus.CounterVec
+	steps      *prometheus.CounterVec
+	abandoned  *prometheus.CounterVec
+	locks      *prometheus.CounterVec
+	mail       *prometheus.CounterVec
+	reloads    *prometheus.CounterVec
+	reloadedAt prometheus.Gauge
+
+	st  *store.Store
+	cfg func() *config.Config
+	now func() time.Time
+	log *slog.Logger
+
+	mu       sync.Mutex
+	lastID   int64
+	journeys map[string]journeyMark // user id → the last step of a sign-in in progress
+}
+
+type journeyMark struct {
+	step string
+	at   time.Time
+}
+
+// newMetrics registers every family and starts tailing the audit trail at
+// its current end: counters count from the start of this process, as
+// Prometheus expects.
+func newMetrics(ctx context.Context, st *store.Store, cfg func() *config.Config, now func() time.Time, log *slog.Logger) (*metrics, error) {
+	last, err := st.LastAuditID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "lanyard_http_request_duration_seconds",
+			Help:    "Time to answer an HTTP request, by route pattern and status code.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route", "code"}),
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lanyard_tokens_issued_total",
+			Help: "Tokens issued by the token endpoint, by grant type and client id.",
+		}, []string{"grant", "client"}),
+		signins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lanyard_signins_total",
+			Help: "Sign-in attempts by outcome: success, or the reason of the failure.",
+		}, []string{"outcome"}),
+		steps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lanyard_journey_steps_completed_total",
+			Help: "Journey steps completed, by step (the onboarding funnel).",
+		}, []string{"step"}),
+		abandoned: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lanyard_journey_abandoned_total",
+			Help: "Sign-ins left unfinished longer than journey.timeout, by the last step completed.",
+		}, []string{"last_step"}),
+		locks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lanyard_locks_total",
+			Help: "Temporary locks after too many failures, per account or per client address.",
+		}, []string{"kind"}),
+		mail: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lanyard_mail_failures_total",
+			Help: "Emails that could not be sent (SMTP or outbox failures), by message.",
+		}, []string{"message"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lanyard_config_reloads_total",
+			Help: "Configuration reloads (SIGHUP) by result.",
+		}, []string{"result"}),
+		reloadedAt: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "lanyard_config_last_reload_success_timestamp_seconds",
+			Help: "When the configuration was last loaded successfully (start or SIGHUP).",
+		}),
+		st: st, cfg: cfg, now: now, log: log,
+		lastID: last, journeys: map[string]journeyMark{},
+	}
+	m.reg.MustRegister(m.requests, m.tokens, m.signins, m.steps, m.abandoned, m.locks, m.mail, m.reloads, m.reloadedAt,
+		collectors.NewDBStatsCollector(st.DB(), "lanyard"),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	// Every family shows from the first scrape, zeros included, so that a
+	// dashboard or an alert does not depend on the first event.
+	for _, o := range []string{"success", "wrong_password", "unknown_user", "locked", "disabled", "invitation_expired", "wrong_code", "other"} {
+		m.signins.WithLabelValues(o)
+	}
+	for _, s := range stepLabels {
+		m.steps.WithLabelValues(s)
+		m.abandoned.WithLabelValues(s)
+	}
+	for _, k := range []string{"account", "address"} {
+		m.locks.WithLabelValues(k)
+	}
+	for _, msg := range []string{"invitation", "password_reset", "notification", "other"} {
+		m.mail.WithLabelValues(msg)
+	}
+	for _, r := range []string{"success", "failure"} {
+		m.reloads.WithLabelValues(r)
+	}
+	m.clientsChanged(cfg())
+	m.reloadedAt.Set(float64(now().Unix()))
+	return m, nil
+}
+
+// clientsChanged creates the token counters of the configured clients.
+func (m *metrics) clientsChanged(cfg *config.Config) {
+	for _, c := range cfg.Clients {
+		for _, g := range c.GrantTypes {
+			if slices.Contains(grantLabels, g) {
+				m.tokens.WithLabelValues(g, c.ID)
+			}
+		}
+	}
+}
+
+// countMail wraps the server's own mailer (the journey's security notices)
+// to count its failures: no audit event records them, so nothing is counted
+// twice.
+func (m *metrics) countMail(next mail.Mailer) mail.Mailer {
+	return countingMailer{Mailer: next, failures: m.mail.WithLabelValues("notification")}
+}
+
+type countingMailer struct {
+	mail.Mailer
+	failures prometheus.Counter
+}
+
+func (c countingMailer) Send(ctx context.Context, msg mail.Message) error {
+	err := c.Mailer.Send(ctx, msg)
+	if err != nil {
+		c.failures.Inc()
+	}
+	return err
+}
+
+// reloaded records the result of a configuration reload.
+func (m *metrics) reloaded(ok bool, cfg *config.Config) {
+	if !ok {
+		m.reloads.WithLabelValues("failure").Inc()
+		return
+	}
+	m.reloads.WithLabelValues("success").Inc()
+	m.reloadedAt.Set(float64(m.now().Unix()))
+	m.clientsChanged(cfg)
+}
+
+// observeRequest records one request's latency.
+func (m *metrics) observeRequest(route string, code int, d time.Duration) {
+	m.requests.WithLabelValues(route, strconv.Itoa(code)).Observe(d.Seconds())
+}
+
+// handler serves the registry after catching up with the audit trail, so a
+// scrape sees every event committed before it.
+func (m *metrics) handler() http.Handler {
+	h := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(m.log.Handler(), slog.LevelWarn)})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		m.catchUp(ctx)
+		cancel()
+		w.Header().Set("Cache-Control", "no-store")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// run keeps the tail current between scrapes, so that abandoned journeys are
+// noticed and no backlog builds up when nobody scrapes.
+func (m *metrics) run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			m.catchUp(ctx)
+		}
+	}
+}
+
+// catchUp reads the audit events written since the last call. Ids grow in
+// commit order (appends are serialized), so reading after the last id seen
+// never skips an event.
+func (m *metrics) catchUp(ctx context.Context) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for {
+		evs, err := m.st.Audit(ctx, store.AuditFilter{AfterID: m.lastID, Limit: tailBatch})
+		if err != nil {
+			if ctx.Err() == nil {
+				m.log.Warn("metrics: cannot read the audit trail", "err", err)
+			}
+			break
+		}
+		for i := range evs {
+			m.observe(&evs[i])
+			m.lastID = evs[i].ID
+		}
+		if len(evs) < tailBatch {
+			break
+		}
+	}
+	m.sweep()
+}
+
+func (m *metrics) observe(ev *store.AuditEvent) {
+	var detail map[string]any
+	if len(ev.Detail) > 0 {
+		_ = json.Unmarshal(ev.Detail, &detail) // a detail that is not an object just has no fields
+	}
+	str := func(k string) string { s, _ := detail[k].(string); return s }
+	switch ev.Event {
+	case "token.issue":
+		grant := str("grant")
+		if !slices.Contains(grantLabels, grant) {
+			grant = "other"
+		}
+		client := "other"
+		if _, ok := m.cfg().Client(ev.ClientID); ok {
+			client = ev.ClientID
+		}
+		m.tokens.WithLabelValues(grant, client).Inc()
+		return
+	case "signin.success":
+		m.signins.WithLabelValues("success").Inc()
+		delete(m.journeys, ev.UserID)
+		return
+	case "signin.failure":
+		o, ok := signinOutcomes[str("reason")]
+		if !ok {
+			o = "other"
+		}
+		m.signins.WithLabelValues(o).Inc()
+		return
+	case "lock":
+		kind := "account"
+		if str("key") == "addr" {
+			kind = "address"
+		}
+		m.locks.WithLabelValues(kind).Inc()
+		return
+	case "policy.accept":
+		if d := str("document"); d == "privacy" || d == "terms" {
+			m.step(ev, d)
+		}
+		return
+	}
+	if step, ok := journeySteps[ev.Event]; ok {
+		m.step(ev, step)
+		return
+	}
+	if strings.HasSuffix(ev.Event, ".mail_failed") {
+		msg, ok := mailMessages[ev.Event]
+		if !ok {
+			msg = "other"
+		}
+		m.mail.WithLabelValues(msg).Inc()
+	}
+}
+
+// step counts a completed step and moves the officer's sign-in along. A
+// sign-in is followed from its first factor (a password or a passkey); steps
+// taken outside one (a passkey added on the account page) are counted only.
+func (m *metrics) step(ev *store.AuditEvent, step string) {
+	m.steps.WithLabelValues(step).Inc()
+	if ev.UserID == "" {
+		return
+	}
+	_, tracked := m.journeys[ev.UserID]
+	if (step == "password" || step == "passkey") && !tracked && len(m.journeys) < maxTrackedJourneys {
+		tracked = true
+	}
+	if tracked {
+		m.journeys[ev.UserID] = journeyMark{step: step, at: ev.At}
+	}
+}
+
+// sweep counts the sign-ins idle longer than the journey timeout as
+// abandoned at their last step: the journey has expired for them.
+func (m *metrics) sweep() {
+	timeout := m.cfg().Journey.Timeout.D()
+	if timeout <= 0 {
+		timeout = 30 * time.Minute
+	}
+	now := m.now()
+	for id, j := range m.journeys {
+		if now.Sub(j.at) > timeout {
+			m.abandoned.WithLabelValues(j.step).Inc()
+			delete(m.journeys, id)
+		}
+	}
+}
