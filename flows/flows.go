@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/microcosm-cc/bluemonday"
 	"github.com/yuin/goldmark"
 
@@ -79,6 +81,9 @@ type Handler struct {
 	// account's failure count; sleep waits (tests replace both to stay fast).
 	delay func(failures int) time.Duration
 	sleep func(ctx context.Context, d time.Duration)
+
+	// mailWG tracks security notices still being sent (Wait).
+	mailWG sync.WaitGroup
 }
 
 var _ authn.Journey = (*Handler)(nil)
@@ -91,6 +96,9 @@ type settings struct {
 	docs   map[string]document
 	policy password.Policy
 	issuer *url.URL
+	// wa is the WebAuthn relying party; nil when the issuer cannot have
+	// passkeys (its host is an IP address), and the pages say so.
+	wa *webauthn.WebAuthn
 }
 
 // document is a policy rendered once: Markdown → HTML → sanitized.
@@ -113,7 +121,8 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 	case o.Pages == nil:
 		return nil, errors.New("flows: Options.Pages is required")
 	}
-	for _, p := range []string{"identify", "password", "mfa-enrol", "recovery-codes", "mfa-challenge", "change-password", "policy", "signed-in", "error"} {
+	for _, p := range []string{"identify", "password", "mfa-enrol", "recovery-codes", "mfa-challenge", "change-password", "policy", "signed-in", "error",
+		"account", "account-reauth", "account-totp"} {
 		if !o.Pages.Has(p) {
 			return nil, fmt.Errorf("flows: page template %q is missing", p)
 		}
@@ -198,11 +207,23 @@ func (h *Handler) SetConfig(cfg *config.Config) error {
 	if pol.MaxLength <= 0 {
 		pol.MaxLength = 128
 	}
-	h.set.Store(&settings{cfg: cfg, order: slices.Clone(order), docs: docs, policy: pol, issuer: iss})
+	wa, err := newRelyingParty(cfg, iss)
+	if err != nil {
+		if h.log != nil {
+			h.log.Warn("passkeys are unavailable", "reason", err)
+		}
+		wa = nil
+	}
+	h.set.Store(&settings{cfg: cfg, order: slices.Clone(order), docs: docs, policy: pol, issuer: iss, wa: wa})
 	return nil
 }
 
 func (h *Handler) settings() *settings { return h.set.Load() }
+
+// Wait returns when the security notices being sent in the background have
+// been handed to the mailer (or failed): call it on shutdown, after the
+// server has stopped taking requests.
+func (h *Handler) Wait() { h.mailWG.Wait() }
 
 // Mount registers the journey's routes, each behind the security headers,
 // cross-origin protection and a body limit.
@@ -221,6 +242,11 @@ func (h *Handler) Mount(mux *http.ServeMux) {
 	}))
 	route := func(pattern string, fn handlerFunc) {
 		mux.Handle(pattern, SecurityHeaders(s.cfg.Dev, cop.Handler(limitForm(h.adapt(fn)))))
+	}
+	// The passkey ceremonies' JSON endpoints: the same protection (a JSON
+	// POST is a cross-origin request like any other), JSON errors.
+	routeJSON := func(pattern string, fn handlerFunc) {
+		mux.Handle(pattern, SecurityHeaders(s.cfg.Dev, cop.Handler(limitForm(h.adaptJSON(fn)))))
 	}
 	route("GET "+PathSignIn, h.getIdentify)
 	route("POST "+PathSignIn, h.postIdentify)
@@ -241,4 +267,28 @@ func (h *Handler) Mount(mux *http.ServeMux) {
 	route("GET "+PathNext, h.next)
 	route("POST "+PathSignOut, h.postSignOut)
 	route("GET "+PathAccount, h.account)
+
+	routeJSON("POST "+PathPasskeyEnrol+optionsSuffix, h.postPasskeyEnrolOptions)
+	routeJSON("POST "+PathPasskeyEnrol, h.postPasskeyEnrol)
+	routeJSON("POST "+PathPasskeyChallenge+optionsSuffix, h.postPasskeyChallengeOptions)
+	routeJSON("POST "+PathPasskeyChallenge, h.postPasskeyChallenge)
+	routeJSON("POST "+PathPasskeySignIn+optionsSuffix, h.postPasskeySignInOptions)
+	routeJSON("POST "+PathPasskeySignIn, h.postPasskeySignIn)
+	routeJSON("POST "+PathAccountPasskey+optionsSuffix, h.postAccountPasskeyOptions)
+	routeJSON("POST "+PathAccountPasskey, h.postAccountPasskey)
+	routeJSON("POST "+PathReauthPasskey+optionsSuffix, h.postReauthPasskeyOptions)
+	routeJSON("POST "+PathReauthPasskey, h.postReauthPasskey)
+
+	route("GET "+PathReauth, h.getReauth)
+	route("POST "+PathReauth, h.postReauth)
+	route("GET "+PathAccountTOTP, h.getAccountTOTP)
+	route("POST "+PathAccountTOTP, h.postAccountTOTP)
+	route("POST "+PathAccountTOTPRemove, h.postAccountTOTPRemove)
+	route("POST "+PathAccountPasskeyRename, h.postAccountPasskeyRename)
+	route("POST "+PathAccountPasskeyRemove, h.postAccountPasskeyRemove)
+	route("POST "+PathAccountRecoveryCodes, h.postAccountRecoveryCodes)
+	route("POST "+PathAccountPassword, h.postAccountPassword)
+	route("POST "+PathAccountSignOutSession, h.postAccountSignOutSession)
+	route("POST "+PathAccountSignOutOthers, h.postAccountSignOutOthers)
+	route("POST "+PathAccountSignOutAll, h.postAccountSignOutAll)
 }

@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/lanyard-idp/lanyard/flows/otp"
 	"github.com/lanyard-idp/lanyard/provider/store"
@@ -60,6 +61,7 @@ func (h *Handler) enrolPage(f *flow, secret []byte) (enrolPage, error) {
 		Label:   fmt.Sprintf("%s (%s)", issuer, account),
 		Secret:  groupSecret(otp.EncodeSecret(secret)),
 		Account: account,
+		Passkey: h.passkeyUI(PathPasskeyEnrol),
 	}, nil
 }
 
@@ -215,7 +217,25 @@ func (h *Handler) getChallenge(w http.ResponseWriter, r *http.Request) error {
 	if err != nil || f == nil {
 		return err
 	}
-	return h.show(w, http.StatusOK, "mfa-challenge", challengePage{page: h.page(f, StepMFAChallenge, "Enter your code")})
+	data, err := h.challengePage(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	return h.show(w, http.StatusOK, "mfa-challenge", data)
+}
+
+// challengePage offers the code field and, to an officer with a passkey or
+// security key, the button that uses it.
+func (h *Handler) challengePage(ctx context.Context, f *flow) (challengePage, error) {
+	data := challengePage{page: h.page(f, StepMFAChallenge, "Enter your code")}
+	creds, err := h.store.WebAuthnCredentials(ctx, f.user.ID)
+	if err != nil {
+		return data, fmt.Errorf("load passkeys: %w", err)
+	}
+	if len(creds) > 0 {
+		data.Passkey = h.passkeyUI(PathPasskeyChallenge)
+	}
+	return data, nil
 }
 
 func (h *Handler) postChallenge(w http.ResponseWriter, r *http.Request) error {
@@ -228,7 +248,10 @@ func (h *Handler) postChallenge(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, s, u := r.Context(), f.s, f.user
 	refuse := func(status int, msg string) error {
-		data := challengePage{page: h.page(f, StepMFAChallenge, "Enter your code")}
+		data, err := h.challengePage(ctx, f)
+		if err != nil {
+			return err
+		}
 		data.fail("code", msg)
 		return h.show(w, status, "mfa-challenge", data)
 	}
@@ -246,53 +269,17 @@ func (h *Handler) postChallenge(w http.ResponseWriter, r *http.Request) error {
 	}
 	now := h.now().UTC()
 	ev := event{UserID: u.ID, Username: u.Username, Detail: map[string]any{}}
-
-	// A code of digits is an authenticator code; anything else may be a
-	// recovery code. Both are single-use by a conditional update in the
-	// store, inside the transaction that also rotates the session: of 20
-	// racing requests with one code, one succeeds.
-	var use func(ctx context.Context) error
-	method := "otp"
-	if isDigits(code) {
-		ev.Detail["factor"] = "otp"
-		t, err := h.store.TOTPByUser(ctx, u.ID)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
+	use, method, reason, err := h.checkCode(ctx, r, s, u, code, now)
+	if err != nil {
+		return err
+	}
+	ev.Detail["factor"] = method
+	if use == nil {
+		ev.Detail["reason"] = reason
+		if err := h.failed(ctx, r, s, k, ev); err != nil {
 			return err
 		}
-		var step int64
-		ok := false
-		if err == nil && t.Confirmed {
-			secret, oerr := h.box.Open(t.Secret, purposeTOTP)
-			if oerr != nil {
-				return fmt.Errorf("open TOTP secret: %w", oerr)
-			}
-			step, ok = otp.Validate(secret, code, now, t.LastStep)
-		}
-		if !ok {
-			ev.Detail["reason"] = "wrong code"
-			if err := h.failed(ctx, r, s, k, ev); err != nil {
-				return err
-			}
-			return refuse(http.StatusUnprocessableEntity, msgWrongCode)
-		}
-		use = func(ctx context.Context) error { return h.store.UseTOTPStep(ctx, u.ID, step) }
-	} else {
-		ev.Detail["factor"] = "recovery-code"
-		method = "recovery-code"
-		norm, ok := normaliseRecoveryCode(code)
-		if !ok {
-			ev.Detail["reason"] = "malformed code"
-			if err := h.failed(ctx, r, s, k, ev); err != nil {
-				return err
-			}
-			return refuse(http.StatusUnprocessableEntity, msgWrongCode)
-		}
-		use = func(ctx context.Context) error {
-			if err := h.store.UseRecoveryCode(ctx, u.ID, hashRecoveryCode(norm), now); err != nil {
-				return err
-			}
-			return h.audit(ctx, r, s, event{Name: evRecoveryUse, UserID: u.ID, Username: u.Username})
-		}
+		return refuse(http.StatusUnprocessableEntity, msgWrongCode)
 	}
 
 	s.j.FactorVerified, s.j.FactorMethod, s.j.FactorAt = true, method, now
@@ -325,6 +312,44 @@ func (h *Handler) postChallenge(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	return redirect(w, r, PathNext)
+}
+
+// checkCode checks a code typed as the second factor: a code of digits is
+// an authenticator code, anything else may be a recovery code. It returns
+// use, which consumes the code inside the caller's transaction (both kinds
+// are single-use by a conditional update in the store, so of 20 racing
+// requests with one code one succeeds), and the method ("otp" or
+// "recovery-code"); or use == nil and the reason for the audit line.
+func (h *Handler) checkCode(ctx context.Context, r *http.Request, s *session, u *store.User, code string, now time.Time) (use func(ctx context.Context) error, method, reason string, err error) {
+	if isDigits(code) {
+		t, err := h.store.TOTPByUser(ctx, u.ID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, "otp", "", err
+		}
+		var step int64
+		ok := false
+		if err == nil && t.Confirmed {
+			secret, oerr := h.box.Open(t.Secret, purposeTOTP)
+			if oerr != nil {
+				return nil, "otp", "", fmt.Errorf("open TOTP secret: %w", oerr)
+			}
+			step, ok = otp.Validate(secret, code, now, t.LastStep)
+		}
+		if !ok {
+			return nil, "otp", "wrong code", nil
+		}
+		return func(ctx context.Context) error { return h.store.UseTOTPStep(ctx, u.ID, step) }, "otp", "", nil
+	}
+	norm, ok := normaliseRecoveryCode(code)
+	if !ok {
+		return nil, "recovery-code", "malformed code", nil
+	}
+	return func(ctx context.Context) error {
+		if err := h.store.UseRecoveryCode(ctx, u.ID, hashRecoveryCode(norm), now); err != nil {
+			return err
+		}
+		return h.audit(ctx, r, s, event{Name: evRecoveryUse, UserID: u.ID, Username: u.Username})
+	}, "recovery-code", "", nil
 }
 
 func isDigits(s string) bool {

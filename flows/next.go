@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,6 +21,9 @@ import (
 const (
 	acrPassword = "urn:lanyard:acr:pwd"
 	acrMFA      = "urn:lanyard:acr:mfa"
+	// acrPhishingResistant: a WebAuthn credential, bound to Lanyard's
+	// origin, proved the second factor (or both).
+	acrPhishingResistant = "urn:lanyard:acr:phr"
 )
 
 // flow is a browser's journey as the dispatcher sees it right now.
@@ -112,35 +116,46 @@ func (h *Handler) hasSecondFactor(ctx context.Context, userID string) (bool, err
 // is changed on the way: a later step's URL, a replayed POST from another
 // flow and the back button all land on the first pending step.
 func (h *Handler) at(w http.ResponseWriter, r *http.Request, step string) (*flow, error) {
+	f, to, err := h.guard(w, r, step)
+	if err != nil || to == "" {
+		return f, err
+	}
+	return nil, redirect(w, r, to)
+}
+
+// guard is at without the answer: the flow when step is current, else
+// where the browser belongs. The JSON endpoints of the passkey ceremonies
+// tell their script that place instead of redirecting a fetch.
+func (h *Handler) guard(w http.ResponseWriter, r *http.Request, step string) (*flow, string, error) {
 	s, err := h.load(r)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if s == nil {
-		return nil, redirect(w, r, PathSignIn)
+		return nil, PathSignIn, nil
 	}
 	f, err := h.flowFor(r.Context(), s)
 	if errors.Is(err, errUserGone) {
 		h.end(w, r, s)
-		return nil, redirect(w, r, PathSignIn)
+		return nil, PathSignIn, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	cur := f.current()
 	// The username page stays reachable until the password is verified:
 	// "Not you?" leads back to it.
 	if step == StepIdentify && (cur == StepIdentify || cur == StepPassword) {
-		return f, nil
+		return f, "", nil
 	}
 	if cur != step {
 		to := PathNext
 		if cur != "" {
 			to = stepPath[cur]
 		}
-		return nil, redirect(w, r, to)
+		return nil, to, nil
 	}
-	return f, nil
+	return f, "", nil
 }
 
 // progress is "Step N of M" for an onboarding step: steps done in this
@@ -211,12 +226,10 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, f *flow) error 
 		if err := h.store.UpdateUser(ctx, u); err != nil {
 			return fmt.Errorf("update user: %w", err)
 		}
-		authAt, amr, acr := s.j.PasswordAt, []string{"pwd"}, acrPassword
-		if s.j.FactorVerified {
-			amr, acr = []string{"pwd", "otp", "mfa"}, acrMFA
-			if s.j.FactorAt.After(authAt) {
-				authAt = s.j.FactorAt
-			}
+		authAt := s.j.PasswordAt
+		amr, acr := s.j.amr()
+		if s.j.FactorVerified && s.j.FactorAt.After(authAt) {
+			authAt = s.j.FactorAt
 		}
 		s.row.State, s.row.AuthTime, s.row.AMR, s.row.ACR = stateAuthenticated, authAt.UTC(), amr, acr
 		detail := map[string]any{"amr": amr}
@@ -239,6 +252,22 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, f *flow) error 
 		return redirect(w, r, resume)
 	}
 	return redirect(w, r, PathAccount)
+}
+
+// amr and acr are what this sign-in proved (RFC 8176 values): the
+// password, then an authenticator code ("otp") or a passkey ("hwk"/"swk",
+// with "user" when it verified the user); a passkey with user verification
+// alone stands for both factors.
+func (j *journey) amr() ([]string, string) {
+	switch {
+	case j.FactorVerified && j.FactorMethod == methodWebAuthn && j.Passwordless:
+		return append(slices.Clone(j.PasskeyAMR), "mfa"), acrPhishingResistant
+	case j.FactorVerified && j.FactorMethod == methodWebAuthn:
+		return append(append([]string{"pwd"}, j.PasskeyAMR...), "mfa"), acrPhishingResistant
+	case j.FactorVerified:
+		return []string{"pwd", "otp", "mfa"}, acrMFA
+	}
+	return []string{"pwd"}, acrPassword
 }
 
 // underIssuer accepts only absolute URLs under the configured issuer, so a
@@ -328,6 +357,7 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, req authn.SignI
 		s.j.Username = ""
 		s.j.PasswordVerified, s.j.PasswordAt = false, time.Time{}
 		s.j.FactorVerified, s.j.FactorMethod, s.j.FactorAt = false, "", time.Time{}
+		s.j.Passwordless, s.j.PasskeyAMR, s.j.Ceremony = false, nil, nil
 		s.j.PendingTOTP, s.j.Done = nil, nil
 		s.j.ForceLogin = true
 		s.row.State = stateJourney

@@ -51,6 +51,7 @@ type identifyPage struct {
 	Username   string
 	ClientName string
 	SignedOut  bool
+	Passkey    passkeyUI // "Sign in with a passkey"
 }
 
 type passwordPage struct {
@@ -64,6 +65,7 @@ type enrolPage struct {
 	Label   string       // "Lanyard (alice@agency.example)"
 	Secret  string       // base32, grouped by four for reading
 	Account string
+	Passkey passkeyUI // the other choice: a passkey or security key
 }
 
 type recoveryPage struct {
@@ -73,6 +75,7 @@ type recoveryPage struct {
 
 type challengePage struct {
 	page
+	Passkey passkeyUI // offered when the officer has one
 }
 
 type changePasswordPage struct {

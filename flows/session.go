@@ -49,8 +49,19 @@ type journey struct {
 	PasswordVerified bool      `json:"password_verified,omitempty"`
 	PasswordAt       time.Time `json:"password_at,omitzero"`
 	FactorVerified   bool      `json:"factor_verified,omitempty"`
-	FactorMethod     string    `json:"factor_method,omitempty"` // otp | recovery-code
+	FactorMethod     string    `json:"factor_method,omitempty"` // otp | recovery-code | webauthn
 	FactorAt         time.Time `json:"factor_at,omitzero"`
+	// Passwordless: a passkey with user verification stood for both the
+	// password and the second factor (PasswordVerified is set too).
+	Passwordless bool `json:"passwordless,omitempty"`
+	// PasskeyAMR is what the passkey of this sign-in proved, per RFC 8176:
+	// "hwk" or "swk", and "user" when the authenticator verified the user.
+	PasskeyAMR []string `json:"passkey_amr,omitempty"`
+	// Ceremony is the one WebAuthn ceremony in flight for this browser: its
+	// challenge lives here, server-side, and is taken out on first use.
+	Ceremony *ceremony `json:"ceremony,omitempty"`
+	// AccountNotice is a message for the next account page ("Passkey added").
+	AccountNotice string `json:"account_notice,omitempty"`
 
 	// PendingTOTP is the sealed secret shown during enrolment, kept until a
 	// correct code confirms it (so a reload shows the same QR code).

@@ -28,7 +28,7 @@ func (h *Handler) getIdentify(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	data := identifyPage{page: h.page(nil, StepIdentify, "Sign in")}
+	data := identifyPage{page: h.page(nil, StepIdentify, "Sign in"), Passkey: h.passkeyUI(PathPasskeySignIn)}
 	data.SignedOut = r.URL.Query().Get("signed_out") == "1" && s == nil
 	if s != nil {
 		f, err := h.at(w, r, StepIdentify)
@@ -61,7 +61,8 @@ func (h *Handler) postIdentify(w http.ResponseWriter, r *http.Request) error {
 	typed := r.PostForm.Get("username")
 	username, err := CanonicalUsername(typed)
 	if err != nil {
-		data := identifyPage{page: h.page(nil, StepIdentify, "Sign in"), Username: truncate(strings.TrimSpace(typed), 254)}
+		data := identifyPage{page: h.page(nil, StepIdentify, "Sign in"), Username: truncate(strings.TrimSpace(typed), 254),
+			Passkey: h.passkeyUI(PathPasskeySignIn)}
 		if s != nil {
 			data.ClientName = s.j.ClientName
 		}

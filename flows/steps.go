@@ -81,14 +81,8 @@ func (h *Handler) postChangePassword(w http.ResponseWriter, r *http.Request) err
 		return h.show(w, http.StatusUnprocessableEntity, "change-password", data)
 	}
 	// The current password is the initial one here: the policy refuses it.
-	if err := f.set.policy.Check(next, u.Username, cur); err != nil {
-		var pe *password.PolicyError
-		if !errors.As(err, &pe) {
-			return err
-		}
-		data.fail("new_password", pe.Reason)
-	} else if next != confirm {
-		data.fail("confirm_password", msgMismatch)
+	if err := checkNewPassword(f.set, u, cur, next, confirm, &data.page); err != nil {
+		return err
 	}
 	if len(data.Errors) > 0 {
 		return h.show(w, http.StatusUnprocessableEntity, "change-password", data)
@@ -174,27 +168,20 @@ func (h *Handler) policyPost(step string) handlerFunc {
 	}
 }
 
-// account is the page a sign-in without a relying party ends on.
-func (h *Handler) account(w http.ResponseWriter, r *http.Request) error {
-	s, err := h.load(r)
-	if err != nil {
-		return err
+// checkNewPassword applies the password policy to replacing cur with next
+// (typed again as confirm) and adds what is wrong to p: the one check of
+// both the journey's change-password step and the account page.
+func checkNewPassword(set *settings, u *store.User, cur, next, confirm string, p *page) error {
+	if err := set.policy.Check(next, u.Username, cur); err != nil {
+		var pe *password.PolicyError
+		if !errors.As(err, &pe) {
+			return err
+		}
+		p.fail("new_password", pe.Reason)
+	} else if next != confirm {
+		p.fail("confirm_password", msgMismatch)
 	}
-	if s == nil {
-		return redirect(w, r, PathSignIn)
-	}
-	f, err := h.flowFor(r.Context(), s)
-	if errors.Is(err, errUserGone) {
-		h.end(w, r, s)
-		return redirect(w, r, PathSignIn)
-	}
-	if err != nil {
-		return err
-	}
-	if s.row.State != stateAuthenticated || len(f.pending) > 0 {
-		return redirect(w, r, PathNext)
-	}
-	return h.renderSignedIn(w, r, f, "", "")
+	return nil
 }
 
 // renderSignedIn shows who is signed in; with a notice it is also the stop

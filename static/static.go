@@ -7,5 +7,5 @@ import "embed"
 
 // FS is the static files, served at /static/.
 //
-//go:embed *.css
+//go:embed *.css *.js
 var FS embed.FS

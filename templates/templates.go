@@ -15,6 +15,8 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"reflect"
+	"slices"
 	"strings"
 	textTemplate "text/template"
 )
@@ -43,9 +45,42 @@ type Set struct {
 }
 
 var funcs = template.FuncMap{
-	"join":  strings.Join,
-	"add":   func(a, b int) int { return a + b },
-	"lower": strings.ToLower,
+	"join":       strings.Join,
+	"add":        func(a, b int) int { return a + b },
+	"lower":      strings.ToLower,
+	"errorField": errorField,
+}
+
+// errorField names the field a message of the error summary is about, so the
+// layout can link the message to it: the page data's Fields (field name →
+// message), when the page has such a map. "" when it has none or no field
+// has this message.
+func errorField(data any, msg string) string {
+	v := reflect.ValueOf(data)
+	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
+		if v.IsNil() {
+			return ""
+		}
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return ""
+	}
+	f := v.FieldByName("Fields")
+	if !f.IsValid() || f.Kind() != reflect.Map || f.Type().Key().Kind() != reflect.String || f.Type().Elem().Kind() != reflect.String {
+		return ""
+	}
+	var names []string
+	for _, k := range f.MapKeys() {
+		if f.MapIndex(k).String() == msg {
+			names = append(names, k.String())
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	slices.Sort(names) // one message on two fields: always the same link
+	return names[0]
 }
 
 // Parse parses every page with the layout and every mail template.

@@ -1,0 +1,128 @@
+package flows
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/lanyard-idp/lanyard/flows/mail"
+	"github.com/lanyard-idp/lanyard/provider/store"
+)
+
+// Security notices: an email to the officer after every change to how they
+// sign in, so a change they did not make does not go unnoticed. The notice
+// says what changed, when, and from which browser and address; it never
+// carries a code, a secret or a link that acts on the account.
+
+// Notices (the sentence is also the mail's subject).
+const (
+	noticePasskeyAdded     = "A passkey was added to your account"
+	noticePasskeyRemoved   = "A passkey was removed from your account"
+	noticeTOTPAdded        = "An authenticator app was added to your account"
+	noticeTOTPRemoved      = "The authenticator app was removed from your account"
+	noticeRecoveryRenewed  = "New recovery codes were made for your account"
+	noticePasswordChanged  = "Your password was changed"
+	noticeSignedOutOthers  = "Your account was signed out of its other sessions"
+	noticeSignedOutAll     = "Your account was signed out everywhere"
+	noticeSessionSignedOut = "One of your sessions was signed out"
+)
+
+// mailTimeout bounds one notice's delivery.
+const mailTimeout = 30 * time.Second
+
+// SecurityNoticeMail is the data of the mail/security-notice templates.
+type SecurityNoticeMail struct {
+	Product     string
+	Environment string
+	Name        string
+	Username    string
+	// What is the sentence: "A passkey was added to your account".
+	What string
+	// Detail names the thing changed ("Passkey: YubiKey 5"), or "".
+	Detail     string
+	When       string // "2 March 2026 at 09:00 UTC"
+	Device     string // "Firefox on Windows"
+	Address    string
+	AccountURL string
+}
+
+// notify sends a security notice to u in the background (the change is
+// already stored; a slow relay must not hold the officer's page). A failure
+// is logged, without the message.
+func (h *Handler) notify(r *http.Request, u *store.User, what, detail string) {
+	if h.mailer == nil {
+		return
+	}
+	set := h.settings()
+	product := set.cfg.Journey.DisplayName
+	if product == "" {
+		product = "Lanyard"
+	}
+	data := SecurityNoticeMail{
+		Product:     product,
+		Environment: set.cfg.Journey.Environment,
+		Name:        u.Name,
+		Username:    u.Username,
+		What:        what,
+		Detail:      detail,
+		When:        h.now().UTC().Format("2 January 2006 at 15:04 UTC"),
+		Device:      describeAgent(r.UserAgent()),
+		Address:     clientAddr(r),
+		AccountURL:  strings.TrimSuffix(set.issuer.String(), "/") + PathAccount,
+	}
+	subject, text, html, err := h.pages.Mail("security-notice", data)
+	if err != nil {
+		h.log.Error("cannot render a security notice", "err", err)
+		return
+	}
+	to := u.Email
+	if to == "" {
+		to = u.Username
+	}
+	msg := mail.Message{To: to, Subject: subject, Text: text, HTML: html}
+	h.mailWG.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), mailTimeout)
+		defer cancel()
+		if err := h.mailer.Send(ctx, msg); err != nil {
+			h.log.Error("cannot send a security notice", "user", u.ID, "notice", what, "err", err)
+		}
+	})
+}
+
+// describeAgent turns a User-Agent header into "Firefox on Windows": enough
+// for an officer to recognise a browser, nothing more.
+func describeAgent(ua string) string {
+	if ua == "" {
+		return "Unknown browser"
+	}
+	browser := "Unknown browser"
+	for _, b := range []struct{ token, name string }{
+		{"Edg/", "Edge"}, {"EdgA/", "Edge"}, {"EdgiOS/", "Edge"},
+		{"OPR/", "Opera"}, {"SamsungBrowser/", "Samsung Internet"},
+		{"Firefox/", "Firefox"}, {"FxiOS/", "Firefox"},
+		{"CriOS/", "Chrome"}, {"Chrome/", "Chrome"}, {"Chromium/", "Chromium"},
+		{"Safari/", "Safari"},
+		{"curl/", "curl"}, {"Go-http-client/", "a program"}, {"python-requests/", "a program"},
+	} {
+		if strings.Contains(ua, b.token) {
+			browser = b.name
+			break
+		}
+	}
+	system := ""
+	for _, o := range []struct{ token, name string }{
+		{"iPhone", "iPhone"}, {"iPad", "iPad"}, {"Android", "Android"},
+		{"Windows", "Windows"}, {"CrOS", "ChromeOS"}, {"Macintosh", "macOS"}, {"Mac OS X", "macOS"},
+		{"Linux", "Linux"},
+	} {
+		if strings.Contains(ua, o.token) {
+			system = o.name
+			break
+		}
+	}
+	if system == "" {
+		return browser
+	}
+	return browser + " on " + system
+}
