@@ -37,6 +37,11 @@ const (
 	// keyRefreshEvery is how stale the key cache may get: a rotation on
 	// another node is picked up within this time.
 	keyRefreshEvery = 30 * time.Second
+	// keyPropagation is how old a key must be before it signs: by then every
+	// node has refreshed its cache and publishes it in its JWKS, so a relying
+	// party that fetches the JWKS from any node can verify the token. Until
+	// then the previous key (still published) keeps signing.
+	keyPropagation = 2 * keyRefreshEvery
 	// keyForcedRefreshGap limits reloads triggered by unknown kids, which
 	// anyone can send.
 	keyForcedRefreshGap = 5 * time.Second
@@ -85,10 +90,9 @@ func newKeyring(st *store.Store, box *seal.Box, algs []string, retireAfter time.
 
 // ensure makes sure there is a current key for every configured algorithm,
 // generating the missing ones, then loads the cache. Keys are generated outside
-// the transaction (RSA generation is slow) and added inside one that checks
-// again, so two nodes starting together do not both add a key; on a backend
-// where that check can still race, the duplicate is harmless: both are
-// published and the newest signs.
+// the transaction (RSA generation is slow) and added inside one that holds the
+// signing-key lock and checks again, so two nodes starting together on an
+// empty database agree on one key per algorithm.
 func (k *keyring) ensure(ctx context.Context) error {
 	missing, err := k.missingAlgs(ctx)
 	if err != nil {
@@ -104,6 +108,9 @@ func (k *keyring) ensure(ctx context.Context) error {
 			fresh = append(fresh, sk)
 		}
 		err := k.store.InTx(ctx, func(ctx context.Context) error {
+			if err := k.store.LockSigningKeys(ctx); err != nil {
+				return err
+			}
 			still, err := k.missingAlgs(ctx)
 			if err != nil {
 				return err
@@ -164,7 +171,8 @@ func (k *keyring) reload(ctx context.Context) error {
 	prev := k.snap.Load()
 	next := &keySnapshot{loadedAt: now, current: map[string]*signingKey{}, published: map[string]*signingKey{}}
 	var set jose.JSONWebKeySet
-	for _, row := range rows { // newest first
+	byAlg := map[string][]*signingKey{} // newest first
+	for _, row := range rows {          // newest first
 		if !row.RetiredAt.IsZero() && !now.Before(row.RetiredAt.Add(k.retireAfter)) {
 			continue // retired long enough ago: no token signed with it is still valid
 		}
@@ -185,8 +193,19 @@ func (k *keyring) reload(ctx context.Context) error {
 		}
 		next.published[sk.kid] = sk
 		set.Keys = append(set.Keys, sk.publicJWK())
-		if sk.retiredAt.IsZero() && next.current[sk.alg] == nil {
-			next.current[sk.alg] = sk
+		byAlg[sk.alg] = append(byAlg[sk.alg], sk)
+	}
+	// The newest key old enough for every node to publish it signs (see
+	// keyPropagation); while a rotation propagates, the previous key (still
+	// published, even if retired) goes on signing. A key is never too young
+	// when it is the only one there is (the first start).
+	for alg, ks := range byAlg {
+		next.current[alg] = ks[0]
+		for _, sk := range ks {
+			if !now.Before(sk.createdAt.Add(keyPropagation)) {
+				next.current[alg] = sk
+				break
+			}
 		}
 	}
 	if set.Keys == nil {
@@ -306,7 +325,10 @@ func generateKey(alg string, box *seal.Box, now time.Time) (*store.SigningKey, e
 // JWKS for keys.retire_after, so tokens signed before the rotation keep
 // verifying; running nodes switch to the new keys within 30 seconds.
 func RotateKeys(ctx context.Context, st *store.Store, box *seal.Box, cfg *config.Config) (newKIDs []string, err error) {
-	now := time.Now().UTC()
+	return rotateKeys(ctx, st, box, cfg, time.Now().UTC())
+}
+
+func rotateKeys(ctx context.Context, st *store.Store, box *seal.Box, cfg *config.Config, now time.Time) (newKIDs []string, err error) {
 	var fresh []*store.SigningKey
 	for _, alg := range algorithms(cfg) {
 		sk, err := generateKey(alg, box, now)
@@ -317,6 +339,9 @@ func RotateKeys(ctx context.Context, st *store.Store, box *seal.Box, cfg *config
 	}
 	retireAfter := lifespan(cfg.Keys.RetireAfter, defaultRetireAfter)
 	err = st.InTx(ctx, func(ctx context.Context) error {
+		if err := st.LockSigningKeys(ctx); err != nil {
+			return err
+		}
 		// RetireSigningKeys keeps one kid current: add the first new key, retire
 		// everything else, then add the others.
 		if err := st.AddSigningKey(ctx, fresh[0]); err != nil {

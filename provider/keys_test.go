@@ -44,7 +44,9 @@ func TestKeyRotation(t *testing.T) {
 	raw1 := tok1.Extra("id_token").(string)
 	oldKID := hdrKID(t, raw1)
 
-	newKIDs, err := RotateKeys(ctx, e.st, e.box, e.cfg)
+	// The keys have been in use for a while when an admin rotates them.
+	e.clock.Advance(10 * time.Minute)
+	newKIDs, err := rotateKeys(ctx, e.st, e.box, e.cfg, e.clock.Now())
 	if err != nil {
 		t.Fatalf("RotateKeys: %v", err)
 	}
@@ -78,9 +80,16 @@ func TestKeyRotation(t *testing.T) {
 	if _, err := r.verifier.Verify(r.ctx, raw1); err != nil {
 		t.Errorf("pre-rotation token: %v", err)
 	}
-	// New tokens use the new RS256 key.
+	// While other nodes may not publish the new key yet, the previous key
+	// (still published) goes on signing.
 	e.journey.setNext(nil)
 	tok2, _ := r.exchange(r.authorize(b))
+	if kid := hdrKID(t, tok2.Extra("id_token").(string)); kid != oldKID {
+		t.Errorf("token just after the rotation signed by %s, want the previous key %s until every node publishes the new one", kid, oldKID)
+	}
+	// Once every node has had time to refresh, new tokens use the new RS256 key.
+	e.clock.Advance(keyPropagation)
+	tok2, _ = r.exchange(r.authorize(b))
 	if kid := hdrKID(t, tok2.Extra("id_token").(string)); kid != newKIDs[0] {
 		t.Errorf("new token kid = %s, want %s", kid, newKIDs[0])
 	}

@@ -258,12 +258,14 @@ type AuthRequest struct {
 //   AppendAudit(ctx, *AuditEvent) error                             fills ID, PrevHash, Hash (and At when zero); Detail must be JSON
 //   Audit(ctx, AuditFilter) ([]AuditEvent, error)                  oldest first
 //   VerifyAudit(ctx) (badID int64, err error)                       0 when the chain is intact
+//   LastAuditID(ctx) (int64, error)                                 for readers that tail the trail (metrics)
 //
 // Keys and secrets:
 //   AddSigningKey(ctx, *SigningKey) error                          ErrConflict on duplicate kid
 //   SigningKeys(ctx) ([]SigningKey, error)                          newest first, retired ones included
 //   RetireSigningKeys(ctx, except string, at time.Time) error      keys already retired keep their time
 //   DeleteRetiredSigningKeys(ctx, before time.Time) error
+//   LockSigningKeys(ctx) error                                      first in a key-creating tx: nodes agree on one key
 //   GetSecret(ctx, name) ([]byte, error)                            ErrNotFound
 //   PutSecretIfAbsent(ctx, name string, value []byte) ([]byte, error)  returns the stored value (first writer wins)
 //

@@ -105,3 +105,22 @@ func (s *Store) PutSecretIfAbsent(ctx context.Context, name string, value []byte
 	}
 	return v, nil
 }
+
+// keyLockID serializes signing-key creation and rotation on PostgreSQL.
+const keyLockID = 0x6b657973 // "keys"
+
+// LockSigningKeys serializes the transactions that check for and add signing
+// keys, so nodes starting together on an empty database agree on one key per
+// algorithm instead of each adding its own. Call it first inside the
+// transaction. PostgreSQL takes an advisory transaction lock; SQLite's
+// immediate transaction already excludes every other writer.
+func (s *Store) LockSigningKeys(ctx context.Context) error {
+	if txFrom(ctx, s) == nil {
+		return invalid("LockSigningKeys outside a transaction")
+	}
+	if s.dialect != DialectPostgres {
+		return nil
+	}
+	_, err := s.exec(ctx, fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", keyLockID))
+	return err
+}
