@@ -23,6 +23,11 @@ type Config struct {
 	Issuer string `yaml:"issuer"`
 	// Listen is the address the HTTP server listens on (default ":8080").
 	Listen string `yaml:"listen"`
+	// TrustedProxies are the addresses (CIDR) of load balancers in front of
+	// Lanyard. Only a request arriving from one of them has its client
+	// address taken from X-Forwarded-For (the right-most address not itself
+	// a trusted proxy); per-address throttling and the audit log use it.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 	// Dev relaxes what only development needs relaxed: cookies over plain http,
 	// mail to the outbox folder, a key-encryption key generated in the data dir.
 	Dev bool `yaml:"dev"`

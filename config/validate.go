@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"os"
 	"path"
@@ -131,6 +132,13 @@ func (c *Config) Validate() error {
 	k := &checker{c: c}
 	k.issuer()
 	k.listen("listen", c.Listen)
+	for i, p := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				k.add(fmt.Sprintf("trusted_proxies[%d]", i), "%q is not an address or CIDR prefix (e.g. 10.0.0.0/8)", p)
+			}
+		}
+	}
 	if c.DataDir == "" {
 		k.add("data_dir", "is required")
 	}

@@ -372,3 +372,19 @@ func TestValidateZeroConfig(t *testing.T) {
 		t.Error("Validate changed the configuration")
 	}
 }
+
+func TestValidateTrustedProxies(t *testing.T) {
+	c, err := Dev("http://localhost:8080", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.TrustedProxies = []string{"10.0.0.0/8", "192.0.2.7", "::1", "proxy.internal"}
+	err = c.Validate()
+	if err == nil || !strings.Contains(err.Error(), `trusted_proxies[3]: "proxy.internal" is not an address or CIDR prefix`) {
+		t.Fatalf("Validate: %v", err)
+	}
+	c.TrustedProxies = c.TrustedProxies[:3]
+	if err := c.Validate(); err != nil {
+		t.Fatalf("valid proxies refused: %v", err)
+	}
+}

@@ -186,7 +186,13 @@ func banner(w io.Writer, cfg *config.Config, addr, metricsAddr, outbox string) {
 	}
 	if cfg.Dev {
 		fmt.Fprintf(w, "  mail:     written to %s\n", outbox)
-		fmt.Fprintf(w, "Invite a first officer in another terminal:\n  go run ./cmd/lanyard invite officer@agency.example --name \"Alex Officer\" --dev --data %s\n", cfg.DataDir)
+		// The invitation's links are built from the issuer: name it unless it
+		// is the one --dev assumes.
+		issuerFlag := ""
+		if cfg.Issuer != "http://localhost:8080" {
+			issuerFlag = " --issuer " + cfg.Issuer
+		}
+		fmt.Fprintf(w, "Invite a first officer in another terminal:\n  go run ./cmd/lanyard invite officer@agency.example --name \"Alex Officer\" --dev --data %s%s\n", cfg.DataDir, issuerFlag)
 		fmt.Fprintf(w, "Then sign in through the example relying party:\n  go run ./cmd/docs-portal --env staging --issuer %s   (open http://localhost:9001)\n", cfg.Issuer)
 	}
 }
@@ -240,7 +246,11 @@ func newServer(ctx context.Context, d *deps, mailer mail.Mailer, log *slog.Logge
 	s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/account", http.StatusSeeOther)
 	})
-	s.handler = s.requestID(s.observe(s.recover(limitBody(s.mux))))
+	proxies, err := parseProxies(d.cfg.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	s.handler = clientAddress(proxies, s.requestID(s.observe(s.recover(limitBody(s.mux)))))
 	return s, nil
 }
 
