@@ -637,3 +637,36 @@ func TestPasskeyRacingAnswers(t *testing.T) {
 		t.Errorf("credential after the race: count %d, used %v", c.SignCount, c.LastUsedAt)
 	}
 }
+
+// TestPasskeyEndpointsRefuseCrossOrigin: the JSON endpoints are behind the
+// same cross-origin protection as every form.
+func TestPasskeyEndpointsRefuseCrossOrigin(t *testing.T) {
+	t.Parallel()
+	e := newPasskeyEnv(t)
+	b := e.browser()
+	b.open(PathSignIn)
+	b.header.Set("Sec-Fetch-Site", "cross-site")
+	b.header.Set("Origin", "https://evil.example")
+	for _, p := range []string{PathPasskeySignIn + optionsSuffix, PathPasskeySignIn, PathPasskeyChallenge, PathAccountPasskey} {
+		if res := b.postJSON(p, []byte("{}")); res.status != http.StatusForbidden {
+			t.Errorf("%s cross-site: %d", p, res.status)
+		}
+	}
+}
+
+// TestPasskeysUnavailableOnIPHost: an issuer on an IP address cannot have
+// passkeys (no browser accepts one as RP ID): the pages say so and offer
+// no button, and the endpoints answer plainly.
+func TestPasskeysUnavailableOnIPHost(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	b := e.browser()
+	r := b.open(PathSignIn)
+	if byID(r.doc, "passkey-signin") != nil || !strings.Contains(text(r.doc), "passkey") {
+		t.Errorf("identify page: %s", text(r.doc))
+	}
+	res := b.postJSON(PathPasskeySignIn+optionsSuffix, []byte("{}"))
+	if ans := res.answer(t); res.status != http.StatusNotFound || ans.Error != msgPasskeyUnavailable {
+		t.Errorf("options: %d %+v", res.status, ans)
+	}
+}
