@@ -29,6 +29,12 @@
 //   - throttle.go, audit.go, web.go: guess counting and locks, audit events,
 //     security headers, cross-origin protection, body limits, and the one
 //     adapter that turns an error into the error page.
+//   - webauthn.go: passkeys and security keys (go-webauthn): enrolment in the
+//     mfa-enrol step, the second factor, passwordless sign-in, adding one on
+//     the account page; challenges live in the server-side session, single use.
+//   - account.go: the account page (methods, recovery codes, password,
+//     sessions, security events), the recent-authentication check before any
+//     change, and SignOutEverywhere; notify.go: the security-notice emails.
 //   - invite.go: invitations (lanyard invite).
 //
 // flows never imports fosite and never builds an OAuth response: it tells the

@@ -23,6 +23,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -164,6 +165,13 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 		keys:    keys,
 		signer:  &signer{keys: keys},
 		cop:     http.NewCrossOriginProtection(),
+	}
+	// Behind a proxy that rewrites Host, the logout confirmation form is still
+	// posted from the issuer's own origin.
+	if u, err := url.Parse(issuer); err == nil {
+		if err := p.cop.AddTrustedOrigin(u.Scheme + "://" + u.Host); err != nil {
+			return nil, fmt.Errorf("provider: issuer %q as trusted origin: %w", issuer, err)
+		}
 	}
 	p.storage = &Storage{store: o.Store, clients: clients, now: utcNow, group: &groupCommit{store: o.Store}}
 

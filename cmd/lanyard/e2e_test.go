@@ -412,6 +412,22 @@ func TestFirstLoginJourney(t *testing.T) {
 	}
 	prod.finish(t, a2, cb)
 
+	// Sign out everywhere from the account page: the SSO session ends and the
+	// relying party's refresh token stops working.
+	acct, _ := b.visit("GET", l.issuer+"/account", nil, "")
+	form := find(acct.doc, func(n *html.Node) bool { return n.Data == "form" && attr(n, "data-account") == "sign-out-everywhere" })
+	if form == nil {
+		t.Fatalf("no sign-out-everywhere form on /account: %s", text(acct.doc))
+	}
+	action, _ := acct.url.Parse(attr(form, "action"))
+	b.visit(http.MethodPost, action.String(), url.Values{}, "")
+	if _, err := staging.cfg.TokenSource(t.Context(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+		t.Errorf("refresh after sign-out everywhere: %v, want invalid_grant", err)
+	}
+	if p, _ := b.visit("GET", staging.start().url, nil, "http://localhost:9001/"); p == nil || p.step != "identify" {
+		t.Errorf("after sign-out everywhere the browser is still signed in")
+	}
+
 	// A later sign-in in a fresh browser: username, password, TOTP, nothing else.
 	time.Sleep(time.Until(time.Now().Truncate(30 * time.Second).Add(30*time.Second + 100*time.Millisecond)))
 	b2 := newBrowser(t, l.issuer)

@@ -150,6 +150,7 @@ loop:
 	for _, s := range servers {
 		errs = append(errs, s.Shutdown(sctx))
 	}
+	srv.flows.Wait() // security notices still being sent
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
