@@ -120,7 +120,8 @@ type Client struct {
 	TokenEndpointAuthMethod string `yaml:"token_endpoint_auth_method"`
 	// JWKS is an inline JSON Web Key Set for private_key_jwt (never fetched).
 	JWKS string `yaml:"jwks"`
-	// Consent "required" shows a consent page; default none (first-party).
+	// Consent is "none" (the default): relying parties are first-party.
+	// "required" is refused by Validate until a consent page exists.
 	Consent string `yaml:"consent"`
 
 	// Line is the line of the client in the source file (0 when built in).

@@ -392,7 +392,13 @@ func (k *checker) client(p string, cl Client) {
 			k.add(fmt.Sprintf("%s.scopes[%d]", p, i), "%q is not a scope: no spaces, quotes or backslashes", s)
 		}
 	}
-	k.oneOf(p+".consent", cl.Consent, []string{"", "none", "required"})
+	// Relying parties are first-party: no consent screen. "required" is
+	// refused rather than silently ignored until Lanyard has one.
+	if cl.Consent == "required" {
+		k.add(p+".consent", "a consent screen is not supported yet: relying parties are first-party; remove the key or set none")
+	} else {
+		k.oneOf(p+".consent", cl.Consent, []string{"", "none"})
+	}
 }
 
 // validScope follows RFC 6749's scope-token: printable ASCII without space,

@@ -124,8 +124,9 @@ func TestValidateRules(t *testing.T) {
 		{name: "scope with space", edits: []edit{{"scopes: [openid, offline_access]", `scopes: [openid, offline_access, "a b"]`}},
 			field: "clients[0].scopes[2]", marker: `"a b"`, msg: "not a scope"},
 		{name: "bad consent", edits: []edit{{"- id: svc\n", "- id: svc\n    consent: always\n"}},
-			field: "clients[2].consent", marker: "consent:", msg: `"always" is not one of none, required`},
-		{name: "consent required", edits: []edit{{"- id: svc\n", "- id: svc\n    consent: required\n"}}},
+			field: "clients[2].consent", marker: "consent:", msg: `"always" is not one of none`},
+		{name: "consent required (no consent screen yet)", edits: []edit{{"- id: svc\n", "- id: svc\n    consent: required\n"}},
+			field: "clients[2].consent", marker: "consent:", msg: "not supported yet"},
 
 		// journey and documents
 		{name: "unknown step", edits: []edit{{"documents:", "journey:\n  steps: [mfa-enrol, captcha]\ndocuments:"}},
