@@ -1,9 +1,11 @@
 package provider
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"github.com/lanyard-idp/lanyard/provider/store"
 	"net/http"
 	"net/url"
 	"testing"
@@ -61,6 +63,17 @@ func TestPrivateKeyJWT(t *testing.T) {
 	}
 	if ok != 1 {
 		t.Errorf("%d grants from one assertion, want 1", ok)
+	}
+
+	// Used assertion ids are kept only until they expire.
+	if n := e.countRows(store.KindJTI, false); n != 2 {
+		t.Errorf("%d assertion ids recorded, want 2", n)
+	}
+	if _, err := e.st.DeleteExpired(context.Background(), time.Now().Add(6*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.countRows(store.KindJTI, false); n != 0 {
+		t.Errorf("%d expired assertion ids left after garbage collection", n)
 	}
 
 	// Wrong audience, foreign key.

@@ -1,11 +1,7 @@
 package provider
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -104,40 +100,32 @@ func (s *Storage) GetClient(_ context.Context, id string) (fosite.Client, error)
 	return c, nil
 }
 
-// Used private_key_jwt assertion ids are kept as store secrets named by
-// their hash: PutSecretIfAbsent is an atomic first-writer-wins insert, so of
-// two requests racing with one jti exactly one records it. (The store's OAuth
-// rows admit only fosite's own kinds; assertion ids are rare enough that
-// keeping them is cheap.)
-func jtiSecretName(jti string) string {
-	sum := sha256.Sum256([]byte(jti))
-	return "client-assertion-jti:" + hex.EncodeToString(sum[:])
-}
-
 // ClientAssertionJWTValid reports a private_key_jwt assertion id that was seen
-// before.
+// before and has not expired yet.
 func (s *Storage) ClientAssertionJWTValid(ctx context.Context, jti string) error {
-	_, err := s.store.GetSecret(ctx, jtiSecretName(jti))
+	row, err := s.store.GetOAuth(ctx, store.KindJTI, jti)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil
 	case err != nil:
 		return fositeErr(err)
+	case !row.ExpiresAt.IsZero() && !s.now().Before(row.ExpiresAt):
+		return nil // expired: the assertion itself is refused for its exp
 	}
 	return fosite.ErrJTIKnown
 }
 
-// SetClientAssertionJWT records an assertion id; a concurrent duplicate loses.
+// SetClientAssertionJWT records an assertion id until it expires (the
+// store's garbage collection then removes it); a concurrent duplicate loses.
 func (s *Storage) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
-	mine := []byte(rand.Text() + "|" + exp.UTC().Format(time.RFC3339))
-	stored, err := s.store.PutSecretIfAbsent(ctx, jtiSecretName(jti), mine)
-	if err != nil {
-		return fositeErr(err)
-	}
-	if !bytes.Equal(stored, mine) {
+	err := s.store.CreateOAuth(ctx, &store.OAuthRow{
+		Kind: store.KindJTI, Signature: jti, RequestID: jti, Active: true,
+		RequestedAt: s.now(), ExpiresAt: exp.UTC(),
+	})
+	if errors.Is(err, store.ErrConflict) {
 		return fosite.ErrJTIKnown
 	}
-	return nil
+	return fositeErr(err)
 }
 
 func (s *Storage) injectFault(op string) error {

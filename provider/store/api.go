@@ -156,6 +156,9 @@ const (
 	KindAccess  = "access"
 	KindRefresh = "refresh"
 	KindPAR     = "par"
+	// KindJTI records a used private_key_jwt assertion id until the assertion
+	// expires (replay protection); Signature is the jti.
+	KindJTI = "jti"
 )
 
 // OAuthRow is one stored fosite request (code, PKCE, OIDC session, access or

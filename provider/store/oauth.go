@@ -9,7 +9,7 @@ import (
 
 func validKind(kind string) bool {
 	switch kind {
-	case KindCode, KindPKCE, KindOIDC, KindAccess, KindRefresh, KindPAR:
+	case KindCode, KindPKCE, KindOIDC, KindAccess, KindRefresh, KindPAR, KindJTI:
 		return true
 	}
 	return false
