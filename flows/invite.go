@@ -18,7 +18,6 @@ import (
 	"net/url"
 	"path"
 	"strings"
-	texttemplate "text/template"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -583,9 +582,7 @@ func (iv *Inviter) ResetPassword(ctx context.Context, email string) (*Invitation
 	return inv, nil
 }
 
-// sendReset sends the new initial password: templates/mail/password-reset
-// when the template set has it, else the plain-text message below, so the
-// command works before the template is added.
+// sendReset sends the new initial password (templates/mail/password-reset).
 func (iv *Inviter) sendReset(ctx context.Context, inv *Invitation, signIn string) error {
 	product := iv.Config.Journey.DisplayName
 	if product == "" {
@@ -598,12 +595,6 @@ func (iv *Inviter) sendReset(ctx context.Context, inv *Invitation, signIn string
 		ExpiresOn: exp.Format(dateLayout), ExpiresTime: exp.Format("15:04"),
 	}
 	subject, text, html, err := iv.Pages.Mail("password-reset", data)
-	if err != nil && strings.Contains(err.Error(), "no template") {
-		var b strings.Builder
-		if err = resetMailText.Execute(&b, data); err == nil {
-			subject, text, html = product+": your password was reset", b.String(), ""
-		}
-	}
 	if err != nil {
 		return err
 	}
@@ -613,21 +604,3 @@ func (iv *Inviter) sendReset(ctx context.Context, inv *Invitation, signIn string
 	}
 	return iv.Mailer.Send(ctx, mail.Message{To: to, Subject: subject, Text: text, HTML: html})
 }
-
-// resetMailText is the built-in body of the password reset email (text/template:
-// a plain-text part needs no escaping).
-var resetMailText = texttemplate.Must(texttemplate.New("password-reset").Parse(`Hello{{with .Name}} {{.}}{{end}},
-
-An administrator has reset the password of your {{.Product}}{{with .Environment}} ({{.}}){{end}} account.
-
-  Username:          {{.Username}}
-  Initial password:  {{.InitialPassword}}
-  Sign in at:        {{.SignInURL}}
-
-This password is valid until {{.ExpiresOn}} ({{.ExpiresTime}} UTC). When you sign in with it, {{.Product}} asks you to choose a new password of your own. You have been signed out everywhere.
-
-If you did not ask for this, tell your administrator. {{.Product}} will never ask you for your password by email.
-
---
-{{.Product}}
-`))
