@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lanyard-idp/lanyard/flows/otp"
 	"github.com/lanyard-idp/lanyard/flows/password"
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
@@ -615,51 +614,45 @@ func (h *Handler) postReauthPasskey(w http.ResponseWriter, r *http.Request) erro
 	if err != nil || f == nil {
 		return err
 	}
-	if f.set.wa == nil {
-		return &pageError{status: http.StatusNotFound, msg: msgPasskeyUnavailable}
-	}
-	ctx, s, u := r.Context(), f.s, f.user
-	k := keysFor(r, u.ID)
-	if l, err := h.locked(ctx, k); err != nil || l {
-		if err != nil {
-			return err
-		}
-		return writeJSON(w, http.StatusTooManyRequests, jsonAnswer{Error: msgTooManyTries})
-	}
-	ev := event{UserID: u.ID, Username: u.Username, Detail: map[string]any{"ceremony": ceremonyReauth}}
-	body, bad := readFinish(r)
-	sd, why := h.take(s, ceremonyReauth, u.ID)
-	switch {
-	case bad != "":
-		return h.fail(w, r, s, k, ev, badBody(bad))
-	case sd == nil:
-		return h.fail(w, r, s, k, ev, refuse(why, msgPasskeyExpired))
-	}
-	a, rf, err := h.verifyAssertion(ctx, r, s, u, sd, body)
-	if err != nil {
+	a, ans, err := h.finishAssertion(w, r, f, ceremonyReauth)
+	if err != nil || a == nil {
 		return err
 	}
-	if rf != nil {
-		return h.fail(w, r, s, k, ev, rf)
-	}
+	s, u := f.s, f.user
 	now := h.now().UTC()
 	before := s.j
 	s.j.FactorAt, s.j.AccountNotice = now, msgConfirmed
-	err = h.commitRotated(w, r, s, func(ctx context.Context) error {
+	ok, err := h.commitCeremony(w, r, s, before, ans, func(ctx context.Context) error {
 		if err := a.use(ctx, h.store, now); err != nil {
 			return err
 		}
 		return h.audit(ctx, r, s, event{Name: evAccountReauth, UserID: u.ID, Username: u.Username, Detail: map[string]any{"method": methodWebAuthn}})
 	})
-	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
-		s.j = before
-		return h.fail(w, r, s, k, ev, refuse("challenge already used", msgPasskeyExpired))
-	}
-	if err != nil {
+	if !ok || err != nil {
 		return err
 	}
-	h.succeeded(ctx, k)
 	return writeJSON(w, http.StatusOK, jsonAnswer{Redirect: PathAccount})
+}
+
+// firstRecoveryCodes gives an officer who had no second factor (a journey
+// without enrolment) and has no recovery codes left fresh ones with the
+// factor they add: sealed into the session, shown once by the journey's own
+// step. It returns their hashes to store, nil when none are due.
+func (h *Handler) firstRecoveryCodes(ctx context.Context, f *flow) ([]string, error) {
+	if f.state.HasSecondFactor {
+		return nil, nil
+	}
+	left, err := h.store.RecoveryCodesLeft(ctx, f.user.ID)
+	if err != nil || left != 0 {
+		return nil, err
+	}
+	codes, hashes := newRecoveryCodes()
+	plain, err := json.Marshal(codes)
+	if err != nil {
+		return nil, err
+	}
+	f.s.j.RecoveryCodes = h.box.Seal(plain, purposeRecoveryCodes)
+	return hashes, nil
 }
 
 // Passkeys.
@@ -686,52 +679,18 @@ func (h *Handler) postAccountPasskey(w http.ResponseWriter, r *http.Request) err
 	if ok, err := h.stepUp(w, r, f, true); !ok || err != nil {
 		return err
 	}
-	if f.set.wa == nil {
-		return &pageError{status: http.StatusNotFound, msg: msgPasskeyUnavailable}
+	row, flags, ans, err := h.finishRegistration(w, r, f, ceremonyAdd)
+	if err != nil || row == nil {
+		return err
 	}
 	ctx, s, u := r.Context(), f.s, f.user
-	k := keysFor(r, u.ID)
-	if l, err := h.locked(ctx, k); err != nil || l {
-		if err != nil {
-			return err
-		}
-		return writeJSON(w, http.StatusTooManyRequests, jsonAnswer{Error: msgTooManyTries})
-	}
-	ev := event{UserID: u.ID, Username: u.Username, Detail: map[string]any{"ceremony": ceremonyAdd}}
-	body, bad := readFinish(r)
-	sd, why := h.take(s, ceremonyAdd, u.ID)
-	switch {
-	case bad != "":
-		return h.fail(w, r, s, k, ev, badBody(bad))
-	case sd == nil:
-		return h.fail(w, r, s, k, ev, refuse(why, msgPasskeyExpired))
-	}
-	row, flags, rf, err := h.verifyRegistration(ctx, u, sd, body)
+	before := s.j
+	hashes, err := h.firstRecoveryCodes(ctx, f)
 	if err != nil {
 		return err
 	}
-	if rf != nil {
-		return h.fail(w, r, s, k, ev, rf)
-	}
-	before := s.j
-	var hashes []string
-	if !f.state.HasSecondFactor {
-		left, err := h.store.RecoveryCodesLeft(ctx, u.ID)
-		if err != nil {
-			return err
-		}
-		if left == 0 {
-			var codes []string
-			codes, hashes = newRecoveryCodes()
-			plain, err := json.Marshal(codes)
-			if err != nil {
-				return err
-			}
-			s.j.RecoveryCodes = h.box.Seal(plain, purposeRecoveryCodes)
-		}
-	}
 	s.j.AccountNotice = fmt.Sprintf("Your passkey “%s” was added.", row.Name)
-	err = h.commitRotated(w, r, s, func(ctx context.Context) error {
+	ok, err := h.commitCeremony(w, r, s, before, ans, func(ctx context.Context) error {
 		if err := h.store.AddWebAuthnCredential(ctx, row); err != nil {
 			return err
 		}
@@ -743,14 +702,9 @@ func (h *Handler) postAccountPasskey(w http.ResponseWriter, r *http.Request) err
 		return h.audit(ctx, r, s, event{Name: evPasskeyAdd, UserID: u.ID, Username: u.Username,
 			Detail: map[string]any{"name": row.Name, "kind": kindOf(flags)}})
 	})
-	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
-		s.j = before
-		return h.fail(w, r, s, k, ev, refuse("challenge already used", msgPasskeyExpired))
-	}
-	if err != nil {
+	if !ok || err != nil {
 		return err
 	}
-	h.succeeded(ctx, k)
 	h.notify(r, u, noticePasskeyAdded, "Passkey: "+row.Name)
 	to := PathAccount
 	if hashes != nil {
@@ -939,43 +893,14 @@ func (h *Handler) postAccountTOTP(w http.ResponseWriter, r *http.Request) error 
 		p.fail("code", msg)
 		return h.show(w, status, "account-totp", p)
 	}
-	code := r.PostForm.Get("code")
-	if strings.TrimSpace(code) == "" {
-		return refuse(http.StatusBadRequest, msgEnterCode)
+	step, now, ok, err := h.checkEnrolCode(r, s, u, secret, refuse)
+	if !ok || err != nil {
+		return err
 	}
-	k := keysFor(r, u.ID)
-	if l, err := h.locked(ctx, k); err != nil || l {
-		if err != nil {
-			return err
-		}
-		return refuse(http.StatusTooManyRequests, msgTooManyTries)
-	}
-	now := h.now().UTC()
-	step, ok := otp.Validate(secret, code, now, 0)
-	if !ok {
-		ev := event{UserID: u.ID, Username: u.Username, Detail: map[string]any{"factor": "otp", "reason": "wrong enrolment code"}}
-		if err := h.failed(ctx, r, s, k, ev); err != nil {
-			return err
-		}
-		return refuse(http.StatusUnprocessableEntity, msgWrongEnrolCode)
-	}
-	h.succeeded(ctx, k)
 	before := s.j
-	var hashes []string
-	if !f.state.HasSecondFactor {
-		left, err := h.store.RecoveryCodesLeft(ctx, u.ID)
-		if err != nil {
-			return err
-		}
-		if left == 0 {
-			var codes []string
-			codes, hashes = newRecoveryCodes()
-			plain, err := json.Marshal(codes)
-			if err != nil {
-				return err
-			}
-			s.j.RecoveryCodes = h.box.Seal(plain, purposeRecoveryCodes)
-		}
+	hashes, err := h.firstRecoveryCodes(ctx, f)
+	if err != nil {
+		return err
 	}
 	s.j.PendingTOTP, s.j.AccountNotice = nil, msgTOTPAdded
 	err = h.commit(ctx, s, func(ctx context.Context) error {

@@ -106,28 +106,10 @@ func (h *Handler) postEnrol(w http.ResponseWriter, r *http.Request) error {
 		data.fail("code", msg)
 		return h.show(w, status, "mfa-enrol", data)
 	}
-	code := r.PostForm.Get("code")
-	if strings.TrimSpace(code) == "" {
-		return refuse(http.StatusBadRequest, msgEnterCode)
-	}
-	k := keysFor(r, u.ID)
-	until, err := h.lockedUntil(ctx, k)
-	if err != nil {
+	step, now, ok, err := h.checkEnrolCode(r, s, u, secret, refuse)
+	if !ok || err != nil {
 		return err
 	}
-	if !until.IsZero() {
-		return refuse(http.StatusTooManyRequests, msgTooManyTries)
-	}
-	now := h.now().UTC()
-	step, ok := otp.Validate(secret, code, now, 0)
-	if !ok {
-		ev := event{UserID: u.ID, Username: u.Username, Detail: map[string]any{"factor": "otp", "reason": "wrong enrolment code"}}
-		if err := h.failed(ctx, r, s, k, ev); err != nil {
-			return err
-		}
-		return refuse(http.StatusUnprocessableEntity, msgWrongEnrolCode)
-	}
-	h.succeeded(ctx, k)
 
 	codes, hashes := newRecoveryCodes()
 	plainCodes, err := json.Marshal(codes)
@@ -170,6 +152,37 @@ func (h *Handler) postEnrol(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return redirect(w, r, PathNext)
+}
+
+// checkEnrolCode checks the code that confirms a new authenticator app (the
+// journey's or the account page's) against its pending secret, throttled
+// like any factor. refuse shows the form again with a message; ok is false
+// when the request has been answered. It returns the code's time step and
+// the time it was checked at.
+func (h *Handler) checkEnrolCode(r *http.Request, s *session, u *store.User, secret []byte, refuse func(status int, msg string) error) (step int64, now time.Time, ok bool, err error) {
+	ctx := r.Context()
+	code := r.PostForm.Get("code")
+	if strings.TrimSpace(code) == "" {
+		return 0, time.Time{}, false, refuse(http.StatusBadRequest, msgEnterCode)
+	}
+	k := keysFor(r, u.ID)
+	if l, err := h.locked(ctx, k); err != nil || l {
+		if err != nil {
+			return 0, time.Time{}, false, err
+		}
+		return 0, time.Time{}, false, refuse(http.StatusTooManyRequests, msgTooManyTries)
+	}
+	now = h.now().UTC()
+	step, ok = otp.Validate(secret, code, now, 0)
+	if !ok {
+		ev := event{UserID: u.ID, Username: u.Username, Detail: map[string]any{"factor": "otp", "reason": "wrong enrolment code"}}
+		if err := h.failed(ctx, r, s, k, ev); err != nil {
+			return 0, time.Time{}, false, err
+		}
+		return 0, time.Time{}, false, refuse(http.StatusUnprocessableEntity, msgWrongEnrolCode)
+	}
+	h.succeeded(ctx, k)
+	return step, now, true, nil
 }
 
 func (h *Handler) getRecoveryCodes(w http.ResponseWriter, r *http.Request) error {

@@ -610,6 +610,96 @@ func (h *Handler) checked(ctx context.Context, r *http.Request, s *session, wu *
 		amr: passkeyAMR(parsed.Response.AuthenticatorData.Flags)}, nil, nil
 }
 
+// Finishing a signed-in user's ceremony.
+
+// ceremonyAnswer is a signed-in user's answer to a ceremony with its
+// challenge, and what a later failure is counted against and audited as.
+type ceremonyAnswer struct {
+	k    throttleKeys
+	ev   event
+	body finishBody
+	sd   *webauthn.SessionData
+}
+
+// readAnswer runs the checks every signed-in ceremony's finish starts with:
+// passkeys available here, the user not locked out, a readable answer to a
+// fresh challenge of this ceremony and user. A nil answer with a nil error
+// means it has answered the request itself.
+func (h *Handler) readAnswer(w http.ResponseWriter, r *http.Request, f *flow, ceremony string) (*ceremonyAnswer, error) {
+	if f.set.wa == nil {
+		return nil, &pageError{status: http.StatusNotFound, msg: msgPasskeyUnavailable}
+	}
+	s, u := f.s, f.user
+	k := keysFor(r, u.ID)
+	if l, err := h.locked(r.Context(), k); err != nil || l {
+		if err != nil {
+			return nil, err
+		}
+		return nil, writeJSON(w, http.StatusTooManyRequests, jsonAnswer{Error: msgTooManyTries})
+	}
+	ev := event{UserID: u.ID, Username: u.Username, Detail: map[string]any{"ceremony": ceremony}}
+	body, bad := readFinish(r)
+	sd, why := h.take(s, ceremony, u.ID)
+	switch {
+	case bad != "":
+		return nil, h.fail(w, r, s, k, ev, badBody(bad))
+	case sd == nil:
+		return nil, h.fail(w, r, s, k, ev, refuse(why, msgPasskeyExpired))
+	}
+	return &ceremonyAnswer{k: k, ev: ev, body: body, sd: sd}, nil
+}
+
+// finishAssertion reads and verifies a signed-in user's assertion. A nil
+// assertion with a nil error means it has answered the request itself.
+func (h *Handler) finishAssertion(w http.ResponseWriter, r *http.Request, f *flow, ceremony string) (*assertion, *ceremonyAnswer, error) {
+	ans, err := h.readAnswer(w, r, f, ceremony)
+	if err != nil || ans == nil {
+		return nil, nil, err
+	}
+	a, rf, err := h.verifyAssertion(r.Context(), r, f.s, f.user, ans.sd, ans.body)
+	if err != nil {
+		return nil, nil, err
+	}
+	if rf != nil {
+		return nil, nil, h.fail(w, r, f.s, ans.k, ans.ev, rf)
+	}
+	return a, ans, nil
+}
+
+// finishRegistration reads and verifies a signed-in user's registration. A
+// nil row with a nil error means it has answered the request itself.
+func (h *Handler) finishRegistration(w http.ResponseWriter, r *http.Request, f *flow, ceremony string) (*store.WebAuthnCredential, protocol.AuthenticatorFlags, *ceremonyAnswer, error) {
+	ans, err := h.readAnswer(w, r, f, ceremony)
+	if err != nil || ans == nil {
+		return nil, 0, nil, err
+	}
+	row, flags, rf, err := h.verifyRegistration(r.Context(), f.user, ans.sd, ans.body)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	if rf != nil {
+		return nil, 0, nil, h.fail(w, r, f.s, ans.k, ans.ev, rf)
+	}
+	return row, flags, ans, nil
+}
+
+// commitCeremony stores a verified ceremony's outcome (fn) under a new
+// session id. When a racing request of this browser used the challenge
+// first, the journey goes back to before and the ceremony fails as
+// expired. ok is false when the request has been answered.
+func (h *Handler) commitCeremony(w http.ResponseWriter, r *http.Request, s *session, before journey, ans *ceremonyAnswer, fn func(ctx context.Context) error) (ok bool, err error) {
+	err = h.commitRotated(w, r, s, fn)
+	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+		s.j = before
+		return false, h.fail(w, r, s, ans.k, ans.ev, refuse("challenge already used", msgPasskeyExpired))
+	}
+	if err != nil {
+		return false, err
+	}
+	h.succeeded(r.Context(), ans.k)
+	return true, nil
+}
+
 // The journey's ceremonies.
 
 // atJSON is the step guard for a ceremony endpoint.
@@ -637,33 +727,11 @@ func (h *Handler) postPasskeyEnrol(w http.ResponseWriter, r *http.Request) error
 	if err != nil || f == nil {
 		return err
 	}
-	if f.set.wa == nil {
-		return &pageError{status: http.StatusNotFound, msg: msgPasskeyUnavailable}
-	}
-	ctx, s, u := r.Context(), f.s, f.user
-	k := keysFor(r, u.ID)
-	if l, err := h.locked(ctx, k); err != nil || l {
-		if err != nil {
-			return err
-		}
-		return writeJSON(w, http.StatusTooManyRequests, jsonAnswer{Error: msgTooManyTries})
-	}
-	ev := event{UserID: u.ID, Username: u.Username, Detail: map[string]any{"ceremony": ceremonyEnrol}}
-	body, bad := readFinish(r)
-	sd, why := h.take(s, ceremonyEnrol, u.ID)
-	switch {
-	case bad != "":
-		return h.fail(w, r, s, k, ev, badBody(bad))
-	case sd == nil:
-		return h.fail(w, r, s, k, ev, refuse(why, msgPasskeyExpired))
-	}
-	row, flags, rf, err := h.verifyRegistration(ctx, u, sd, body)
-	if err != nil {
+	row, flags, ans, err := h.finishRegistration(w, r, f, ceremonyEnrol)
+	if err != nil || row == nil {
 		return err
 	}
-	if rf != nil {
-		return h.fail(w, r, s, k, ev, rf)
-	}
+	s, u := f.s, f.user
 
 	codes, hashes := newRecoveryCodes()
 	plainCodes, err := json.Marshal(codes)
@@ -677,7 +745,7 @@ func (h *Handler) postPasskeyEnrol(w http.ResponseWriter, r *http.Request) error
 	s.j.PasskeyAMR = passkeyAMR(flags)
 	s.j.RecoveryCodes = h.box.Seal(plainCodes, purposeRecoveryCodes)
 	s.markDone(StepMFAEnrol)
-	err = h.commitRotated(w, r, s, func(ctx context.Context) error {
+	ok, err := h.commitCeremony(w, r, s, before, ans, func(ctx context.Context) error {
 		// As for an authenticator app: never beside or over a factor the
 		// account already has (a password alone must not add one).
 		if has, err := h.hasSecondFactor(ctx, u.ID); err != nil || has {
@@ -695,15 +763,9 @@ func (h *Handler) postPasskeyEnrol(w http.ResponseWriter, r *http.Request) error
 		return h.audit(ctx, r, s, event{Name: evMFAEnrol, UserID: u.ID, Username: u.Username,
 			Detail: map[string]any{"method": methodWebAuthn, "kind": kindOf(flags)}})
 	})
-	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
-		// A racing request of this browser used the challenge first.
-		s.j = before
-		return h.fail(w, r, s, k, ev, refuse("challenge already used", msgPasskeyExpired))
-	}
-	if err != nil {
+	if !ok || err != nil {
 		return err
 	}
-	h.succeeded(ctx, k)
 	return writeJSON(w, http.StatusOK, jsonAnswer{Redirect: PathNext})
 }
 
@@ -730,52 +792,25 @@ func (h *Handler) postPasskeyChallenge(w http.ResponseWriter, r *http.Request) e
 	if err != nil || f == nil {
 		return err
 	}
-	if f.set.wa == nil {
-		return &pageError{status: http.StatusNotFound, msg: msgPasskeyUnavailable}
-	}
-	ctx, s, u := r.Context(), f.s, f.user
-	k := keysFor(r, u.ID)
-	if l, err := h.locked(ctx, k); err != nil || l {
-		if err != nil {
-			return err
-		}
-		return writeJSON(w, http.StatusTooManyRequests, jsonAnswer{Error: msgTooManyTries})
-	}
-	ev := event{UserID: u.ID, Username: u.Username, Detail: map[string]any{"ceremony": ceremonyMFA}}
-	body, bad := readFinish(r)
-	sd, why := h.take(s, ceremonyMFA, u.ID)
-	switch {
-	case bad != "":
-		return h.fail(w, r, s, k, ev, badBody(bad))
-	case sd == nil:
-		return h.fail(w, r, s, k, ev, refuse(why, msgPasskeyExpired))
-	}
-	a, rf, err := h.verifyAssertion(ctx, r, s, u, sd, body)
-	if err != nil {
+	a, ans, err := h.finishAssertion(w, r, f, ceremonyMFA)
+	if err != nil || a == nil {
 		return err
 	}
-	if rf != nil {
-		return h.fail(w, r, s, k, ev, rf)
-	}
+	s, u := f.s, f.user
 	now := h.now().UTC()
 	before := s.j
 	s.j.FactorVerified, s.j.FactorMethod, s.j.FactorAt = true, methodWebAuthn, now
 	s.j.PasskeyAMR = a.amr
-	err = h.commitRotated(w, r, s, func(ctx context.Context) error {
+	ok, err := h.commitCeremony(w, r, s, before, ans, func(ctx context.Context) error {
 		if err := a.use(ctx, h.store, now); err != nil {
 			return err
 		}
 		return h.audit(ctx, r, s, event{Name: evMFAChallenge, UserID: u.ID, Username: u.Username,
 			Detail: map[string]any{"method": methodWebAuthn, "amr": a.amr}})
 	})
-	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
-		s.j = before
-		return h.fail(w, r, s, k, ev, refuse("challenge already used", msgPasskeyExpired))
-	}
-	if err != nil {
+	if !ok || err != nil {
 		return err
 	}
-	h.succeeded(ctx, k)
 	return writeJSON(w, http.StatusOK, jsonAnswer{Redirect: PathNext})
 }
 
