@@ -6,19 +6,11 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
-
-	"github.com/lanyard-idp/lanyard/config"
-	"github.com/lanyard-idp/lanyard/provider/store"
-	"github.com/lanyard-idp/lanyard/provider/store/seal"
-	"github.com/lanyard-idp/lanyard/templates"
 )
 
 // The client_credentials benchmark against PostgreSQL: the same HTTP handler
@@ -30,7 +22,7 @@ import (
 //	  go test -run '^$' -bench ClientCredentials -benchtime 5s ./provider/
 
 func BenchmarkClientCredentialsPostgres(b *testing.B) {
-	e := newPostgresEnv(b)
+	e := newEnvOn(b, postgresBenchSchema(b))
 	body := url.Values{"grant_type": {"client_credentials"}, "scope": {"docs:read"}}.Encode()
 	client := e.srv.Client()
 	client.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
@@ -63,48 +55,6 @@ func BenchmarkClientCredentialsPostgres(b *testing.B) {
 	if rows < b.N {
 		b.Fatalf("%d grants answered, %d token rows stored", b.N, rows)
 	}
-}
-
-// newPostgresEnv is newEnv (provider_test.go) with the store on PostgreSQL.
-// Only what the client_credentials grant needs is wired: the clients, the
-// keys, the provider on an httptest.Server.
-func newPostgresEnv(b *testing.B) *env {
-	b.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, postgresBenchSchema(b))
-	if err != nil {
-		b.Fatalf("open store: %v", err)
-	}
-	b.Cleanup(func() { st.Close() })
-	box, err := seal.New(seal.NewKey())
-	if err != nil {
-		b.Fatal(err)
-	}
-	pages, err := templates.Parse()
-	if err != nil {
-		b.Fatal(err)
-	}
-	var handler atomic.Pointer[http.ServeMux]
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		handler.Load().ServeHTTP(w, r)
-	}))
-	b.Cleanup(srv.Close)
-	cfg := &config.Config{Issuer: srv.URL, Clients: testClients(b)}
-	cfg.Keys.Algorithms = []string{"RS256", "ES256"}
-	e := &env{t: b, srv: srv, issuer: srv.URL, st: st, box: box, cfg: cfg, clock: &clock{}}
-	e.journey = newTestJourney(srv.URL)
-	p, err := New(ctx, Options{
-		Config: cfg, Store: st, Box: box, Journey: e.journey, Pages: pages, Now: e.clock.Now,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		b.Fatalf("New: %v", err)
-	}
-	e.p = p
-	mux := http.NewServeMux()
-	p.Mount(mux)
-	handler.Store(mux)
-	return e
 }
 
 // postgresBenchSchema is a fresh schema on LANYARD_TEST_POSTGRES_URL, dropped

@@ -120,8 +120,14 @@ type envOption func(*config.Config)
 
 func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
+	return newEnvOn(t, filepath.Join(t.TempDir(), "l.db"), opts...)
+}
+
+// newEnvOn is newEnv with the store at dbURL (SQLite file or PostgreSQL).
+func newEnvOn(t testing.TB, dbURL string, opts ...envOption) *env {
+	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "l.db"))
+	st, err := store.Open(ctx, dbURL)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
