@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lanyard-idp/lanyard/flows/passkey"
 	"github.com/lanyard-idp/lanyard/flows/password"
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
@@ -175,7 +176,7 @@ func (h *Handler) lockUser(ctx context.Context, userID string) error {
 		if err != nil {
 			return err
 		}
-		handle = w.handle
+		handle = w.Handle
 	} else if err != nil {
 		return err
 	}
@@ -257,7 +258,7 @@ func (h *Handler) accountPage(ctx context.Context, f *flow) (accountPage, error)
 	}
 	for _, c := range creds {
 		kind := "Security key or device-bound passkey"
-		if synced(c) {
+		if passkey.Synced(c) {
 			kind = "Synced passkey"
 		}
 		p.Passkeys = append(p.Passkeys, passkeyView{ID: b64.EncodeToString(c.ID), Name: c.Name, Kind: kind,
@@ -623,7 +624,7 @@ func (h *Handler) postReauthPasskey(w http.ResponseWriter, r *http.Request) erro
 	before := s.j
 	s.j.FactorAt, s.j.AccountNotice = now, msgConfirmed
 	ok, err := h.commitCeremony(w, r, s, before, ans, func(ctx context.Context) error {
-		if err := a.use(ctx, h.store, now); err != nil {
+		if err := h.useAssertion(ctx, a, now); err != nil {
 			return err
 		}
 		return h.audit(ctx, r, s, event{Name: evAccountReauth, UserID: u.ID, Username: u.Username, Detail: map[string]any{"method": methodWebAuthn}})
@@ -679,10 +680,11 @@ func (h *Handler) postAccountPasskey(w http.ResponseWriter, r *http.Request) err
 	if ok, err := h.stepUp(w, r, f, true); !ok || err != nil {
 		return err
 	}
-	row, flags, ans, err := h.finishRegistration(w, r, f, ceremonyAdd)
-	if err != nil || row == nil {
+	reg, ans, err := h.finishRegistration(w, r, f, ceremonyAdd)
+	if err != nil || reg == nil {
 		return err
 	}
+	row := reg.Row
 	ctx, s, u := r.Context(), f.s, f.user
 	before := s.j
 	hashes, err := h.firstRecoveryCodes(ctx, f)
@@ -700,7 +702,7 @@ func (h *Handler) postAccountPasskey(w http.ResponseWriter, r *http.Request) err
 			}
 		}
 		return h.audit(ctx, r, s, event{Name: evPasskeyAdd, UserID: u.ID, Username: u.Username,
-			Detail: map[string]any{"name": row.Name, "kind": kindOf(flags)}})
+			Detail: map[string]any{"name": row.Name, "kind": reg.Kind}})
 	})
 	if !ok || err != nil {
 		return err
@@ -745,7 +747,7 @@ func (h *Handler) postAccountPasskeyRename(w http.ResponseWriter, r *http.Reques
 	if c == nil {
 		return h.showAccount(w, r, f, http.StatusNotFound, func(p *accountPage) { p.fail("", msgNoSuchPasskey) })
 	}
-	name, ok := passkeyName(r.PostForm.Get("name"))
+	name, ok := passkey.CleanName(r.PostForm.Get("name"))
 	if !ok || name == "" {
 		msg := msgPasskeyNameBad
 		if ok {

@@ -29,9 +29,10 @@
 //   - throttle.go, audit.go, web.go: guess counting and locks, audit events,
 //     security headers, cross-origin protection, body limits, and the one
 //     adapter that turns an error into the error page.
-//   - webauthn.go: passkeys and security keys (go-webauthn): enrolment in the
-//     mfa-enrol step, the second factor, passwordless sign-in, adding one on
-//     the account page; challenges live in the server-side session, single use.
+//   - webauthn.go: the HTTP side of passkeys and security keys: enrolment in
+//     the mfa-enrol step, the second factor, passwordless sign-in, adding one
+//     on the account page; challenges live in the server-side session, single
+//     use. The WebAuthn mechanics (go-webauthn) are in the passkey subpackage.
 //   - account.go: the account page (methods, recovery codes, password,
 //     sessions, security events), the recent-authentication check before any
 //     change, and SignOutEverywhere; notify.go: the security-notice emails.
@@ -41,6 +42,6 @@
 // provider, through authn.Browser, who is signed in and how, and hands the
 // browser back to the resume URL the provider gave it. HTML lives in
 // templates/ (one typed data struct per page, pages.go), SQL in
-// provider/store, TOTP, passwords and mail in the subpackages otp, password
-// and mail.
+// provider/store, TOTP, passkeys, passwords and mail in the subpackages otp,
+// passkey, password and mail.
 package flows

@@ -14,12 +14,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/microcosm-cc/bluemonday"
 	"github.com/yuin/goldmark"
 
 	"github.com/lanyard-idp/lanyard/config"
 	"github.com/lanyard-idp/lanyard/flows/mail"
+	"github.com/lanyard-idp/lanyard/flows/passkey"
 	"github.com/lanyard-idp/lanyard/flows/password"
 	"github.com/lanyard-idp/lanyard/provider/authn"
 	"github.com/lanyard-idp/lanyard/provider/store"
@@ -98,7 +98,7 @@ type settings struct {
 	issuer *url.URL
 	// wa is the WebAuthn relying party; nil when the issuer cannot have
 	// passkeys (its host is an IP address), and the pages say so.
-	wa *webauthn.WebAuthn
+	wa *passkey.RelyingParty
 }
 
 // document is a policy rendered once: Markdown → HTML → sanitized.
