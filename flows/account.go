@@ -110,39 +110,6 @@ func SignOutEverywhere(ctx context.Context, st *store.Store, userID, except stri
 	return n, nil
 }
 
-// signedIn returns the flow of a fully signed-in browser. Otherwise it has
-// answered — to the sign-in (which ends here again) or the pending step —
-// with a 303, or with JSON for the passkey script, and returns nil.
-func (h *Handler) signedIn(w http.ResponseWriter, r *http.Request, asJSON bool) (*flow, error) {
-	s, err := h.load(r)
-	if err != nil {
-		return nil, err
-	}
-	to := ""
-	var f *flow
-	if s == nil {
-		to = PathSignIn
-	} else {
-		f, err = h.flowFor(r.Context(), s)
-		switch {
-		case errors.Is(err, errUserGone):
-			h.end(w, r, s)
-			to = PathSignIn
-		case err != nil:
-			return nil, err
-		case s.row.State != stateAuthenticated || len(f.pending) > 0:
-			to = PathNext
-		}
-	}
-	if to == "" {
-		return f, nil
-	}
-	if asJSON {
-		return nil, elsewhere(w, to)
-	}
-	return nil, redirect(w, r, to)
-}
-
 // recent reports whether the browser proved the second factor (or, for an
 // officer without one, the password) within reauthAfter.
 func (h *Handler) recent(f *flow) bool {
@@ -151,18 +118,6 @@ func (h *Handler) recent(f *flow) bool {
 		at = f.s.j.PasswordAt
 	}
 	return !at.IsZero() && h.now().UTC().Sub(at) <= reauthAfter
-}
-
-// stepUp sends a change without a recent proof to the confirm page and
-// returns false.
-func (h *Handler) stepUp(w http.ResponseWriter, r *http.Request, f *flow, asJSON bool) (bool, error) {
-	if h.recent(f) {
-		return true, nil
-	}
-	if asJSON {
-		return false, writeJSON(w, http.StatusForbidden, jsonAnswer{Redirect: PathReauth, Error: msgConfirmPrompt})
-	}
-	return false, redirect(w, r, PathReauth)
 }
 
 // lockUser takes the user's row lock for the rest of the transaction (on
@@ -414,11 +369,7 @@ func (h *Handler) showAccount(w http.ResponseWriter, r *http.Request, f *flow, s
 }
 
 // account is GET /account, where a sign-in without a relying party ends.
-func (h *Handler) account(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.signedIn(w, r, false)
-	if err != nil || f == nil {
-		return err
-	}
+func (h *Handler) account(w http.ResponseWriter, r *http.Request, f *flow) error {
 	notice := f.s.j.AccountNotice
 	if notice != "" {
 		f.s.j.AccountNotice = ""
@@ -436,22 +387,6 @@ func (h *Handler) back(w http.ResponseWriter, r *http.Request, s *session, notic
 		return err
 	}
 	return redirect(w, r, PathAccount)
-}
-
-// accountForm is the start of every account form handler: signed in, the
-// form read, and a recent proof (else off to confirm it first).
-func (h *Handler) accountForm(w http.ResponseWriter, r *http.Request) (*flow, error) {
-	f, err := h.signedIn(w, r, false)
-	if err != nil || f == nil {
-		return nil, err
-	}
-	if err := form(r); err != nil {
-		return nil, err
-	}
-	if ok, err := h.stepUp(w, r, f, false); !ok || err != nil {
-		return nil, err
-	}
-	return f, nil
 }
 
 // Confirming it is you.
@@ -495,11 +430,7 @@ func (h *Handler) reauthPage(ctx context.Context, f *flow) (reauthPage, error) {
 	return p, nil
 }
 
-func (h *Handler) getReauth(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.signedIn(w, r, false)
-	if err != nil || f == nil {
-		return err
-	}
+func (h *Handler) getReauth(w http.ResponseWriter, r *http.Request, f *flow) error {
 	p, err := h.reauthPage(r.Context(), f)
 	if err != nil {
 		return err
@@ -510,14 +441,7 @@ func (h *Handler) getReauth(w http.ResponseWriter, r *http.Request) error {
 
 // postReauth checks an authenticator or recovery code (or, for an officer
 // without a second factor, the password), counted like any guess.
-func (h *Handler) postReauth(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.signedIn(w, r, false)
-	if err != nil || f == nil {
-		return err
-	}
-	if err := form(r); err != nil {
-		return err
-	}
+func (h *Handler) postReauth(w http.ResponseWriter, r *http.Request, f *flow) error {
 	ctx, s, u := r.Context(), f.s, f.user
 	refuse := func(status int, field, msg string) error {
 		p, err := h.reauthPage(ctx, f)
@@ -548,6 +472,7 @@ func (h *Handler) postReauth(w http.ResponseWriter, r *http.Request) error {
 			return refuse(http.StatusBadRequest, field, msgEnterCode)
 		}
 		var reason string
+		var err error
 		use, method, reason, err = h.checkCode(ctx, r, s, u, code, now)
 		if err != nil {
 			return err
@@ -580,7 +505,7 @@ func (h *Handler) postReauth(w http.ResponseWriter, r *http.Request) error {
 		s.j.PasswordAt = now
 	}
 	s.j.AccountNotice = msgConfirmed
-	err = h.commitRotated(w, r, s, func(ctx context.Context) error {
+	err := h.commitRotated(w, r, s, func(ctx context.Context) error {
 		if use != nil {
 			if err := use(ctx); err != nil {
 				return err
@@ -602,19 +527,11 @@ func (h *Handler) postReauth(w http.ResponseWriter, r *http.Request) error {
 	return redirect(w, r, PathAccount)
 }
 
-func (h *Handler) postReauthPasskeyOptions(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.signedIn(w, r, true)
-	if err != nil || f == nil {
-		return err
-	}
+func (h *Handler) postReauthPasskeyOptions(w http.ResponseWriter, r *http.Request, f *flow) error {
 	return h.beginAssertion(w, r, f.s, f.user, ceremonyReauth)
 }
 
-func (h *Handler) postReauthPasskey(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.signedIn(w, r, true)
-	if err != nil || f == nil {
-		return err
-	}
+func (h *Handler) postReauthPasskey(w http.ResponseWriter, r *http.Request, f *flow) error {
 	a, ans, err := h.finishAssertion(w, r, f, ceremonyReauth)
 	if err != nil || a == nil {
 		return err
@@ -658,28 +575,14 @@ func (h *Handler) firstRecoveryCodes(ctx context.Context, f *flow) ([]string, er
 
 // Passkeys.
 
-func (h *Handler) postAccountPasskeyOptions(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.signedIn(w, r, true)
-	if err != nil || f == nil {
-		return err
-	}
-	if ok, err := h.stepUp(w, r, f, true); !ok || err != nil {
-		return err
-	}
+func (h *Handler) postAccountPasskeyOptions(w http.ResponseWriter, r *http.Request, f *flow) error {
 	return h.beginRegistration(w, r, f.s, f.user, ceremonyAdd)
 }
 
 // postAccountPasskey adds a passkey. An officer who had no second factor
 // (a journey without enrolment) also gets recovery codes, shown once by the
 // journey's own step.
-func (h *Handler) postAccountPasskey(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.signedIn(w, r, true)
-	if err != nil || f == nil {
-		return err
-	}
-	if ok, err := h.stepUp(w, r, f, true); !ok || err != nil {
-		return err
-	}
+func (h *Handler) postAccountPasskey(w http.ResponseWriter, r *http.Request, f *flow) error {
 	reg, ans, err := h.finishRegistration(w, r, f, ceremonyAdd)
 	if err != nil || reg == nil {
 		return err
@@ -733,11 +636,7 @@ func (h *Handler) passkeyOf(ctx context.Context, userID, id string) (*store.WebA
 	return nil, nil
 }
 
-func (h *Handler) postAccountPasskeyRename(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.accountForm(w, r)
-	if err != nil || f == nil {
-		return err
-	}
+func (h *Handler) postAccountPasskeyRename(w http.ResponseWriter, r *http.Request, f *flow) error {
 	ctx, s, u := r.Context(), f.s, f.user
 	id := r.PostForm.Get("id")
 	c, err := h.passkeyOf(ctx, u.ID, id)
@@ -799,11 +698,7 @@ func (h *Handler) removeFactor(ctx context.Context, r *http.Request, f *flow, de
 	})
 }
 
-func (h *Handler) postAccountPasskeyRemove(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.accountForm(w, r)
-	if err != nil || f == nil {
-		return err
-	}
+func (h *Handler) postAccountPasskeyRemove(w http.ResponseWriter, r *http.Request, f *flow) error {
 	ctx, s, u := r.Context(), f.s, f.user
 	c, err := h.passkeyOf(ctx, u.ID, r.PostForm.Get("id"))
 	if err != nil {
@@ -849,14 +744,7 @@ func (h *Handler) hasTOTP(ctx context.Context, userID string) (bool, error) {
 	return err == nil && t.Confirmed, nil
 }
 
-func (h *Handler) getAccountTOTP(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.signedIn(w, r, false)
-	if err != nil || f == nil {
-		return err
-	}
-	if ok, err := h.stepUp(w, r, f, false); !ok || err != nil {
-		return err
-	}
+func (h *Handler) getAccountTOTP(w http.ResponseWriter, r *http.Request, f *flow) error {
 	if has, err := h.hasTOTP(r.Context(), f.user.ID); err != nil || has {
 		if err != nil {
 			return err
@@ -874,11 +762,7 @@ func (h *Handler) getAccountTOTP(w http.ResponseWriter, r *http.Request) error {
 	return h.show(w, http.StatusOK, "account-totp", p)
 }
 
-func (h *Handler) postAccountTOTP(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.accountForm(w, r)
-	if err != nil || f == nil {
-		return err
-	}
+func (h *Handler) postAccountTOTP(w http.ResponseWriter, r *http.Request, f *flow) error {
 	ctx, s, u := r.Context(), f.s, f.user
 	if len(s.j.PendingTOTP) == 0 {
 		return redirect(w, r, PathAccountTOTP)
@@ -940,14 +824,10 @@ func (h *Handler) postAccountTOTP(w http.ResponseWriter, r *http.Request) error 
 	return redirect(w, r, PathAccount)
 }
 
-func (h *Handler) postAccountTOTPRemove(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.accountForm(w, r)
-	if err != nil || f == nil {
-		return err
-	}
+func (h *Handler) postAccountTOTPRemove(w http.ResponseWriter, r *http.Request, f *flow) error {
 	u := f.user
 	f.s.j.AccountNotice = msgTOTPRemoved
-	err = h.removeFactor(r.Context(), r, f, func(ctx context.Context) error {
+	err := h.removeFactor(r.Context(), r, f, func(ctx context.Context) error {
 		if has, err := h.hasTOTP(ctx, u.ID); err != nil || !has {
 			if err == nil {
 				err = store.ErrNotFound
@@ -970,11 +850,7 @@ func (h *Handler) postAccountTOTPRemove(w http.ResponseWriter, r *http.Request) 
 
 // Recovery codes: new ones replace every old one and are shown once by the
 // journey's recovery-codes step, which then returns here.
-func (h *Handler) postAccountRecoveryCodes(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.accountForm(w, r)
-	if err != nil || f == nil {
-		return err
-	}
+func (h *Handler) postAccountRecoveryCodes(w http.ResponseWriter, r *http.Request, f *flow) error {
 	ctx, s, u := r.Context(), f.s, f.user
 	if !f.state.HasSecondFactor {
 		return h.showAccount(w, r, f, http.StatusConflict, func(p *accountPage) { p.fail("", msgNeedFactor) })
@@ -1000,11 +876,7 @@ func (h *Handler) postAccountRecoveryCodes(w http.ResponseWriter, r *http.Reques
 }
 
 // Password: the journey's policy (checkNewPassword); other sessions end.
-func (h *Handler) postAccountPassword(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.accountForm(w, r)
-	if err != nil || f == nil {
-		return err
-	}
+func (h *Handler) postAccountPassword(w http.ResponseWriter, r *http.Request, f *flow) error {
 	ctx, s, u := r.Context(), f.s, f.user
 	cur := r.PostForm.Get("current_password")
 	next := r.PostForm.Get("new_password")
@@ -1095,11 +967,7 @@ func validRef(ref string) bool {
 	return err == nil && strings.ToLower(ref) == ref
 }
 
-func (h *Handler) postAccountSignOutSession(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.accountForm(w, r)
-	if err != nil || f == nil {
-		return err
-	}
+func (h *Handler) postAccountSignOutSession(w http.ResponseWriter, r *http.Request, f *flow) error {
 	ctx, s, u := r.Context(), f.s, f.user
 	ref := r.PostForm.Get("session")
 	if !validRef(ref) {
@@ -1108,7 +976,7 @@ func (h *Handler) postAccountSignOutSession(w http.ResponseWriter, r *http.Reque
 	if ref == s.ref() {
 		return h.postSignOut(w, r)
 	}
-	err = h.commit(ctx, s, func(ctx context.Context) error {
+	err := h.commit(ctx, s, func(ctx context.Context) error {
 		if err := h.store.DeleteSessionByRef(ctx, u.ID, ref); err != nil {
 			return err
 		}
@@ -1125,14 +993,10 @@ func (h *Handler) postAccountSignOutSession(w http.ResponseWriter, r *http.Reque
 	return h.back(w, r, s, "That session was signed out.")
 }
 
-func (h *Handler) postAccountSignOutOthers(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.accountForm(w, r)
-	if err != nil || f == nil {
-		return err
-	}
+func (h *Handler) postAccountSignOutOthers(w http.ResponseWriter, r *http.Request, f *flow) error {
 	ctx, s, u := r.Context(), f.s, f.user
 	var n int
-	err = h.commit(ctx, s, func(ctx context.Context) error {
+	err := h.commit(ctx, s, func(ctx context.Context) error {
 		var err error
 		if n, err = SignOutEverywhere(ctx, h.store, u.ID, s.raw); err != nil {
 			return err
@@ -1151,14 +1015,10 @@ func (h *Handler) postAccountSignOutOthers(w http.ResponseWriter, r *http.Reques
 }
 
 // postAccountSignOutAll signs out everywhere, this browser included.
-func (h *Handler) postAccountSignOutAll(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.accountForm(w, r)
-	if err != nil || f == nil {
-		return err
-	}
+func (h *Handler) postAccountSignOutAll(w http.ResponseWriter, r *http.Request, f *flow) error {
 	ctx, s, u := r.Context(), f.s, f.user
 	var n int
-	err = h.store.InTx(ctx, func(ctx context.Context) error {
+	err := h.store.InTx(ctx, func(ctx context.Context) error {
 		var err error
 		if n, err = SignOutEverywhere(ctx, h.store, u.ID, ""); err != nil {
 			return err

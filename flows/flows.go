@@ -35,24 +35,10 @@ const (
 	PathMFAEnrol       = "/signin/enrol"
 	PathRecoveryCodes  = "/signin/recovery-codes"
 	PathChangePassword = "/signin/change-password"
-	PathPrivacy        = "/signin/privacy"
-	PathTerms          = "/signin/terms"
 	PathNext           = "/signin/next"
 	PathSignOut        = "/signout"
 	PathAccount        = "/account"
 )
-
-// stepPath is where each step's page lives.
-var stepPath = map[string]string{
-	StepIdentify:       PathSignIn,
-	StepPassword:       PathPassword,
-	StepMFAChallenge:   PathMFAChallenge,
-	StepMFAEnrol:       PathMFAEnrol,
-	StepRecoveryCodes:  PathRecoveryCodes,
-	StepChangePassword: PathChangePassword,
-	StepPrivacy:        PathPrivacy,
-	StepTerms:          PathTerms,
-}
 
 // Options are the dependencies of a Handler.
 type Options struct {
@@ -121,8 +107,7 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 	case o.Pages == nil:
 		return nil, errors.New("flows: Options.Pages is required")
 	}
-	for _, p := range []string{"identify", "password", "mfa-enrol", "recovery-codes", "mfa-challenge", "change-password", "policy", "signed-in", "error",
-		"account", "account-reauth", "account-totp"} {
+	for _, p := range append(pageTemplates(), "signed-in", "error", "account", "account-reauth", "account-totp") {
 		if !o.Pages.Has(p) {
 			return nil, fmt.Errorf("flows: page template %q is missing", p)
 		}
@@ -226,7 +211,9 @@ func (h *Handler) settings() *settings { return h.set.Load() }
 func (h *Handler) Wait() { h.mailWG.Wait() }
 
 // Mount registers the journey's routes, each behind the security headers,
-// cross-origin protection and a body limit.
+// cross-origin protection and a body limit: every step's page (from the
+// step table), the passkey ceremonies offered on them, the dispatcher, and
+// the account page's forms.
 func (h *Handler) Mount(mux *http.ServeMux) {
 	s := h.settings()
 	cop := http.NewCrossOriginProtection()
@@ -248,47 +235,153 @@ func (h *Handler) Mount(mux *http.ServeMux) {
 	routeJSON := func(pattern string, fn handlerFunc) {
 		mux.Handle(pattern, SecurityHeaders(s.cfg.Dev, cop.Handler(limitForm(h.adaptJSON(fn)))))
 	}
-	route("GET "+PathSignIn, h.getIdentify)
-	route("POST "+PathSignIn, h.postIdentify)
-	route("GET "+PathPassword, h.getPassword)
-	route("POST "+PathPassword, h.postPassword)
-	route("GET "+PathMFAChallenge, h.getChallenge)
-	route("POST "+PathMFAChallenge, h.postChallenge)
-	route("GET "+PathMFAEnrol, h.getEnrol)
-	route("POST "+PathMFAEnrol, h.postEnrol)
-	route("GET "+PathRecoveryCodes, h.getRecoveryCodes)
-	route("POST "+PathRecoveryCodes, h.postRecoveryCodes)
-	route("GET "+PathChangePassword, h.getChangePassword)
-	route("POST "+PathChangePassword, h.postChangePassword)
-	route("GET "+PathPrivacy, h.policyGet(StepPrivacy))
-	route("POST "+PathPrivacy, h.policyPost(StepPrivacy))
-	route("GET "+PathTerms, h.policyGet(StepTerms))
-	route("POST "+PathTerms, h.policyPost(StepTerms))
+	for i := range steps {
+		d := &steps[i]
+		route("GET "+d.path, h.at(d, false, d.get))
+		route("POST "+d.path, h.at(d, false, d.post))
+		if d.ceremony != "" {
+			routeJSON("POST "+d.ceremony+optionsSuffix, h.at(d, true, d.begin))
+			routeJSON("POST "+d.ceremony, h.at(d, true, d.finish))
+		}
+	}
+	// The policy documents' steps, whichever the configuration (reloaded or
+	// not) has now.
+	route("GET "+documentPath("{document}"), h.atDocument(documentStep.get))
+	route("POST "+documentPath("{document}"), h.atDocument(documentStep.post))
 	route("GET "+PathNext, h.next)
 	route("POST "+PathSignOut, h.postSignOut)
-	route("GET "+PathAccount, h.account)
 
-	routeJSON("POST "+PathPasskeyEnrol+optionsSuffix, h.postPasskeyEnrolOptions)
-	routeJSON("POST "+PathPasskeyEnrol, h.postPasskeyEnrol)
-	routeJSON("POST "+PathPasskeyChallenge+optionsSuffix, h.postPasskeyChallengeOptions)
-	routeJSON("POST "+PathPasskeyChallenge, h.postPasskeyChallenge)
-	routeJSON("POST "+PathPasskeySignIn+optionsSuffix, h.postPasskeySignInOptions)
-	routeJSON("POST "+PathPasskeySignIn, h.postPasskeySignIn)
-	routeJSON("POST "+PathAccountPasskey+optionsSuffix, h.postAccountPasskeyOptions)
-	routeJSON("POST "+PathAccountPasskey, h.postAccountPasskey)
-	routeJSON("POST "+PathReauthPasskey+optionsSuffix, h.postReauthPasskeyOptions)
-	routeJSON("POST "+PathReauthPasskey, h.postReauthPasskey)
+	acct := func(pattern string, g accountGuard, fn flowHandler) { route(pattern, h.signedIn(g, fn)) }
+	acct("GET "+PathAccount, signedInOnly, h.account)
+	acct("GET "+PathReauth, signedInOnly, h.getReauth)
+	acct("POST "+PathReauth, signedInOnly, h.postReauth)
+	acct("GET "+PathAccountTOTP, recentProof, h.getAccountTOTP)
+	for pattern, fn := range map[string]flowHandler{
+		PathAccountTOTP:           h.postAccountTOTP,
+		PathAccountTOTPRemove:     h.postAccountTOTPRemove,
+		PathAccountPasskeyRename:  h.postAccountPasskeyRename,
+		PathAccountPasskeyRemove:  h.postAccountPasskeyRemove,
+		PathAccountRecoveryCodes:  h.postAccountRecoveryCodes,
+		PathAccountPassword:       h.postAccountPassword,
+		PathAccountSignOutSession: h.postAccountSignOutSession,
+		PathAccountSignOutOthers:  h.postAccountSignOutOthers,
+		PathAccountSignOutAll:     h.postAccountSignOutAll,
+	} {
+		acct("POST "+pattern, recentProof, fn)
+	}
+	ceremony := func(path string, g accountGuard, begin, finish flowHandler) {
+		routeJSON("POST "+path+optionsSuffix, h.signedIn(g|asJSON, begin))
+		routeJSON("POST "+path, h.signedIn(g|asJSON, finish))
+	}
+	ceremony(PathAccountPasskey, recentProof, h.postAccountPasskeyOptions, h.postAccountPasskey)
+	ceremony(PathReauthPasskey, signedInOnly, h.postReauthPasskeyOptions, h.postReauthPasskey)
+}
 
-	route("GET "+PathReauth, h.getReauth)
-	route("POST "+PathReauth, h.postReauth)
-	route("GET "+PathAccountTOTP, h.getAccountTOTP)
-	route("POST "+PathAccountTOTP, h.postAccountTOTP)
-	route("POST "+PathAccountTOTPRemove, h.postAccountTOTPRemove)
-	route("POST "+PathAccountPasskeyRename, h.postAccountPasskeyRename)
-	route("POST "+PathAccountPasskeyRemove, h.postAccountPasskeyRemove)
-	route("POST "+PathAccountRecoveryCodes, h.postAccountRecoveryCodes)
-	route("POST "+PathAccountPassword, h.postAccountPassword)
-	route("POST "+PathAccountSignOutSession, h.postAccountSignOutSession)
-	route("POST "+PathAccountSignOutOthers, h.postAccountSignOutOthers)
-	route("POST "+PathAccountSignOutAll, h.postAccountSignOutAll)
+// The guards of the router: each loads the browser's flow, answers a
+// request that does not belong where it was sent once — a 303 to where the
+// browser belongs, or for the passkey script the JSON "go here" — and
+// otherwise reads a posted form and hands the flow to the handler. Nothing
+// is changed on the way: a later step's URL, a replayed POST from another
+// flow and the back button all land on the first pending step.
+
+// flowHandler handles a request whose flow a guard has loaded and checked.
+type flowHandler func(w http.ResponseWriter, r *http.Request, f *flow) error
+
+// admit ends a guard: a request that belongs at to is turned away;
+// otherwise ok is true, a posted form has been read and, for the passkey
+// script's endpoints, passkeys are available here.
+func (h *Handler) admit(w http.ResponseWriter, r *http.Request, to string, asJSON bool) (ok bool, err error) {
+	switch {
+	case to != "" && asJSON:
+		return false, elsewhere(w, to)
+	case to != "":
+		return false, redirect(w, r, to)
+	case asJSON && h.settings().wa == nil:
+		return false, &pageError{status: http.StatusNotFound, msg: msgPasskeyUnavailable}
+	case !asJSON && r.Method == http.MethodPost:
+		err = form(r)
+	}
+	return err == nil, err
+}
+
+// at is the step guard: fn runs only for a browser whose current step is
+// d (a browser without a session may come to an anonymous step; the
+// username page stays reachable until the password is verified).
+func (h *Handler) at(d *stepDef, asJSON bool, fn stepFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		f, gone, err := h.flowOf(w, r)
+		to := ""
+		switch {
+		case err != nil:
+			return err
+		case gone:
+			to = PathSignIn
+		case f == nil && d.anonymous:
+			set := h.settings()
+			f = &flow{set: set, pending: Pending(State{}, set.order)}
+		case f == nil:
+			to = PathSignIn
+		default:
+			to = f.whereFor(d.name)
+		}
+		if ok, err := h.admit(w, r, to, asJSON); !ok {
+			return err
+		}
+		return fn(h, w, r, f)
+	}
+}
+
+// atDocument is the step guard of a policy document's page: the document
+// named in the path must be one the configuration has now.
+func (h *Handler) atDocument(fn stepFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		id := r.PathValue("document")
+		if _, ok := h.settings().docs[id]; !ok {
+			http.NotFound(w, r)
+			return nil
+		}
+		return h.at(stepNamed(id), false, fn)(w, r)
+	}
+}
+
+// accountGuard says what an account route needs besides a signed-in browser.
+type accountGuard int
+
+const (
+	// recentProof: a change, which needs a recent proof of the second factor
+	// (else the confirm-it-is-you page first).
+	recentProof accountGuard = 1 << iota
+	// asJSON: the passkey script's endpoint.
+	asJSON
+	// signedInOnly: nothing more.
+	signedInOnly accountGuard = 0
+)
+
+// signedIn is the account pages' guard: fn runs only for a fully signed-in
+// browser; any other goes to the sign-in (which ends on the account page)
+// or to its pending step.
+func (h *Handler) signedIn(g accountGuard, fn flowHandler) handlerFunc {
+	json := g&asJSON != 0
+	return func(w http.ResponseWriter, r *http.Request) error {
+		f, _, err := h.flowOf(w, r)
+		to := ""
+		switch {
+		case err != nil:
+			return err
+		case f == nil:
+			to = PathSignIn
+		case f.s.row.State != stateAuthenticated || len(f.pending) > 0:
+			to = PathNext
+		}
+		if ok, err := h.admit(w, r, to, json); !ok {
+			return err
+		}
+		if g&recentProof != 0 && !h.recent(f) {
+			if json {
+				return writeJSON(w, http.StatusForbidden, jsonAnswer{Redirect: PathReauth, Error: msgConfirmPrompt})
+			}
+			return redirect(w, r, PathReauth)
+		}
+		return fn(w, r, f)
+	}
 }

@@ -412,6 +412,13 @@ func TestRecoveryCode(t *testing.T) {
 	}
 }
 
+// The policy documents' pages: their URLs are a public contract, so the
+// tests spell them out rather than derive them.
+const (
+	PathPrivacy = "/signin/privacy"
+	PathTerms   = "/signin/terms"
+)
+
 func TestBypassesLandOnThePendingStep(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

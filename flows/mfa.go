@@ -65,11 +65,7 @@ func (h *Handler) enrolPage(f *flow, secret []byte) (enrolPage, error) {
 	}, nil
 }
 
-func (h *Handler) getEnrol(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.at(w, r, StepMFAEnrol)
-	if err != nil || f == nil {
-		return err
-	}
+func (h *Handler) getEnrol(w http.ResponseWriter, r *http.Request, f *flow) error {
 	secret, err := h.pendingSecret(r.Context(), f.s)
 	if err != nil {
 		return err
@@ -81,14 +77,7 @@ func (h *Handler) getEnrol(w http.ResponseWriter, r *http.Request) error {
 	return h.show(w, http.StatusOK, "mfa-enrol", data)
 }
 
-func (h *Handler) postEnrol(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.at(w, r, StepMFAEnrol)
-	if err != nil || f == nil {
-		return err
-	}
-	if err := form(r); err != nil {
-		return err
-	}
+func (h *Handler) postEnrol(w http.ResponseWriter, r *http.Request, f *flow) error {
 	ctx, s, u := r.Context(), f.s, f.user
 	if len(s.j.PendingTOTP) == 0 {
 		// No QR code was shown in this session: show one.
@@ -185,11 +174,7 @@ func (h *Handler) checkEnrolCode(r *http.Request, s *session, u *store.User, sec
 	return step, now, true, nil
 }
 
-func (h *Handler) getRecoveryCodes(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.at(w, r, StepRecoveryCodes)
-	if err != nil || f == nil {
-		return err
-	}
+func (h *Handler) getRecoveryCodes(w http.ResponseWriter, r *http.Request, f *flow) error {
 	return h.showRecoveryCodes(w, f, http.StatusOK, "")
 }
 
@@ -205,14 +190,7 @@ func (h *Handler) showRecoveryCodes(w http.ResponseWriter, f *flow, status int, 
 	return h.show(w, status, "recovery-codes", data)
 }
 
-func (h *Handler) postRecoveryCodes(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.at(w, r, StepRecoveryCodes)
-	if err != nil || f == nil {
-		return err
-	}
-	if err := form(r); err != nil {
-		return err
-	}
+func (h *Handler) postRecoveryCodes(w http.ResponseWriter, r *http.Request, f *flow) error {
 	if r.PostForm.Get("accept") != "yes" {
 		return h.showRecoveryCodes(w, f, http.StatusUnprocessableEntity, msgSaveCodes)
 	}
@@ -225,11 +203,7 @@ func (h *Handler) postRecoveryCodes(w http.ResponseWriter, r *http.Request) erro
 	return redirect(w, r, PathNext)
 }
 
-func (h *Handler) getChallenge(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.at(w, r, StepMFAChallenge)
-	if err != nil || f == nil {
-		return err
-	}
+func (h *Handler) getChallenge(w http.ResponseWriter, r *http.Request, f *flow) error {
 	data, err := h.challengePage(r.Context(), f)
 	if err != nil {
 		return err
@@ -251,14 +225,7 @@ func (h *Handler) challengePage(ctx context.Context, f *flow) (challengePage, er
 	return data, nil
 }
 
-func (h *Handler) postChallenge(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.at(w, r, StepMFAChallenge)
-	if err != nil || f == nil {
-		return err
-	}
-	if err := form(r); err != nil {
-		return err
-	}
+func (h *Handler) postChallenge(w http.ResponseWriter, r *http.Request, f *flow) error {
 	ctx, s, u := r.Context(), f.s, f.user
 	refuse := func(status int, msg string) error {
 		data, err := h.challengePage(ctx, f)

@@ -14,8 +14,9 @@ import (
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
 
-// The dispatcher: the one place that decides where a browser goes next. Every
-// step handler asks it first (at) and returns to it when done (PathNext).
+// The dispatcher: the one place that decides where a browser goes next. The
+// router's guard (at) asks it before every step handler, and every step
+// returns to it when done (PathNext).
 
 // AMR and ACR values the journey asserts.
 const (
@@ -28,7 +29,7 @@ const (
 
 // flow is a browser's journey as the dispatcher sees it right now.
 type flow struct {
-	s       *session
+	s       *session    // nil for a browser without a session (the username page)
 	user    *store.User // nil until the password is verified
 	state   State
 	pending []string
@@ -110,63 +111,45 @@ func (h *Handler) hasSecondFactor(ctx context.Context, userID string) (bool, err
 	return len(creds) > 0, nil
 }
 
-// at is the guard every step handler starts with: it returns the browser's
-// flow when step is the current step; otherwise it has already answered
-// with a 303 to the current step (or to the start) and returns nil. Nothing
-// is changed on the way: a later step's URL, a replayed POST from another
-// flow and the back button all land on the first pending step.
-func (h *Handler) at(w http.ResponseWriter, r *http.Request, step string) (*flow, error) {
-	f, to, err := h.guard(w, r, step)
-	if err != nil || to == "" {
-		return f, err
-	}
-	return nil, redirect(w, r, to)
-}
-
-// guard is at without the answer: the flow when step is current, else
-// where the browser belongs. The JSON endpoints of the passkey ceremonies
-// tell their script that place instead of redirecting a fetch.
-func (h *Handler) guard(w http.ResponseWriter, r *http.Request, step string) (*flow, string, error) {
+// flowOf loads the browser's flow: nil when the browser has no live
+// session. A session whose user has been deleted or disabled meanwhile is
+// ended, and gone is set.
+func (h *Handler) flowOf(w http.ResponseWriter, r *http.Request) (f *flow, gone bool, err error) {
 	s, err := h.load(r)
-	if err != nil {
-		return nil, "", err
+	if err != nil || s == nil {
+		return nil, false, err
 	}
-	if s == nil {
-		return nil, PathSignIn, nil
-	}
-	f, err := h.flowFor(r.Context(), s)
+	f, err = h.flowFor(r.Context(), s)
 	if errors.Is(err, errUserGone) {
 		h.end(w, r, s)
-		return nil, PathSignIn, nil
+		return nil, true, nil
 	}
-	if err != nil {
-		return nil, "", err
-	}
+	return f, false, err
+}
+
+// whereFor is where the browser belongs when it asks for step: "" when that
+// is its current step (or a sign-in step before it), else the current
+// step's page, or the dispatcher when nothing is pending.
+func (f *flow) whereFor(step string) string {
 	cur := f.current()
-	// The username page stays reachable until the password is verified:
-	// "Not you?" leads back to it.
-	if step == StepIdentify && (cur == StepIdentify || cur == StepPassword) {
-		return f, "", nil
+	switch {
+	case cur == step || earlierSignIn(step, cur):
+		return ""
+	case cur == "":
+		return PathNext
 	}
-	if cur != step {
-		to := PathNext
-		if cur != "" {
-			to = stepPath[cur]
-		}
-		return nil, to, nil
-	}
-	return f, "", nil
+	return stepPath(cur)
 }
 
 // progress is "Step N of M" for an onboarding step: steps done in this
 // sign-in, plus the ones still pending.
 func (f *flow) progress() (n, m int) {
-	if !onboarding(f.current()) {
+	if !counts(f.current()) {
 		return 0, 0
 	}
 	left := 0
 	for _, p := range f.pending {
-		if onboarding(p) {
+		if counts(p) {
 			left++
 		}
 	}
@@ -176,23 +159,15 @@ func (f *flow) progress() (n, m int) {
 // next is the dispatcher (GET /signin/next): to the first pending step, or,
 // when nothing is pending, finish the sign-in and resume.
 func (h *Handler) next(w http.ResponseWriter, r *http.Request) error {
-	s, err := h.load(r)
+	f, _, err := h.flowOf(w, r)
 	if err != nil {
 		return err
 	}
-	if s == nil {
+	if f == nil {
 		return redirect(w, r, PathSignIn)
-	}
-	f, err := h.flowFor(r.Context(), s)
-	if errors.Is(err, errUserGone) {
-		h.end(w, r, s)
-		return redirect(w, r, PathSignIn)
-	}
-	if err != nil {
-		return err
 	}
 	if cur := f.current(); cur != "" {
-		return redirect(w, r, stepPath[cur])
+		return redirect(w, r, stepPath(cur))
 	}
 	return h.finish(w, r, f)
 }

@@ -36,7 +36,7 @@ func (p *page) fail(field, msg string) {
 }
 
 func (h *Handler) page(f *flow, step, title string) page {
-	p := page{Base: h.base(title), DataStep: step, Action: stepPath[step]}
+	p := page{Base: h.base(title), DataStep: step, Action: stepPath(step)}
 	if f != nil {
 		if f.current() == step {
 			p.Base.Step, p.Base.Steps = f.progress()

@@ -23,18 +23,11 @@ const (
 	msgBadUsernameFmt = "Enter your username. It is the email address you were invited with, like name@agency.example."
 )
 
-func (h *Handler) getIdentify(w http.ResponseWriter, r *http.Request) error {
-	s, err := h.load(r)
-	if err != nil {
-		return err
-	}
+func (h *Handler) getIdentify(w http.ResponseWriter, r *http.Request, f *flow) error {
+	s := f.s
 	data := identifyPage{page: h.page(nil, StepIdentify, "Sign in"), Passkey: h.passkeyUI(PathPasskeySignIn)}
 	data.SignedOut = r.URL.Query().Get("signed_out") == "1" && s == nil
 	if s != nil {
-		f, err := h.at(w, r, StepIdentify)
-		if err != nil || f == nil {
-			return err
-		}
 		data.Username = s.j.Username
 		if data.Username == "" {
 			data.Username = s.j.Hint
@@ -44,20 +37,8 @@ func (h *Handler) getIdentify(w http.ResponseWriter, r *http.Request) error {
 	return h.show(w, http.StatusOK, "identify", data)
 }
 
-func (h *Handler) postIdentify(w http.ResponseWriter, r *http.Request) error {
-	s, err := h.load(r)
-	if err != nil {
-		return err
-	}
-	if s != nil {
-		f, err := h.at(w, r, StepIdentify)
-		if err != nil || f == nil {
-			return err
-		}
-	}
-	if err := form(r); err != nil {
-		return err
-	}
+func (h *Handler) postIdentify(w http.ResponseWriter, r *http.Request, f *flow) error {
+	s := f.s
 	typed := r.PostForm.Get("username")
 	username, err := CanonicalUsername(typed)
 	if err != nil {
@@ -81,11 +62,7 @@ func (h *Handler) postIdentify(w http.ResponseWriter, r *http.Request) error {
 	return redirect(w, r, PathNext)
 }
 
-func (h *Handler) getPassword(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.at(w, r, StepPassword)
-	if err != nil || f == nil {
-		return err
-	}
+func (h *Handler) getPassword(w http.ResponseWriter, r *http.Request, f *flow) error {
 	return h.show(w, http.StatusOK, "password", h.passwordPage(f))
 }
 
@@ -93,14 +70,7 @@ func (h *Handler) passwordPage(f *flow) passwordPage {
 	return passwordPage{page: h.page(f, StepPassword, "Enter your password"), Username: f.s.j.Username}
 }
 
-func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.at(w, r, StepPassword)
-	if err != nil || f == nil {
-		return err
-	}
-	if err := form(r); err != nil {
-		return err
-	}
+func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request, f *flow) error {
 	s := f.s
 	ctx := r.Context()
 	pw := r.PostForm.Get("password")

@@ -29,22 +29,11 @@ func (h *Handler) changePasswordPage(f *flow) changePasswordPage {
 	}
 }
 
-func (h *Handler) getChangePassword(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.at(w, r, StepChangePassword)
-	if err != nil || f == nil {
-		return err
-	}
+func (h *Handler) getChangePassword(w http.ResponseWriter, r *http.Request, f *flow) error {
 	return h.show(w, http.StatusOK, "change-password", h.changePasswordPage(f))
 }
 
-func (h *Handler) postChangePassword(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.at(w, r, StepChangePassword)
-	if err != nil || f == nil {
-		return err
-	}
-	if err := form(r); err != nil {
-		return err
-	}
+func (h *Handler) postChangePassword(w http.ResponseWriter, r *http.Request, f *flow) error {
 	ctx, s, u := r.Context(), f.s, f.user
 	cur := r.PostForm.Get("current_password")
 	next := r.PostForm.Get("new_password")
@@ -114,58 +103,46 @@ func (h *Handler) policyPage(f *flow, step string) policyPage {
 	return policyPage{page: h.page(f, step, d.Title), Doc: d}
 }
 
-func (h *Handler) policyGet(step string) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		f, err := h.at(w, r, step)
-		if err != nil || f == nil {
-			return err
-		}
-		return h.show(w, http.StatusOK, "policy", h.policyPage(f, step))
-	}
+// getPolicy and postPolicy are the step of every policy document; the
+// guard has made sure the browser is at the document's step.
+func (h *Handler) getPolicy(w http.ResponseWriter, r *http.Request, f *flow) error {
+	return h.show(w, http.StatusOK, "policy", h.policyPage(f, f.current()))
 }
 
-func (h *Handler) policyPost(step string) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		f, err := h.at(w, r, step)
-		if err != nil || f == nil {
-			return err
-		}
-		if err := form(r); err != nil {
-			return err
-		}
-		d := f.set.docs[step]
-		if r.PostForm.Get("accept") != "yes" {
-			data := h.policyPage(f, step)
-			data.fail("accept", fmt.Sprintf("Tick the box to accept the %s.", d.Title))
-			return h.show(w, http.StatusUnprocessableEntity, "policy", data)
-		}
-		s, u := f.s, f.user
-		now := h.now().UTC()
-		s.markDone(step)
-		err = h.commit(r.Context(), s, func(ctx context.Context) error {
-			// Racing posts of one form record one acceptance.
-			acc, err := h.store.Acceptances(ctx, u.ID)
-			if err != nil {
-				return fmt.Errorf("load acceptances: %w", err)
-			}
-			for _, a := range acc {
-				if a.Document == d.ID && a.Version == d.Version {
-					return errAlreadyDone
-				}
-			}
-			if err := h.store.Accept(ctx, store.Acceptance{
-				UserID: u.ID, Document: d.ID, Version: d.Version, AcceptedAt: now, ClientAddr: clientAddr(r),
-			}); err != nil {
-				return fmt.Errorf("record acceptance: %w", err)
-			}
-			return h.audit(ctx, r, s, event{Name: evPolicyAccept, UserID: u.ID, Username: u.Username,
-				Detail: map[string]any{"document": d.ID, "version": d.Version}})
-		})
-		if err != nil && !errors.Is(err, errAlreadyDone) {
-			return err
-		}
-		return redirect(w, r, PathNext)
+func (h *Handler) postPolicy(w http.ResponseWriter, r *http.Request, f *flow) error {
+	step := f.current()
+	d := f.set.docs[step]
+	if r.PostForm.Get("accept") != "yes" {
+		data := h.policyPage(f, step)
+		data.fail("accept", fmt.Sprintf("Tick the box to accept the %s.", d.Title))
+		return h.show(w, http.StatusUnprocessableEntity, "policy", data)
 	}
+	s, u := f.s, f.user
+	now := h.now().UTC()
+	s.markDone(step)
+	err := h.commit(r.Context(), s, func(ctx context.Context) error {
+		// Racing posts of one form record one acceptance.
+		acc, err := h.store.Acceptances(ctx, u.ID)
+		if err != nil {
+			return fmt.Errorf("load acceptances: %w", err)
+		}
+		for _, a := range acc {
+			if a.Document == d.ID && a.Version == d.Version {
+				return errAlreadyDone
+			}
+		}
+		if err := h.store.Accept(ctx, store.Acceptance{
+			UserID: u.ID, Document: d.ID, Version: d.Version, AcceptedAt: now, ClientAddr: clientAddr(r),
+		}); err != nil {
+			return fmt.Errorf("record acceptance: %w", err)
+		}
+		return h.audit(ctx, r, s, event{Name: evPolicyAccept, UserID: u.ID, Username: u.Username,
+			Detail: map[string]any{"document": d.ID, "version": d.Version}})
+	})
+	if err != nil && !errors.Is(err, errAlreadyDone) {
+		return err
+	}
+	return redirect(w, r, PathNext)
 }
 
 // checkNewPassword applies the password policy to replacing cur with next

@@ -302,9 +302,6 @@ func (h *Handler) cloneWarning(ctx context.Context, r *http.Request, s *session,
 // beginRegistration starts a registration for u (passkey.BeginRegistration).
 func (h *Handler) beginRegistration(w http.ResponseWriter, r *http.Request, s *session, u *store.User, purpose string) error {
 	rp := h.settings().wa
-	if rp == nil {
-		return &pageError{status: http.StatusNotFound, msg: msgPasskeyUnavailable}
-	}
 	wu, err := h.webAuthnUser(r.Context(), u, true)
 	if err != nil {
 		return err
@@ -323,9 +320,6 @@ const msgPasskeyNameBad = "Give the passkey a name of at most 64 letters, digits
 // beginAssertion starts an assertion with one of u's credentials.
 func (h *Handler) beginAssertion(w http.ResponseWriter, r *http.Request, s *session, u *store.User, purpose string) error {
 	rp := h.settings().wa
-	if rp == nil {
-		return &pageError{status: http.StatusNotFound, msg: msgPasskeyUnavailable}
-	}
 	wu, err := h.webAuthnUser(r.Context(), u, false)
 	if err != nil {
 		return err
@@ -363,9 +357,6 @@ type ceremonyAnswer struct {
 // fresh challenge of this ceremony and user. A nil answer with a nil error
 // means it has answered the request itself.
 func (h *Handler) readAnswer(w http.ResponseWriter, r *http.Request, f *flow, ceremony string) (*ceremonyAnswer, error) {
-	if f.set.wa == nil {
-		return nil, &pageError{status: http.StatusNotFound, msg: msgPasskeyUnavailable}
-	}
 	s, u := f.s, f.user
 	k := keysFor(r, u.ID)
 	if l, err := h.locked(r.Context(), k); err != nil || l {
@@ -461,31 +452,14 @@ func (h *Handler) commitCeremony(w http.ResponseWriter, r *http.Request, s *sess
 
 // The journey's ceremonies.
 
-// atJSON is the step guard for a ceremony endpoint.
-func (h *Handler) atJSON(w http.ResponseWriter, r *http.Request, step string) (*flow, error) {
-	f, to, err := h.guard(w, r, step)
-	if err != nil || to == "" {
-		return f, err
-	}
-	return nil, elsewhere(w, to)
-}
-
 // postPasskeyEnrolOptions starts registering the first factor (mfa-enrol).
-func (h *Handler) postPasskeyEnrolOptions(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.atJSON(w, r, StepMFAEnrol)
-	if err != nil || f == nil {
-		return err
-	}
+func (h *Handler) postPasskeyEnrolOptions(w http.ResponseWriter, r *http.Request, f *flow) error {
 	return h.beginRegistration(w, r, f.s, f.user, ceremonyEnrol)
 }
 
 // postPasskeyEnrol finishes it: like a confirmed authenticator code, a
 // registered passkey completes mfa-enrol and brings fresh recovery codes.
-func (h *Handler) postPasskeyEnrol(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.atJSON(w, r, StepMFAEnrol)
-	if err != nil || f == nil {
-		return err
-	}
+func (h *Handler) postPasskeyEnrol(w http.ResponseWriter, r *http.Request, f *flow) error {
 	reg, ans, err := h.finishRegistration(w, r, f, ceremonyEnrol)
 	if err != nil || reg == nil {
 		return err
@@ -530,20 +504,12 @@ func (h *Handler) postPasskeyEnrol(w http.ResponseWriter, r *http.Request) error
 }
 
 // postPasskeyChallengeOptions starts the second factor (mfa-challenge).
-func (h *Handler) postPasskeyChallengeOptions(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.atJSON(w, r, StepMFAChallenge)
-	if err != nil || f == nil {
-		return err
-	}
+func (h *Handler) postPasskeyChallengeOptions(w http.ResponseWriter, r *http.Request, f *flow) error {
 	return h.beginAssertion(w, r, f.s, f.user, ceremonyMFA)
 }
 
 // postPasskeyChallenge finishes it.
-func (h *Handler) postPasskeyChallenge(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.atJSON(w, r, StepMFAChallenge)
-	if err != nil || f == nil {
-		return err
-	}
+func (h *Handler) postPasskeyChallenge(w http.ResponseWriter, r *http.Request, f *flow) error {
 	a, ans, err := h.finishAssertion(w, r, f, ceremonyMFA)
 	if err != nil || a == nil {
 		return err
@@ -566,42 +532,18 @@ func (h *Handler) postPasskeyChallenge(w http.ResponseWriter, r *http.Request) e
 	return writeJSON(w, http.StatusOK, jsonAnswer{Redirect: PathNext})
 }
 
-// signInAllowed is the guard of passwordless sign-in: a browser with no
-// session, or one that has not got past the password yet. It returns the
-// session (nil when there is none) or where the browser belongs.
-func (h *Handler) signInAllowed(w http.ResponseWriter, r *http.Request) (*session, string, error) {
-	s, err := h.load(r)
-	if err != nil || s == nil {
-		return nil, "", err
-	}
-	f, to, err := h.guard(w, r, StepIdentify)
-	if err != nil || to != "" {
-		return nil, to, err
-	}
-	return f.s, "", nil
-}
-
 // postPasskeySignInOptions starts a passwordless sign-in: a discoverable
 // credential, user verification required. ?mediation=conditional is the
-// request the username field's autofill answers.
-func (h *Handler) postPasskeySignInOptions(w http.ResponseWriter, r *http.Request) error {
-	rp := h.settings().wa
-	if rp == nil {
-		return &pageError{status: http.StatusNotFound, msg: msgPasskeyUnavailable}
-	}
-	s, to, err := h.signInAllowed(w, r)
-	if err != nil {
-		return err
-	}
-	if to != "" {
-		return elsewhere(w, to)
-	}
+// request the username field's autofill answers. It is offered on the
+// username page, to a browser with no session too.
+func (h *Handler) postPasskeySignInOptions(w http.ResponseWriter, r *http.Request, f *flow) error {
+	s, err := f.s, error(nil)
 	if s == nil {
 		if s, err = h.create(r.Context(), w, r); err != nil {
 			return err
 		}
 	}
-	options, c, err := rp.BeginDiscoverable(r.URL.Query().Get("mediation") == "conditional")
+	options, c, err := f.set.wa.BeginDiscoverable(r.URL.Query().Get("mediation") == "conditional")
 	if err != nil {
 		return err
 	}
@@ -616,18 +558,8 @@ const keyUnknownPasskey = "passkey:unknown"
 // of the user handle the authenticator returned, and the credential must be
 // theirs; with user verification it stands for both factors, and the
 // dispatcher takes over as after a password.
-func (h *Handler) postPasskeySignIn(w http.ResponseWriter, r *http.Request) error {
-	rp := h.settings().wa
-	if rp == nil {
-		return &pageError{status: http.StatusNotFound, msg: msgPasskeyUnavailable}
-	}
-	s, to, err := h.signInAllowed(w, r)
-	if err != nil {
-		return err
-	}
-	if to != "" {
-		return elsewhere(w, to)
-	}
+func (h *Handler) postPasskeySignIn(w http.ResponseWriter, r *http.Request, f *flow) error {
+	s, rp := f.s, f.set.wa
 	ctx := r.Context()
 	k := keysFor(r, keyUnknownPasskey)
 	if s == nil {
