@@ -2,13 +2,11 @@ package flows
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 
 	"github.com/lanyard-idp/lanyard/flows/passkey"
-	"github.com/lanyard-idp/lanyard/flows/password"
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
 
@@ -29,13 +27,7 @@ func (h *Handler) firstRecoveryCodes(ctx context.Context, f *flow) ([]string, er
 	if err != nil || left != 0 {
 		return nil, err
 	}
-	codes, hashes := newRecoveryCodes()
-	plain, err := json.Marshal(codes)
-	if err != nil {
-		return nil, err
-	}
-	f.s.j.RecoveryCodes = h.box.Seal(plain, purposeRecoveryCodes)
-	return hashes, nil
+	return h.sealRecoveryCodes(f.s)
 }
 
 // Passkeys.
@@ -60,18 +52,8 @@ func (h *Handler) postAccountPasskey(w http.ResponseWriter, r *http.Request, f *
 		return err
 	}
 	s.j.AccountNotice = fmt.Sprintf("Your passkey “%s” was added.", row.Name)
-	ok, err := h.commitCeremony(w, r, s, before, ans, func(ctx context.Context) error {
-		if err := h.store.AddWebAuthnCredential(ctx, row); err != nil {
-			return err
-		}
-		if hashes != nil {
-			if err := h.store.ReplaceRecoveryCodes(ctx, u.ID, hashes); err != nil {
-				return err
-			}
-		}
-		return h.audit(ctx, r, s, event{Name: evPasskeyAdd, UserID: u.ID, Username: u.Username,
-			Detail: map[string]any{"name": row.Name, "kind": reg.Kind}})
-	})
+	ok, err := h.commitCeremony(w, r, s, before, ans, h.storeFactor(r, f, newFactor{passkey: row}, hashes,
+		event{Name: evPasskeyAdd, UserID: u.ID, Username: u.Username, Detail: map[string]any{"name": row.Name, "kind": reg.Kind}}))
 	if !ok || err != nil {
 		return err
 	}
@@ -216,64 +198,22 @@ func (h *Handler) getAccountTOTP(w http.ResponseWriter, r *http.Request, f *flow
 		}
 		return h.back(w, r, f.s, msgTOTPExists)
 	}
-	secret, err := h.pendingSecret(r.Context(), f.s)
-	if err != nil {
-		return err
-	}
-	p, err := h.accountTOTPPage(f, secret)
-	if err != nil {
-		return err
-	}
-	return h.show(w, http.StatusOK, "account-totp", p)
+	return h.showTOTPForm(w, r, f, accountTOTPForm)
 }
 
 func (h *Handler) postAccountTOTP(w http.ResponseWriter, r *http.Request, f *flow) error {
+	t, err := h.confirmTOTP(w, r, f, accountTOTPForm)
+	if t == nil || err != nil {
+		return err
+	}
 	ctx, s, u := r.Context(), f.s, f.user
-	if len(s.j.PendingTOTP) == 0 {
-		return redirect(w, r, PathAccountTOTP)
-	}
-	secret, err := h.pendingSecret(ctx, s)
-	if err != nil {
-		return err
-	}
-	refuse := func(status int, msg string) error {
-		p, err := h.accountTOTPPage(f, secret)
-		if err != nil {
-			return err
-		}
-		p.fail("code", msg)
-		return h.show(w, status, "account-totp", p)
-	}
-	step, now, ok, err := h.checkEnrolCode(r, s, u, secret, refuse)
-	if !ok || err != nil {
-		return err
-	}
 	before := s.j
 	hashes, err := h.firstRecoveryCodes(ctx, f)
 	if err != nil {
 		return err
 	}
 	s.j.PendingTOTP, s.j.AccountNotice = nil, msgTOTPAdded
-	err = h.commit(ctx, s, func(ctx context.Context) error {
-		if err := h.lockUser(ctx, u.ID); err != nil {
-			return err
-		}
-		if has, err := h.hasTOTP(ctx, u.ID); err != nil || has {
-			if err == nil {
-				err = errAlreadyDone
-			}
-			return err
-		}
-		if err := h.store.PutTOTP(ctx, &store.TOTP{UserID: u.ID, Secret: h.box.Seal(secret, purposeTOTP), Confirmed: true, LastStep: step, CreatedAt: now}); err != nil {
-			return fmt.Errorf("store TOTP: %w", err)
-		}
-		if hashes != nil {
-			if err := h.store.ReplaceRecoveryCodes(ctx, u.ID, hashes); err != nil {
-				return err
-			}
-		}
-		return h.audit(ctx, r, s, event{Name: evTOTPAdd, UserID: u.ID, Username: u.Username})
-	})
+	err = h.commit(ctx, s, h.storeFactor(r, f, newFactor{totp: t}, hashes, event{Name: evTOTPAdd, UserID: u.ID, Username: u.Username}))
 	if errors.Is(err, errAlreadyDone) {
 		s.j = before
 		s.j.PendingTOTP = nil
@@ -320,12 +260,10 @@ func (h *Handler) postAccountRecoveryCodes(w http.ResponseWriter, r *http.Reques
 	if !f.state.HasSecondFactor {
 		return h.showAccount(w, r, f, http.StatusConflict, func(p *accountPage) { p.fail("", msgNeedFactor) })
 	}
-	codes, hashes := newRecoveryCodes()
-	plain, err := json.Marshal(codes)
+	hashes, err := h.sealRecoveryCodes(s)
 	if err != nil {
 		return err
 	}
-	s.j.RecoveryCodes = h.box.Seal(plain, purposeRecoveryCodes)
 	s.j.Done = nil
 	err = h.commit(ctx, s, func(ctx context.Context) error {
 		if err := h.store.ReplaceRecoveryCodes(ctx, u.ID, hashes); err != nil {
@@ -340,57 +278,18 @@ func (h *Handler) postAccountRecoveryCodes(w http.ResponseWriter, r *http.Reques
 	return redirect(w, r, PathNext)
 }
 
-// Password: the journey's policy (checkNewPassword); other sessions end.
+// Password: the journey's checks (passwordChange); other sessions end.
 func (h *Handler) postAccountPassword(w http.ResponseWriter, r *http.Request, f *flow) error {
 	ctx, s, u := r.Context(), f.s, f.user
-	cur := r.PostForm.Get("current_password")
-	next := r.PostForm.Get("new_password")
-	confirm := r.PostForm.Get("confirm_password")
 	var errs page
-	if cur == "" {
-		errs.fail("current_password", msgEnterCurrent)
+	hash, status, err := h.passwordChange(r, f, &errs)
+	if err != nil {
+		return err
 	}
-	if next == "" {
-		errs.fail("new_password", msgEnterNew)
-	}
-	show := func(status int) error {
+	if status != 0 {
 		return h.showAccount(w, r, f, status, func(p *accountPage) {
 			p.Errors, p.Fields = errs.Errors, errs.Fields
 		})
-	}
-	if len(errs.Errors) > 0 {
-		return show(http.StatusBadRequest)
-	}
-	k := keysFor(r, u.ID)
-	if l, err := h.locked(ctx, k); err != nil || l {
-		if err != nil {
-			return err
-		}
-		errs.fail("current_password", msgTooManyTries)
-		return show(http.StatusTooManyRequests)
-	}
-	ok, err := password.Verify(u.PasswordHash, cur)
-	if err != nil {
-		h.log.Error("stored password hash is unreadable", "user", u.ID, "err", err)
-	}
-	if !ok {
-		ev := event{UserID: u.ID, Username: u.Username, Detail: map[string]any{"factor": "password", "reason": "wrong current password"}}
-		if err := h.failed(ctx, r, s, k, ev); err != nil {
-			return err
-		}
-		errs.fail("current_password", msgCurrentWrong)
-		return show(http.StatusUnprocessableEntity)
-	}
-	h.succeeded(ctx, k)
-	if err := checkNewPassword(f.set, u, cur, next, confirm, &errs); err != nil {
-		return err
-	}
-	if len(errs.Errors) > 0 {
-		return show(http.StatusUnprocessableEntity)
-	}
-	hash, err := password.Hash(next)
-	if err != nil {
-		return fmt.Errorf("hash password: %w", err)
 	}
 	s.j.AccountNotice = msgPasswordMoved
 	var ended int

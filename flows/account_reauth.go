@@ -106,21 +106,13 @@ func (h *Handler) postReauth(w http.ResponseWriter, r *http.Request, f *flow) er
 		if code == "" {
 			return refuse(http.StatusBadRequest, field, msgEnterCode)
 		}
-		var reason string
 		var err error
-		use, method, reason, err = h.checkCode(ctx, r, s, u, code, now)
-		if err != nil {
-			return err
-		}
-		ev.Detail["factor"] = method
-		if use == nil {
-			ev.Detail["reason"] = reason
-			if err := h.failed(ctx, r, s, k, ev); err != nil {
+		if use, method, err = h.proveCode(r, s, u, code, now, k, ev); err != nil || use == nil {
+			if err != nil {
 				return err
 			}
 			return refuse(http.StatusUnprocessableEntity, field, msgWrongCode)
 		}
-		s.j.FactorAt = now
 	} else {
 		pw := r.PostForm.Get("password")
 		if pw == "" {
@@ -137,8 +129,8 @@ func (h *Handler) postReauth(w http.ResponseWriter, r *http.Request, f *flow) er
 			}
 			return refuse(http.StatusUnprocessableEntity, field, msgPasswordWrong)
 		}
-		s.j.PasswordAt = now
 	}
+	s.j.confirmed(method, now)
 	s.j.AccountNotice = msgConfirmed
 	err := h.commitRotated(w, r, s, func(ctx context.Context) error {
 		if use != nil {
@@ -149,8 +141,7 @@ func (h *Handler) postReauth(w http.ResponseWriter, r *http.Request, f *flow) er
 		return h.audit(ctx, r, s, event{Name: evAccountReauth, UserID: u.ID, Username: u.Username, Detail: map[string]any{"method": method}})
 	})
 	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
-		ev.Detail["reason"] = "code already used"
-		if err := h.failed(ctx, r, s, k, ev); err != nil {
+		if err := h.codeUsed(r, s, k, ev); err != nil {
 			return err
 		}
 		return refuse(http.StatusUnprocessableEntity, field, msgWrongCode)
@@ -174,7 +165,8 @@ func (h *Handler) postReauthPasskey(w http.ResponseWriter, r *http.Request, f *f
 	s, u := f.s, f.user
 	now := h.now().UTC()
 	before := s.j
-	s.j.FactorAt, s.j.AccountNotice = now, msgConfirmed
+	s.j.confirmed(methodWebAuthn, now)
+	s.j.AccountNotice = msgConfirmed
 	ok, err := h.commitCeremony(w, r, s, before, ans, func(ctx context.Context) error {
 		if err := h.useAssertion(ctx, a, now); err != nil {
 			return err

@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/lanyard-idp/lanyard/provider/authn"
 	"github.com/lanyard-idp/lanyard/provider/store"
@@ -324,18 +323,7 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, req authn.SignI
 		}
 	}
 	if req.ForceLogin && s.j.PasswordVerified {
-		// prompt=login / max_age: prove the password (and the second factor)
-		// again. The username page comes first, filled in.
-		if s.j.Username != "" {
-			s.j.Hint = s.j.Username
-		}
-		s.j.Username = ""
-		s.j.PasswordVerified, s.j.PasswordAt = false, time.Time{}
-		s.j.FactorVerified, s.j.FactorMethod, s.j.FactorAt = false, "", time.Time{}
-		s.j.Passwordless, s.j.PasskeyAMR, s.j.Ceremony = false, nil, nil
-		s.j.PendingTOTP, s.j.Done = nil, nil
-		s.j.ForceLogin = true
-		s.row.State = stateJourney
+		s.signInAgain()
 	}
 	if err := h.save(r.Context(), s); err != nil {
 		return err

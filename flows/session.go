@@ -95,6 +95,62 @@ func (s *session) markDone(step string) {
 	}
 }
 
+// The journey's transitions that several steps share.
+
+// newSignIn starts the journey over for u, whose password (or a passkey
+// standing for it) was verified at now: the parked request is kept, earlier
+// progress is forgotten (it may have been another user's), and fresh
+// recovery codes not yet shown are kept only for the same user.
+func (s *session) newSignIn(u *store.User, now time.Time) {
+	j := journey{
+		ResumeURL: s.j.ResumeURL, ClientID: s.j.ClientID, ClientName: s.j.ClientName,
+		RequestedAt: s.j.RequestedAt, ForceLogin: s.j.ForceLogin,
+		Username: u.Username, PasswordVerified: true, PasswordAt: now,
+	}
+	if s.row.UserID == u.ID {
+		j.RecoveryCodes = s.j.RecoveryCodes
+	}
+	s.j = j
+	s.row.UserID, s.row.State = u.ID, stateJourney
+	s.row.AuthTime, s.row.AMR, s.row.ACR = now, nil, ""
+}
+
+// signInAgain sends a signed-in browser back to the username page, filled
+// in, for a new proof of the password and the second factor (prompt=login,
+// max_age): what was proved is forgotten; the parked request, the codes not
+// yet shown and the notices stay.
+func (s *session) signInAgain() {
+	if s.j.Username != "" {
+		s.j.Hint = s.j.Username
+	}
+	s.j.Username = ""
+	s.j.PasswordVerified, s.j.PasswordAt = false, time.Time{}
+	s.j.FactorVerified, s.j.FactorMethod, s.j.FactorAt = false, "", time.Time{}
+	s.j.Passwordless, s.j.PasskeyAMR, s.j.Ceremony = false, nil, nil
+	s.j.PendingTOTP, s.j.Done = nil, nil
+	s.j.ForceLogin = true
+	s.row.State = stateJourney
+}
+
+// factorVerified records the second factor proved (or enrolled) in this
+// sign-in at now: method is otp, recovery-code or webauthn, and amr what a
+// passkey proved.
+func (j *journey) factorVerified(method string, now time.Time, amr []string) {
+	j.FactorVerified, j.FactorMethod, j.FactorAt = true, method, now
+	j.PasskeyAMR = amr
+}
+
+// confirmed records a proof given again on the account page (confirming it
+// is you): the second factor's, or the password's for an officer without
+// one.
+func (j *journey) confirmed(method string, now time.Time) {
+	if method == "password" {
+		j.PasswordAt = now
+		return
+	}
+	j.FactorAt = now
+}
+
 // newSessionID returns 256 random bits, URL-safe.
 func newSessionID() string {
 	b := make([]byte, 32)

@@ -140,19 +140,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request, f *flow) 
 	}
 	h.succeeded(ctx, k)
 
-	// A new sign-in: keep the parked request, forget any earlier progress
-	// (it may have been another user's), keep codes not yet shown to this user.
-	keep := journey{
-		ResumeURL: s.j.ResumeURL, ClientID: s.j.ClientID, ClientName: s.j.ClientName,
-		RequestedAt: s.j.RequestedAt, ForceLogin: s.j.ForceLogin,
-		Username: u.Username, PasswordVerified: true, PasswordAt: now,
-	}
-	if s.row.UserID == u.ID {
-		keep.RecoveryCodes = s.j.RecoveryCodes
-	}
-	s.j = keep
-	s.row.UserID, s.row.State = u.ID, stateJourney
-	s.row.AuthTime, s.row.AMR, s.row.ACR = now, nil, ""
+	s.newSignIn(u, now)
 	err = h.commitRotated(w, r, s, func(ctx context.Context) error {
 		return h.audit(ctx, r, s, event{Name: evSigninPassword, UserID: u.ID, Username: u.Username})
 	})

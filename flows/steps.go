@@ -34,54 +34,17 @@ func (h *Handler) getChangePassword(w http.ResponseWriter, r *http.Request, f *f
 }
 
 func (h *Handler) postChangePassword(w http.ResponseWriter, r *http.Request, f *flow) error {
-	ctx, s, u := r.Context(), f.s, f.user
-	cur := r.PostForm.Get("current_password")
-	next := r.PostForm.Get("new_password")
-	confirm := r.PostForm.Get("confirm_password")
+	s, u := f.s, f.user
 	data := h.changePasswordPage(f)
-	if cur == "" {
-		data.fail("current_password", msgEnterCurrent)
-	}
-	if next == "" {
-		data.fail("new_password", msgEnterNew)
-	}
-	if len(data.Errors) > 0 {
-		return h.show(w, http.StatusBadRequest, "change-password", data)
-	}
-	k := keysFor(r, u.ID)
-	until, err := h.lockedUntil(ctx, k)
+	hash, status, err := h.passwordChange(r, f, &data.page)
 	if err != nil {
 		return err
 	}
-	if !until.IsZero() {
-		data.fail("current_password", msgTooManyTries)
-		return h.show(w, http.StatusTooManyRequests, "change-password", data)
-	}
-	ok, err := password.Verify(u.PasswordHash, cur)
-	if err != nil {
-		h.log.Error("stored password hash is unreadable", "user", u.ID, "err", err)
-	}
-	if !ok {
-		ev := event{UserID: u.ID, Username: u.Username, Detail: map[string]any{"factor": "password", "reason": "wrong current password"}}
-		if err := h.failed(ctx, r, s, k, ev); err != nil {
-			return err
-		}
-		data.fail("current_password", msgCurrentWrong)
-		return h.show(w, http.StatusUnprocessableEntity, "change-password", data)
-	}
-	// The current password is the initial one here: the policy refuses it.
-	if err := checkNewPassword(f.set, u, cur, next, confirm, &data.page); err != nil {
-		return err
-	}
-	if len(data.Errors) > 0 {
-		return h.show(w, http.StatusUnprocessableEntity, "change-password", data)
-	}
-	hash, err := password.Hash(next)
-	if err != nil {
-		return fmt.Errorf("hash password: %w", err)
+	if status != 0 {
+		return h.show(w, status, "change-password", data)
 	}
 	s.markDone(StepChangePassword)
-	err = h.commit(ctx, s, func(ctx context.Context) error {
+	err = h.commit(r.Context(), s, func(ctx context.Context) error {
 		// Conditional on the hash we verified: of two racing changes, one wins.
 		if err := h.store.ChangePassword(ctx, u.ID, u.PasswordHash, hash, false); err != nil {
 			return err
@@ -94,8 +57,67 @@ func (h *Handler) postChangePassword(w http.ResponseWriter, r *http.Request, f *
 	if err != nil {
 		return err
 	}
-	h.succeeded(ctx, k)
 	return redirect(w, r, PathNext)
+}
+
+// passwordChange checks a form that changes the password, the journey's
+// change-password step's or the account page's: both boxes filled, the
+// current password right (counted like any guess; a right one resets the
+// account's count), the new one within the policy and typed twice alike.
+// What is wrong goes into p with the status to answer it with; otherwise
+// status is 0 and hash is the new password's.
+func (h *Handler) passwordChange(r *http.Request, f *flow, p *page) (hash string, status int, err error) {
+	ctx, s, u := r.Context(), f.s, f.user
+	cur := r.PostForm.Get("current_password")
+	next := r.PostForm.Get("new_password")
+	if cur == "" {
+		p.fail("current_password", msgEnterCurrent)
+	}
+	if next == "" {
+		p.fail("new_password", msgEnterNew)
+	}
+	if len(p.Errors) > 0 {
+		return "", http.StatusBadRequest, nil
+	}
+	k := keysFor(r, u.ID)
+	if l, err := h.locked(ctx, k); err != nil || l {
+		if err != nil {
+			return "", 0, err
+		}
+		p.fail("current_password", msgTooManyTries)
+		return "", http.StatusTooManyRequests, nil
+	}
+	ok, err := password.Verify(u.PasswordHash, cur)
+	if err != nil {
+		h.log.Error("stored password hash is unreadable", "user", u.ID, "err", err)
+	}
+	if !ok {
+		ev := event{UserID: u.ID, Username: u.Username, Detail: map[string]any{"factor": "password", "reason": "wrong current password"}}
+		if err := h.failed(ctx, r, s, k, ev); err != nil {
+			return "", 0, err
+		}
+		p.fail("current_password", msgCurrentWrong)
+		return "", http.StatusUnprocessableEntity, nil
+	}
+	h.succeeded(ctx, k)
+	// In the journey the current password is the initial one, which the
+	// policy refuses as the new one.
+	if err := f.set.policy.Check(next, u.Username, cur); err != nil {
+		var pe *password.PolicyError
+		if !errors.As(err, &pe) {
+			return "", 0, err
+		}
+		p.fail("new_password", pe.Reason)
+	} else if next != r.PostForm.Get("confirm_password") {
+		p.fail("confirm_password", msgMismatch)
+	}
+	if len(p.Errors) > 0 {
+		return "", http.StatusUnprocessableEntity, nil
+	}
+	if hash, err = password.Hash(next); err != nil {
+		return "", 0, fmt.Errorf("hash password: %w", err)
+	}
+	return hash, 0, nil
 }
 
 func (h *Handler) policyPage(f *flow, step string) policyPage {
@@ -143,22 +165,6 @@ func (h *Handler) postPolicy(w http.ResponseWriter, r *http.Request, f *flow) er
 		return err
 	}
 	return redirect(w, r, PathNext)
-}
-
-// checkNewPassword applies the password policy to replacing cur with next
-// (typed again as confirm) and adds what is wrong to p: the one check of
-// both the journey's change-password step and the account page.
-func checkNewPassword(set *settings, u *store.User, cur, next, confirm string, p *page) error {
-	if err := set.policy.Check(next, u.Username, cur); err != nil {
-		var pe *password.PolicyError
-		if !errors.As(err, &pe) {
-			return err
-		}
-		p.fail("new_password", pe.Reason)
-	} else if next != confirm {
-		p.fail("confirm_password", msgMismatch)
-	}
-	return nil
 }
 
 // renderSignedIn shows who is signed in; with a notice it is also the stop

@@ -464,39 +464,14 @@ func (h *Handler) postPasskeyEnrol(w http.ResponseWriter, r *http.Request, f *fl
 	if err != nil || reg == nil {
 		return err
 	}
-	row := reg.Row
 	s, u := f.s, f.user
-
-	codes, hashes := newRecoveryCodes()
-	plainCodes, err := json.Marshal(codes)
+	before := s.j
+	hashes, err := h.enrolled(s, methodWebAuthn, h.now().UTC(), reg.AMR)
 	if err != nil {
 		return err
 	}
-	now := h.now().UTC()
-	before := s.j
-	s.j.PendingTOTP = nil
-	s.j.FactorVerified, s.j.FactorMethod, s.j.FactorAt = true, methodWebAuthn, now
-	s.j.PasskeyAMR = reg.AMR
-	s.j.RecoveryCodes = h.box.Seal(plainCodes, purposeRecoveryCodes)
-	s.markDone(StepMFAEnrol)
-	ok, err := h.commitCeremony(w, r, s, before, ans, func(ctx context.Context) error {
-		// As for an authenticator app: never beside or over a factor the
-		// account already has (a password alone must not add one).
-		if has, err := h.hasSecondFactor(ctx, u.ID); err != nil || has {
-			if err == nil {
-				err = store.ErrConflict
-			}
-			return err
-		}
-		if err := h.store.AddWebAuthnCredential(ctx, row); err != nil {
-			return fmt.Errorf("store passkey: %w", err)
-		}
-		if err := h.store.ReplaceRecoveryCodes(ctx, u.ID, hashes); err != nil {
-			return fmt.Errorf("store recovery codes: %w", err)
-		}
-		return h.audit(ctx, r, s, event{Name: evMFAEnrol, UserID: u.ID, Username: u.Username,
-			Detail: map[string]any{"method": methodWebAuthn, "kind": reg.Kind}})
-	})
+	ok, err := h.commitCeremony(w, r, s, before, ans, h.storeFactor(r, f, newFactor{passkey: reg.Row}, hashes,
+		event{Name: evMFAEnrol, UserID: u.ID, Username: u.Username, Detail: map[string]any{"method": methodWebAuthn, "kind": reg.Kind}}))
 	if !ok || err != nil {
 		return err
 	}
@@ -517,8 +492,7 @@ func (h *Handler) postPasskeyChallenge(w http.ResponseWriter, r *http.Request, f
 	s, u := f.s, f.user
 	now := h.now().UTC()
 	before := s.j
-	s.j.FactorVerified, s.j.FactorMethod, s.j.FactorAt = true, methodWebAuthn, now
-	s.j.PasskeyAMR = a.AMR
+	s.j.factorVerified(methodWebAuthn, now, a.AMR)
 	ok, err := h.commitCeremony(w, r, s, before, ans, func(ctx context.Context) error {
 		if err := h.useAssertion(ctx, a, now); err != nil {
 			return err
@@ -626,23 +600,13 @@ func (h *Handler) postPasskeySignIn(w http.ResponseWriter, r *http.Request, f *f
 		return h.fail(w, r, s, k, ev, rf)
 	}
 
-	// A new sign-in, as after a password (postPassword): keep the parked
-	// request, forget earlier progress, keep codes not yet shown to this user.
+	// A new sign-in, as after a password, in which the passkey stands for
+	// both factors.
 	now := h.now().UTC()
 	before, beforeRow := s.j, *s.row
-	keep := journey{
-		ResumeURL: s.j.ResumeURL, ClientID: s.j.ClientID, ClientName: s.j.ClientName,
-		RequestedAt: s.j.RequestedAt, ForceLogin: s.j.ForceLogin,
-		Username: u.Username, PasswordVerified: true, PasswordAt: now,
-		FactorVerified: true, FactorMethod: methodWebAuthn, FactorAt: now,
-		Passwordless: true, PasskeyAMR: a.AMR,
-	}
-	if s.row.UserID == u.ID {
-		keep.RecoveryCodes = s.j.RecoveryCodes
-	}
-	s.j = keep
-	s.row.UserID, s.row.State = u.ID, stateJourney
-	s.row.AuthTime, s.row.AMR, s.row.ACR = now, nil, ""
+	s.newSignIn(u, now)
+	s.j.factorVerified(methodWebAuthn, now, a.AMR)
+	s.j.Passwordless = true
 	err = h.commitRotated(w, r, s, func(ctx context.Context) error {
 		if err := h.useAssertion(ctx, a, now); err != nil {
 			return err
