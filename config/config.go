@@ -157,8 +157,10 @@ type SMTP struct {
 
 // Journey configures the officer journey.
 type Journey struct {
-	// Steps is the order of interstitial steps after the password:
-	// default [mfa-enrol, change-password, privacy, terms].
+	// Steps is the order of interstitial steps after the password: the
+	// built-in mfa-enrol and change-password, and the documents' ids.
+	// Default: mfa-enrol, change-password, then every document in the order
+	// written ([mfa-enrol, change-password, privacy, terms] for the guide's).
 	Steps []string `yaml:"steps"`
 	// Timeout is the inactivity limit of a sign-in in progress (default 30m).
 	Timeout Duration `yaml:"timeout"`
@@ -185,9 +187,10 @@ type Throttle struct {
 	Window Duration `yaml:"window"`
 }
 
-// Document is a versioned policy the officer must accept (privacy, terms).
+// Document is a versioned policy the officer must accept (privacy, terms,
+// a code of conduct…): each is an acceptance step of its own.
 type Document struct {
-	ID      string `yaml:"id"`      // privacy | terms (a journey step of the same name)
+	ID      string `yaml:"id"`      // the step's name, data-step marker and page (/signin/<id>)
 	Title   string `yaml:"title"`   // "Privacy policy"
 	Version string `yaml:"version"` // a bump forces re-acceptance
 	File    string `yaml:"file"`    // Markdown; relative to the config file; "" in dev uses the built-in sample

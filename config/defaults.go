@@ -76,7 +76,7 @@ func (c *Config) ApplyDefaults() {
 	setDuration(&c.Mail.SMTP.Timeout, 10*time.Second)
 
 	if len(c.Journey.Steps) == 0 {
-		c.Journey.Steps = slices.Clone(DefaultJourneySteps)
+		c.Journey.Steps = c.defaultJourneySteps()
 	}
 	setDuration(&c.Journey.Timeout, 30*time.Minute)
 	setString(&c.Journey.DisplayName, "Lanyard")

@@ -9,7 +9,8 @@ import (
 )
 
 func TestApplyDefaults(t *testing.T) {
-	c := &Config{Clients: []Client{{ID: "conf"}, {ID: "pub", Public: true}}}
+	c := &Config{Clients: []Client{{ID: "conf"}, {ID: "pub", Public: true}},
+		Documents: []Document{{ID: "privacy"}, {ID: "terms"}}}
 	c.ApplyDefaults()
 	h := time.Hour
 	checks := []struct {
@@ -70,6 +71,27 @@ func TestApplyDefaults(t *testing.T) {
 	d.ApplyDefaults()
 	if d.Keys.Algorithms[0] != "RS256" || d.Journey.Steps[0] != "mfa-enrol" {
 		t.Error("defaults share their backing arrays")
+	}
+}
+
+// The default journey accepts every document, in the order written, after
+// the enrolment and the new password.
+func TestDefaultJourneyFollowsTheDocuments(t *testing.T) {
+	for _, tc := range []struct {
+		docs []string
+		want []string
+	}{
+		{nil, []string{"mfa-enrol", "change-password"}},
+		{[]string{"terms", "code-of-conduct", "privacy"}, []string{"mfa-enrol", "change-password", "terms", "code-of-conduct", "privacy"}},
+	} {
+		c := &Config{}
+		for _, id := range tc.docs {
+			c.Documents = append(c.Documents, Document{ID: id})
+		}
+		c.ApplyDefaults()
+		if !slices.Equal(c.Journey.Steps, tc.want) {
+			t.Errorf("documents %v: journey.steps = %v, want %v", tc.docs, c.Journey.Steps, tc.want)
+		}
 	}
 }
 

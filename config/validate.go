@@ -113,8 +113,6 @@ var (
 	grantTypes  = []string{"authorization_code", "refresh_token", "client_credentials"}
 	authMethods = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
 	algorithms  = []string{"RS256", "ES256"}
-	stepNames   = []string{StepMFAEnrol, StepChangePassword, StepPrivacy, StepTerms}
-	documentIDs = []string{StepPrivacy, StepTerms}
 	smtpTLS     = []string{"starttls", "tls", "none"}
 	logFormats  = []string{"text", "json"}
 	logLevels   = []string{"debug", "info", "warn", "error"}
@@ -127,8 +125,10 @@ var (
 
 // Validate checks the whole configuration and returns every problem at once
 // as Problems (nil when there is none). It does not change c; call it after
-// ApplyDefaults, or unset values are reported as problems.
-func (c *Config) Validate() error {
+// ApplyDefaults, or unset values are reported as problems. rules are the
+// checks of other packages (the journey's: flows.ConfigRule), whose problems
+// are reported with the rest.
+func (c *Config) Validate(rules ...Rule) error {
 	k := &checker{c: c}
 	k.issuer()
 	k.listen("listen", c.Listen)
@@ -159,6 +159,9 @@ func (c *Config) Validate() error {
 	}
 	k.oneOf("log.format", c.Log.Format, logFormats)
 	k.oneOf("log.level", c.Log.Level, logLevels)
+	for _, rule := range rules {
+		rule(c, k.add)
+	}
 	if len(k.ps) == 0 {
 		return nil
 	}
@@ -529,18 +532,10 @@ func (k *checker) mail() {
 
 func (k *checker) journey() {
 	j := k.c.Journey
-	seen := map[string]bool{}
+	// Which names a step may have is the journey's Rule to check.
 	for i, s := range j.Steps {
-		f := fmt.Sprintf("journey.steps[%d]", i)
-		if !k.oneOf(f, s, stepNames) {
-			continue
-		}
-		if seen[s] {
-			k.add(f, "%s is listed twice", s)
-		}
-		seen[s] = true
-		if slices.Contains(documentIDs, s) && !slices.ContainsFunc(k.c.Documents, func(d Document) bool { return d.ID == s }) {
-			k.add(f, "the %s step needs a document with id: %s under documents", s, s)
+		if slices.Contains(j.Steps[:i], s) {
+			k.add(fmt.Sprintf("journey.steps[%d]", i), "%s is listed twice", s)
 		}
 	}
 	k.positive("journey.timeout", j.Timeout)
@@ -577,11 +572,19 @@ func (k *checker) documents() {
 	seen := map[string]int{}
 	for i, d := range k.c.Documents {
 		p := fmt.Sprintf("documents[%d]", i)
-		if k.oneOf(p+".id", d.ID, documentIDs) {
+		switch {
+		case d.ID == "":
+			k.add(p+".id", "is required: it names the document's step (e.g. privacy, terms, code-of-conduct)")
+		case len(d.ID) > maxDocumentID || !documentIDRE.MatchString(d.ID):
+			k.add(p+".id", "%q is not an id: use lower-case letters, digits and single hyphens, at most %d (it names the document's step and page)", d.ID, maxDocumentID)
+		default:
 			if j, dup := seen[d.ID]; dup {
 				k.add(p+".id", "%q is already used by documents[%d]", d.ID, j)
 			}
 			seen[d.ID] = i
+			if d.File == "" && !hasSample(d.ID) {
+				k.add(p+".file", "is required: there is no built-in text for %q", d.ID)
+			}
 		}
 		if strings.TrimSpace(d.Title) == "" {
 			k.add(p+".title", "is required (shown as the page heading)")

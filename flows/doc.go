@@ -1,31 +1,44 @@
 // Package flows is the officer journey: the sign-in pages (username, then
 // password), the step engine that decides which interstitial steps are still
 // pending (enrol MFA and save the recovery codes, change the initial
-// password, accept the Privacy policy, then the Terms of use), one handler
-// per step, the SSO session and its cookie, throttling of guesses, the audit
-// lines of all of it, invitations and the account page.
+// password, accept each configured policy document — the Privacy policy,
+// then the Terms of use, in the guide's order), one handler pair per step,
+// the SSO session and its cookie, throttling of guesses, the audit lines of
+// all of it, invitations and the account page.
 //
 // How it fits together:
 //
-//   - engine.go: Pending, a pure function from a State (what the session and
-//     the store say about the user) to the ordered list of steps still to do.
-//     A table test walks every combination; nothing else decides order.
-//   - next.go: the dispatcher (GET /signin/next) and the guard every step
-//     handler starts with (at): a request for any step but the first pending
-//     one gets a 303 to that one, and changes nothing. Each step, when done,
-//     returns to the dispatcher, never to "the next page". When nothing is
-//     pending the dispatcher marks the session authenticated and resumes the
-//     parked authorization request. Browser, SignIn and SignOut implement
-//     provider/authn.Journey here.
+//   - engine.go: the step table — one row per step with its name (the
+//     data-step marker), page, pending predicate, place in "Step N of M",
+//     funnel label, template and handlers; a policy document's step is made
+//     from one generic row, named by the document's id — and Pending, a pure
+//     function from a State (what the session and the store say about the
+//     user) to the ordered list of steps still to do. A table test walks
+//     every combination; nothing else decides order. ConfigRule checks a
+//     configuration's journey.steps and document ids against the table.
+//   - flows.go: Options, New, SetConfig and Mount, which routes every step
+//     from the table, and the router's guards: at (a journey step: a request
+//     for any step but the browser's first pending one gets a 303 to that
+//     one, or the passkey script its JSON "go here", and changes nothing),
+//     atDocument and signedIn (the account pages). Handlers receive the
+//     checked flow.
+//   - next.go: the dispatcher (GET /signin/next). Each step, when done,
+//     returns to it, never to "the next page". When nothing is pending it
+//     marks the session authenticated and resumes the parked authorization
+//     request. Browser, SignIn and SignOut implement provider/authn.Journey
+//     here.
 //   - signin.go, mfa.go, steps.go: the step handlers. Every change a step
 //     makes, the session's progress and its audit line are stored in one
 //     transaction; the session id is rotated after the password and after
 //     the second factor inside that transaction, so of racing requests on
-//     one session only one can take effect.
+//     one session only one can take effect. mfa.go also holds what the
+//     journey and the account page share about factors (confirmTOTP,
+//     storeFactor, proveCode); steps.go the password change (passwordChange).
 //   - session.go: the cookie (gorilla/sessions on securecookie, carrying only
 //     a random 256-bit id; keys sealed in the store so restarts and other
-//     nodes log nobody out) and the server-side session with the journey's
-//     state in its Data; idle, absolute and journey timeouts.
+//     nodes log nobody out), the server-side session with the journey's
+//     state in its Data and its named transitions (newSignIn, signInAgain,
+//     factorVerified, confirmed); idle, absolute and journey timeouts.
 //   - throttle.go, audit.go, web.go: guess counting and locks, audit events,
 //     security headers, cross-origin protection, body limits, and the one
 //     adapter that turns an error into the error page.
@@ -34,8 +47,11 @@
 //     on the account page; challenges live in the server-side session, single
 //     use. The WebAuthn mechanics (go-webauthn) are in the passkey subpackage.
 //   - account.go: the account page (methods, recovery codes, password,
-//     sessions, security events), the recent-authentication check before any
-//     change, and SignOutEverywhere; notify.go: the security-notice emails.
+//     sessions, security events); account_reauth.go the recent-proof check
+//     before any change and the confirm-it-is-you page; account_factors.go
+//     the changes to the sign-in methods and the password;
+//     account_sessions.go signing out, and SignOutEverywhere; notify.go: the
+//     security-notice emails.
 //   - invite.go: invitations (lanyard invite).
 //
 // flows never imports fosite and never builds an OAuth response: it tells the

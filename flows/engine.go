@@ -1,8 +1,12 @@
 package flows
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
+	"strings"
+
+	"github.com/lanyard-idp/lanyard/config"
 )
 
 // The step engine: which steps of the journey are still pending for a
@@ -246,15 +250,75 @@ func earlierSignIn(step, cur string) bool {
 }
 
 // FunnelLabels are the labels of the onboarding funnel's metrics: the
-// built-in steps' and one per policy document of cfg, by id.
-func FunnelLabels(documentIDs []string) []string {
+// built-in steps' and each policy document's id.
+func FunnelLabels(cfg *config.Config) []string {
 	var out []string
 	for _, d := range steps {
 		if d.metric != "" {
 			out = append(out, d.metric)
 		}
 	}
-	return append(out, documentIDs...)
+	for _, d := range cfg.Documents {
+		out = append(out, d.ID)
+	}
+	return out
+}
+
+// ConfigRule checks a configuration's journey against the step table
+// (config.Rule; config cannot import flows, so the binary hands it to
+// config.Check and Validate): every name in journey.steps is a built-in
+// step that can be ordered or a document's id, and no document's id is the
+// name of a built-in step or of a page the journey already has.
+func ConfigRule(c *config.Config, add func(field, format string, args ...any)) {
+	checkJourney(c.Journey.Steps, c.Documents, add)
+}
+
+func checkJourney(order []string, docs []config.Document, add func(field, format string, args ...any)) {
+	allowed := orderable()
+	for i, d := range docs {
+		if slices.Contains(reservedNames(), d.ID) {
+			add(fmt.Sprintf("documents[%d].id", i), "%q is taken by the journey's own steps and pages (%s); choose another id",
+				d.ID, strings.Join(reservedNames(), ", "))
+		}
+		allowed = append(allowed, d.ID)
+	}
+	for i, s := range order {
+		if !slices.Contains(allowed, s) {
+			add(fmt.Sprintf("journey.steps[%d]", i), "%q is not one of %s (a policy document's step needs a document with id: %s under documents)",
+				s, strings.Join(allowed, ", "), s)
+		}
+	}
+}
+
+// orderable are the built-in steps journey.steps may list.
+func orderable() []string {
+	var out []string
+	for _, d := range steps {
+		if d.place == ordered {
+			out = append(out, d.name)
+		}
+	}
+	return out
+}
+
+// reservedNames are the names a document's id must not take: every
+// built-in step's, and every first path segment the journey's own routes
+// use under /signin/ (a document's page is /signin/<id>).
+func reservedNames() []string {
+	var out []string
+	add := func(p string) {
+		rest, ok := strings.CutPrefix(p, PathSignIn+"/")
+		if seg, _, _ := strings.Cut(rest, "/"); ok && !slices.Contains(out, seg) {
+			out = append(out, seg)
+		}
+	}
+	for _, d := range steps {
+		add(PathSignIn + "/" + d.name)
+		add(d.path)
+		add(d.ceremony)
+	}
+	add(PathNext)
+	return out
 }
 
 // pageTemplates are the templates of every step's page.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -154,13 +155,17 @@ func (h *Handler) SetConfig(cfg *config.Config) error {
 	if len(order) == 0 {
 		order = DefaultSteps
 	}
+	var problems []string
+	checkJourney(order, cfg.Documents, func(field, format string, args ...any) {
+		problems = append(problems, field+": "+fmt.Sprintf(format, args...))
+	})
 	for i, s := range order {
-		if !slices.Contains(DefaultSteps, s) {
-			return fmt.Errorf("flows: unknown journey step %q (want one of %v)", s, DefaultSteps)
-		}
 		if slices.Contains(order[:i], s) {
-			return fmt.Errorf("flows: journey step %q is listed twice", s)
+			problems = append(problems, fmt.Sprintf("journey step %q is listed twice", s))
 		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("flows: %s", strings.Join(problems, "; "))
 	}
 	docs := map[string]document{}
 	for _, d := range cfg.Documents {
@@ -177,13 +182,6 @@ func (h *Handler) SetConfig(cfg *config.Config) error {
 		// purpose.
 		safe := bluemonday.UGCPolicy().SanitizeBytes(buf.Bytes())
 		docs[d.ID] = document{ID: d.ID, Title: d.Title, Version: d.Version, HTML: template.HTML(safe)}
-	}
-	for _, s := range order {
-		if s == StepPrivacy || s == StepTerms {
-			if _, ok := docs[s]; !ok {
-				return fmt.Errorf("flows: journey step %q needs a document with id %q", s, s)
-			}
-		}
 	}
 	pol := password.Policy{MinLength: cfg.Password.MinLength, MaxLength: cfg.Password.MaxLength}
 	if pol.MinLength <= 0 {

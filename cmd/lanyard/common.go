@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/lanyard-idp/lanyard/config"
+	"github.com/lanyard-idp/lanyard/flows"
 	"github.com/lanyard-idp/lanyard/flows/mail"
 	"github.com/lanyard-idp/lanyard/provider/store"
 	"github.com/lanyard-idp/lanyard/provider/store/seal"
@@ -107,7 +108,7 @@ func (c *common) load(e env) (*config.Config, error) {
 	} else {
 		// Check reports every problem of the file at once; the flags below
 		// are validated again with it.
-		if cfg, err = config.Check(c.configFile); err != nil {
+		if cfg, err = config.Check(c.configFile, flows.ConfigRule); err != nil {
 			return nil, err
 		}
 		if c.data != "" {
@@ -124,7 +125,7 @@ func (c *common) load(e env) (*config.Config, error) {
 		if c.issuer != "" {
 			cfg.Issuer = strings.TrimRight(c.issuer, "/")
 		}
-		if err := cfg.Validate(); err != nil {
+		if err := cfg.Validate(flows.ConfigRule); err != nil {
 			return nil, err
 		}
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/lanyard-idp/lanyard/config"
+	"github.com/lanyard-idp/lanyard/flows"
 	"github.com/lanyard-idp/lanyard/flows/mail"
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
@@ -58,7 +59,6 @@ var (
 		"mfa.enrol":             "mfa-enrol",
 		"password.change":       "change-password",
 	}
-	stepLabels   = []string{"password", "passkey", "mfa-challenge", "mfa-enrol", "change-password", "privacy", "terms"}
 	grantLabels  = []string{"authorization_code", "refresh_token", "client_credentials"}
 	mailMessages = map[string]string{
 		"invite.mail_failed":                    "invitation",
@@ -161,7 +161,7 @@ func newMetrics(ctx context.Context, st *store.Store, cfg func() *config.Config,
 	for _, o := range []string{"success", "wrong_password", "unknown_user", "locked", "disabled", "invitation_expired", "wrong_code", "other"} {
 		m.signins.WithLabelValues(o)
 	}
-	for _, s := range stepLabels {
+	for _, s := range flows.FunnelLabels(cfg()) {
 		m.steps.WithLabelValues(s)
 		m.abandoned.WithLabelValues(s)
 	}
@@ -316,8 +316,9 @@ func (m *metrics) observe(ev *store.AuditEvent) {
 		m.locks.WithLabelValues(kind).Inc()
 		return
 	case "policy.accept":
-		if d := str("document"); d == "privacy" || d == "terms" {
-			m.step(ev, d)
+		// Only a configured document's id becomes a label.
+		if d, ok := m.cfg().Document(str("document")); ok {
+			m.step(ev, d.ID)
 		}
 		return
 	}
