@@ -49,7 +49,10 @@ func TestConfigRule(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ps := journeyProblems(t, c.Validate(ConfigRule))
+			var ps config.Problems
+			if err := c.Validate(ConfigRule); err != nil && !errors.As(err, &ps) {
+				t.Fatalf("not Problems: %v", err)
+			}
 			if tc.field == "" {
 				if len(ps) != 0 {
 					t.Fatalf("want valid, got %v", ps)
@@ -59,7 +62,8 @@ func TestConfigRule(t *testing.T) {
 			if len(ps) != 1 {
 				t.Fatalf("want one problem, got %v", ps)
 			}
-			want := fmt.Sprintf("lanyard.yaml:%d: %s: ", lineOf(t, text, tc.marker), tc.field)
+			line := slices.IndexFunc(strings.Split(text, "\n"), func(l string) bool { return strings.Contains(l, tc.marker) }) + 1
+			want := fmt.Sprintf("lanyard.yaml:%d: %s: ", line, tc.field)
 			if got := ps[0].String(); !strings.HasPrefix(got, want) || !strings.Contains(got, tc.msg) {
 				t.Errorf("got  %s\nwant %s…%s…", got, want, tc.msg)
 			}
@@ -112,23 +116,3 @@ mail:
 invitations:
   allowed_domains: [agency.example]
 `
-
-func journeyProblems(t *testing.T, err error) config.Problems {
-	t.Helper()
-	var ps config.Problems
-	if err != nil && !errors.As(err, &ps) {
-		t.Fatalf("not Problems: %v", err)
-	}
-	return ps
-}
-
-func lineOf(t *testing.T, text, marker string) int {
-	t.Helper()
-	for i, l := range strings.Split(text, "\n") {
-		if strings.Contains(l, marker) {
-			return i + 1
-		}
-	}
-	t.Fatalf("%q not in the configuration", marker)
-	return 0
-}

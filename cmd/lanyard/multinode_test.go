@@ -40,6 +40,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/html"
 	"golang.org/x/oauth2"
 
 	"github.com/lanyard-idp/lanyard/provider/store/seal"
@@ -326,7 +327,11 @@ func firstLogin(t *testing.T, b *browser, p *page, inv invitation, before func(s
 		case "change-password":
 			fields = map[string]string{"current_password": inv.InitialPassword, "new_password": newPassword, "confirm_password": newPassword}
 		default:
-			t.Fatalf("unexpected page %q at %s: %s", p.step, p.url, text(p.doc))
+			// A further policy document's step, named by its id.
+			if find(p.form, func(n *html.Node) bool { return n.Data == "input" && attr(n, "name") == "accept" }) == nil {
+				t.Fatalf("unexpected page %q at %s: %s", p.step, p.url, text(p.doc))
+			}
+			fields = map[string]string{"accept": "yes"}
 		}
 		if before != nil {
 			before(p.step)
