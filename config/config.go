@@ -101,6 +101,17 @@ type Tokens struct {
 	RefreshToken  Duration `yaml:"refresh_token"`  // default 720h (30 days)
 }
 
+// Grant types, as written in clients[].grant_types.
+const (
+	GrantAuthorizationCode = "authorization_code"
+	GrantRefreshToken      = "refresh_token"
+	GrantClientCredentials = "client_credentials"
+)
+
+// GrantTypes are the grant types Lanyard supports, in the order discovery
+// lists them. Validation, discovery and the metrics all read this list.
+var GrantTypes = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials}
+
 // Client is one relying party, registered by an admin.
 type Client struct {
 	ID   string `yaml:"id"`
@@ -112,7 +123,7 @@ type Client struct {
 	Public                 bool     `yaml:"public"`
 	RedirectURIs           []string `yaml:"redirect_uris"`
 	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
-	// GrantTypes: authorization_code, refresh_token, client_credentials.
+	// GrantTypes: any of GrantTypes (default [authorization_code]).
 	GrantTypes []string `yaml:"grant_types"`
 	Scopes     []string `yaml:"scopes"`
 	// TokenEndpointAuthMethod: client_secret_basic (default), client_secret_post,

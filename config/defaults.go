@@ -50,7 +50,7 @@ func (c *Config) ApplyDefaults() {
 			}
 		}
 		if len(cl.GrantTypes) == 0 {
-			cl.GrantTypes = []string{"authorization_code"}
+			cl.GrantTypes = []string{GrantAuthorizationCode}
 		}
 		if len(cl.Scopes) == 0 {
 			cl.Scopes = []string{"openid"}

@@ -43,16 +43,8 @@ const (
 	PathAccountSignOutAll     = "/account/sessions/sign-out-everywhere"
 )
 
-// Audit events of the account page.
+// How many security events the account page shows, from how far back.
 const (
-	evAccountReauth     = "account.reauth"
-	evPasskeyAdd        = "account.passkey.add"
-	evPasskeyRename     = "account.passkey.rename"
-	evPasskeyRemove     = "account.passkey.remove"
-	evTOTPAdd           = "account.totp.add"
-	evTOTPRemove        = "account.totp.remove"
-	evRecoveryRenew     = "account.recovery_codes.renew"
-	evSignOutSessions   = "account.sessions.sign_out"
 	eventsShown         = 20
 	eventsLookBack      = 90 * 24 * time.Hour
 	maxEventsConsidered = 2000
@@ -394,10 +386,10 @@ func describeEvent(e store.AuditEvent) string {
 		return "Signed out one session"
 	case evWebAuthnClone:
 		return "A passkey or security key was refused: it may have been copied"
-	case "invite":
+	case store.EventInvite:
 		return "Invitation sent"
 	}
-	return e.Event
+	return string(e.Event)
 }
 
 // showAccount renders the account page, with errors when status ≥ 400.
@@ -546,7 +538,7 @@ func (h *Handler) postReauth(w http.ResponseWriter, r *http.Request) error {
 		if code == "" {
 			return refuse(http.StatusBadRequest, field, msgEnterCode)
 		}
-		var reason string
+		var reason store.Reason
 		use, method, reason, err = h.checkCode(ctx, r, s, u, code, now)
 		if err != nil {
 			return err
@@ -570,7 +562,7 @@ func (h *Handler) postReauth(w http.ResponseWriter, r *http.Request) error {
 			h.log.Error("stored password hash is unreadable", "user", u.ID, "err", err)
 		}
 		if !ok {
-			ev.Detail["factor"], ev.Detail["reason"] = "password", "wrong password"
+			ev.Detail["factor"], ev.Detail["reason"] = "password", store.ReasonWrongPassword
 			if err := h.failed(ctx, r, s, k, ev); err != nil {
 				return err
 			}
@@ -588,7 +580,7 @@ func (h *Handler) postReauth(w http.ResponseWriter, r *http.Request) error {
 		return h.audit(ctx, r, s, event{Name: evAccountReauth, UserID: u.ID, Username: u.Username, Detail: map[string]any{"method": method}})
 	})
 	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
-		ev.Detail["reason"] = "code already used"
+		ev.Detail["reason"] = store.ReasonCodeUsed
 		if err := h.failed(ctx, r, s, k, ev); err != nil {
 			return err
 		}
@@ -1035,7 +1027,7 @@ func (h *Handler) postAccountPassword(w http.ResponseWriter, r *http.Request) er
 		h.log.Error("stored password hash is unreadable", "user", u.ID, "err", err)
 	}
 	if !ok {
-		ev := event{UserID: u.ID, Username: u.Username, Detail: map[string]any{"factor": "password", "reason": "wrong current password"}}
+		ev := event{UserID: u.ID, Username: u.Username, Detail: map[string]any{"factor": "password", "reason": store.ReasonWrongCurrentPassword}}
 		if err := h.failed(ctx, r, s, k, ev); err != nil {
 			return err
 		}

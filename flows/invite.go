@@ -57,18 +57,6 @@ func refuseInvite(sentinel error, format string, a ...any) error {
 	return &inviteError{sentinel: sentinel, msg: fmt.Sprintf(format, a...)}
 }
 
-// Audit events of invitations.
-const (
-	AuditInvite           = "invite"
-	AuditInviteResend     = "invite.resend"
-	AuditInviteMailFailed = "invite.mail_failed"
-	AuditInviteRevoke     = "invite.revoke"
-	// An admin's password reset (lanyard user reset-password), and the
-	// failure of its email.
-	AuditResetPassword           = "admin.user.reset_password"
-	AuditResetPasswordMailFailed = "admin.user.reset_password.mail_failed"
-)
-
 const (
 	defaultInviteValidity = 30 * 24 * time.Hour
 	maxNameRunes          = 200
@@ -171,7 +159,7 @@ func (iv *Inviter) Invite(ctx context.Context, email, name string, resend bool) 
 		iv.logger().WarnContext(ctx, "onboarding email not sent; the invitation stays valid", "username", username, "err", err)
 		// The audit line must be written even when ctx ran out sending the mail.
 		if aerr := iv.Store.AppendAudit(context.WithoutCancel(ctx), &store.AuditEvent{
-			At: iv.now(), Event: AuditInviteMailFailed, UserID: user.ID, Username: username,
+			At: iv.now(), Event: store.EventInviteMailFailed, UserID: user.ID, Username: username,
 			Detail: iv.detail(map[string]string{"error": err.Error()}),
 		}); aerr != nil {
 			iv.logger().ErrorContext(ctx, "audit of the mail failure not written", "username", username, "err", aerr)
@@ -213,7 +201,7 @@ func (iv *Inviter) record(ctx context.Context, inv *Invitation, hash string, now
 		case err != nil:
 			return fmt.Errorf("invite %s: look up user: %w", inv.Username, err)
 		}
-		event := AuditInvite
+		event := store.EventInvite
 		switch {
 		case existing == nil && inv.Resent:
 			return refuseInvite(ErrNoInvitation, "there is no invitation for %s to resend: invite the officer without --resend", inv.Username)
@@ -267,7 +255,7 @@ func (iv *Inviter) record(ctx context.Context, inv *Invitation, hash string, now
 			if err := iv.Store.UpdateUser(ctx, user); err != nil {
 				return fmt.Errorf("invite %s: update user: %w", inv.Username, err)
 			}
-			event = AuditInviteResend
+			event = store.EventInviteResend
 		}
 		return iv.Store.AppendAudit(ctx, &store.AuditEvent{
 			At: now, Event: event, UserID: user.ID, Username: user.Username,
@@ -477,7 +465,7 @@ func (iv *Inviter) Revoke(ctx context.Context, email string) (*store.User, error
 			}
 			user = u
 			return iv.Store.AppendAudit(ctx, &store.AuditEvent{
-				At: iv.now(), Event: AuditInviteRevoke, UserID: u.ID, Username: u.Username,
+				At: iv.now(), Event: store.EventInviteRevoke, UserID: u.ID, Username: u.Username,
 				Detail: iv.detail(map[string]string{}),
 			})
 		})
@@ -559,7 +547,7 @@ func (iv *Inviter) ResetPassword(ctx context.Context, email string) (*Invitation
 			}
 			user, ended = u, len(refs)
 			return iv.Store.AppendAudit(ctx, &store.AuditEvent{
-				At: now, Event: AuditResetPassword, UserID: u.ID, Username: u.Username,
+				At: now, Event: store.EventUserResetPassword, UserID: u.ID, Username: u.Username,
 				Detail: iv.detail(map[string]string{"expires_at": inv.ExpiresAt.Format(time.RFC3339), "sessions_ended": fmt.Sprint(len(refs))}),
 			})
 		})
@@ -573,7 +561,7 @@ func (iv *Inviter) ResetPassword(ctx context.Context, email string) (*Invitation
 		inv.MailErr = err
 		iv.logger().WarnContext(ctx, "password reset email not sent", "username", username, "err", err)
 		if aerr := iv.Store.AppendAudit(context.WithoutCancel(ctx), &store.AuditEvent{
-			At: iv.now(), Event: AuditResetPasswordMailFailed, UserID: user.ID, Username: username,
+			At: iv.now(), Event: store.EventResetMailFailed, UserID: user.ID, Username: username,
 			Detail: iv.detail(map[string]string{"error": err.Error()}),
 		}); aerr != nil {
 			iv.logger().ErrorContext(ctx, "audit of the mail failure not written", "username", username, "err", aerr)

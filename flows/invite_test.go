@@ -110,9 +110,9 @@ func (f *inviteFixture) counts(t *testing.T) (users, events int) {
 	return len(us), len(ev)
 }
 
-func (f *inviteFixture) events(t *testing.T, event string) []store.AuditEvent {
+func (f *inviteFixture) events(t *testing.T, event store.Event) []store.AuditEvent {
 	t.Helper()
-	ev, err := f.store.Audit(t.Context(), store.AuditFilter{Event: event})
+	ev, err := f.store.Audit(t.Context(), store.AuditFilter{Event: string(event)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func TestInvite(t *testing.T) {
 		t.Fatal("the initial password does not verify against the stored hash")
 	}
 
-	ev := f.events(t, AuditInvite)
+	ev := f.events(t, store.EventInvite)
 	if len(ev) != 1 || ev[0].UserID != u.ID || ev[0].Username != u.Username {
 		t.Fatalf("audit %+v", ev)
 	}
@@ -364,7 +364,7 @@ func TestInviteResend(t *testing.T) {
 	if !verifies(t, u.PasswordHash, second.InitialPassword) {
 		t.Fatal("the new initial password does not verify")
 	}
-	if ev := f.events(t, AuditInviteResend); len(ev) != 1 || ev[0].UserID != u.ID {
+	if ev := f.events(t, store.EventInviteResend); len(ev) != 1 || ev[0].UserID != u.ID {
 		t.Fatalf("audit invite.resend: %+v", ev)
 	}
 	got := f.smtp.Wait(t, 2)
@@ -418,10 +418,10 @@ func TestInviteMailDown(t *testing.T) {
 	if !verifies(t, u.PasswordHash, inv.InitialPassword) {
 		t.Fatal("the initial password does not verify")
 	}
-	if ev := f.events(t, AuditInvite); len(ev) != 1 {
+	if ev := f.events(t, store.EventInvite); len(ev) != 1 {
 		t.Fatalf("invite events: %+v", ev)
 	}
-	ev := f.events(t, AuditInviteMailFailed)
+	ev := f.events(t, store.EventInviteMailFailed)
 	if len(ev) != 1 || ev[0].UserID != u.ID || !bytes.Contains(ev[0].Detail, []byte("error")) {
 		t.Fatalf("invite.mail_failed events: %+v", ev)
 	}
@@ -445,7 +445,7 @@ func TestInviteMailRefused(t *testing.T) {
 	if err != nil || inv.MailErr == nil || !strings.Contains(inv.MailErr.Error(), "550") {
 		t.Fatalf("550 on RCPT: %+v, %v", inv, err)
 	}
-	if ev := f.events(t, AuditInviteMailFailed); len(ev) != 1 {
+	if ev := f.events(t, store.EventInviteMailFailed); len(ev) != 1 {
 		t.Fatalf("invite.mail_failed events: %+v", ev)
 	}
 }
@@ -480,7 +480,7 @@ func TestInviteConcurrent(t *testing.T) {
 	if users, _ := f.counts(t); users != 1 {
 		t.Fatalf("%d users; want 1", users)
 	}
-	if ev := f.events(t, AuditInvite); len(ev) != 1 {
+	if ev := f.events(t, store.EventInvite); len(ev) != 1 {
 		t.Fatalf("%d invite events; want 1", len(ev))
 	}
 	u, _ := f.store.UserByUsername(t.Context(), "alice@agency.example")
@@ -534,7 +534,7 @@ func TestInviteConcurrentResend(t *testing.T) {
 	if succeeded == 0 || working != 1 {
 		t.Fatalf("%d resends succeeded, %d of their passwords work; want ≥1 and exactly 1", succeeded, working)
 	}
-	if ev := f.events(t, AuditInviteResend); len(ev) != succeeded {
+	if ev := f.events(t, store.EventInviteResend); len(ev) != succeeded {
 		t.Fatalf("%d invite.resend events for %d successful resends", len(ev), succeeded)
 	}
 }
@@ -629,7 +629,7 @@ func TestInviteRevoke(t *testing.T) {
 	if _, err := f.store.UserByUsername(t.Context(), "alice@agency.example"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the revoked account still exists: %v", err)
 	}
-	ev := f.events(t, AuditInviteRevoke)
+	ev := f.events(t, store.EventInviteRevoke)
 	if len(ev) != 1 || ev[0].UserID != u.ID || !bytes.Contains(ev[0].Detail, []byte(`"by":"cli"`)) {
 		t.Fatalf("audit invite.revoke: %+v", ev)
 	}
@@ -692,7 +692,7 @@ func TestInviteRevokeConcurrent(t *testing.T) {
 	if ok != 1 {
 		t.Fatalf("%d revokes succeeded, want exactly 1", ok)
 	}
-	if ev := f.events(t, AuditInviteRevoke); len(ev) != 1 {
+	if ev := f.events(t, store.EventInviteRevoke); len(ev) != 1 {
 		t.Fatalf("%d invite.revoke events, want 1", len(ev))
 	}
 }
@@ -724,7 +724,7 @@ func TestResetPassword(t *testing.T) {
 	if row, err := f.store.GetOAuth(t.Context(), store.KindRefresh, refresh); err != nil || row.Active {
 		t.Fatalf("refresh token after reset: %+v, %v", row, err)
 	}
-	ev := f.events(t, AuditResetPassword)
+	ev := f.events(t, store.EventUserResetPassword)
 	if len(ev) != 1 || ev[0].UserID != u.ID || !bytes.Contains(ev[0].Detail, []byte(`"by":"cli"`)) || bytes.Contains(ev[0].Detail, []byte(inv.InitialPassword)) {
 		t.Fatalf("audit: %+v", ev)
 	}
@@ -781,7 +781,7 @@ func TestResetPasswordMailDown(t *testing.T) {
 	if err != nil || inv.MailErr == nil {
 		t.Fatalf("reset with the relay down: %+v, %v", inv, err)
 	}
-	if ev := f.events(t, AuditResetPasswordMailFailed); len(ev) != 1 {
+	if ev := f.events(t, store.EventResetMailFailed); len(ev) != 1 {
 		t.Fatalf("mail_failed events: %+v", ev)
 	}
 }

@@ -175,7 +175,7 @@ func (h *Handler) checkEnrolCode(r *http.Request, s *session, u *store.User, sec
 	now = h.now().UTC()
 	step, ok = otp.Validate(secret, code, now, 0)
 	if !ok {
-		ev := event{UserID: u.ID, Username: u.Username, Detail: map[string]any{"factor": "otp", "reason": "wrong enrolment code"}}
+		ev := event{UserID: u.ID, Username: u.Username, Detail: map[string]any{"factor": "otp", "reason": store.ReasonWrongEnrolmentCode}}
 		if err := h.failed(ctx, r, s, k, ev); err != nil {
 			return 0, time.Time{}, false, err
 		}
@@ -306,7 +306,7 @@ func (h *Handler) postChallenge(w http.ResponseWriter, r *http.Request) error {
 		// Already used (a replay, or a concurrent request won), or the session
 		// was rotated under us: a wrong code, charged like one.
 		s.j.FactorVerified, s.j.FactorMethod = false, ""
-		ev.Detail["reason"] = "code already used"
+		ev.Detail["reason"] = store.ReasonCodeUsed
 		if err := h.failed(ctx, r, s, k, ev); err != nil {
 			return err
 		}
@@ -333,7 +333,7 @@ func (h *Handler) postChallenge(w http.ResponseWriter, r *http.Request) error {
 // are single-use by a conditional update in the store, so of 20 racing
 // requests with one code one succeeds), and the method ("otp" or
 // "recovery-code"); or use == nil and the reason for the audit line.
-func (h *Handler) checkCode(ctx context.Context, r *http.Request, s *session, u *store.User, code string, now time.Time) (use func(ctx context.Context) error, method, reason string, err error) {
+func (h *Handler) checkCode(ctx context.Context, r *http.Request, s *session, u *store.User, code string, now time.Time) (use func(ctx context.Context) error, method string, reason store.Reason, err error) {
 	if isDigits(code) {
 		t, err := h.store.TOTPByUser(ctx, u.ID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -349,13 +349,13 @@ func (h *Handler) checkCode(ctx context.Context, r *http.Request, s *session, u 
 			step, ok = otp.Validate(secret, code, now, t.LastStep)
 		}
 		if !ok {
-			return nil, "otp", "wrong code", nil
+			return nil, "otp", store.ReasonWrongCode, nil
 		}
 		return func(ctx context.Context) error { return h.store.UseTOTPStep(ctx, u.ID, step) }, "otp", "", nil
 	}
 	norm, ok := normaliseRecoveryCode(code)
 	if !ok {
-		return nil, "recovery-code", "malformed code", nil
+		return nil, "recovery-code", store.ReasonMalformedCode, nil
 	}
 	return func(ctx context.Context) error {
 		if err := h.store.UseRecoveryCode(ctx, u.ID, hashRecoveryCode(norm), now); err != nil {

@@ -73,7 +73,7 @@ func (h *Handler) postChangePassword(w http.ResponseWriter, r *http.Request) err
 		h.log.Error("stored password hash is unreadable", "user", u.ID, "err", err)
 	}
 	if !ok {
-		ev := event{UserID: u.ID, Username: u.Username, Detail: map[string]any{"factor": "password", "reason": "wrong current password"}}
+		ev := event{UserID: u.ID, Username: u.Username, Detail: map[string]any{"factor": "password", "reason": store.ReasonWrongCurrentPassword}}
 		if err := h.failed(ctx, r, s, k, ev); err != nil {
 			return err
 		}

@@ -48,12 +48,6 @@ const (
 	maxPasskeyName = 64
 )
 
-// Audit events of the passkey ceremonies (beside the journey's own).
-const (
-	evSigninPasskey = "signin.passkey"
-	evWebAuthnClone = "webauthn.clone_warning"
-)
-
 // Ceremony purposes: a challenge made for one is refused by every other.
 const (
 	ceremonyEnrol  = "enrol"  // mfa-enrol: register the first factor
@@ -295,22 +289,20 @@ type finishBody struct {
 	Name string `json:"name"`
 }
 
-const reasonOversized = "oversized request"
-
 // readFinish reads the posted answer within the body limit. An error is a
 // reason for the audit line; the caller refuses the ceremony.
-func readFinish(r *http.Request) (finishBody, string) {
+func readFinish(r *http.Request) (finishBody, store.Reason) {
 	var b finishBody
 	raw, err := io.ReadAll(r.Body)
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		return b, reasonOversized
+		return b, store.ReasonOversized
 	case err != nil:
-		return b, "unreadable request"
+		return b, store.ReasonUnreadableRequest
 	}
 	if err := json.Unmarshal(raw, &b); err != nil || len(b.Credential) == 0 {
-		return b, "malformed request"
+		return b, store.ReasonMalformedRequest
 	}
 	return b, ""
 }
@@ -334,22 +326,22 @@ func (h *Handler) begin(w http.ResponseWriter, r *http.Request, s *session, purp
 // take removes the session's ceremony (the caller stores the removal) and
 // returns its challenge data when it is for purpose and user and still
 // fresh; otherwise the reason for the audit line.
-func (h *Handler) take(s *session, purpose, userID string) (*webauthn.SessionData, string) {
+func (h *Handler) take(s *session, purpose, userID string) (*webauthn.SessionData, store.Reason) {
 	c := s.j.Ceremony
 	s.j.Ceremony = nil
 	switch {
 	case c == nil:
-		return nil, "no challenge (replayed or never started)"
+		return nil, store.ReasonNoChallenge
 	case c.Purpose != purpose:
-		return nil, "challenge of another ceremony"
+		return nil, store.ReasonOtherCeremony
 	case c.UserID != userID:
-		return nil, "challenge of another user"
+		return nil, store.ReasonOtherUser
 	case !h.now().UTC().Before(c.Expires):
-		return nil, "challenge expired"
+		return nil, store.ReasonChallengeExpired
 	}
 	var sd webauthn.SessionData
 	if err := json.Unmarshal(c.Data, &sd); err != nil {
-		return nil, "unreadable challenge"
+		return nil, store.ReasonUnreadableChallenge
 	}
 	return &sd, ""
 }
@@ -358,19 +350,19 @@ func (h *Handler) take(s *session, purpose, userID string) (*webauthn.SessionDat
 // officer reads.
 type refusal struct {
 	status int
-	reason string
+	reason store.Reason
 	msg    string
 }
 
-func refuse(reason, msg string) *refusal {
+func refuse(reason store.Reason, msg string) *refusal {
 	return &refusal{status: http.StatusUnprocessableEntity, reason: reason, msg: msg}
 }
 
 // badBody is the refusal of an unreadable answer; an oversized one is
 // told so.
-func badBody(reason string) *refusal {
+func badBody(reason store.Reason) *refusal {
 	rf := refuse(reason, msgPasskeyMalformed)
-	if reason == reasonOversized {
+	if reason == store.ReasonOversized {
 		rf.status, rf.msg = errFormTooLarge.status, errFormTooLarge.msg
 	}
 	return rf
@@ -380,16 +372,16 @@ func badBody(reason string) *refusal {
 // line. Nothing in a ceremony is secret (challenges are single-use and
 // public keys public), so its debugging detail — which origin, which RP ID
 // hash — goes in too, cut short: it is what an administrator needs.
-func protocolReason(prefix string, err error) string {
+func protocolReason(prefix store.Reason, err error) store.Reason {
+	msg := string(prefix) + ": " + err.Error()
 	var pe *protocol.Error
 	if errors.As(err, &pe) && pe.Details != "" {
-		msg := prefix + ": " + pe.Details
+		msg = string(prefix) + ": " + pe.Details
 		if pe.DevInfo != "" {
 			msg += " (" + pe.DevInfo + ")"
 		}
-		return truncate(msg, 300)
 	}
-	return truncate(prefix+": "+err.Error(), 300)
+	return store.Reason(truncate(msg, 300))
 }
 
 // fail answers a refused ceremony: the challenge is consumed (under a new
@@ -460,7 +452,7 @@ func (h *Handler) verifyRegistration(ctx context.Context, u *store.User, sd *web
 	rp := h.settings().wa
 	parsed, err := protocol.ParseCredentialCreationResponseBytes(body.Credential)
 	if err != nil {
-		return nil, 0, refuse(protocolReason("malformed registration", err), msgPasskeyMalformed), nil
+		return nil, 0, refuse(protocolReason(store.ReasonMalformedRegistration, err), msgPasskeyMalformed), nil
 	}
 	wu, err := h.webAuthnUser(ctx, u, false)
 	if err != nil {
@@ -468,15 +460,15 @@ func (h *Handler) verifyRegistration(ctx context.Context, u *store.User, sd *web
 	}
 	cred, err := rp.CreateCredential(wu, *sd, parsed)
 	if err != nil {
-		return nil, 0, refuse(protocolReason("registration refused", err), msgPasskeyFailed), nil
+		return nil, 0, refuse(protocolReason(store.ReasonRegistrationRefused, err), msgPasskeyFailed), nil
 	}
 	if wu.row(cred.ID) != nil {
-		return nil, 0, refuse("credential already registered", msgPasskeyFailed), nil
+		return nil, 0, refuse(store.ReasonCredentialExists, msgPasskeyFailed), nil
 	}
 	flags := parsed.Response.AttestationObject.AuthData.Flags
 	name, ok := passkeyName(body.Name)
 	if !ok {
-		return nil, 0, &refusal{status: http.StatusBadRequest, reason: "bad passkey name", msg: msgPasskeyNameBad}, nil
+		return nil, 0, &refusal{status: http.StatusBadRequest, reason: store.ReasonBadPasskeyName, msg: msgPasskeyNameBad}, nil
 	}
 	if name == "" {
 		name = defaultPasskeyName(flags, wu.rows)
@@ -582,7 +574,7 @@ func (h *Handler) verifyAssertion(ctx context.Context, r *http.Request, s *sessi
 	rp := h.settings().wa
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(body.Credential)
 	if err != nil {
-		return nil, refuse(protocolReason("malformed assertion", err), msgPasskeyMalformed), nil
+		return nil, refuse(protocolReason(store.ReasonMalformedAssertion, err), msgPasskeyMalformed), nil
 	}
 	wu, err := h.webAuthnUser(ctx, u, false)
 	if err != nil {
@@ -590,7 +582,7 @@ func (h *Handler) verifyAssertion(ctx context.Context, r *http.Request, s *sessi
 	}
 	cred, err := rp.ValidateLogin(wu, *sd, parsed)
 	if err != nil {
-		return nil, refuse(protocolReason("assertion refused", err), msgPasskeyFailed), nil
+		return nil, refuse(protocolReason(store.ReasonAssertionRefused, err), msgPasskeyFailed), nil
 	}
 	return h.checked(ctx, r, s, wu, cred, parsed)
 }
@@ -691,7 +683,7 @@ func (h *Handler) commitCeremony(w http.ResponseWriter, r *http.Request, s *sess
 	err = h.commitRotated(w, r, s, fn)
 	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
 		s.j = before
-		return false, h.fail(w, r, s, ans.k, ans.ev, refuse("challenge already used", msgPasskeyExpired))
+		return false, h.fail(w, r, s, ans.k, ans.ev, refuse(store.ReasonChallengeUsed, msgPasskeyExpired))
 	}
 	if err != nil {
 		return false, err
@@ -905,7 +897,7 @@ func (h *Handler) postPasskeySignIn(w http.ResponseWriter, r *http.Request) erro
 	}
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(body.Credential)
 	if err != nil {
-		return h.fail(w, r, s, k, ev, refuse(protocolReason("malformed assertion", err), msgPasskeyMalformed))
+		return h.fail(w, r, s, k, ev, refuse(protocolReason(store.ReasonMalformedAssertion, err), msgPasskeyMalformed))
 	}
 	// Who the handle names, so that the failure counts against them.
 	var owner *waUser
@@ -919,13 +911,13 @@ func (h *Handler) postPasskeySignIn(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	if !parsed.Response.AuthenticatorData.Flags.HasUserVerified() {
-		return h.fail(w, r, s, k, ev, refuse("user verification missing", msgPasskeyNoUV))
+		return h.fail(w, r, s, k, ev, refuse(store.ReasonNoUserVerification, msgPasskeyNoUV))
 	}
 	if owner == nil {
-		return h.fail(w, r, s, k, ev, refuse("unknown user handle", msgPasskeyFailed))
+		return h.fail(w, r, s, k, ev, refuse(store.ReasonUnknownUserHandle, msgPasskeyFailed))
 	}
 	if owner.u.State == store.UserDisabled {
-		return h.fail(w, r, s, k, ev, refuse("disabled", msgPasskeyFailed))
+		return h.fail(w, r, s, k, ev, refuse(store.ReasonDisabled, msgPasskeyFailed))
 	}
 	if l, err := h.locked(ctx, k); err != nil || l {
 		if err != nil {
@@ -937,7 +929,7 @@ func (h *Handler) postPasskeySignIn(w http.ResponseWriter, r *http.Request) erro
 		return owner, nil
 	}, *sd, parsed)
 	if err != nil {
-		return h.fail(w, r, s, k, ev, refuse(protocolReason("assertion refused", err), msgPasskeyFailed))
+		return h.fail(w, r, s, k, ev, refuse(protocolReason(store.ReasonAssertionRefused, err), msgPasskeyFailed))
 	}
 	a, rf, err := h.checked(ctx, r, s, owner, cred, parsed)
 	if err != nil {
@@ -973,7 +965,7 @@ func (h *Handler) postPasskeySignIn(w http.ResponseWriter, r *http.Request) erro
 	})
 	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
 		s.j, *s.row = before, beforeRow
-		return h.fail(w, r, s, k, ev, refuse("challenge already used", msgPasskeyExpired))
+		return h.fail(w, r, s, k, ev, refuse(store.ReasonChallengeUsed, msgPasskeyExpired))
 	}
 	if err != nil {
 		return err
@@ -985,7 +977,7 @@ func (h *Handler) postPasskeySignIn(w http.ResponseWriter, r *http.Request) erro
 // failedNoSession counts and audits a ceremony answer from a browser with
 // no session at all.
 func (h *Handler) failedNoSession(ctx context.Context, r *http.Request, k throttleKeys) {
-	ev := event{Detail: map[string]any{"factor": methodWebAuthn, "reason": "no session"}}
+	ev := event{Detail: map[string]any{"factor": methodWebAuthn, "reason": store.ReasonNoSession}}
 	if err := h.failed(ctx, r, nil, k, ev); err != nil {
 		h.log.Warn("cannot record a failed passkey attempt", "err", err)
 	}

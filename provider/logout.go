@@ -128,7 +128,7 @@ func (p *Provider) handleEndSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	detail, _ := json.Marshal(map[string]string{"initiator": "relying_party"})
-	ev := &store.AuditEvent{Event: "logout", UserID: userID, ClientAddr: clientAddr(r), UserAgent: r.UserAgent(), Detail: detail}
+	ev := &store.AuditEvent{Event: store.EventLogout, UserID: userID, ClientAddr: clientAddr(r), UserAgent: r.UserAgent(), Detail: detail}
 	if c != nil {
 		ev.ClientID = c.id
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/openid"
 
+	"github.com/lanyard-idp/lanyard/config"
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
 
@@ -40,7 +41,7 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 
 	grant := ar.GetGrantTypes()
 	switch {
-	case grant.ExactOne("client_credentials"):
+	case grant.ExactOne(config.GrantClientCredentials):
 		// A service gets every scope it asks for among those registered for it
 		// (fosite has refused any other).
 		for _, s := range ar.GetRequestedScopes() {
@@ -49,7 +50,7 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		for _, a := range ar.GetRequestedAudience() {
 			ar.GrantAudience(a)
 		}
-	case grant.ExactOne("authorization_code"), grant.ExactOne("refresh_token"):
+	case grant.ExactOne(config.GrantAuthorizationCode), grant.ExactOne(config.GrantRefreshToken):
 		if err := p.checkSubject(ctx, ar); err != nil {
 			p.writeTokenError(ctx, w, ar, err)
 			return
@@ -73,7 +74,7 @@ func (p *Provider) issueEvent(r *http.Request, ar fosite.AccessRequester) *store
 	detail, _ := json.Marshal(map[string]string{"grant": ar.GetGrantTypes()[0]})
 	return &store.AuditEvent{
 		At:         p.now(),
-		Event:      "token.issue",
+		Event:      store.EventTokenIssue,
 		UserID:     ar.GetSession().GetSubject(),
 		ClientID:   ar.GetClient().GetID(),
 		ClientAddr: clientAddr(r),
@@ -126,7 +127,7 @@ func (p *Provider) checkSubject(ctx context.Context, ar fosite.AccessRequester) 
 	if err != nil {
 		return fosite.ErrTemporarilyUnavailable.WithWrap(err)
 	}
-	if !ar.GetGrantTypes().ExactOne("refresh_token") {
+	if !ar.GetGrantTypes().ExactOne(config.GrantRefreshToken) {
 		return nil
 	}
 	sess, ok := ar.GetSession().(*openid.DefaultSession)

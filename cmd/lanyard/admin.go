@@ -140,7 +140,7 @@ func cmdKeysRotate(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	if err := adminEvent(ctx, d.store, "admin.keys.rotate", nil, map[string]any{"kids": kids}); err != nil {
+	if err := adminEvent(ctx, d.store, store.EventKeysRotate, nil, map[string]any{"kids": kids}); err != nil {
 		return fmt.Errorf("the keys are rotated, but the audit event was not written: %w", err)
 	}
 	if cmd.json {

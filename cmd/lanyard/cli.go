@@ -128,11 +128,11 @@ func lookupUser(ctx context.Context, st *store.Store, email string) (*store.User
 
 // adminEvent appends the audit event of an admin action, in ctx's
 // transaction: the change and its record are stored together or not at all.
-func adminEvent(ctx context.Context, st *store.Store, name string, u *store.User, detail map[string]any) error {
+func adminEvent(ctx context.Context, st *store.Store, name store.Event, u *store.User, detail map[string]any) error {
 	if detail == nil {
 		detail = map[string]any{}
 	}
-	detail["by"] = "cli"
+	detail["by"] = store.ActorCLI
 	b, err := json.Marshal(detail)
 	if err != nil {
 		return fmt.Errorf("audit %s: %w", name, err)

@@ -21,15 +21,6 @@ import (
 	"github.com/lanyard-idp/lanyard/templates"
 )
 
-// Audit events of the user commands.
-const (
-	evUserDisable  = "admin.user.disable"
-	evUserEnable   = "admin.user.enable"
-	evUserUnlock   = "admin.user.unlock"
-	evUserResetMFA = "admin.user.reset_mfa"
-	evUserSignOut  = "admin.user.sign_out"
-)
-
 // stateLocked is the state `user list --state locked` asks for: a lock is a
 // throttle row, not a user state.
 const stateLocked = "locked"
@@ -439,7 +430,7 @@ func disableUser(ctx context.Context, st *store.Store, u *store.User, now time.T
 		return err
 	}
 	res.State, res.SessionsEnded = u.State, n
-	return adminEvent(ctx, st, evUserDisable, u, map[string]any{"previous_state": prev, "sessions_ended": n})
+	return adminEvent(ctx, st, store.EventUserDisable, u, map[string]any{"previous_state": prev, "sessions_ended": n})
 }
 
 // enableUser gives a disabled account back the state it would have: active
@@ -457,7 +448,7 @@ func enableUser(ctx context.Context, st *store.Store, u *store.User, now time.Ti
 		return fmt.Errorf("enable %s: %w", u.Username, err)
 	}
 	res.State = u.State
-	return adminEvent(ctx, st, evUserEnable, u, map[string]any{"state": u.State})
+	return adminEvent(ctx, st, store.EventUserEnable, u, map[string]any{"state": u.State})
 }
 
 // unlockUser forgets the account's failures and lock. Address locks stay:
@@ -474,7 +465,7 @@ func unlockUser(ctx context.Context, st *store.Store, u *store.User, now time.Ti
 	}
 	locked := !until.IsZero()
 	res.WasLocked = &locked
-	return adminEvent(ctx, st, evUserUnlock, u, map[string]any{"was_locked": locked})
+	return adminEvent(ctx, st, store.EventUserUnlock, u, map[string]any{"was_locked": locked})
 }
 
 // resetMFA removes every second factor; with none left the journey's
@@ -512,7 +503,7 @@ func resetMFA(ctx context.Context, st *store.Store, u *store.User, res *actionRe
 		return err
 	}
 	res.Removed, res.SessionsEnded = &r, ended
-	return adminEvent(ctx, st, evUserResetMFA, u, map[string]any{
+	return adminEvent(ctx, st, store.EventUserResetMFA, u, map[string]any{
 		"totp": r.TOTP, "passkeys": r.Passkeys, "recovery_codes": r.RecoveryCodes, "sessions_ended": ended})
 }
 
@@ -522,7 +513,7 @@ func signOutUser(ctx context.Context, st *store.Store, u *store.User, res *actio
 		return err
 	}
 	res.SessionsEnded = n
-	return adminEvent(ctx, st, evUserSignOut, u, map[string]any{"sessions_ended": n})
+	return adminEvent(ctx, st, store.EventUserSignOut, u, map[string]any{"sessions_ended": n})
 }
 
 func cmdUserResetPassword(ctx context.Context, args []string, e env) error {
