@@ -2,10 +2,10 @@ package flows
 
 import (
 	"errors"
-	"net"
 	"net/http"
 	"unicode/utf8"
 
+	"github.com/lanyard-idp/lanyard/provider/authn"
 	"github.com/lanyard-idp/lanyard/templates"
 )
 
@@ -135,15 +135,9 @@ func redirect(w http.ResponseWriter, r *http.Request, to string) error {
 	return nil
 }
 
-// clientAddr is the connecting address. X-Forwarded-For is not trusted: a
-// client could write anything there and escape its throttle.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return truncate(r.RemoteAddr, 64)
-	}
-	return host
-}
+// clientAddr is the request's client address, computed as the provider
+// computes it (authn.ClientAddr).
+func clientAddr(r *http.Request) string { return authn.ClientAddr(r) }
 
 // truncate cuts s to at most n bytes without splitting a character.
 func truncate(s string, n int) string {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ory/fosite/token/jwt"
 
+	"github.com/lanyard-idp/lanyard/provider/authn"
 	"github.com/lanyard-idp/lanyard/provider/store"
 	"github.com/lanyard-idp/lanyard/templates"
 )
@@ -128,7 +129,7 @@ func (p *Provider) handleEndSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	detail, _ := json.Marshal(map[string]string{"initiator": "relying_party"})
-	ev := &store.AuditEvent{Event: store.EventLogout, UserID: userID, ClientAddr: clientAddr(r), UserAgent: r.UserAgent(), Detail: detail}
+	ev := &store.AuditEvent{Event: store.EventLogout, UserID: userID, ClientAddr: authn.ClientAddr(r), UserAgent: r.UserAgent(), Detail: detail}
 	if c != nil {
 		ev.ClientID = c.id
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/ory/fosite/handler/openid"
 
 	"github.com/lanyard-idp/lanyard/config"
+	"github.com/lanyard-idp/lanyard/provider/authn"
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
 
@@ -77,7 +78,7 @@ func (p *Provider) issueEvent(r *http.Request, ar fosite.AccessRequester) *store
 		Event:      store.EventTokenIssue,
 		UserID:     ar.GetSession().GetSubject(),
 		ClientID:   ar.GetClient().GetID(),
-		ClientAddr: clientAddr(r),
+		ClientAddr: authn.ClientAddr(r),
 		Detail:     detail,
 	}
 }
@@ -272,12 +273,6 @@ func (p *Provider) handlePAR(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.oauth.WritePushedAuthorizeResponse(ctx, w, ar, resp)
-}
-
-// clientAddr is the peer address for the audit trail (the lead's middleware
-// may have replaced RemoteAddr with the trusted forwarded address).
-func clientAddr(r *http.Request) string {
-	return r.RemoteAddr
 }
 
 // redemption is what a token request proves about who redeems a code: the

@@ -31,6 +31,7 @@ import (
 	"golang.org/x/net/html"
 	"golang.org/x/oauth2"
 
+	"github.com/lanyard-idp/lanyard/config"
 	"github.com/lanyard-idp/lanyard/flows/otp"
 )
 
@@ -45,6 +46,12 @@ type lanyard struct {
 
 func startLanyard(t *testing.T) *lanyard {
 	t.Helper()
+	return startLanyardWith(t, nil)
+}
+
+// startLanyardWith is startLanyard with the dev configuration changed by edit.
+func startLanyardWith(t *testing.T, edit func(*config.Config)) *lanyard {
+	t.Helper()
 	ts := httptest.NewUnstartedServer(nil)
 	issuer := "http://" + ts.Listener.Addr().String()
 	l := &lanyard{t: t, issuer: issuer, data: t.TempDir()}
@@ -53,6 +60,9 @@ func startLanyard(t *testing.T) *lanyard {
 	cfg, err := c.load(l.env)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(cfg)
 	}
 	d, err := open(t.Context(), cfg, l.env)
 	if err != nil {
