@@ -1062,7 +1062,7 @@ func (h *Handler) postAccountPassword(w http.ResponseWriter, r *http.Request) er
 	})
 	if errors.Is(err, store.ErrConflict) {
 		s.j.AccountNotice = ""
-		return &pageError{status: http.StatusConflict, msg: msgPasswordChanged, cause: err}
+		return &pageError{Status: http.StatusConflict, Message: msgPasswordChanged, Cause: err}
 	}
 	if err != nil {
 		return err

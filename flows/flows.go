@@ -237,8 +237,8 @@ func (h *Handler) Mount(mux *http.ServeMux) {
 	}
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.log.Warn("cross-origin form refused", "path", r.URL.Path, "origin", truncate(r.Header.Get("Origin"), 100))
-		h.renderError(w, r, &pageError{status: http.StatusForbidden,
-			msg: "This form was sent from another website, so it was refused. Go back to the sign-in page, reload it and try again."})
+		h.renderError(w, r, &pageError{Status: http.StatusForbidden,
+			Message: "This form was sent from another website, so it was refused. Go back to the sign-in page, reload it and try again."})
 	}))
 	route := func(pattern string, fn handlerFunc) {
 		mux.Handle(pattern, SecurityHeaders(s.cfg.Dev, cop.Handler(limitForm(h.adapt(fn)))))

@@ -100,7 +100,7 @@ func (h *Handler) postChangePassword(w http.ResponseWriter, r *http.Request) err
 		return h.audit(ctx, r, s, event{Name: evPasswordChange, UserID: u.ID, Username: u.Username})
 	})
 	if errors.Is(err, store.ErrConflict) {
-		return &pageError{status: http.StatusConflict, msg: msgPasswordChanged, cause: err}
+		return &pageError{Status: http.StatusConflict, Message: msgPasswordChanged, Cause: err}
 	}
 	if err != nil {
 		return err

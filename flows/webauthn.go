@@ -21,6 +21,7 @@ import (
 
 	"github.com/lanyard-idp/lanyard/config"
 	"github.com/lanyard-idp/lanyard/provider/store"
+	"github.com/lanyard-idp/lanyard/templates"
 )
 
 // Passkeys and security keys (WebAuthn, with go-webauthn). Three journey
@@ -256,21 +257,9 @@ func (h *Handler) adaptJSON(fn handlerFunc) http.Handler {
 		if err == nil {
 			return
 		}
-		status, msg := http.StatusInternalServerError, "Something went wrong on our side. Please try again in a moment."
-		var pe *pageError
-		var mbe *http.MaxBytesError
-		switch {
-		case errors.As(err, &mbe):
-			status, msg = errFormTooLarge.status, errFormTooLarge.msg
-		case errors.As(err, &pe):
-			status, msg = pe.status, pe.msg
-		}
-		if status >= 500 {
-			h.log.Error("passkey request failed", "path", r.URL.Path, "err", err)
-		} else {
-			h.log.Info("passkey request refused", "path", r.URL.Path, "status", status, "err", err)
-		}
-		_ = writeJSON(w, status, jsonAnswer{Error: msg})
+		e := templates.Classify(err)
+		e.Log(h.log, r)
+		_ = writeJSON(w, e.Status, jsonAnswer{Error: e.Message})
 	})
 }
 
@@ -363,7 +352,7 @@ func refuse(reason store.Reason, msg string) *refusal {
 func badBody(reason store.Reason) *refusal {
 	rf := refuse(reason, msgPasskeyMalformed)
 	if reason == store.ReasonOversized {
-		rf.status, rf.msg = errFormTooLarge.status, errFormTooLarge.msg
+		rf.status, rf.msg = errFormTooLarge.Status, errFormTooLarge.Message
 	}
 	return rf
 }
@@ -426,7 +415,7 @@ func (h *Handler) cloneWarning(ctx context.Context, r *http.Request, s *session,
 func (h *Handler) beginRegistration(w http.ResponseWriter, r *http.Request, s *session, u *store.User, purpose string) error {
 	rp := h.settings().wa
 	if rp == nil {
-		return &pageError{status: http.StatusNotFound, msg: msgPasskeyUnavailable}
+		return &pageError{Status: http.StatusNotFound, Message: msgPasskeyUnavailable}
 	}
 	wu, err := h.webAuthnUser(r.Context(), u, true)
 	if err != nil {
@@ -537,14 +526,14 @@ func defaultPasskeyName(flags protocol.AuthenticatorFlags, existing []store.WebA
 func (h *Handler) beginAssertion(w http.ResponseWriter, r *http.Request, s *session, u *store.User, purpose string) error {
 	rp := h.settings().wa
 	if rp == nil {
-		return &pageError{status: http.StatusNotFound, msg: msgPasskeyUnavailable}
+		return &pageError{Status: http.StatusNotFound, Message: msgPasskeyUnavailable}
 	}
 	wu, err := h.webAuthnUser(r.Context(), u, false)
 	if err != nil {
 		return err
 	}
 	if len(wu.creds) == 0 || len(wu.handle) == 0 {
-		return &pageError{status: http.StatusBadRequest, msg: msgPasskeyNone}
+		return &pageError{Status: http.StatusBadRequest, Message: msgPasskeyNone}
 	}
 	options, sd, err := rp.BeginLogin(wu)
 	if err != nil {
@@ -619,7 +608,7 @@ type ceremonyAnswer struct {
 // means it has answered the request itself.
 func (h *Handler) readAnswer(w http.ResponseWriter, r *http.Request, f *flow, ceremony string) (*ceremonyAnswer, error) {
 	if f.set.wa == nil {
-		return nil, &pageError{status: http.StatusNotFound, msg: msgPasskeyUnavailable}
+		return nil, &pageError{Status: http.StatusNotFound, Message: msgPasskeyUnavailable}
 	}
 	s, u := f.s, f.user
 	k := keysFor(r, u.ID)
@@ -827,7 +816,7 @@ func (h *Handler) signInAllowed(w http.ResponseWriter, r *http.Request) (*sessio
 func (h *Handler) postPasskeySignInOptions(w http.ResponseWriter, r *http.Request) error {
 	rp := h.settings().wa
 	if rp == nil {
-		return &pageError{status: http.StatusNotFound, msg: msgPasskeyUnavailable}
+		return &pageError{Status: http.StatusNotFound, Message: msgPasskeyUnavailable}
 	}
 	s, to, err := h.signInAllowed(w, r)
 	if err != nil {
@@ -863,7 +852,7 @@ const keyUnknownPasskey = "passkey:unknown"
 func (h *Handler) postPasskeySignIn(w http.ResponseWriter, r *http.Request) error {
 	rp := h.settings().wa
 	if rp == nil {
-		return &pageError{status: http.StatusNotFound, msg: msgPasskeyUnavailable}
+		return &pageError{Status: http.StatusNotFound, Message: msgPasskeyUnavailable}
 	}
 	s, to, err := h.signInAllowed(w, r)
 	if err != nil {

@@ -347,16 +347,11 @@ func algorithms(cfg *config.Config) []string {
 	return algs
 }
 
-// renderError shows the error page. Everything in it is escaped by
-// html/template; the cause goes to the log, never to the page.
-func (p *Provider) renderError(w http.ResponseWriter, status int, title, message, code string) {
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Pragma", "no-cache")
-	data := templates.ErrorPage{Base: p.base(title), Message: message, Code: code}
-	if err := p.pages.Render(w, status, "error", data); err != nil {
-		p.log.Error("render error page", "err", err)
-		http.Error(w, message, status)
-	}
+// serveError answers with the error page by the path every page of Lanyard
+// shares (templates.ServeError): the reader gets e's plain sentence, the
+// log gets its cause.
+func (p *Provider) serveError(w http.ResponseWriter, r *http.Request, e *templates.Error) {
+	p.pages.ServeError(w, r, p.log, p.base(""), e)
 }
 
 func (p *Provider) base(title string) templates.Base {
