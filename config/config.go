@@ -65,6 +65,8 @@ type Config struct {
 	// sourceName names the source in problems when Source is "" (the
 	// built-in dev.yaml).
 	sourceName string
+	// defaulted is set by ApplyDefaults (Defaulted).
+	defaulted bool
 }
 
 // Database selects the store. An empty URL means SQLite in DataDir/lanyard.db.
@@ -173,7 +175,7 @@ type Journey struct {
 	Steps []string `yaml:"steps"`
 	// Timeout is the inactivity limit of a sign-in in progress (default 30m).
 	Timeout Duration `yaml:"timeout"`
-	// DisplayName is the product name on pages and the TOTP issuer (default "Lanyard").
+	// DisplayName is the product name on pages and the TOTP issuer (default DefaultDisplayName, "Lanyard").
 	DisplayName string `yaml:"display_name"`
 	// Environment is shown on pages when set (e.g. "Staging").
 	Environment string `yaml:"environment"`

@@ -107,6 +107,10 @@ type document struct {
 	HTML               template.HTML
 }
 
+// errNoDefaults refuses a Config that config.ApplyDefaults has not seen:
+// its zeros would be read as settings.
+var errNoDefaults = errors.New("flows: the configuration has no defaults applied (load it with config.Load or config.Dev, or call ApplyDefaults)")
+
 // New builds the journey handler: it loads (or, on the very first start,
 // creates) the cookie keys from the store so a restart or another node logs
 // nobody out, and renders the policy documents once.
@@ -161,14 +165,14 @@ func (h *Handler) SetConfig(cfg *config.Config) error {
 	if cfg == nil {
 		return errors.New("flows: nil config")
 	}
+	if !cfg.Defaulted() {
+		return errNoDefaults
+	}
 	iss, err := url.Parse(cfg.Issuer)
 	if err != nil || iss.Scheme == "" || iss.Host == "" {
 		return fmt.Errorf("flows: issuer %q is not an absolute URL", cfg.Issuer)
 	}
 	order := cfg.Journey.Steps
-	if len(order) == 0 {
-		order = DefaultSteps
-	}
 	for i, s := range order {
 		if !slices.Contains(DefaultSteps, s) {
 			return fmt.Errorf("flows: unknown journey step %q (want one of %v)", s, DefaultSteps)
@@ -201,12 +205,6 @@ func (h *Handler) SetConfig(cfg *config.Config) error {
 		}
 	}
 	pol := password.Policy{MinLength: cfg.Password.MinLength, MaxLength: cfg.Password.MaxLength}
-	if pol.MinLength <= 0 {
-		pol.MinLength = 12
-	}
-	if pol.MaxLength <= 0 {
-		pol.MaxLength = 128
-	}
 	wa, err := newRelyingParty(cfg, iss)
 	if err != nil {
 		if h.log != nil {

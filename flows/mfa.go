@@ -47,9 +47,6 @@ func (h *Handler) pendingSecret(ctx context.Context, s *session) ([]byte, error)
 func (h *Handler) enrolPage(f *flow, secret []byte) (enrolPage, error) {
 	set := f.set
 	issuer := set.cfg.Journey.DisplayName
-	if issuer == "" {
-		issuer = "Lanyard"
-	}
 	account := f.user.Username
 	qr, err := otp.QRDataURL(otp.URI(issuer, account, secret))
 	if err != nil {

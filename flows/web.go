@@ -75,11 +75,7 @@ func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, err error)
 // base is the layout data every page starts from.
 func (h *Handler) base(title string) templates.Base {
 	cfg := h.settings().cfg
-	product := cfg.Journey.DisplayName
-	if product == "" {
-		product = "Lanyard"
-	}
-	return templates.Base{Product: product, Environment: cfg.Journey.Environment, Title: title}
+	return templates.Base{Product: cfg.Journey.DisplayName, Environment: cfg.Journey.Environment, Title: title}
 }
 
 // form parses the posted form (never the query string) within the body limit.

@@ -98,17 +98,10 @@ func newRelyingParty(cfg *config.Config, iss *url.URL) (*webauthn.WebAuthn, erro
 	if net.ParseIP(host) != nil {
 		return nil, fmt.Errorf("the issuer's host %s is an IP address; passkeys need a domain name (in development, use localhost)", host)
 	}
-	name := cfg.WebAuthn.RPDisplayName
-	if name == "" {
-		name = cfg.Journey.DisplayName
-	}
-	if name == "" {
-		name = "Lanyard"
-	}
 	origins := append([]string{iss.Scheme + "://" + iss.Host}, cfg.WebAuthn.ExtraOrigins...)
 	return webauthn.New(&webauthn.Config{
 		RPID:                  host,
-		RPDisplayName:         name,
+		RPDisplayName:         cfg.WebAuthn.RPDisplayName,
 		RPOrigins:             origins,
 		AttestationPreference: protocol.PreferNoAttestation,
 		AuthenticatorSelection: protocol.AuthenticatorSelection{

@@ -299,7 +299,7 @@ func (p *Provider) signIn(w http.ResponseWriter, r *http.Request, ar fosite.Auth
 			ClientID:  c.id,
 			Query:     q.Encode(),
 			CreatedAt: now,
-			ExpiresAt: now.Add(lifespan(p.cfg.Journey.Timeout, defaultJourneyTimeout)),
+			ExpiresAt: now.Add(p.cfg.Journey.Timeout.D()),
 		}
 		if err := p.store.CreateAuthRequest(ctx, parked); err != nil {
 			p.log.Error("park authorization request", "err", err)

@@ -223,11 +223,7 @@ func encryptionKey(cfg *config.Config, e env) ([]byte, error) {
 // .eml files to the outbox folder.
 func newMailer(cfg *config.Config, log *slog.Logger) (mail.Mailer, string, error) {
 	if cfg.Dev || cfg.Mail.SMTP.Host == "" {
-		dir := cfg.Mail.Outbox
-		if dir == "" {
-			dir = filepath.Join(cfg.DataDir, "outbox")
-		}
-		return mail.NewOutbox(dir, cfg.Mail.From, log), dir, nil
+		return mail.NewOutbox(cfg.Mail.Outbox, cfg.Mail.From, log), cfg.Mail.Outbox, nil
 	}
 	m, err := mail.NewSMTP(cfg.Mail.SMTP, cfg.Mail.From)
 	return m, "", err

@@ -353,9 +353,6 @@ func (m *metrics) step(ev *store.AuditEvent, step string) {
 // abandoned at their last step: the journey has expired for them.
 func (m *metrics) sweep() {
 	timeout := m.cfg().Journey.Timeout.D()
-	if timeout <= 0 {
-		timeout = 30 * time.Minute
-	}
 	now := m.now()
 	for id, j := range m.journeys {
 		if now.Sub(j.at) > timeout {
