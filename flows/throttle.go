@@ -27,6 +27,12 @@ func keysFor(r *http.Request, account string) throttleKeys {
 	return throttleKeys{acct: "acct:" + account, addr: "addr:" + clientAddr(r)}
 }
 
+// accountKeys are every key keysFor may have charged an account's failures
+// to: its user id, and its username from before the account existed.
+func accountKeys(u *store.User) []string {
+	return []string{"acct:" + u.ID, "acct:" + u.Username}
+}
+
 // lockedUntil returns when the later of the two locks ends, or the zero time
 // when neither key is locked now.
 func (h *Handler) lockedUntil(ctx context.Context, k throttleKeys) (time.Time, error) {

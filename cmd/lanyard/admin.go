@@ -192,23 +192,29 @@ func cmdInvite(ctx context.Context, args []string, e env) error {
 	if _, err := canonical(pos[0]); err != nil {
 		return err
 	}
+	if revoke {
+		return inviteRevoke(ctx, cmd, pos[0], e)
+	}
 	cfg, err := cmd.c.load(e)
 	if err != nil {
 		return err
 	}
-	if revoke {
-		return inviteRevoke(ctx, cmd, cfg, pos[0], e)
-	}
+	// open, not openStore: the first invitation may come before the server
+	// has ever started, and creates the database.
 	d, err := open(ctx, cfg, e)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	iv, outbox, err := newInviter(cfg, d.store, e)
+	admin, outbox, err := newAdmin(cfg, d.store, e, true)
 	if err != nil {
 		return err
 	}
-	inv, err := iv.Invite(ctx, pos[0], name, resend)
+	invite := admin.Invite
+	if resend {
+		invite = admin.Resend
+	}
+	inv, err := invite(ctx, store.ActorCLI, pos[0], name)
 	if err != nil {
 		return inviteError(err)
 	}
@@ -250,14 +256,17 @@ func inviteError(err error) error {
 	return err
 }
 
-func inviteRevoke(ctx context.Context, cmd *command, cfg *config.Config, email string, e env) error {
-	_, st, err := cmd.openStore(ctx, e)
+func inviteRevoke(ctx context.Context, cmd *command, email string, e env) error {
+	cfg, st, err := cmd.openStore(ctx, e)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	iv := &flows.Inviter{Config: cfg, Store: st, Logger: newLogger(cfg, e.stderr), Actor: "cli", Now: e.now}
-	u, err := iv.Revoke(ctx, email)
+	admin, _, err := newAdmin(cfg, st, e, false)
+	if err != nil {
+		return err
+	}
+	u, err := admin.Revoke(ctx, store.ActorCLI, email)
 	if err != nil {
 		return inviteError(err)
 	}
@@ -287,13 +296,16 @@ func cmdInviteList(ctx context.Context, args []string, e env) error {
 	if status != "" && !slices.Contains([]string{flows.InvitePending, flows.InviteExpired, flows.InviteAccepted, flows.InviteDisabled}, status) {
 		return usagef("--status %q: want pending, expired, accepted or disabled", truncate(status, 40))
 	}
-	_, st, err := cmd.openStore(ctx, e)
+	cfg, st, err := cmd.openStore(ctx, e)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	iv := &flows.Inviter{Store: st, Now: e.now}
-	list, err := iv.List(ctx)
+	admin, _, err := newAdmin(cfg, st, e, false)
+	if err != nil {
+		return err
+	}
+	list, err := admin.Invitations(ctx)
 	if err != nil {
 		return err
 	}

@@ -86,6 +86,24 @@ func (cmd *command) openStore(ctx context.Context, e env) (*config.Config, *stor
 	return cfg, st, nil
 }
 
+// openAccount parses a command about one officer's account (EMAIL and
+// flags), checks the address and opens the deployment's store (openStore).
+// It returns the address as typed: the admin service canonicalises it.
+func (cmd *command) openAccount(ctx context.Context, args []string, e env) (string, *config.Config, *store.Store, error) {
+	pos, err := cmd.parse(args, e, 1, 1)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	if _, err := canonical(pos[0]); err != nil {
+		return "", nil, nil, err
+	}
+	cfg, st, err := cmd.openStore(ctx, e)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	return pos[0], cfg, st, nil
+}
+
 // sqliteFile is the file of a SQLite database URL (the spellings store.Open
 // accepts).
 func sqliteFile(url string) string {
@@ -110,22 +128,6 @@ func canonical(email string) (string, error) {
 	return u, nil
 }
 
-// lookupUser finds the account of an address typed on the command line.
-func lookupUser(ctx context.Context, st *store.Store, email string) (*store.User, error) {
-	username, err := canonical(email)
-	if err != nil {
-		return nil, err
-	}
-	u, err := st.UserByUsername(ctx, username)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("there is no account for %s", username)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("look up %s: %w", username, err)
-	}
-	return u, nil
-}
-
 // adminEvent appends the audit event of an admin action, in ctx's
 // transaction: the change and its record are stored together or not at all.
 func adminEvent(ctx context.Context, st *store.Store, name store.Event, u *store.User, detail map[string]any) error {
@@ -142,23 +144,6 @@ func adminEvent(ctx context.Context, st *store.Store, name store.Event, u *store
 		ev.UserID, ev.Username = u.ID, u.Username
 	}
 	return st.AppendAudit(ctx, ev)
-}
-
-// inTx runs fn in a transaction, again when the database aborted it for a
-// concurrent one.
-func inTx(ctx context.Context, st *store.Store, fn func(ctx context.Context) error) error {
-	var err error
-	for attempt := 1; attempt <= 5; attempt++ {
-		if err = st.InTx(ctx, fn); !errors.Is(err, store.ErrSerialization) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Duration(attempt*20) * time.Millisecond):
-		}
-	}
-	return err
 }
 
 func writeJSON(w io.Writer, v any) error {

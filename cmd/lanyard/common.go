@@ -37,12 +37,6 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.issuer, "issuer", "", "public issuer `URL` (dev default http://<addr>)")
 }
 
-func newFlags(name string, e env) *flag.FlagSet {
-	fs := flag.NewFlagSet("lanyard "+name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	return fs
-}
-
 // parseFlags parses, allowing flags after positional arguments
 // ("lanyard invite a@b --name X").
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
