@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"sync"
 	"testing"
 
 	"github.com/lanyard-idp/lanyard/config"
@@ -90,27 +89,9 @@ func TestAdminDisableRace(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.activate(t, "alice@agency.example")
-	const n = 20
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			_, errs[i] = f.iv.Disable(context.Background(), store.ActorCLI, "alice@agency.example")
-		})
-	}
-	close(start)
-	wg.Wait()
-	ok := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			ok++
-		case !errors.Is(err, ErrAlreadyDisabled):
-			t.Errorf("racing disable: %v", err)
-		}
-	}
+	errs := make([]error, 20)
+	atOnce(len(errs), func(i int) { _, errs[i] = f.iv.Disable(context.Background(), store.ActorCLI, "alice@agency.example") })
+	ok := winners(t, errs, ErrAlreadyDisabled)
 	if ev := f.events(t, store.EventUserDisable); ok != 1 || len(ev) != 1 {
 		t.Fatalf("%d disables succeeded, %d audited; want exactly 1", ok, len(ev))
 	}

@@ -445,12 +445,9 @@ func (a *Admin) ResetPassword(ctx context.Context, by store.Actor, email string)
 	var user *store.User
 	var ended int
 	err = a.inTx(ctx, func(ctx context.Context) error {
-		u, err := a.store.UserByUsername(ctx, username)
-		if errors.Is(err, store.ErrNotFound) {
-			return refuseAdmin(ErrNoAccount, "there is no account for %s", username)
-		}
+		u, err := a.Account(ctx, username)
 		if err != nil {
-			return fmt.Errorf("reset password of %s: look up user: %w", username, err)
+			return err
 		}
 		switch u.State {
 		case store.UserInvited:

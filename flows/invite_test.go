@@ -677,30 +677,9 @@ func TestInviteRevokeConcurrent(t *testing.T) {
 	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", "Alice"); err != nil {
 		t.Fatal(err)
 	}
-	const n = 20
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			_, errs[i] = f.iv.Revoke(t.Context(), store.ActorCLI, "alice@agency.example")
-		}()
-	}
-	close(start)
-	wg.Wait()
-	ok := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			ok++
-		case !errors.Is(err, ErrNoInvitation):
-			t.Errorf("racing revoke: %v", err)
-		}
-	}
-	if ok != 1 {
+	errs := make([]error, 20)
+	atOnce(len(errs), func(i int) { _, errs[i] = f.iv.Revoke(t.Context(), store.ActorCLI, "alice@agency.example") })
+	if ok := winners(t, errs, ErrNoInvitation); ok != 1 {
 		t.Fatalf("%d revokes succeeded, want exactly 1", ok)
 	}
 	if ev := f.events(t, store.EventInviteRevoke); len(ev) != 1 {
@@ -794,4 +773,34 @@ func TestResetPasswordMailDown(t *testing.T) {
 	if ev := f.events(t, store.EventResetMailFailed); len(ev) != 1 {
 		t.Fatalf("mail_failed events: %+v", ev)
 	}
+}
+
+// atOnce runs fn(0) … fn(n-1) at once, released together, and waits for all.
+func atOnce(n int, fn func(i int)) {
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			fn(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+}
+
+// winners counts the racers that succeeded; every other one must have been
+// refused with loser.
+func winners(t *testing.T, errs []error, loser error) int {
+	t.Helper()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, loser):
+			t.Errorf("a racer failed otherwise than %v: %v", loser, err)
+		}
+	}
+	return ok
 }
