@@ -20,10 +20,7 @@ func encodeKey(k []byte) string { return base64.StdEncoding.EncodeToString(k) }
 
 func cmdMigrate(ctx context.Context, args []string, e env) error {
 	cmd := newCommand("migrate [--config FILE | --dev]", e)
-	if _, err := cmd.parse(args, e, 0, 0); err != nil {
-		return err
-	}
-	cfg, err := cmd.c.load(e)
+	cfg, err := cmd.loadConfig(args, e)
 	if err != nil {
 		return err
 	}
@@ -48,17 +45,11 @@ func cmdMigrate(ctx context.Context, args []string, e env) error {
 
 func cmdConfigCheck(ctx context.Context, args []string, e env) error {
 	cmd := newCommand("config check [--config FILE | --dev]", e)
-	if _, err := cmd.parse(args, e, 0, 0); err != nil {
-		return err
-	}
-	cfg, err := cmd.c.load(e)
+	cfg, err := cmd.loadConfig(args, e)
 	if err != nil {
 		return err
 	}
-	src := cfg.Source
-	if src == "" {
-		src = "built-in development configuration"
-	}
+	src := source(cfg, "built-in development configuration")
 	fmt.Fprintf(e.stdout, "%s: OK\nissuer %s\n", src, cfg.Issuer)
 	for _, cl := range cfg.Clients {
 		where := ""
@@ -85,17 +76,11 @@ type clientInfo struct {
 
 func cmdClientList(ctx context.Context, args []string, e env) error {
 	cmd := newCommand("client list [--config FILE | --dev] [--json]", e)
-	if _, err := cmd.parse(args, e, 0, 0); err != nil {
-		return err
-	}
-	cfg, err := cmd.c.load(e)
+	cfg, err := cmd.loadConfig(args, e)
 	if err != nil {
 		return err
 	}
-	src := cfg.Source
-	if src == "" {
-		src = "dev.yaml (built in)"
-	}
+	src := source(cfg, "dev.yaml (built in)")
 	out := []clientInfo{}
 	for _, cl := range cfg.Clients {
 		c := clientInfo{ID: cl.ID, Name: cl.Name, Public: cl.Public, GrantTypes: nonNil(cl.GrantTypes), Scopes: nonNil(cl.Scopes),
@@ -124,10 +109,7 @@ func nonNil(s []string) []string {
 
 func cmdKeysRotate(ctx context.Context, args []string, e env) error {
 	cmd := newCommand("keys rotate [--config FILE | --dev]", e)
-	if _, err := cmd.parse(args, e, 0, 0); err != nil {
-		return err
-	}
-	cfg, err := cmd.c.load(e)
+	cfg, err := cmd.loadConfig(args, e)
 	if err != nil {
 		return err
 	}
@@ -257,16 +239,12 @@ func inviteError(err error) error {
 }
 
 func inviteRevoke(ctx context.Context, cmd *command, email string, e env) error {
-	cfg, st, err := cmd.openStore(ctx, e)
+	d, err := cmd.openAdmin(ctx, e, false)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	admin, _, err := newAdmin(cfg, st, e, false)
-	if err != nil {
-		return err
-	}
-	u, err := admin.Revoke(ctx, store.ActorCLI, email)
+	defer d.Close()
+	u, err := d.admin.Revoke(ctx, store.ActorCLI, email)
 	if err != nil {
 		return inviteError(err)
 	}
@@ -296,16 +274,12 @@ func cmdInviteList(ctx context.Context, args []string, e env) error {
 	if status != "" && !slices.Contains([]string{flows.InvitePending, flows.InviteExpired, flows.InviteAccepted, flows.InviteDisabled}, status) {
 		return usagef("--status %q: want pending, expired, accepted or disabled", truncate(status, 40))
 	}
-	cfg, st, err := cmd.openStore(ctx, e)
+	d, err := cmd.openAdmin(ctx, e, false)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	admin, _, err := newAdmin(cfg, st, e, false)
-	if err != nil {
-		return err
-	}
-	list, err := admin.Invitations(ctx)
+	defer d.Close()
+	list, err := d.admin.Invitations(ctx)
 	if err != nil {
 		return err
 	}

@@ -86,22 +86,64 @@ func (cmd *command) openStore(ctx context.Context, e env) (*config.Config, *stor
 	return cfg, st, nil
 }
 
-// openAccount parses a command about one officer's account (EMAIL and
-// flags), checks the address and opens the deployment's store (openStore).
+// loadConfig parses a command that takes no argument and loads the
+// configuration its flags name.
+func (cmd *command) loadConfig(args []string, e env) (*config.Config, error) {
+	if _, err := cmd.parse(args, e, 0, 0); err != nil {
+		return nil, err
+	}
+	return cmd.c.load(e)
+}
+
+// source names where cfg came from: its file, or builtIn for the built-in
+// development configuration.
+func source(cfg *config.Config, builtIn string) string {
+	if cfg.Source == "" {
+		return builtIn
+	}
+	return cfg.Source
+}
+
+// openAccount opens a command about one officer's account (EMAIL and
+// flags): it checks the address, then opens the admin service (openAdmin).
 // It returns the address as typed: the admin service canonicalises it.
-func (cmd *command) openAccount(ctx context.Context, args []string, e env) (string, *config.Config, *store.Store, error) {
+func (cmd *command) openAccount(ctx context.Context, args []string, e env, mail bool) (string, *adminDeps, error) {
 	pos, err := cmd.parse(args, e, 1, 1)
 	if err != nil {
-		return "", nil, nil, err
+		return "", nil, err
 	}
 	if _, err := canonical(pos[0]); err != nil {
-		return "", nil, nil, err
+		return "", nil, err
 	}
+	d, err := cmd.openAdmin(ctx, e, mail)
+	return pos[0], d, err
+}
+
+// adminDeps are what a command on officers' accounts works with: the
+// deployment's configuration and store, and the admin service on them.
+type adminDeps struct {
+	cfg    *config.Config
+	store  *store.Store
+	admin  *flows.Admin
+	outbox string // where dev mail goes, with mail
+}
+
+func (d *adminDeps) Close() error { return d.store.Close() }
+
+// openAdmin opens the deployment's store (openStore) and the admin service
+// on it, with the configuration's mail when the command emails an initial
+// password.
+func (cmd *command) openAdmin(ctx context.Context, e env, mail bool) (*adminDeps, error) {
 	cfg, st, err := cmd.openStore(ctx, e)
 	if err != nil {
-		return "", nil, nil, err
+		return nil, err
 	}
-	return pos[0], cfg, st, nil
+	d := &adminDeps{cfg: cfg, store: st}
+	if d.admin, d.outbox, err = newAdmin(cfg, st, e, mail); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return d, nil
 }
 
 // sqliteFile is the file of a SQLite database URL (the spellings store.Open

@@ -69,22 +69,18 @@ func cmdUserList(ctx context.Context, args []string, e env) error {
 	if utf8.RuneCountInString(search) > 200 || strings.IndexFunc(search, unicode.IsControl) >= 0 || !utf8.ValidString(search) {
 		return usagef("--search: at most 200 printable characters")
 	}
-	cfg, st, err := cmd.openStore(ctx, e)
+	d, err := cmd.openAdmin(ctx, e, false)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	admin, _, err := newAdmin(cfg, st, e, false)
-	if err != nil {
-		return err
-	}
-	users, err := st.ListUsers(ctx, state, strings.TrimSpace(search))
+	defer d.Close()
+	users, err := d.store.ListUsers(ctx, state, strings.TrimSpace(search))
 	if err != nil {
 		return err
 	}
 	rows := []userRow{}
 	for _, u := range users {
-		until, _, err := admin.AccountLock(ctx, &u)
+		until, _, err := d.admin.AccountLock(ctx, &u)
 		if err != nil {
 			return err
 		}
@@ -162,34 +158,31 @@ type sessionDetail struct {
 
 func cmdUserShow(ctx context.Context, args []string, e env) error {
 	cmd := newCommand("user show EMAIL [--json]", e)
-	email, cfg, st, err := cmd.openAccount(ctx, args, e)
+	email, d, err := cmd.openAccount(ctx, args, e, false)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	admin, _, err := newAdmin(cfg, st, e, false)
+	defer d.Close()
+	u, err := d.admin.Account(ctx, email)
 	if err != nil {
 		return err
 	}
-	u, err := admin.Account(ctx, email)
-	if err != nil {
-		return err
-	}
-	d, err := describeUser(ctx, cfg, st, admin, u, e.now())
+	detail, err := describeUser(ctx, d, u, e.now())
 	if err != nil {
 		return err
 	}
 	if cmd.json {
-		return writeJSON(e.stdout, d)
+		return writeJSON(e.stdout, detail)
 	}
-	return printUser(e, d)
+	return printUser(e, detail)
 }
 
-func describeUser(ctx context.Context, cfg *config.Config, st *store.Store, admin *flows.Admin, u *store.User, now time.Time) (*userDetail, error) {
+func describeUser(ctx context.Context, deps *adminDeps, u *store.User, now time.Time) (*userDetail, error) {
+	cfg, st := deps.cfg, deps.store
 	d := &userDetail{Username: u.Username, Name: u.Name, ID: u.ID, State: u.State, PasswordInitial: u.PasswordInitial,
 		CreatedAt: stamp(u.CreatedAt), LastSignInAt: stamp(u.LastSignInAt), TOTP: "none",
 		Passkeys: []passkeyInfo{}, Documents: []acceptedDoc{}, Sessions: []sessionDetail{}}
-	until, failures, err := admin.AccountLock(ctx, u)
+	until, failures, err := deps.admin.AccountLock(ctx, u)
 	if err != nil {
 		return nil, err
 	}
@@ -316,18 +309,14 @@ type mfa struct {
 // cmdUserAction runs disable, enable, unlock, reset-mfa and sign-out.
 func cmdUserAction(ctx context.Context, action string, args []string, e env) error {
 	cmd := newCommand("user "+action+" EMAIL [--json]", e)
-	email, cfg, st, err := cmd.openAccount(ctx, args, e)
+	email, d, err := cmd.openAccount(ctx, args, e, false)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	admin, _, err := newAdmin(cfg, st, e, false)
-	if err != nil {
-		return err
-	}
+	defer d.Close()
 	change := map[string]func(context.Context, store.Actor, string) (*flows.AccountChange, error){
-		"disable": admin.Disable, "enable": admin.Enable, "unlock": admin.Unlock,
-		"reset-mfa": admin.ResetMFA, "sign-out": admin.SignOutEverywhere,
+		"disable": d.admin.Disable, "enable": d.admin.Enable, "unlock": d.admin.Unlock,
+		"reset-mfa": d.admin.ResetMFA, "sign-out": d.admin.SignOutEverywhere,
 	}[action]
 	c, err := change(ctx, store.ActorCLI, email)
 	if err != nil {
@@ -372,16 +361,12 @@ func cmdUserResetPassword(ctx context.Context, args []string, e env) error {
 	cmd := newCommand("user reset-password EMAIL [--show-password] [--json]", e)
 	var show bool
 	cmd.fs.BoolVar(&show, "show-password", false, "also print the new initial password (it is in the email)")
-	email, cfg, st, err := cmd.openAccount(ctx, args, e)
+	email, d, err := cmd.openAccount(ctx, args, e, true)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	admin, outbox, err := newAdmin(cfg, st, e, true)
-	if err != nil {
-		return err
-	}
-	inv, err := admin.ResetPassword(ctx, store.ActorCLI, email)
+	defer d.Close()
+	inv, err := d.admin.ResetPassword(ctx, store.ActorCLI, email)
 	if err != nil {
 		return err
 	}
@@ -399,7 +384,7 @@ func cmdUserResetPassword(ctx context.Context, args []string, e env) error {
 			fmt.Fprintf(e.stdout, "initial password: %s\n", inv.InitialPassword)
 		}
 		if inv.MailErr == nil {
-			fmt.Fprintln(e.stdout, mailNote(outbox))
+			fmt.Fprintln(e.stdout, mailNote(d.outbox))
 		}
 	}
 	if inv.MailErr != nil {
