@@ -65,7 +65,7 @@ const (
 // its zeros would be read as settings.
 var errNoDefaults = errors.New("provider: the configuration has no defaults applied (load it with config.Load or config.Dev, or call ApplyDefaults)")
 
-// Options are the provider's dependencies; the lead wires them in cmd/lanyard.
+// Options are the provider's dependencies, wired in cmd/lanyard.
 type Options struct {
 	Config  *config.Config
 	Store   *store.Store
