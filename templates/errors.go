@@ -56,14 +56,15 @@ func Classify(err error) *Error {
 	return c
 }
 
-// Log writes the one log line of a classified error, with its cause: a
-// fault of ours (5xx) as an error, a refusal of the request as information.
+// Log writes the one log line of a classified error, with its cause and in
+// the request's context (so the line carries the request id): a fault of
+// ours (5xx) as an error, a refusal of the request as information.
 func (e *Error) Log(log *slog.Logger, r *http.Request) {
 	if e.Status >= 500 {
-		log.Error("request failed", "path", r.URL.Path, "status", e.Status, "err", e.Cause)
+		log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "status", e.Status, "err", e.Cause)
 		return
 	}
-	log.Info("request refused", "path", r.URL.Path, "status", e.Status, "err", e.Cause)
+	log.InfoContext(r.Context(), "request refused", "path", r.URL.Path, "status", e.Status, "err", e.Cause)
 }
 
 // ServeError is the one path from an error to a page: Classify, Log, then
