@@ -65,6 +65,8 @@ type Config struct {
 	// sourceName names the source in problems when Source is "" (the
 	// built-in dev.yaml).
 	sourceName string
+	// defaulted is set by ApplyDefaults (Defaulted).
+	defaulted bool
 }
 
 // Database selects the store. An empty URL means SQLite in DataDir/lanyard.db.
@@ -101,6 +103,17 @@ type Tokens struct {
 	RefreshToken  Duration `yaml:"refresh_token"`  // default 720h (30 days)
 }
 
+// Grant types, as written in clients[].grant_types.
+const (
+	GrantAuthorizationCode = "authorization_code"
+	GrantRefreshToken      = "refresh_token"
+	GrantClientCredentials = "client_credentials"
+)
+
+// GrantTypes are the grant types Lanyard supports, in the order discovery
+// lists them. Validation, discovery and the metrics all read this list.
+var GrantTypes = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials}
+
 // Client is one relying party, registered by an admin.
 type Client struct {
 	ID   string `yaml:"id"`
@@ -112,7 +125,7 @@ type Client struct {
 	Public                 bool     `yaml:"public"`
 	RedirectURIs           []string `yaml:"redirect_uris"`
 	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
-	// GrantTypes: authorization_code, refresh_token, client_credentials.
+	// GrantTypes: any of GrantTypes (default [authorization_code]).
 	GrantTypes []string `yaml:"grant_types"`
 	Scopes     []string `yaml:"scopes"`
 	// TokenEndpointAuthMethod: client_secret_basic (default), client_secret_post,
@@ -164,7 +177,7 @@ type Journey struct {
 	Steps []string `yaml:"steps"`
 	// Timeout is the inactivity limit of a sign-in in progress (default 30m).
 	Timeout Duration `yaml:"timeout"`
-	// DisplayName is the product name on pages and the TOTP issuer (default "Lanyard").
+	// DisplayName is the product name on pages and the TOTP issuer (default DefaultDisplayName, "Lanyard").
 	DisplayName string `yaml:"display_name"`
 	// Environment is shown on pages when set (e.g. "Staging").
 	Environment string `yaml:"environment"`

@@ -147,3 +147,30 @@ func TestOutboxFollowsDataDir(t *testing.T) {
 		t.Errorf("outbox = %q", c.Mail.Outbox)
 	}
 }
+
+// TestDefaulted: every way to get a Config marks it as defaulted, and a
+// hand-built one is not until ApplyDefaults runs, so that the packages
+// reading it can refuse zeros instead of taking them as settings.
+func TestDefaulted(t *testing.T) {
+	c := &Config{Issuer: "https://id.agency.example"}
+	if c.Defaulted() {
+		t.Fatal("a hand-built Config claims its defaults")
+	}
+	c.ApplyDefaults()
+	if !c.Defaulted() {
+		t.Fatal("ApplyDefaults did not mark the Config")
+	}
+	dev, err := Dev("http://localhost:8080", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := LoadBytes("lanyard.yaml", []byte("issuer: https://id.agency.example\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]*Config{"Dev": dev, "LoadBytes": loaded} {
+		if !c.Defaulted() || c.Journey.DisplayName != DefaultDisplayName || c.Password.MinLength == 0 {
+			t.Errorf("%s: defaulted %v, display name %q, min length %d", name, c.Defaulted(), c.Journey.DisplayName, c.Password.MinLength)
+		}
+	}
+}

@@ -110,7 +110,6 @@ func parent(field string) string {
 
 // Allowed values.
 var (
-	grantTypes  = []string{"authorization_code", "refresh_token", "client_credentials"}
 	authMethods = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
 	algorithms  = []string{"RS256", "ES256"}
 	smtpTLS     = []string{"starttls", "tls", "none"}
@@ -332,7 +331,7 @@ func (k *checker) client(p string, cl Client) {
 		if methodOK && method != "none" {
 			k.add(p+".token_endpoint_auth_method", "a public client must use none (and PKCE), not %s", method)
 		}
-		if slices.Contains(cl.GrantTypes, "client_credentials") {
+		if slices.Contains(cl.GrantTypes, GrantClientCredentials) {
 			k.add(p+".grant_types", "a public client cannot use client_credentials")
 		}
 	} else if methodOK {
@@ -364,20 +363,20 @@ func (k *checker) client(p string, cl Client) {
 	seen := map[string]bool{}
 	for i, g := range cl.GrantTypes {
 		f := fmt.Sprintf("%s.grant_types[%d]", p, i)
-		if k.oneOf(f, g, grantTypes) && seen[g] {
+		if k.oneOf(f, g, GrantTypes) && seen[g] {
 			k.add(f, "%s is listed twice", g)
 		}
 		seen[g] = true
 	}
-	if seen["refresh_token"] {
+	if seen[GrantRefreshToken] {
 		if !slices.Contains(cl.Scopes, "offline_access") {
 			k.add(p+".grant_types", "refresh_token requires offline_access in scopes")
 		}
-		if !seen["authorization_code"] {
+		if !seen[GrantAuthorizationCode] {
 			k.add(p+".grant_types", "refresh_token requires authorization_code")
 		}
 	}
-	if seen["authorization_code"] && len(cl.RedirectURIs) == 0 {
+	if seen[GrantAuthorizationCode] && len(cl.RedirectURIs) == 0 {
 		k.add(p+".redirect_uris", "an authorization_code client needs at least one redirect URI")
 	}
 	for i, u := range cl.RedirectURIs {

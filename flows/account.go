@@ -45,16 +45,8 @@ const (
 	PathAccountSignOutAll     = "/account/sessions/sign-out-everywhere"
 )
 
-// Audit events of the account page.
+// How many security events the account page shows, from how far back.
 const (
-	evAccountReauth     = "account.reauth"
-	evPasskeyAdd        = "account.passkey.add"
-	evPasskeyRename     = "account.passkey.rename"
-	evPasskeyRemove     = "account.passkey.remove"
-	evTOTPAdd           = "account.totp.add"
-	evTOTPRemove        = "account.totp.remove"
-	evRecoveryRenew     = "account.recovery_codes.renew"
-	evSignOutSessions   = "account.sessions.sign_out"
 	eventsShown         = 20
 	eventsLookBack      = 90 * 24 * time.Hour
 	maxEventsConsidered = 2000
@@ -293,10 +285,10 @@ func describeEvent(e store.AuditEvent) string {
 		return "Signed out one session"
 	case evWebAuthnClone:
 		return "A passkey or security key was refused: it may have been copied"
-	case "invite":
+	case store.EventInvite:
 		return "Invitation sent"
 	}
-	return e.Event
+	return string(e.Event)
 }
 
 // showAccount renders the account page, with errors when status ≥ 400.

@@ -308,7 +308,7 @@ func (h *Handler) postAccountPassword(w http.ResponseWriter, r *http.Request, f 
 	})
 	if errors.Is(err, store.ErrConflict) {
 		s.j.AccountNotice = ""
-		return &pageError{status: http.StatusConflict, msg: msgPasswordChanged, cause: err}
+		return &pageError{Status: http.StatusConflict, Message: msgPasswordChanged, Cause: err}
 	}
 	if err != nil {
 		return err

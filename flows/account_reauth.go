@@ -123,7 +123,7 @@ func (h *Handler) postReauth(w http.ResponseWriter, r *http.Request, f *flow) er
 			h.log.Error("stored password hash is unreadable", "user", u.ID, "err", err)
 		}
 		if !ok {
-			ev.Detail["factor"], ev.Detail["reason"] = "password", "wrong password"
+			ev.Detail["factor"], ev.Detail["reason"] = "password", store.ReasonWrongPassword
 			if err := h.failed(ctx, r, s, k, ev); err != nil {
 				return err
 			}

@@ -21,8 +21,9 @@ import (
 // transaction (it joins ctx's, if any). With except "" it also revokes every
 // token issued to the user, including those of sessions that have already
 // expired, so no relying party can refresh anything. It returns how many
-// sessions it ended. The caller writes the audit event (the admin CLI's
-// `lanyard user sign-out EMAIL` calls it with except "").
+// sessions it ended. The caller writes the audit event. It is the one
+// implementation: the account page's sign-out forms and the admin service
+// (sign out everywhere, disable, reset MFA, reset password) call it.
 func SignOutEverywhere(ctx context.Context, st *store.Store, userID, except string) (int, error) {
 	if userID == "" {
 		return 0, errors.New("sign out everywhere: no user id")

@@ -39,9 +39,11 @@
 //     nodes log nobody out), the server-side session with the journey's
 //     state in its Data and its named transitions (newSignIn, signInAgain,
 //     factorVerified, confirmed); idle, absolute and journey timeouts.
-//   - throttle.go, audit.go, web.go: guess counting and locks, audit events,
-//     security headers, cross-origin protection, body limits, and the one
-//     adapter that turns an error into the error page.
+//   - throttle.go, audit.go, web.go: guess counting and locks (and the
+//     throttle keys' format), audit events (their names and reasons are the
+//     vocabulary of provider/store's events.go), security headers,
+//     cross-origin protection, body limits, and the one adapter that turns an
+//     error into the error page (templates.ServeError).
 //   - webauthn.go: the HTTP side of passkeys and security keys: enrolment in
 //     the mfa-enrol step, the second factor, passwordless sign-in, adding one
 //     on the account page; challenges live in the server-side session, single
@@ -52,7 +54,11 @@
 //     the changes to the sign-in methods and the password;
 //     account_sessions.go signing out, and SignOutEverywhere; notify.go: the
 //     security-notice emails.
-//   - invite.go: invitations (lanyard invite).
+//   - admin.go, invite.go: the admin service (Admin), the one home of what an
+//     administrator does to accounts — invite, resend, revoke, disable,
+//     enable, unlock, reset MFA, reset the password, sign out everywhere —
+//     each with its actor in the audit event. The admin commands are thin
+//     wrappers around it; the admin console calls it too.
 //
 // flows never imports fosite and never builds an OAuth response: it tells the
 // provider, through authn.Browser, who is signed in and how, and hands the

@@ -94,6 +94,10 @@ type document struct {
 	HTML               template.HTML
 }
 
+// errNoDefaults refuses a Config that config.ApplyDefaults has not seen:
+// its zeros would be read as settings.
+var errNoDefaults = errors.New("flows: the configuration has no defaults applied (load it with config.Load or config.Dev, or call ApplyDefaults)")
+
 // New builds the journey handler: it loads (or, on the very first start,
 // creates) the cookie keys from the store so a restart or another node logs
 // nobody out, and renders the policy documents once.
@@ -147,14 +151,14 @@ func (h *Handler) SetConfig(cfg *config.Config) error {
 	if cfg == nil {
 		return errors.New("flows: nil config")
 	}
+	if !cfg.Defaulted() {
+		return errNoDefaults
+	}
 	iss, err := url.Parse(cfg.Issuer)
 	if err != nil || iss.Scheme == "" || iss.Host == "" {
 		return fmt.Errorf("flows: issuer %q is not an absolute URL", cfg.Issuer)
 	}
 	order := cfg.Journey.Steps
-	if len(order) == 0 {
-		order = DefaultSteps
-	}
 	var problems []string
 	checkJourney(order, cfg.Documents, func(field, format string, args ...any) {
 		problems = append(problems, field+": "+fmt.Sprintf(format, args...))
@@ -184,12 +188,6 @@ func (h *Handler) SetConfig(cfg *config.Config) error {
 		docs[d.ID] = document{ID: d.ID, Title: d.Title, Version: d.Version, HTML: template.HTML(safe)}
 	}
 	pol := password.Policy{MinLength: cfg.Password.MinLength, MaxLength: cfg.Password.MaxLength}
-	if pol.MinLength <= 0 {
-		pol.MinLength = 12
-	}
-	if pol.MaxLength <= 0 {
-		pol.MaxLength = 128
-	}
 	wa, err := newRelyingParty(cfg, iss)
 	if err != nil {
 		if h.log != nil {
@@ -222,8 +220,8 @@ func (h *Handler) Mount(mux *http.ServeMux) {
 	}
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.log.Warn("cross-origin form refused", "path", r.URL.Path, "origin", truncate(r.Header.Get("Origin"), 100))
-		h.renderError(w, r, &pageError{status: http.StatusForbidden,
-			msg: "This form was sent from another website, so it was refused. Go back to the sign-in page, reload it and try again."})
+		h.renderError(w, r, &pageError{Status: http.StatusForbidden,
+			Message: "This form was sent from another website, so it was refused. Go back to the sign-in page, reload it and try again."})
 	}))
 	route := func(pattern string, fn handlerFunc) {
 		mux.Handle(pattern, SecurityHeaders(s.cfg.Dev, cop.Handler(limitForm(h.adapt(fn)))))
@@ -295,7 +293,7 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, to string, asJSO
 	case to != "":
 		return false, redirect(w, r, to)
 	case asJSON && h.settings().wa == nil:
-		return false, &pageError{status: http.StatusNotFound, msg: msgPasskeyUnavailable}
+		return false, &pageError{Status: http.StatusNotFound, Message: msgPasskeyUnavailable}
 	case !asJSON && r.Method == http.MethodPost:
 		err = form(r)
 	}

@@ -202,15 +202,15 @@ func (e *env) events(prefix string) []string {
 	}
 	var out []string
 	for _, ev := range evs {
-		out = append(out, ev.Event)
+		out = append(out, string(ev.Event))
 	}
 	return out
 }
 
-func (e *env) countEvents(name string) int {
+func (e *env) countEvents(name store.Event) int {
 	n := 0
 	for _, ev := range e.events("") {
-		if ev == name {
+		if ev == string(name) {
 			n++
 		}
 	}

@@ -48,9 +48,6 @@ func (h *Handler) pendingSecret(ctx context.Context, s *session) ([]byte, error)
 func (h *Handler) enrolPage(f *flow, secret []byte) (enrolPage, error) {
 	set := f.set
 	issuer := set.cfg.Journey.DisplayName
-	if issuer == "" {
-		issuer = "Lanyard"
-	}
 	account := f.user.Username
 	qr, err := otp.QRDataURL(otp.URI(issuer, account, secret))
 	if err != nil {
@@ -154,7 +151,7 @@ func (h *Handler) confirmTOTP(w http.ResponseWriter, r *http.Request, f *flow, f
 	now := h.now().UTC()
 	step, ok := otp.Validate(secret, code, now, 0)
 	if !ok {
-		ev := event{UserID: u.ID, Username: u.Username, Detail: map[string]any{"factor": "otp", "reason": "wrong enrolment code"}}
+		ev := event{UserID: u.ID, Username: u.Username, Detail: map[string]any{"factor": "otp", "reason": store.ReasonWrongEnrolmentCode}}
 		if err := h.failed(ctx, r, s, k, ev); err != nil {
 			return nil, err
 		}
@@ -373,13 +370,13 @@ func (h *Handler) proveCode(r *http.Request, s *session, u *store.User, code str
 // codeUsed charges a code that a replay or a racing request used first,
 // like a wrong one.
 func (h *Handler) codeUsed(r *http.Request, s *session, k throttleKeys, ev event) error {
-	ev.Detail["reason"] = "code already used"
+	ev.Detail["reason"] = store.ReasonCodeUsed
 	return h.failed(r.Context(), r, s, k, ev)
 }
 
 // checkCode tells an authenticator code (digits) from a recovery code
 // (anything else) and checks it: use, or the reason it is refused.
-func (h *Handler) checkCode(ctx context.Context, r *http.Request, s *session, u *store.User, code string, now time.Time) (use func(ctx context.Context) error, method, reason string, err error) {
+func (h *Handler) checkCode(ctx context.Context, r *http.Request, s *session, u *store.User, code string, now time.Time) (use func(ctx context.Context) error, method string, reason store.Reason, err error) {
 	if isDigits(code) {
 		t, err := h.store.TOTPByUser(ctx, u.ID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -395,13 +392,13 @@ func (h *Handler) checkCode(ctx context.Context, r *http.Request, s *session, u 
 			step, ok = otp.Validate(secret, code, now, t.LastStep)
 		}
 		if !ok {
-			return nil, "otp", "wrong code", nil
+			return nil, "otp", store.ReasonWrongCode, nil
 		}
 		return func(ctx context.Context) error { return h.store.UseTOTPStep(ctx, u.ID, step) }, "otp", "", nil
 	}
 	norm, ok := normaliseRecoveryCode(code)
 	if !ok {
-		return nil, "recovery-code", "malformed code", nil
+		return nil, "recovery-code", store.ReasonMalformedCode, nil
 	}
 	return func(ctx context.Context) error {
 		if err := h.store.UseRecoveryCode(ctx, u.ID, hashRecoveryCode(norm), now); err != nil {

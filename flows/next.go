@@ -301,8 +301,8 @@ func (h *Handler) SignIn(w http.ResponseWriter, r *http.Request, req authn.SignI
 
 func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, req authn.SignInRequest) error {
 	if !h.underIssuer(req.ResumeURL) {
-		return &pageError{status: http.StatusBadRequest, msg: "This sign-in request cannot be continued. Go back to the application and try again.",
-			cause: errors.New("resume URL outside the issuer")}
+		return &pageError{Status: http.StatusBadRequest, Message: "This sign-in request cannot be continued. Go back to the application and try again.",
+			Cause: errors.New("resume URL outside the issuer")}
 	}
 	s, err := h.load(r)
 	if err != nil {

@@ -55,12 +55,8 @@ func (h *Handler) notify(r *http.Request, u *store.User, what, detail string) {
 		return
 	}
 	set := h.settings()
-	product := set.cfg.Journey.DisplayName
-	if product == "" {
-		product = "Lanyard"
-	}
 	data := SecurityNoticeMail{
-		Product:     product,
+		Product:     set.cfg.Journey.DisplayName,
 		Environment: set.cfg.Journey.Environment,
 		Name:        u.Name,
 		Username:    u.Username,

@@ -198,9 +198,6 @@ func loadCookieKeys(ctx context.Context, st *store.Store, box *seal.Box) (cookie
 
 func newCookieCodec(k cookieKeys, dev bool, maxAge time.Duration) *cookieCodec {
 	cs := sessions.NewCookieStore(k.Hash, k.Block)
-	if maxAge <= 0 {
-		maxAge = 24 * time.Hour
-	}
 	cs.Options = &sessions.Options{
 		Path:     "/",
 		HttpOnly: true,
@@ -330,17 +327,7 @@ func (h *Handler) create(ctx context.Context, w http.ResponseWriter, r *http.Req
 // a sign-in in progress, and the absolute limit of any session.
 func (h *Handler) timeouts() (idle, journeyIdle, absolute time.Duration) {
 	cfg := h.settings().cfg
-	idle, journeyIdle, absolute = cfg.Session.IdleTimeout.D(), cfg.Journey.Timeout.D(), cfg.Session.AbsoluteTimeout.D()
-	if idle <= 0 {
-		idle = time.Hour
-	}
-	if journeyIdle <= 0 {
-		journeyIdle = 30 * time.Minute
-	}
-	if absolute <= 0 {
-		absolute = 24 * time.Hour
-	}
-	return idle, journeyIdle, absolute
+	return cfg.Session.IdleTimeout.D(), cfg.Journey.Timeout.D(), cfg.Session.AbsoluteTimeout.D()
 }
 
 // expiry is the session row's ExpiresAt: the absolute limit from its

@@ -106,7 +106,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request, f *flow) 
 	if !until.IsZero() {
 		// Locked, even for the right password; it reads like a wrong one.
 		password.VerifyDummy(pw)
-		ev.Name, ev.Detail["reason"] = evSigninFailure, "locked"
+		ev.Name, ev.Detail["reason"] = evSigninFailure, store.ReasonLocked
 		h.auditLog(ctx, r, s, ev)
 		return refuse(msgSignInFailed)
 	}
@@ -114,17 +114,17 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request, f *flow) 
 	ok := false
 	if u == nil {
 		password.VerifyDummy(pw)
-		ev.Detail["reason"] = "unknown user"
+		ev.Detail["reason"] = store.ReasonUnknownUser
 	} else {
 		ok, err = password.Verify(u.PasswordHash, pw)
 		if err != nil {
 			h.log.Error("stored password hash is unreadable", "user", u.ID, "err", err)
 			ok = false
 		}
-		ev.Detail["reason"] = "wrong password"
+		ev.Detail["reason"] = store.ReasonWrongPassword
 	}
 	if ok && u.State == store.UserDisabled {
-		ok, ev.Detail["reason"] = false, "disabled"
+		ok, ev.Detail["reason"] = false, store.ReasonDisabled
 	}
 	if !ok {
 		if err := h.failed(ctx, r, s, k, ev); err != nil {
@@ -134,7 +134,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request, f *flow) 
 	}
 	now := h.now().UTC()
 	if u.PasswordInitial && !u.InviteExpiresAt.IsZero() && !now.Before(u.InviteExpiresAt) {
-		ev.Name, ev.Detail["reason"] = evSigninFailure, "invitation expired"
+		ev.Name, ev.Detail["reason"] = evSigninFailure, store.ReasonInvitationExpired
 		h.auditLog(ctx, r, s, ev)
 		return refuse(msgInviteExpired)
 	}

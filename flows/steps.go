@@ -52,7 +52,7 @@ func (h *Handler) postChangePassword(w http.ResponseWriter, r *http.Request, f *
 		return h.audit(ctx, r, s, event{Name: evPasswordChange, UserID: u.ID, Username: u.Username})
 	})
 	if errors.Is(err, store.ErrConflict) {
-		return &pageError{status: http.StatusConflict, msg: msgPasswordChanged, cause: err}
+		return &pageError{Status: http.StatusConflict, Message: msgPasswordChanged, Cause: err}
 	}
 	if err != nil {
 		return err
@@ -92,7 +92,7 @@ func (h *Handler) passwordChange(r *http.Request, f *flow, p *page) (hash string
 		h.log.Error("stored password hash is unreadable", "user", u.ID, "err", err)
 	}
 	if !ok {
-		ev := event{UserID: u.ID, Username: u.Username, Detail: map[string]any{"factor": "password", "reason": "wrong current password"}}
+		ev := event{UserID: u.ID, Username: u.Username, Detail: map[string]any{"factor": "password", "reason": store.ReasonWrongCurrentPassword}}
 		if err := h.failed(ctx, r, s, k, ev); err != nil {
 			return "", 0, err
 		}

@@ -2,10 +2,10 @@ package flows
 
 import (
 	"errors"
-	"net"
 	"net/http"
 	"unicode/utf8"
 
+	"github.com/lanyard-idp/lanyard/provider/authn"
 	"github.com/lanyard-idp/lanyard/templates"
 )
 
@@ -51,24 +51,11 @@ func limitForm(next http.Handler) http.Handler {
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 // pageError is an error the officer should read: a status and a plain
-// sentence. Anything else is "something went wrong on our side".
-type pageError struct {
-	status int
-	msg    string
-	cause  error
-}
+// sentence (templates.Error, shared with the provider's pages). Anything
+// else is "something went wrong on our side".
+type pageError = templates.Error
 
-func (e *pageError) Error() string {
-	if e.cause != nil {
-		return e.msg + ": " + e.cause.Error()
-	}
-	return e.msg
-}
-
-func (e *pageError) Unwrap() error { return e.cause }
-
-var errFormTooLarge = &pageError{status: http.StatusRequestEntityTooLarge,
-	msg: "What you sent is far longer than anything this form needs. Go back, check what you typed and try again."}
+var errFormTooLarge = templates.ErrTooLarge
 
 func (h *Handler) adapt(fn handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -78,43 +65,17 @@ func (h *Handler) adapt(fn handlerFunc) http.Handler {
 	})
 }
 
-// renderError is the one place an error becomes a page: the officer gets a
-// plain sentence, the log gets the cause, nobody gets a stack trace.
+// renderError turns an error into the error page, by the one path every
+// page of Lanyard shares (templates.ServeError): the officer gets a plain
+// sentence, the log gets the cause, nobody gets a stack trace.
 func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, err error) {
-	status := http.StatusInternalServerError
-	msg := "Something went wrong on our side. Please try again in a moment."
-	var pe *pageError
-	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(err, &mbe):
-		status, msg = errFormTooLarge.status, errFormTooLarge.msg
-	case errors.As(err, &pe):
-		status, msg = pe.status, pe.msg
-	}
-	if status >= 500 {
-		h.log.Error("journey request failed", "path", r.URL.Path, "err", err)
-	} else {
-		h.log.Info("journey request refused", "path", r.URL.Path, "status", status, "err", err)
-	}
-	data := templates.ErrorPage{
-		Base:      h.base("There is a problem"),
-		Message:   msg,
-		RequestID: w.Header().Get("X-Request-Id"),
-	}
-	if rerr := h.pages.Render(w, status, "error", data); rerr != nil {
-		h.log.Error("cannot render the error page", "err", rerr)
-		http.Error(w, msg, status)
-	}
+	h.pages.ServeError(w, r, h.log, h.base(""), err)
 }
 
 // base is the layout data every page starts from.
 func (h *Handler) base(title string) templates.Base {
 	cfg := h.settings().cfg
-	product := cfg.Journey.DisplayName
-	if product == "" {
-		product = "Lanyard"
-	}
-	return templates.Base{Product: product, Environment: cfg.Journey.Environment, Title: title}
+	return templates.Base{Product: cfg.Journey.DisplayName, Environment: cfg.Journey.Environment, Title: title}
 }
 
 // form parses the posted form (never the query string) within the body limit.
@@ -124,7 +85,7 @@ func form(r *http.Request) error {
 		if errors.As(err, &mbe) {
 			return errFormTooLarge
 		}
-		return &pageError{status: http.StatusBadRequest, msg: "The form could not be read. Go back, reload the page and try again.", cause: err}
+		return &pageError{Status: http.StatusBadRequest, Message: "The form could not be read. Go back, reload the page and try again.", Cause: err}
 	}
 	return nil
 }
@@ -135,15 +96,9 @@ func redirect(w http.ResponseWriter, r *http.Request, to string) error {
 	return nil
 }
 
-// clientAddr is the connecting address. X-Forwarded-For is not trusted: a
-// client could write anything there and escape its throttle.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return truncate(r.RemoteAddr, 64)
-	}
-	return host
-}
+// clientAddr is the request's client address, computed as the provider
+// computes it (authn.ClientAddr).
+func clientAddr(r *http.Request) string { return authn.ClientAddr(r) }
 
 // truncate cuts s to at most n bytes without splitting a character.
 func truncate(s string, n int) string {

@@ -14,6 +14,7 @@ import (
 	"github.com/lanyard-idp/lanyard/config"
 	"github.com/lanyard-idp/lanyard/flows/passkey"
 	"github.com/lanyard-idp/lanyard/provider/store"
+	"github.com/lanyard-idp/lanyard/templates"
 )
 
 // Passkeys and security keys: the HTTP side of the WebAuthn ceremonies (the
@@ -38,12 +39,6 @@ const (
 	ceremonyTTL = passkey.ChallengeTTL
 	// methodWebAuthn is journey.FactorMethod for a passkey or security key.
 	methodWebAuthn = "webauthn"
-)
-
-// Audit events of the passkey ceremonies (beside the journey's own).
-const (
-	evSigninPasskey = "signin.passkey"
-	evWebAuthnClone = "webauthn.clone_warning"
 )
 
 // Ceremony purposes: a challenge made for one is refused by every other.
@@ -90,14 +85,7 @@ type ceremony struct {
 // extra origins. A host that is an IP address cannot be an RP ID (browsers
 // refuse it too): passkeys are then unavailable and the pages say so.
 func newRelyingParty(cfg *config.Config, iss *url.URL) (*passkey.RelyingParty, error) {
-	name := cfg.WebAuthn.RPDisplayName
-	if name == "" {
-		name = cfg.Journey.DisplayName
-	}
-	if name == "" {
-		name = "Lanyard"
-	}
-	return passkey.New(iss, name, cfg.WebAuthn.ExtraOrigins)
+	return passkey.New(iss, cfg.WebAuthn.RPDisplayName, cfg.WebAuthn.ExtraOrigins)
 }
 
 // webAuthnUser loads u's handle and credentials; with create, a user who has
@@ -164,21 +152,9 @@ func (h *Handler) adaptJSON(fn handlerFunc) http.Handler {
 		if err == nil {
 			return
 		}
-		status, msg := http.StatusInternalServerError, "Something went wrong on our side. Please try again in a moment."
-		var pe *pageError
-		var mbe *http.MaxBytesError
-		switch {
-		case errors.As(err, &mbe):
-			status, msg = errFormTooLarge.status, errFormTooLarge.msg
-		case errors.As(err, &pe):
-			status, msg = pe.status, pe.msg
-		}
-		if status >= 500 {
-			h.log.Error("passkey request failed", "path", r.URL.Path, "err", err)
-		} else {
-			h.log.Info("passkey request refused", "path", r.URL.Path, "status", status, "err", err)
-		}
-		_ = writeJSON(w, status, jsonAnswer{Error: msg})
+		e := templates.Classify(err)
+		e.Log(h.log, r)
+		_ = writeJSON(w, e.Status, jsonAnswer{Error: e.Message})
 	})
 }
 
@@ -204,20 +180,20 @@ func (h *Handler) begin(w http.ResponseWriter, r *http.Request, s *session, purp
 // take removes the session's ceremony (the caller stores the removal) and
 // returns its challenge data when it is for purpose and user and still
 // fresh; otherwise the reason for the audit line.
-func (h *Handler) take(s *session, purpose, userID string) (passkey.Challenge, string) {
+func (h *Handler) take(s *session, purpose, userID string) (passkey.Challenge, store.Reason) {
 	c := s.j.Ceremony
 	s.j.Ceremony = nil
 	switch {
 	case c == nil:
-		return nil, "no challenge (replayed or never started)"
+		return nil, store.ReasonNoChallenge
 	case c.Purpose != purpose:
-		return nil, "challenge of another ceremony"
+		return nil, store.ReasonOtherCeremony
 	case c.UserID != userID:
-		return nil, "challenge of another user"
+		return nil, store.ReasonOtherUser
 	case !h.now().UTC().Before(c.Expires):
-		return nil, "challenge expired"
+		return nil, store.ReasonChallengeExpired
 	case !passkey.ValidChallenge(c.Data):
-		return nil, "unreadable challenge"
+		return nil, store.ReasonUnreadableChallenge
 	}
 	return c.Data, ""
 }
@@ -226,11 +202,11 @@ func (h *Handler) take(s *session, purpose, userID string) (passkey.Challenge, s
 // officer reads.
 type refusal struct {
 	status int
-	reason string
+	reason store.Reason
 	msg    string
 }
 
-func refuse(reason, msg string) *refusal {
+func refuse(reason store.Reason, msg string) *refusal {
 	return &refusal{status: http.StatusUnprocessableEntity, reason: reason, msg: msg}
 }
 
@@ -241,7 +217,7 @@ func refusalOf(p *passkey.Refusal) *refusal {
 	case passkey.Malformed:
 		rf.msg = msgPasskeyMalformed
 	case passkey.Oversized:
-		rf.status, rf.msg = errFormTooLarge.status, errFormTooLarge.msg
+		rf.status, rf.msg = errFormTooLarge.Status, errFormTooLarge.Message
 	case passkey.BadName:
 		rf.status, rf.msg = http.StatusBadRequest, msgPasskeyNameBad
 	case passkey.Cloned:
@@ -272,7 +248,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, s *session, k thr
 		ev.Detail = map[string]any{}
 	}
 	ev.Detail["factor"] = methodWebAuthn
-	ev.Detail["reason"] = truncate(rf.reason, 300)
+	ev.Detail["reason"] = store.Reason(truncate(string(rf.reason), 300))
 	if err := h.failed(r.Context(), r, s, k, ev); err != nil {
 		return err
 	}
@@ -326,7 +302,7 @@ func (h *Handler) beginAssertion(w http.ResponseWriter, r *http.Request, s *sess
 	}
 	options, c, err := rp.BeginLogin(wu)
 	if errors.Is(err, passkey.ErrNoCredentials) {
-		return &pageError{status: http.StatusBadRequest, msg: msgPasskeyNone}
+		return &pageError{Status: http.StatusBadRequest, Message: msgPasskeyNone}
 	}
 	if err != nil {
 		return err
@@ -441,7 +417,7 @@ func (h *Handler) commitCeremony(w http.ResponseWriter, r *http.Request, s *sess
 	err = h.commitRotated(w, r, s, fn)
 	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
 		s.j = before
-		return false, h.fail(w, r, s, ans.k, ans.ev, refuse("challenge already used", msgPasskeyExpired))
+		return false, h.fail(w, r, s, ans.k, ans.ev, refuse(store.ReasonChallengeUsed, msgPasskeyExpired))
 	}
 	if err != nil {
 		return false, err
@@ -577,13 +553,13 @@ func (h *Handler) postPasskeySignIn(w http.ResponseWriter, r *http.Request, f *f
 		return err
 	}
 	if !parsed.UserVerified() {
-		return h.fail(w, r, s, k, ev, refuse("user verification missing", msgPasskeyNoUV))
+		return h.fail(w, r, s, k, ev, refuse(store.ReasonNoUserVerification, msgPasskeyNoUV))
 	}
 	if owner == nil {
-		return h.fail(w, r, s, k, ev, refuse("unknown user handle", msgPasskeyFailed))
+		return h.fail(w, r, s, k, ev, refuse(store.ReasonUnknownUserHandle, msgPasskeyFailed))
 	}
 	if u.State == store.UserDisabled {
-		return h.fail(w, r, s, k, ev, refuse("disabled", msgPasskeyFailed))
+		return h.fail(w, r, s, k, ev, refuse(store.ReasonDisabled, msgPasskeyFailed))
 	}
 	if l, err := h.locked(ctx, k); err != nil || l {
 		if err != nil {
@@ -616,7 +592,7 @@ func (h *Handler) postPasskeySignIn(w http.ResponseWriter, r *http.Request, f *f
 	})
 	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
 		s.j, *s.row = before, beforeRow
-		return h.fail(w, r, s, k, ev, refuse("challenge already used", msgPasskeyExpired))
+		return h.fail(w, r, s, k, ev, refuse(store.ReasonChallengeUsed, msgPasskeyExpired))
 	}
 	if err != nil {
 		return err
@@ -628,7 +604,7 @@ func (h *Handler) postPasskeySignIn(w http.ResponseWriter, r *http.Request, f *f
 // failedNoSession counts and audits a ceremony answer from a browser with
 // no session at all.
 func (h *Handler) failedNoSession(ctx context.Context, r *http.Request, k throttleKeys) {
-	ev := event{Detail: map[string]any{"factor": methodWebAuthn, "reason": "no session"}}
+	ev := event{Detail: map[string]any{"factor": methodWebAuthn, "reason": store.ReasonNoSession}}
 	if err := h.failed(ctx, r, nil, k, ev); err != nil {
 		h.log.Warn("cannot record a failed passkey attempt", "err", err)
 	}

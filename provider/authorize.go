@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/lanyard-idp/lanyard/provider/authn"
 	"github.com/lanyard-idp/lanyard/provider/store"
+	"github.com/lanyard-idp/lanyard/templates"
 )
 
 // handleAuthorize is the authorization endpoint, in four moves: guard the raw
@@ -24,8 +26,8 @@ import (
 // signed in to the journey, and otherwise issue the code.
 func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	if len(r.URL.RawQuery) > maxAuthorizeQuery {
-		p.renderError(w, http.StatusBadRequest, "Request too large",
-			"The sign-in request is too large. Go back to the application and try again.", "invalid_request")
+		p.serveError(w, r, &templates.Error{Status: http.StatusBadRequest, Title: "Request too large",
+			Message: "The sign-in request is too large. Go back to the application and try again.", Code: "invalid_request"})
 		return
 	}
 	if r.Method == http.MethodPost {
@@ -39,20 +41,20 @@ func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 func (p *Provider) handleResume(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("id")
 	if id == "" || len(id) > 128 {
-		p.renderError(w, http.StatusBadRequest, "Sign-in link not valid",
-			"This sign-in link is not valid. Go back to the application and sign in again.", "")
+		p.serveError(w, r, &templates.Error{Status: http.StatusBadRequest, Title: "Sign-in link not valid",
+			Message: "This sign-in link is not valid. Go back to the application and sign in again."})
 		return
 	}
 	parked, err := p.store.AuthRequestByID(r.Context(), id, p.now())
 	if errors.Is(err, store.ErrNotFound) {
-		p.renderError(w, http.StatusBadRequest, "Sign-in expired",
-			"This sign-in has expired or is not known. Go back to the application and sign in again.", "")
+		p.serveError(w, r, &templates.Error{Status: http.StatusBadRequest, Title: "Sign-in expired",
+			Message: "This sign-in has expired or is not known. Go back to the application and sign in again."})
 		return
 	}
 	if err != nil {
-		p.log.Error("load parked authorization request", "err", err)
-		p.renderError(w, http.StatusServiceUnavailable, "Temporarily unavailable",
-			"Sign-in is temporarily unavailable. Please try again in a moment.", "temporarily_unavailable")
+		p.serveError(w, r, &templates.Error{Status: http.StatusServiceUnavailable, Title: "Temporarily unavailable",
+			Message: "Sign-in is temporarily unavailable. Please try again in a moment.", Code: "temporarily_unavailable",
+			Cause: fmt.Errorf("load parked authorization request: %w", err)})
 		return
 	}
 	// Rebuild the original request from the parked query, as if the browser had
@@ -84,7 +86,7 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request, parked *sto
 	ar, err := p.oauth.NewAuthorizeRequest(ctx, r)
 	if err != nil {
 		if ar == nil || ar.GetClient() == nil || !ar.IsRedirectURIValid() {
-			p.authorizeErrorPage(w, err)
+			p.authorizeErrorPage(w, r, err)
 			return
 		}
 		p.writeAuthorizeError(ctx, w, ar, err)
@@ -92,7 +94,7 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request, parked *sto
 	}
 	c, ok := ar.GetClient().(*client)
 	if !ok {
-		p.authorizeErrorPage(w, fosite.ErrInvalidClient)
+		p.authorizeErrorPage(w, r, fosite.ErrInvalidClient)
 		return
 	}
 	form := ar.GetRequestForm()
@@ -158,22 +160,22 @@ type preAuthorize struct {
 // client or its redirect URI cannot be trusted, so nothing may redirect).
 func (p *Provider) guardAuthorize(w http.ResponseWriter, r *http.Request) (preAuthorize, bool) {
 	if err := r.ParseForm(); err != nil {
-		p.renderError(w, http.StatusBadRequest, "Request not valid",
-			"The sign-in request could not be read. Go back to the application and try again.", "invalid_request")
+		p.serveError(w, r, &templates.Error{Status: http.StatusBadRequest, Title: "Request not valid",
+			Message: "The sign-in request could not be read. Go back to the application and try again.", Code: "invalid_request"})
 		return preAuthorize{}, false
 	}
 	f := r.Form
 	for _, k := range []string{"client_id", "redirect_uri", "request_uri"} {
 		if len(f[k]) > 1 {
-			p.renderError(w, http.StatusBadRequest, "Request not valid",
-				"The sign-in request repeats a parameter that may appear only once.", "invalid_request")
+			p.serveError(w, r, &templates.Error{Status: http.StatusBadRequest, Title: "Request not valid",
+				Message: "The sign-in request repeats a parameter that may appear only once.", Code: "invalid_request"})
 			return preAuthorize{}, false
 		}
 	}
 	c, ok := p.clients.get(f.Get("client_id"))
 	if !ok {
-		p.renderError(w, http.StatusBadRequest, "Unknown application",
-			"The application that sent you here is not registered with this sign-in service.", "invalid_client")
+		p.serveError(w, r, &templates.Error{Status: http.StatusBadRequest, Title: "Unknown application",
+			Message: "The application that sent you here is not registered with this sign-in service.", Code: "invalid_client"})
 		return preAuthorize{}, false
 	}
 
@@ -195,15 +197,15 @@ func (p *Provider) guardAuthorize(w http.ResponseWriter, r *http.Request) (preAu
 		redirect = c.redirectURIs[0]
 	case redirect == "" && isPAR:
 	default:
-		p.renderError(w, http.StatusBadRequest, "Unknown return address",
-			"The application asked to send you back to an address it has not registered. Nothing was sent to it.", "invalid_request")
+		p.serveError(w, r, &templates.Error{Status: http.StatusBadRequest, Title: "Unknown return address",
+			Message: "The application asked to send you back to an address it has not registered. Nothing was sent to it.", Code: "invalid_request"})
 		return preAuthorize{}, false
 	}
 	if redirect != "" {
 		u, err := url.Parse(redirect)
 		if err != nil {
-			p.renderError(w, http.StatusBadRequest, "Unknown return address",
-				"The application's return address is not valid.", "invalid_request")
+			p.serveError(w, r, &templates.Error{Status: http.StatusBadRequest, Title: "Unknown return address",
+				Message: "The application's return address is not valid.", Code: "invalid_request"})
 			return preAuthorize{}, false
 		}
 		ar.RedirectURI = u
@@ -231,7 +233,7 @@ func (p *Provider) guardAuthorize(w http.ResponseWriter, r *http.Request) (preAu
 		err = fosite.ErrInvalidRequest.WithHint("prompt must be none or login (none alone).")
 	}
 	if err != nil && !redirectable {
-		p.authorizeErrorPage(w, err)
+		p.authorizeErrorPage(w, r, err)
 		return preAuthorize{}, false
 	}
 	return preAuthorize{ar: ar, err: err}, true
@@ -297,7 +299,7 @@ func (p *Provider) signIn(w http.ResponseWriter, r *http.Request, ar fosite.Auth
 			ClientID:  c.id,
 			Query:     q.Encode(),
 			CreatedAt: now,
-			ExpiresAt: now.Add(lifespan(p.cfg.Journey.Timeout, defaultJourneyTimeout)),
+			ExpiresAt: now.Add(p.cfg.Journey.Timeout.D()),
 		}
 		if err := p.store.CreateAuthRequest(ctx, parked); err != nil {
 			p.log.Error("park authorization request", "err", err)
@@ -422,8 +424,7 @@ func (p *Provider) writeAuthorizeError(ctx context.Context, w http.ResponseWrite
 
 // authorizeErrorPage is for errors that must not redirect: the client or its
 // redirect URI are unknown, so the browser is told here.
-func (p *Provider) authorizeErrorPage(w http.ResponseWriter, err error) {
-	p.logOAuthError("authorize", err)
+func (p *Provider) authorizeErrorPage(w http.ResponseWriter, r *http.Request, err error) {
 	rfc := fosite.ErrorToRFC6749Error(err)
 	status := http.StatusBadRequest
 	if rfc.CodeField >= 500 {
@@ -436,7 +437,8 @@ func (p *Provider) authorizeErrorPage(w http.ResponseWriter, err error) {
 	case "invalid_request_uri":
 		msg = "This sign-in request has expired or was already used. Go back to the application and try again."
 	}
-	p.renderError(w, status, "Sign-in request not valid", msg, rfc.ErrorField)
+	p.serveError(w, r, &templates.Error{Status: status, Title: "Sign-in request not valid", Message: msg,
+		Code: rfc.ErrorField, Cause: oauthCause(rfc)})
 }
 
 // issWriter adds iss to the query of the redirect fosite writes.
@@ -464,4 +466,14 @@ func (p *Provider) logOAuthError(endpoint string, err error) {
 		return
 	}
 	p.log.Info("oauth error", "endpoint", endpoint, "error", rfc.ErrorField, "hint", rfc.HintField)
+}
+
+// oauthCause is what the log keeps of an OAuth error shown on a page: its
+// code and, as logOAuthError writes them, the debug detail of a fault of
+// ours or the hint of a refusal.
+func oauthCause(rfc *fosite.RFC6749Error) error {
+	if rfc.CodeField >= 500 {
+		return fmt.Errorf("%s: %s", rfc.ErrorField, rfc.Debug())
+	}
+	return fmt.Errorf("%s: %s", rfc.ErrorField, rfc.HintField)
 }

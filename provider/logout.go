@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 
 	"github.com/ory/fosite/token/jwt"
 
+	"github.com/lanyard-idp/lanyard/provider/authn"
 	"github.com/lanyard-idp/lanyard/provider/store"
 	"github.com/lanyard-idp/lanyard/templates"
 )
@@ -38,7 +40,8 @@ func (p *Provider) handleEndSession(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 	}
 	bad := func(msg string) {
-		p.renderError(w, http.StatusBadRequest, "Sign-out request not valid", msg, "invalid_request")
+		p.serveError(w, r, &templates.Error{Status: http.StatusBadRequest, Title: "Sign-out request not valid",
+			Message: msg, Code: "invalid_request"})
 	}
 	if len(r.URL.RawQuery) > maxAuthorizeQuery {
 		bad("The sign-out request is too large.")
@@ -104,8 +107,8 @@ func (p *Provider) handleEndSession(w http.ResponseWriter, r *http.Request) {
 	}
 	if !confirmed && r.Method == http.MethodPost && f.Get("confirm") == "yes" {
 		if err := p.cop.Check(r); err != nil {
-			p.renderError(w, http.StatusForbidden, "Sign-out refused",
-				"This sign-out form was not sent from this site.", "")
+			p.serveError(w, r, &templates.Error{Status: http.StatusForbidden, Title: "Sign-out refused",
+				Message: "This sign-out form was not sent from this site."})
 			return
 		}
 		confirmed = true
@@ -122,13 +125,13 @@ func (p *Provider) handleEndSession(w http.ResponseWriter, r *http.Request) {
 
 	userID, err := p.journey.SignOut(w, r)
 	if err != nil {
-		p.log.Error("end_session: sign out", "err", err)
-		p.renderError(w, http.StatusServiceUnavailable, "Temporarily unavailable",
-			"Signing out failed. Please try again in a moment.", "temporarily_unavailable")
+		p.serveError(w, r, &templates.Error{Status: http.StatusServiceUnavailable, Title: "Temporarily unavailable",
+			Message: "Signing out failed. Please try again in a moment.", Code: "temporarily_unavailable",
+			Cause: fmt.Errorf("end_session: sign out: %w", err)})
 		return
 	}
 	detail, _ := json.Marshal(map[string]string{"initiator": "relying_party"})
-	ev := &store.AuditEvent{Event: "logout", UserID: userID, ClientAddr: clientAddr(r), UserAgent: r.UserAgent(), Detail: detail}
+	ev := &store.AuditEvent{Event: store.EventLogout, UserID: userID, ClientAddr: authn.ClientAddr(r), UserAgent: r.UserAgent(), Detail: detail}
 	if c != nil {
 		ev.ClientID = c.id
 	}

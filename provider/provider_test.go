@@ -61,8 +61,10 @@ func mustHash(t testing.TB, secret string) string {
 	return h
 }
 
+// testClients are the relying parties of the tests, with the defaults the
+// configuration gives them.
 func testClients(t testing.TB) []config.Client {
-	return []config.Client{
+	cfg := config.Config{Clients: []config.Client{
 		{
 			ID: webappID, Name: "Web app", SecretHash: mustHash(t, webappSecret),
 			RedirectURIs:           []string{webappRedir, "https://rp.example/cb2"},
@@ -94,7 +96,9 @@ func testClients(t testing.TB) []config.Client {
 			GrantTypes:              []string{"authorization_code", "client_credentials"},
 			Scopes:                  []string{"openid", "docs:read"},
 		},
-	}
+	}}
+	cfg.ApplyDefaults()
+	return cfg.Clients
 }
 
 // clock is the injected clock; tests move it forward.
@@ -155,6 +159,7 @@ func newEnvOn(t testing.TB, dbURL string, opts ...envOption) *env {
 	for _, o := range opts {
 		o(cfg)
 	}
+	cfg.ApplyDefaults()
 	e := &env{t: t, srv: srv, issuer: srv.URL, st: st, box: box, cfg: cfg, clock: &clock{}}
 	e.journey = newTestJourney(srv.URL)
 	logs := &syncBuffer{}

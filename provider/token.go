@@ -14,6 +14,8 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/openid"
 
+	"github.com/lanyard-idp/lanyard/config"
+	"github.com/lanyard-idp/lanyard/provider/authn"
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
 
@@ -40,7 +42,7 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 
 	grant := ar.GetGrantTypes()
 	switch {
-	case grant.ExactOne("client_credentials"):
+	case grant.ExactOne(config.GrantClientCredentials):
 		// A service gets every scope it asks for among those registered for it
 		// (fosite has refused any other).
 		for _, s := range ar.GetRequestedScopes() {
@@ -49,7 +51,7 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		for _, a := range ar.GetRequestedAudience() {
 			ar.GrantAudience(a)
 		}
-	case grant.ExactOne("authorization_code"), grant.ExactOne("refresh_token"):
+	case grant.ExactOne(config.GrantAuthorizationCode), grant.ExactOne(config.GrantRefreshToken):
 		if err := p.checkSubject(ctx, ar); err != nil {
 			p.writeTokenError(ctx, w, ar, err)
 			return
@@ -73,10 +75,10 @@ func (p *Provider) issueEvent(r *http.Request, ar fosite.AccessRequester) *store
 	detail, _ := json.Marshal(map[string]string{"grant": ar.GetGrantTypes()[0]})
 	return &store.AuditEvent{
 		At:         p.now(),
-		Event:      "token.issue",
+		Event:      store.EventTokenIssue,
 		UserID:     ar.GetSession().GetSubject(),
 		ClientID:   ar.GetClient().GetID(),
-		ClientAddr: clientAddr(r),
+		ClientAddr: authn.ClientAddr(r),
 		Detail:     detail,
 	}
 }
@@ -126,7 +128,7 @@ func (p *Provider) checkSubject(ctx context.Context, ar fosite.AccessRequester) 
 	if err != nil {
 		return fosite.ErrTemporarilyUnavailable.WithWrap(err)
 	}
-	if !ar.GetGrantTypes().ExactOne("refresh_token") {
+	if !ar.GetGrantTypes().ExactOne(config.GrantRefreshToken) {
 		return nil
 	}
 	sess, ok := ar.GetSession().(*openid.DefaultSession)
@@ -271,12 +273,6 @@ func (p *Provider) handlePAR(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.oauth.WritePushedAuthorizeResponse(ctx, w, ar, resp)
-}
-
-// clientAddr is the peer address for the audit trail (the lead's middleware
-// may have replaced RemoteAddr with the trusted forwarded address).
-func clientAddr(r *http.Request) string {
-	return r.RemoteAddr
 }
 
 // redemption is what a token request proves about who redeems a code: the

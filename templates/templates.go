@@ -4,7 +4,9 @@
 // buffer, then write status and body.
 //
 // Pages are "layout.html" plus one page file that defines "title" and
-// "content". Each page's data embeds Base. No inline script or style may appear
+// "content". Each page's data embeds Base. errors.go is the one path from an
+// error to what its reader sees (Error, Classify, ServeError), shared by the
+// journey and the provider's pages. No inline script or style may appear
 // here: the CSP is script-src 'self' and style-src 'self'.
 package templates
 

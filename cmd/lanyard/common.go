@@ -38,12 +38,6 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.issuer, "issuer", "", "public issuer `URL` (dev default http://<addr>)")
 }
 
-func newFlags(name string, e env) *flag.FlagSet {
-	fs := flag.NewFlagSet("lanyard "+name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	return fs
-}
-
 // parseFlags parses, allowing flags after positional arguments
 // ("lanyard invite a@b --name X").
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
@@ -224,11 +218,7 @@ func encryptionKey(cfg *config.Config, e env) ([]byte, error) {
 // .eml files to the outbox folder.
 func newMailer(cfg *config.Config, log *slog.Logger) (mail.Mailer, string, error) {
 	if cfg.Dev || cfg.Mail.SMTP.Host == "" {
-		dir := cfg.Mail.Outbox
-		if dir == "" {
-			dir = filepath.Join(cfg.DataDir, "outbox")
-		}
-		return mail.NewOutbox(dir, cfg.Mail.From, log), dir, nil
+		return mail.NewOutbox(cfg.Mail.Outbox, cfg.Mail.From, log), cfg.Mail.Outbox, nil
 	}
 	m, err := mail.NewSMTP(cfg.Mail.SMTP, cfg.Mail.From)
 	return m, "", err

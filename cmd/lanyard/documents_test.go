@@ -59,7 +59,7 @@ clients:
 func TestThreeDocuments(t *testing.T) {
 	l := startLanyardWith(t, func(issuer, addr, data string) common {
 		return common{configFile: documentsConfig(t, issuer, addr, data, "")}
-	})
+	}, nil)
 	inv := l.invite("officer@agency.example")
 	staging := newRP(t, l.issuer, "docs-portal-staging", "staging-secret", "http://localhost:9001/callback")
 	a := staging.start()

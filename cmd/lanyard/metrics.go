@@ -22,7 +22,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -36,33 +35,36 @@ import (
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
 
-// Label values of the metrics fed by the audit trail.
+// Label values of the metrics fed by the audit trail, keyed by the audit
+// vocabulary (provider/store's events.go).
 var (
 	// signinOutcomes maps the reason of a signin.failure to its label.
-	signinOutcomes = map[string]string{
-		"wrong password":       "wrong_password",
-		"unknown user":         "unknown_user",
-		"locked":               "locked",
-		"disabled":             "disabled",
-		"invitation expired":   "invitation_expired",
-		"wrong code":           "wrong_code",
-		"wrong enrolment code": "wrong_code",
-		"malformed code":       "wrong_code",
-		"code already used":    "wrong_code",
+	signinOutcomes = map[store.Reason]string{
+		store.ReasonWrongPassword:      "wrong_password",
+		store.ReasonUnknownUser:        "unknown_user",
+		store.ReasonLocked:             "locked",
+		store.ReasonDisabled:           "disabled",
+		store.ReasonInvitationExpired:  "invitation_expired",
+		store.ReasonWrongCode:          "wrong_code",
+		store.ReasonWrongEnrolmentCode: "wrong_code",
+		store.ReasonMalformedCode:      "wrong_code",
+		store.ReasonCodeUsed:           "wrong_code",
 	}
 	// journeySteps maps the audit event of a completed step to the step.
-	journeySteps = map[string]string{
-		"signin.password":       "password",
-		"signin.passkey":        "passkey",
-		"mfa.challenge":         "mfa-challenge",
-		"mfa.recovery_code.use": "mfa-challenge",
-		"mfa.enrol":             "mfa-enrol",
-		"password.change":       "change-password",
+	journeySteps = map[store.Event]string{
+		store.EventSigninPassword: "password",
+		store.EventSigninPasskey:  "passkey",
+		store.EventMFAChallenge:   "mfa-challenge",
+		store.EventRecoveryUse:    "mfa-challenge",
+		store.EventMFAEnrol:       "mfa-enrol",
+		store.EventPasswordChange: "change-password",
 	}
-	grantLabels  = []string{"authorization_code", "refresh_token", "client_credentials"}
-	mailMessages = map[string]string{
-		"invite.mail_failed":                    "invitation",
-		"admin.user.reset_password.mail_failed": "password_reset",
+	// mailFailures maps the audit event of an email that could not be sent
+	// to the message it was. The server's own notices have no event: they
+	// are counted as they fail (countMail).
+	mailFailures = map[store.Event]string{
+		store.EventInviteMailFailed: "invitation",
+		store.EventResetMailFailed:  "password_reset",
 	}
 )
 
@@ -183,7 +185,7 @@ func newMetrics(ctx context.Context, st *store.Store, cfg func() *config.Config,
 func (m *metrics) clientsChanged(cfg *config.Config) {
 	for _, c := range cfg.Clients {
 		for _, g := range c.GrantTypes {
-			if slices.Contains(grantLabels, g) {
+			if slices.Contains(config.GrantTypes, g) {
 				m.tokens.WithLabelValues(g, c.ID)
 			}
 		}
@@ -286,9 +288,9 @@ func (m *metrics) observe(ev *store.AuditEvent) {
 	}
 	str := func(k string) string { s, _ := detail[k].(string); return s }
 	switch ev.Event {
-	case "token.issue":
+	case store.EventTokenIssue:
 		grant := str("grant")
-		if !slices.Contains(grantLabels, grant) {
+		if !slices.Contains(config.GrantTypes, grant) {
 			grant = "other"
 		}
 		client := "other"
@@ -297,25 +299,25 @@ func (m *metrics) observe(ev *store.AuditEvent) {
 		}
 		m.tokens.WithLabelValues(grant, client).Inc()
 		return
-	case "signin.success":
+	case store.EventSigninSuccess:
 		m.signins.WithLabelValues("success").Inc()
 		delete(m.journeys, ev.UserID)
 		return
-	case "signin.failure":
-		o, ok := signinOutcomes[str("reason")]
+	case store.EventSigninFailure:
+		o, ok := signinOutcomes[store.Reason(str("reason"))]
 		if !ok {
 			o = "other"
 		}
 		m.signins.WithLabelValues(o).Inc()
 		return
-	case "lock":
+	case store.EventLock:
 		kind := "account"
 		if str("key") == "addr" {
 			kind = "address"
 		}
 		m.locks.WithLabelValues(kind).Inc()
 		return
-	case "policy.accept":
+	case store.EventPolicyAccept:
 		// Only a configured document's id becomes a label.
 		if d, ok := m.cfg().Document(str("document")); ok {
 			m.step(ev, d.ID)
@@ -326,11 +328,7 @@ func (m *metrics) observe(ev *store.AuditEvent) {
 		m.step(ev, step)
 		return
 	}
-	if strings.HasSuffix(ev.Event, ".mail_failed") {
-		msg, ok := mailMessages[ev.Event]
-		if !ok {
-			msg = "other"
-		}
+	if msg, ok := mailFailures[ev.Event]; ok {
 		m.mail.WithLabelValues(msg).Inc()
 	}
 }
@@ -356,9 +354,6 @@ func (m *metrics) step(ev *store.AuditEvent, step string) {
 // abandoned at their last step: the journey has expired for them.
 func (m *metrics) sweep() {
 	timeout := m.cfg().Journey.Timeout.D()
-	if timeout <= 0 {
-		timeout = 30 * time.Minute
-	}
 	now := m.now()
 	for id, j := range m.journeys {
 		if now.Sub(j.at) > timeout {

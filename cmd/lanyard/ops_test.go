@@ -250,9 +250,9 @@ func (l *lanyard) snapshot() string {
 	return sb.String()
 }
 
-func (l *lanyard) events(name string) []store.AuditEvent {
+func (l *lanyard) events(name store.Event) []store.AuditEvent {
 	l.t.Helper()
-	evs, err := l.store().Audit(context.Background(), store.AuditFilter{Event: name})
+	evs, err := l.store().Audit(context.Background(), store.AuditFilter{Event: string(name)})
 	if err != nil {
 		l.t.Fatal(err)
 	}
@@ -294,7 +294,7 @@ func TestUserDisableEnable(t *testing.T) {
 	if p == nil || p.step != "password" || strings.Join(steps, ",") != "identify,password,password" {
 		t.Fatalf("disabled sign-in went %v", steps)
 	}
-	ev := l.events(evUserDisable)
+	ev := l.events(store.EventUserDisable)
 	if len(ev) != 1 || ev[0].UserID != u.ID || !strings.Contains(string(ev[0].Detail), `"by":"cli"`) {
 		t.Fatalf("audit %+v", ev)
 	}
@@ -317,7 +317,7 @@ func TestUserDisableEnable(t *testing.T) {
 	} else {
 		o.rp.finish(t, a, cb)
 	}
-	if len(l.events(evUserEnable)) != 1 {
+	if len(l.events(store.EventUserEnable)) != 1 {
 		t.Fatal("no admin.user.enable event")
 	}
 }
@@ -348,8 +348,8 @@ func TestUserDisableRace(t *testing.T) {
 			t.Errorf("racing disable: %v", err)
 		}
 	}
-	if ok != 1 || len(l.events(evUserDisable)) != 1 {
-		t.Fatalf("%d disables succeeded, %d audited; want exactly 1", ok, len(l.events(evUserDisable)))
+	if ok != 1 || len(l.events(store.EventUserDisable)) != 1 {
+		t.Fatalf("%d disables succeeded, %d audited; want exactly 1", ok, len(l.events(store.EventUserDisable)))
 	}
 }
 
@@ -373,7 +373,7 @@ func TestUserResetMFA(t *testing.T) {
 	if p == nil || p.step != "mfa-enrol" {
 		t.Fatalf("after reset-mfa the sign-in went %v", steps)
 	}
-	if ev := l.events(evUserResetMFA); len(ev) != 1 || ev[0].UserID != u.ID {
+	if ev := l.events(store.EventUserResetMFA); len(ev) != 1 || ev[0].UserID != u.ID {
 		t.Fatalf("audit %+v", ev)
 	}
 }
@@ -405,7 +405,7 @@ func TestUserUnlock(t *testing.T) {
 	if err := json.Unmarshal([]byte(l.mustCmd("user", "list", "--state", "locked", "--json")), &rows); err != nil || len(rows) != 0 {
 		t.Fatalf("still listed as locked: %+v", rows)
 	}
-	if ev := l.events(evUserUnlock); len(ev) != 1 || !strings.Contains(string(ev[0].Detail), `"was_locked":true`) {
+	if ev := l.events(store.EventUserUnlock); len(ev) != 1 || !strings.Contains(string(ev[0].Detail), `"was_locked":true`) {
 		t.Fatalf("audit %+v", ev)
 	}
 }
@@ -424,7 +424,7 @@ func TestUserSignOutAndResetPassword(t *testing.T) {
 	if p, _ := o.b.visit("GET", l.issuer+"/account", nil, ""); p == nil || p.step != "identify" {
 		t.Fatal("the browser is still signed in after sign-out")
 	}
-	if len(l.events(evUserSignOut)) != 1 {
+	if len(l.events(store.EventUserSignOut)) != 1 {
 		t.Fatal("no admin.user.sign_out event")
 	}
 
@@ -787,7 +787,7 @@ func TestBackupUnderLoadRestores(t *testing.T) {
 	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("backup file: %v %v", fi, err)
 	}
-	if len(l.events(evBackup)) != 1 {
+	if len(l.events(store.EventBackup)) != 1 {
 		t.Fatal("no admin.backup event")
 	}
 
@@ -841,7 +841,7 @@ func TestBackupUnderLoadRestores(t *testing.T) {
 	if out := l2.mustCmd("audit", "verify"); !strings.Contains(out, "intact") {
 		t.Fatalf("the restored trail: %s", out)
 	}
-	if len(l2.events(evRestore)) != 1 {
+	if len(l2.events(store.EventRestore)) != 1 {
 		t.Fatal("the restore is not in the restored database's audit trail")
 	}
 	o.rp = l2.staging()
@@ -1175,7 +1175,7 @@ func TestReloadKeepsServingOnBrokenConfig(t *testing.T) {
 	if got := value(samples, "lanyard_config_reloads_total", map[string]string{"result": "failure"}); got != "4" {
 		t.Errorf("reload failures counted %q, want 4", got)
 	}
-	if len(l.events(evConfigReload)) != 1 {
+	if len(l.events(store.EventConfigReload)) != 1 {
 		t.Error("the successful reload is not in the audit trail")
 	}
 }

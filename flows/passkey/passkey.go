@@ -185,28 +185,29 @@ const (
 // hash —, which is what an administrator needs; the caller cuts it short.
 type Refusal struct {
 	Why    Why
-	Reason string
+	Reason store.Reason
 	// Stored and Presented are the sign counts of a Cloned refusal.
 	Stored, Presented uint32
 }
 
-func (r *Refusal) Error() string { return r.Reason }
+func (r *Refusal) Error() string { return string(r.Reason) }
 
-func refused(why Why, reason string) *Refusal {
+func refused(why Why, reason store.Reason) *Refusal {
 	return &Refusal{Why: why, Reason: reason}
 }
 
-// protocolRefusal turns go-webauthn's error into a refusal.
-func protocolRefusal(why Why, prefix string, err error) *Refusal {
+// protocolRefusal turns go-webauthn's error into a refusal: the reason is
+// prefix, ": " and what go-webauthn said.
+func protocolRefusal(why Why, prefix store.Reason, err error) *Refusal {
+	msg := string(prefix) + ": " + err.Error()
 	var pe *protocol.Error
 	if errors.As(err, &pe) && pe.Details != "" {
-		msg := prefix + ": " + pe.Details
+		msg = string(prefix) + ": " + pe.Details
 		if pe.DevInfo != "" {
 			msg += " (" + pe.DevInfo + ")"
 		}
-		return refused(why, msg)
 	}
-	return refused(why, prefix+": "+err.Error())
+	return refused(why, store.Reason(msg))
 }
 
 // Reading an answer.
@@ -227,12 +228,12 @@ func ReadAnswer(body io.Reader) (Answer, *Refusal) {
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		return a, refused(Oversized, "oversized request")
+		return a, refused(Oversized, store.ReasonOversized)
 	case err != nil:
-		return a, refused(Malformed, "unreadable request")
+		return a, refused(Malformed, store.ReasonUnreadableRequest)
 	}
 	if err := json.Unmarshal(raw, &a); err != nil || len(a.Credential) == 0 {
-		return a, refused(Malformed, "malformed request")
+		return a, refused(Malformed, store.ReasonMalformedRequest)
 	}
 	return a, nil
 }
@@ -300,23 +301,23 @@ type Registration struct {
 func (rp *RelyingParty) FinishRegistration(u *User, c Challenge, a Answer, now time.Time) (*Registration, error) {
 	sd, err := parseChallenge(c)
 	if err != nil {
-		return nil, refused(Failed, "unreadable challenge")
+		return nil, refused(Failed, store.ReasonUnreadableChallenge)
 	}
 	parsed, err := protocol.ParseCredentialCreationResponseBytes(a.Credential)
 	if err != nil {
-		return nil, protocolRefusal(Malformed, "malformed registration", err)
+		return nil, protocolRefusal(Malformed, store.ReasonMalformedRegistration, err)
 	}
 	cred, err := rp.wa.CreateCredential(u.webauthn(), *sd, parsed)
 	if err != nil {
-		return nil, protocolRefusal(Failed, "registration refused", err)
+		return nil, protocolRefusal(Failed, store.ReasonRegistrationRefused, err)
 	}
 	if u.Row(cred.ID) != nil {
-		return nil, refused(Failed, "credential already registered")
+		return nil, refused(Failed, store.ReasonCredentialExists)
 	}
 	flags := parsed.Response.AttestationObject.AuthData.Flags
 	name, ok := CleanName(a.Name)
 	if !ok {
-		return nil, refused(BadName, "bad passkey name")
+		return nil, refused(BadName, store.ReasonBadPasskeyName)
 	}
 	if name == "" {
 		name = defaultName(flags, u.Rows)
@@ -427,7 +428,7 @@ type Assertion struct {
 func ParseAssertion(a Answer) (*Assertion, error) {
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(a.Credential)
 	if err != nil {
-		return nil, protocolRefusal(Malformed, "malformed assertion", err)
+		return nil, protocolRefusal(Malformed, store.ReasonMalformedAssertion, err)
 	}
 	return &Assertion{parsed: parsed}, nil
 }
@@ -456,11 +457,11 @@ type Verified struct {
 func (rp *RelyingParty) FinishLogin(u *User, c Challenge, a *Assertion) (*Verified, error) {
 	sd, err := parseChallenge(c)
 	if err != nil {
-		return nil, refused(Failed, "unreadable challenge")
+		return nil, refused(Failed, store.ReasonUnreadableChallenge)
 	}
 	cred, err := rp.wa.ValidateLogin(u.webauthn(), *sd, a.parsed)
 	if err != nil {
-		return nil, protocolRefusal(Failed, "assertion refused", err)
+		return nil, protocolRefusal(Failed, store.ReasonAssertionRefused, err)
 	}
 	return checked(u, cred, a)
 }
@@ -470,14 +471,14 @@ func (rp *RelyingParty) FinishLogin(u *User, c Challenge, a *Assertion) (*Verifi
 func (rp *RelyingParty) FinishDiscoverable(owner *User, c Challenge, a *Assertion) (*Verified, error) {
 	sd, err := parseChallenge(c)
 	if err != nil {
-		return nil, refused(Failed, "unreadable challenge")
+		return nil, refused(Failed, store.ReasonUnreadableChallenge)
 	}
 	wu := owner.webauthn()
 	_, cred, err := rp.wa.ValidatePasskeyLogin(func(_, _ []byte) (webauthn.User, error) {
 		return wu, nil
 	}, *sd, a.parsed)
 	if err != nil {
-		return nil, protocolRefusal(Failed, "assertion refused", err)
+		return nil, protocolRefusal(Failed, store.ReasonAssertionRefused, err)
 	}
 	return checked(owner, cred, a)
 }
@@ -488,10 +489,10 @@ func (rp *RelyingParty) FinishDiscoverable(owner *User, c Challenge, a *Assertio
 func checked(u *User, cred *webauthn.Credential, a *Assertion) (*Verified, error) {
 	row := u.Row(cred.ID)
 	if row == nil {
-		return nil, refused(Failed, "credential not the user's")
+		return nil, refused(Failed, store.ReasonNotUsersCredential)
 	}
 	if cred.Authenticator.CloneWarning {
-		rf := refused(Cloned, "sign count regression (clone warning)")
+		rf := refused(Cloned, store.ReasonSignCountRegression)
 		rf.Stored, rf.Presented = row.SignCount, a.parsed.Response.AuthenticatorData.Counter
 		return nil, rf
 	}

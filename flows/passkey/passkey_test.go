@@ -64,7 +64,7 @@ func TestReadAnswer(t *testing.T) {
 		name, body string
 		limit      int64
 		why        Why
-		reason     string
+		reason     store.Reason
 	}{
 		{"oversized", `{"credential":{"id":"` + strings.Repeat("a", 200) + `"}}`, 64, Oversized, "oversized request"},
 		{"not JSON", `{"credential":`, 1 << 10, Malformed, "malformed request"},

@@ -1,7 +1,9 @@
 // Package authn is the seam between the provider (OAuth2/OIDC on fosite) and
 // flows (the officer journey): the provider asks one question — is this browser
 // fully signed in, and how — and hands the browser over when it is not. Neither
-// side imports the other; both import this package. Nothing else belongs here.
+// side imports the other; both import this package. Besides that question it
+// holds only what both sides must compute alike about a browser's request:
+// its client address (ClientAddr). Nothing else belongs here.
 package authn
 
 import (

@@ -42,10 +42,9 @@ type User struct {
 	PasswordInitial bool
 	// InviteExpiresAt is when the initial password stops working (zero: no expiry).
 	InviteExpiresAt time.Time
-	// MFAResetAt: set by an admin reset; nothing special for the store.
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
-	LastSignInAt time.Time
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+	LastSignInAt    time.Time
 }
 
 // TOTP is a user's authenticator-app secret. One per user.
@@ -116,7 +115,7 @@ type Throttle struct {
 type AuditEvent struct {
 	ID         int64
 	At         time.Time
-	Event      string // "invite", "signin.success", "signin.failure", "lock", "mfa.enrol", ...
+	Event      Event // one of the constants of events.go
 	UserID     string
 	Username   string
 	ClientID   string

@@ -1,0 +1,111 @@
+package store
+
+// The vocabulary of the audit trail: every event name Lanyard writes, the
+// reasons a failure records, and who made an admin change. Each is written
+// here once and used by name everywhere else — by the journey (flows), the
+// provider, the admin commands and the metrics, which count these constants
+// and never parse an event's name. A new event is a new constant here.
+
+// Event names an audit event (AuditEvent.Event).
+type Event string
+
+// The officer's journey: sign-in, second factors, steps, sign-out.
+const (
+	EventSigninPassword Event = "signin.password"
+	EventSigninPasskey  Event = "signin.passkey"
+	EventSigninSuccess  Event = "signin.success"
+	EventSigninFailure  Event = "signin.failure" // Detail "reason": a Reason
+	EventLock           Event = "lock"           // Detail "key": "acct" or "addr"
+	EventMFAEnrol       Event = "mfa.enrol"
+	EventMFAChallenge   Event = "mfa.challenge"
+	EventRecoveryUse    Event = "mfa.recovery_code.use"
+	EventPasswordChange Event = "password.change"
+	EventPolicyAccept   Event = "policy.accept" // Detail "document", "version"
+	EventLogout         Event = "logout"
+	EventWebAuthnClone  Event = "webauthn.clone_warning"
+)
+
+// The account page.
+const (
+	EventAccountReauth   Event = "account.reauth"
+	EventPasskeyAdd      Event = "account.passkey.add"
+	EventPasskeyRename   Event = "account.passkey.rename"
+	EventPasskeyRemove   Event = "account.passkey.remove"
+	EventTOTPAdd         Event = "account.totp.add"
+	EventTOTPRemove      Event = "account.totp.remove"
+	EventRecoveryRenew   Event = "account.recovery_codes.renew"
+	EventSignOutSessions Event = "account.sessions.sign_out"
+)
+
+// The provider.
+const (
+	EventTokenIssue Event = "token.issue" // Detail "grant": one of config.GrantTypes
+)
+
+// Invitations and the other admin changes; each detail carries "by", an Actor.
+const (
+	EventInvite            Event = "invite"
+	EventInviteResend      Event = "invite.resend"
+	EventInviteRevoke      Event = "invite.revoke"
+	EventInviteMailFailed  Event = "invite.mail_failed"
+	EventUserDisable       Event = "admin.user.disable"
+	EventUserEnable        Event = "admin.user.enable"
+	EventUserUnlock        Event = "admin.user.unlock"
+	EventUserResetMFA      Event = "admin.user.reset_mfa"
+	EventUserSignOut       Event = "admin.user.sign_out"
+	EventUserResetPassword Event = "admin.user.reset_password"
+	EventResetMailFailed   Event = "admin.user.reset_password.mail_failed"
+	EventKeysRotate        Event = "admin.keys.rotate"
+	EventBackup            Event = "admin.backup"
+	EventRestore           Event = "admin.restore"
+	EventConfigReload      Event = "admin.config.reload"
+)
+
+// Reason is why a sign-in, a code or a passkey ceremony failed: the "reason"
+// in the detail of signin.failure.
+type Reason string
+
+const (
+	ReasonUnknownUser          Reason = "unknown user"
+	ReasonWrongPassword        Reason = "wrong password"
+	ReasonWrongCurrentPassword Reason = "wrong current password"
+	ReasonLocked               Reason = "locked"
+	ReasonDisabled             Reason = "disabled"
+	ReasonInvitationExpired    Reason = "invitation expired"
+	ReasonWrongCode            Reason = "wrong code"
+	ReasonWrongEnrolmentCode   Reason = "wrong enrolment code"
+	ReasonMalformedCode        Reason = "malformed code"
+	ReasonCodeUsed             Reason = "code already used"
+	ReasonNoSession            Reason = "no session"
+
+	// Passkey ceremonies. The four prefixes are followed by ": " and what
+	// go-webauthn said.
+	ReasonOversized             Reason = "oversized request"
+	ReasonUnreadableRequest     Reason = "unreadable request"
+	ReasonMalformedRequest      Reason = "malformed request"
+	ReasonNoChallenge           Reason = "no challenge (replayed or never started)"
+	ReasonOtherCeremony         Reason = "challenge of another ceremony"
+	ReasonOtherUser             Reason = "challenge of another user"
+	ReasonChallengeExpired      Reason = "challenge expired"
+	ReasonUnreadableChallenge   Reason = "unreadable challenge"
+	ReasonChallengeUsed         Reason = "challenge already used"
+	ReasonCredentialExists      Reason = "credential already registered"
+	ReasonBadPasskeyName        Reason = "bad passkey name"
+	ReasonNoUserVerification    Reason = "user verification missing"
+	ReasonUnknownUserHandle     Reason = "unknown user handle"
+	ReasonMalformedRegistration Reason = "malformed registration"
+	ReasonRegistrationRefused   Reason = "registration refused"
+	ReasonMalformedAssertion    Reason = "malformed assertion"
+	ReasonAssertionRefused      Reason = "assertion refused"
+	ReasonNotUsersCredential    Reason = "credential not the user's"
+	ReasonSignCountRegression   Reason = "sign count regression (clone warning)"
+)
+
+// Actor is who made an admin change: the "by" in its audit detail. Besides
+// these, an admin acting in the web console is their user id.
+type Actor string
+
+const (
+	ActorCLI    Actor = "cli"    // a lanyard command on the server
+	ActorSIGHUP Actor = "sighup" // a configuration reload
+)
