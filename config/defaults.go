@@ -8,21 +8,17 @@ import (
 
 // Defaults, named once so that the documentation in config.go, ApplyDefaults
 // and the tests agree.
-var (
-	DefaultAlgorithms   = []string{"RS256", "ES256"}
-	DefaultJourneySteps = []string{StepMFAEnrol, StepChangePassword, StepPrivacy, StepTerms}
-)
+var DefaultAlgorithms = []string{"RS256", "ES256"}
 
 // DefaultDisplayName is the product's name on pages, in emails and as the
 // TOTP issuer when journey.display_name is not set.
 const DefaultDisplayName = "Lanyard"
 
-// Journey step names, as written in journey.steps.
+// The built-in steps the default journey starts with, as written in
+// journey.steps (the documents' steps follow them; see defaultJourneySteps).
 const (
 	StepMFAEnrol       = "mfa-enrol"
 	StepChangePassword = "change-password"
-	StepPrivacy        = "privacy"
-	StepTerms          = "terms"
 )
 
 // ApplyDefaults fills every unset value with its documented default. It is
