@@ -4,7 +4,8 @@
 // password, accept each configured policy document — the Privacy policy,
 // then the Terms of use, in the guide's order), one handler pair per step,
 // the SSO session and its cookie, throttling of guesses, the audit lines of
-// all of it, invitations and the account page.
+// all of it, the account page, and the admin service (invitations and every
+// admin change to an account).
 //
 // How it fits together:
 //
