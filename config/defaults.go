@@ -85,6 +85,9 @@ func (c *Config) ApplyDefaults() {
 	setString(&c.Journey.DisplayName, DefaultDisplayName)
 	setString(&c.WebAuthn.RPDisplayName, c.Journey.DisplayName)
 
+	setString(&c.Requests.Approval, ApprovalManual)
+	setDuration(&c.Requests.UnapprovedFor, 14*24*time.Hour)
+
 	setInt(&c.Password.MinLength, 12)
 	setInt(&c.Password.MaxLength, 128)
 

@@ -152,6 +152,8 @@ func (c *Config) Validate(rules ...Rule) error {
 	k.password()
 	k.throttle()
 	k.documents()
+	k.requests()
+	k.admins()
 	k.webauthn()
 	if c.Metrics.Listen != "" {
 		k.listen("metrics.listen", c.Metrics.Listen)
