@@ -37,6 +37,16 @@ type Base struct {
 	Errors []string
 	// SignedIn shows the account and sign-out links.
 	SignedIn bool
+	// Page is the data-page marker of an admin console page (on <main>),
+	// and Nav the console's navigation (the pages the admin's roles see).
+	Page string
+	Nav  []NavLink
+}
+
+// NavLink is one entry of the console's navigation.
+type NavLink struct {
+	Href, Label string
+	Current     bool
 }
 
 // Set is the parsed pages and mail templates.
@@ -51,6 +61,8 @@ var funcs = template.FuncMap{
 	"add":        func(a, b int) int { return a + b },
 	"lower":      strings.ToLower,
 	"errorField": errorField,
+	// link pairs an address with its label, for the mails' button.
+	"link": func(url, label string) struct{ URL, Label string } { return struct{ URL, Label string }{url, label} },
 }
 
 // errorField names the field a message of the error summary is about, so the

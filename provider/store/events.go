@@ -61,6 +61,27 @@ const (
 	EventConfigReload      Event = "admin.config.reload"
 )
 
+// Account requests (/request) and their decisions: Username is the
+// requested address, Detail "request" the request's id; a decision's detail
+// carries "by".
+const (
+	EventRequestSubmit     Event = "request.submit"
+	EventRequestRepeat     Event = "request.repeat"           // the mailbox has an open request: nothing new stored
+	EventRequestExisting   Event = "request.existing_account" // the address has an account: told so by email
+	EventRequestRefused    Event = "request.refused"          // Detail "reason": a Reason
+	EventRequestVerify     Event = "request.verify"
+	EventRequestApprove    Event = "request.approve"
+	EventRequestDeny       Event = "request.deny" // Detail "reason": the approver's words
+	EventRequestExpire     Event = "request.expire"
+	EventRequestMailFailed Event = "request.mail_failed" // Detail "mail": which message
+)
+
+// The admin console: a request a role may not make, refused (403).
+// Detail "action", "reason" (a Reason) and "by".
+const (
+	EventConsoleForbidden Event = "admin.forbidden"
+)
+
 // Reason is why a sign-in, a code or a passkey ceremony failed: the "reason"
 // in the detail of signin.failure.
 type Reason string
@@ -99,6 +120,20 @@ const (
 	ReasonAssertionRefused      Reason = "assertion refused"
 	ReasonNotUsersCredential    Reason = "credential not the user's"
 	ReasonSignCountRegression   Reason = "sign count regression (clone warning)"
+
+	// Account requests.
+	ReasonDomainNotAllowed Reason = "domain not allowed"
+	ReasonRefusedMailbox   Reason = "refused mailbox"
+	ReasonAddressPolicy    Reason = "address refused by the invitation policy"
+	ReasonAddressLimit     Reason = "too many requests from the client address"
+	ReasonMailboxLimit     Reason = "too many requests for the mailbox"
+
+	// The console.
+	ReasonNotAdmin   Reason = "not an admin"
+	ReasonNoFactor   Reason = "signed in without a second factor"
+	ReasonRole       Reason = "the role lacks the action"
+	ReasonHigherRole Reason = "the account has a higher role"
+	ReasonOwnAccount Reason = "not on one's own account"
 )
 
 // Actor is who made an admin change: the "by" in its audit detail. Besides
@@ -108,4 +143,7 @@ type Actor string
 const (
 	ActorCLI    Actor = "cli"    // a lanyard command on the server
 	ActorSIGHUP Actor = "sighup" // a configuration reload
+	// ActorAutomatic approves the verified requests of a domain whose
+	// requests.approval is automatic.
+	ActorAutomatic Actor = "automatic"
 )

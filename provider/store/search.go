@@ -1,0 +1,307 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// The console's officer list: a page at a time, in username order, by state
+// or by a search of names and addresses — indexed queries only, so a page
+// costs the same with a hundred officers or a hundred thousand.
+//
+// A search matches officers with, for every word typed, a term that starts
+// with it: a word of the name, a word of the address's local part, or the
+// whole address (a word with an "@" is matched against the address only).
+// The terms live in user_search, written with the user (CreateUser,
+// UpdateUser) and deleted with it.
+
+// UserQuery selects a page of officers. Zero fields match everything.
+type UserQuery struct {
+	// State is UserInvited, UserActive or UserDisabled; "" is any.
+	State string
+	// InviteExpiredAt, when set, keeps invited accounts whose initial
+	// password expired at or before it (State is then UserInvited).
+	InviteExpiredAt time.Time
+	// Search is what the admin typed (see SearchWords).
+	Search string
+	// After is the username the previous page ended with.
+	After string
+	// Limit bounds the page (default and maximum 500).
+	Limit int
+}
+
+// maxUserPage bounds a page of ListUsersPage.
+const maxUserPage = 500
+
+// maxSearchWords bounds the words of a search: each is a probe of the index.
+const maxSearchWords = 4
+
+// ListUsersPage returns up to q.Limit users after q.After, by username.
+func (s *Store) ListUsersPage(ctx context.Context, q UserQuery) ([]User, error) {
+	if q.State != "" && !validUserState(q.State) {
+		return nil, invalid("unknown user state %q", q.State)
+	}
+	if !q.InviteExpiredAt.IsZero() {
+		q.State = UserInvited
+	}
+	if q.Limit <= 0 || q.Limit > maxUserPage {
+		q.Limit = maxUserPage
+	}
+	words := SearchWords(q.Search)
+	var (
+		sqlText string
+		args    []any
+	)
+	if len(words) == 0 {
+		var where []string
+		if q.State != "" {
+			where, args = append(where, "state = ?"), append(args, q.State)
+		}
+		if !q.InviteExpiredAt.IsZero() {
+			where = append(where, "password_initial = 1", "invite_expires_at IS NOT NULL", "invite_expires_at <= ?")
+			args = append(args, q.InviteExpiredAt.UnixMicro())
+		}
+		where, args = append(where, "username > ?"), append(args, q.After)
+		sqlText = `SELECT ` + userCols + ` FROM users WHERE ` + strings.Join(where, " AND ") + ` ORDER BY username LIMIT ?`
+		args = append(args, int64(q.Limit))
+		return s.scanUsers(ctx, sqlText, args...)
+	}
+	// The first word walks the term index in username order; every other
+	// word (and the state) is checked for the rows it yields.
+	lo, hi := prefixRange(words[0])
+	where := []string{"t.term >= ?", "t.term < ?", "t.username > ?"}
+	args = []any{lo, hi, q.After}
+	for _, w := range words[1:] {
+		lo, hi := prefixRange(w)
+		where = append(where, "EXISTS (SELECT 1 FROM user_search w WHERE w.user_id = t.user_id AND w.term >= ? AND w.term < ?)")
+		args = append(args, lo, hi)
+	}
+	if q.State != "" {
+		where = append(where, "EXISTS (SELECT 1 FROM users u WHERE u.id = t.user_id AND u.state = ?)")
+		args = append(args, q.State)
+	}
+	if !q.InviteExpiredAt.IsZero() {
+		where = append(where, "EXISTS (SELECT 1 FROM users u WHERE u.id = t.user_id AND u.password_initial = 1 AND u.invite_expires_at IS NOT NULL AND u.invite_expires_at <= ?)")
+		args = append(args, q.InviteExpiredAt.UnixMicro())
+	}
+	rows, err := s.query(ctx, rd, `SELECT DISTINCT t.username FROM user_search t WHERE `+strings.Join(where, " AND ")+
+		` ORDER BY t.username LIMIT ?`, append(args, int64(q.Limit))...)
+	if err != nil {
+		return nil, fmt.Errorf("search users: %w", err)
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("search users: %w", s.mapErr(err))
+		}
+		names = append(names, n)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("search users: %w", s.mapErr(err))
+	}
+	out := make([]User, 0, len(names))
+	for _, n := range names {
+		u, err := s.UserByUsername(ctx, n)
+		if err != nil {
+			return nil, fmt.Errorf("search users: %w", err)
+		}
+		out = append(out, *u)
+	}
+	return out, nil
+}
+
+func (s *Store) scanUsers(ctx context.Context, q string, args ...any) ([]User, error) {
+	rows, err := s.query(ctx, rd, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	defer rows.Close()
+	var out []User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list users: %w", s.mapErr(err))
+		}
+		out = append(out, *u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list users: %w", s.mapErr(err))
+	}
+	return out, nil
+}
+
+// prefixRange is the range of terms starting with w: [w, w+U+10FFFF).
+// Terms compare byte by byte (SQLite's default, PostgreSQL's COLLATE "C"),
+// so nothing that starts with w sorts past the upper bound.
+func prefixRange(w string) (lo, hi string) { return w, w + "\U0010FFFF" }
+
+// SearchWords is how a search is read: NFKC, lower case, at most four
+// words; a word with an "@" stays whole (it is matched against addresses),
+// others are split at anything that is not a letter or a digit, as the
+// terms are.
+func SearchWords(search string) []string {
+	var out []string
+	for _, f := range strings.Fields(normalise(search)) {
+		if strings.Contains(f, "@") {
+			out = append(out, f)
+		} else {
+			out = append(out, splitWords(f)...)
+		}
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	// The longest word first: it is the most selective walk of the index.
+	slices.SortStableFunc(out, func(a, b string) int { return len(b) - len(a) })
+	if len(out) > maxSearchWords {
+		out = out[:maxSearchWords]
+	}
+	return out
+}
+
+func normalise(s string) string { return strings.ToLower(norm.NFKC.String(s)) }
+
+func splitWords(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+}
+
+// maxTermBytes bounds a stored term (an address is at most 254 bytes).
+const maxTermBytes = 256
+
+// searchTerms are the terms a user is found by.
+func searchTerms(username, name string) []string {
+	terms := []string{normalise(username)}
+	local, _, _ := strings.Cut(terms[0], "@")
+	terms = append(terms, splitWords(local)...)
+	terms = append(terms, splitWords(normalise(name))...)
+	for i, t := range terms {
+		if len(t) > maxTermBytes {
+			terms[i] = strings.ToValidUTF8(t[:maxTermBytes], "")
+		}
+	}
+	slices.Sort(terms)
+	return slices.Compact(terms)
+}
+
+// indexUser brings the user's search terms in step with u, in ctx's
+// transaction: a read when nothing changed (a sign-in updating its time),
+// otherwise the difference is written.
+func (s *Store) indexUser(ctx context.Context, u *User) error {
+	want := searchTerms(u.Username, u.Name)
+	rows, err := s.query(ctx, wr, `SELECT term, username FROM user_search WHERE user_id = ?`, u.ID)
+	if err != nil {
+		return err
+	}
+	have := map[string]bool{}
+	stale := false
+	for rows.Next() {
+		var term, username string
+		if err := rows.Scan(&term, &username); err != nil {
+			rows.Close()
+			return s.mapErr(err)
+		}
+		have[term] = true
+		stale = stale || username != u.Username || !slices.Contains(want, term)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return s.mapErr(err)
+	}
+	if !stale && len(have) == len(want) {
+		return nil
+	}
+	if stale {
+		if _, err := s.exec(ctx, `DELETE FROM user_search WHERE user_id = ?`, u.ID); err != nil {
+			return err
+		}
+		clear(have)
+	}
+	for _, t := range want {
+		if have[t] {
+			continue
+		}
+		if _, err := s.exec(ctx, `INSERT INTO user_search (user_id, term, username) VALUES (?, ?, ?)`, u.ID, t, u.Username); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// backfillUserSearch writes the terms of the users that existed before
+// user_search did (migration 0004's Go half, in its transaction).
+func backfillUserSearch(ctx context.Context, s *Store, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `SELECT id, username, name FROM users`)
+	if err != nil {
+		return err
+	}
+	type who struct{ id, username, name string }
+	var all []who
+	for rows.Next() {
+		var w who
+		if err := rows.Scan(&w.id, &w.username, &w.name); err != nil {
+			rows.Close()
+			return err
+		}
+		all = append(all, w)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	ins := s.sq(`INSERT INTO user_search (user_id, term, username) VALUES (?, ?, ?)`)
+	for _, w := range all {
+		for _, t := range searchTerms(w.username, w.name) {
+			if _, err := tx.ExecContext(ctx, ins, w.id, t, w.username); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// LockedKeys returns the throttle keys starting with prefix that are locked
+// at now, with when each lock ends.
+func (s *Store) LockedKeys(ctx context.Context, prefix string, now time.Time) (map[string]time.Time, error) {
+	rows, err := s.query(ctx, rd, `SELECT key_name, locked_until FROM throttle
+		WHERE locked_until IS NOT NULL AND locked_until > ?`, now.UnixMicro())
+	if err != nil {
+		return nil, fmt.Errorf("locked keys: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var k string
+		var until sql.NullInt64
+		if err := rows.Scan(&k, &until); err != nil {
+			return nil, fmt.Errorf("locked keys: %w", s.mapErr(err))
+		}
+		if strings.HasPrefix(k, prefix) {
+			out[k] = fromMicro(until)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("locked keys: %w", s.mapErr(err))
+	}
+	return out, nil
+}
+
+// Matches reports whether the user with username and name is found by
+// words (SearchWords), as ListUsersPage finds them.
+func Matches(username, name string, words []string) bool {
+	terms := searchTerms(username, name)
+	for _, w := range words {
+		if !slices.ContainsFunc(terms, func(t string) bool { return strings.HasPrefix(t, w) }) {
+			return false
+		}
+	}
+	return true
+}
