@@ -234,7 +234,9 @@ func (h *Handler) admin() *Admin {
 
 // ExpireRequests marks the account requests whose time has run out
 // expired, each audited (the server's housekeeping calls it).
-func (h *Handler) ExpireRequests(ctx context.Context) (int, error) { return h.admin().ExpireRequests(ctx) }
+func (h *Handler) ExpireRequests(ctx context.Context) (int, error) {
+	return h.admin().ExpireRequests(ctx)
+}
 
 // consoleMessage says an admin service refusal in the console's words
 // (the service's own name the commands to run).
@@ -322,4 +324,3 @@ func (h *Handler) guardOfficerAction(fn consoleHandler) handlerFunc {
 		return h.guard(roleAdmin|roleApprover|roleHelpdesk, back, fn)(w, r)
 	}
 }
-

@@ -55,7 +55,7 @@ type Options struct {
 	// audit event.
 	AuditedMailer mail.Mailer
 	Logger        *slog.Logger
-	Now    func() time.Time
+	Now           func() time.Time
 }
 
 // Handler serves the officer journey and implements authn.Journey.
