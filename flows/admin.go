@@ -279,6 +279,20 @@ func (a *Admin) AccountLock(ctx context.Context, u *store.User) (until time.Time
 	return until, failures, nil
 }
 
+// ActorName is who made a change, for a person to read: an admin acting
+// in the console (whose actor is their user id) by their address; "cli",
+// "automatic" and the like as they are.
+func (a *Admin) ActorName(ctx context.Context, actor string) string {
+	switch store.Actor(actor) {
+	case "", store.ActorCLI, store.ActorAutomatic, store.ActorSIGHUP:
+		return actor
+	}
+	if u, err := a.store.UserByID(ctx, actor); err == nil {
+		return u.Username
+	}
+	return actor
+}
+
 // errNoActor refuses a change nobody is recorded as making.
 var errNoActor = errors.New("flows: an admin change needs its actor")
 

@@ -112,7 +112,7 @@ func (h *Handler) consoleAudit(w http.ResponseWriter, r *http.Request, c *consol
 		if json.Unmarshal(e.Detail, &detail) == nil {
 			if by, ok := detail["by"].(string); ok {
 				if _, known := names[by]; !known {
-					names[by] = h.actorName(ctx, by)
+					names[by] = h.admin().ActorName(ctx, by)
 				}
 				row.By = names[by]
 				delete(detail, "by")

@@ -209,7 +209,7 @@ func (h *Handler) checkCSV(ctx context.Context, text string) (rows []csvRow, msg
 			break
 		}
 		if err != nil {
-			line, _ := cr.FieldPos(0)
+			line := 0
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
 				line = pe.Line

@@ -42,7 +42,7 @@ func (h *Handler) requestRows(ctx context.Context, views []RequestView) []reques
 	for _, v := range views {
 		out = append(out, requestRow{ID: v.ID, Email: v.Email, Name: v.Name, Organisation: v.Organisation, Reason: v.Reason,
 			Status: v.Status, Created: when(v.CreatedAt), Verified: when(v.VerifiedAt), Decided: when(v.DecidedAt),
-			Expires: when(v.ExpiresAt), DecidedBy: h.actorName(ctx, v.DecidedBy), DenyReason: v.DenyReason,
+			Expires: when(v.ExpiresAt), DecidedBy: h.admin().ActorName(ctx, v.DecidedBy), DenyReason: v.DenyReason,
 			Pending: v.Status == store.RequestPending, ReasonField: "reason-" + v.ID})
 	}
 	return out
@@ -54,18 +54,6 @@ func when(t time.Time) string {
 		return ""
 	}
 	return t.UTC().Format("2 Jan 2006 15:04") + " UTC"
-}
-
-// actorName is who made a change, for a person: "automatic", "cli", or an
-// admin's address when the actor is an admin's user id.
-func (h *Handler) actorName(ctx context.Context, actor string) string {
-	if actor == "" || actor == string(store.ActorCLI) || actor == string(store.ActorAutomatic) || actor == string(store.ActorSIGHUP) {
-		return actor
-	}
-	if u, err := h.store.UserByID(ctx, actor); err == nil {
-		return u.Username
-	}
-	return actor
 }
 
 func (h *Handler) requestsPage(c *console, status string) requestsPage {
@@ -151,7 +139,7 @@ func (h *Handler) postRequestAction(w http.ResponseWriter, r *http.Request, c *c
 		}
 		return h.done(w, r, c, notice, PathAdminRequests)
 	case "deny":
-		_, err := a.DenyRequest(ctx, c.by(), v.ID, r.PostForm.Get("reason"))
+		denied, err := a.DenyRequest(ctx, c.by(), v.ID, r.PostForm.Get("reason"))
 		if msg, ok := consoleRefusal(err, v.Email); ok {
 			field, status := "", http.StatusConflict
 			if errors.Is(err, ErrDenyReason) {
@@ -164,7 +152,11 @@ func (h *Handler) postRequestAction(w http.ResponseWriter, r *http.Request, c *c
 		if err != nil {
 			return err
 		}
-		return h.done(w, r, c, fmt.Sprintf("Denied: %s has been emailed the reason.", v.Email), PathAdminRequests)
+		notice := fmt.Sprintf("Denied: %s has been emailed the reason.", v.Email)
+		if denied.MailFailed {
+			notice = fmt.Sprintf("Denied, but the email with the reason could not be sent: tell %s yourself.", v.Email)
+		}
+		return h.done(w, r, c, notice, PathAdminRequests)
 	}
 	return &pageError{Status: http.StatusNotFound, Message: "There is no such action on a request."}
 }

@@ -48,13 +48,16 @@ var (
 // out reads expired before housekeeping has marked it.
 type RequestView struct {
 	store.AccountRequest
+	// MailFailed: the email of the change (a denial's reason) could not
+	// be sent; the change stands, and the failure is audited.
+	MailFailed bool
 }
 
 func (a *Admin) view(r store.AccountRequest) RequestView {
 	if r.Open() && !a.now().Before(r.ExpiresAt) {
 		r.Status = store.RequestExpired
 	}
-	return RequestView{r}
+	return RequestView{AccountRequest: r}
 }
 
 // Requests lists account requests, oldest first, a page at a time (after:
@@ -145,7 +148,7 @@ func (a *Admin) DenyRequest(ctx context.Context, by store.Actor, id, reason stri
 		return RequestView{}, err
 	}
 	r.Status, r.DenyReason, r.DecidedBy, r.DecidedAt = store.RequestDenied, reason, string(by), a.now().UTC()
-	a.requestMail(ctx, by, "request-denied", r.AccountRequest, requestMail{DenyReason: reason, RequestURL: a.link("/request")})
+	r.MailFailed = !a.requestMail(ctx, by, "request-denied", r.AccountRequest, requestMail{DenyReason: reason, RequestURL: a.link(PathRequest)})
 	return r, nil
 }
 
@@ -346,7 +349,7 @@ func (a *Admin) verifyRequest(ctx context.Context, token string) (RequestView, b
 	for _, to := range approvers {
 		a.send1(ctx, store.Actor(r.Email), "request-approver", to, *r, requestMail{ConsoleURL: link})
 	}
-	return RequestView{*r}, false, nil
+	return RequestView{AccountRequest: *r}, false, nil
 }
 
 // requestMail is the data of the request mail templates

@@ -145,8 +145,8 @@ func (s *Store) scanUsers(ctx context.Context, q string, args ...any) ([]User, e
 // so nothing that starts with w sorts past the upper bound.
 func prefixRange(w string) (lo, hi string) { return w, w + "\U0010FFFF" }
 
-// SearchWords is how a search is read: NFKC, lower case, at most four
-// words; a word with an "@" stays whole (it is matched against addresses),
+// SearchWords is how a search is read: normalised (NFKC, lower case,
+// accents dropped), at most four words; a word with an "@" stays whole (it is matched against addresses),
 // others are split at anything that is not a letter or a digit, as the
 // terms are.
 func SearchWords(search string) []string {
@@ -168,7 +168,18 @@ func SearchWords(search string) []string {
 	return out
 }
 
-func normalise(s string) string { return strings.ToLower(norm.NFKC.String(s)) }
+// normalise is how terms and searches compare: NFKC, lower case, and
+// without accents (NFKD minus the combining marks), so "martin" finds
+// "Martín" and "angela" finds "Ängela".
+func normalise(s string) string {
+	d := norm.NFKD.String(strings.ToLower(norm.NFKC.String(s)))
+	return norm.NFC.String(strings.Map(func(r rune) rune {
+		if unicode.Is(unicode.Mn, r) {
+			return -1
+		}
+		return r
+	}, d))
+}
 
 func splitWords(s string) []string {
 	return strings.FieldsFunc(s, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
