@@ -38,6 +38,8 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"Secrets", testSecrets},
 		{"OAuth", testOAuth},
 		{"AuthRequests", testAuthRequests},
+		{"Requests", testRequests},
+		{"Search", testSearch},
 		{"GC", testGC},
 		{"Tx", testTx},
 		{"Times", testTimes},
