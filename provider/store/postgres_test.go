@@ -34,7 +34,7 @@ func postgresURL(t *testing.T) string {
 
 // freshSchema creates a randomly named schema and returns a URL whose
 // connections use it (search_path), dropping it at cleanup.
-func freshSchema(t *testing.T, base string) string {
+func freshSchema(t testing.TB, base string) string {
 	t.Helper()
 	admin, err := sql.Open("pgx", base)
 	if err != nil {

@@ -73,22 +73,69 @@ func (s *Store) ListUsersPage(ctx context.Context, q UserQuery) ([]User, error) 
 		args = append(args, int64(q.Limit))
 		return s.scanUsers(ctx, sqlText, args...)
 	}
-	// The first word walks the term index in username order; every other
-	// word (and the state) is checked for the rows it yields.
+	// How many terms each word starts (counted up to walkFromAll: an
+	// index range, cheap) decides the plan. The rarest word drives: its
+	// terms are read in the index and each officer checked for the other
+	// words. When even the rarest is common (more than walkFrom terms), the
+	// officers are read in username order instead, each checked for every
+	// word: a page is then found within a few thousand rows either way.
+	counts := make([]int, len(words))
+	for i, w := range words {
+		lo, hi := prefixRange(w)
+		if err := s.row(ctx, rd, `SELECT COUNT(*) FROM (SELECT 1 FROM user_search WHERE term >= ? AND term < ? LIMIT ?) x`,
+			[]any{lo, hi, walkFromAll + 1}, &counts[i]); err != nil {
+			return nil, fmt.Errorf("search users: %w", err)
+		}
+		if counts[i] == 0 {
+			return nil, nil
+		}
+	}
+	rarest := 0
+	for i := range words {
+		if counts[i] < counts[rarest] {
+			rarest = i
+		}
+	}
+	rare := counts[rarest]
+	words[0], words[rarest] = words[rarest], words[0]
+	var where []string
+	if len(words) == 1 && rare > walkFrom || rare > walkFromAll {
+		where, args = []string{"u.username > ?"}, []any{q.After}
+		for _, w := range words {
+			lo, hi := prefixRange(w)
+			where = append(where, "EXISTS (SELECT 1 FROM user_search w WHERE w.username = u.username AND w.term >= ? AND w.term < ?)")
+			args = append(args, lo, hi)
+		}
+		if q.State != "" {
+			where, args = append(where, "u.state = ?"), append(args, q.State)
+		}
+		if !q.InviteExpiredAt.IsZero() {
+			where = append(where, "u.password_initial = 1", "u.invite_expires_at IS NOT NULL", "u.invite_expires_at <= ?")
+			args = append(args, q.InviteExpiredAt.UnixMicro())
+		}
+		sqlText = `SELECT ` + userCols + ` FROM users u WHERE ` + strings.Join(where, " AND ") + ` ORDER BY u.username LIMIT ?`
+		return s.scanUsers(ctx, sqlText, append(args, int64(q.Limit))...)
+	}
 	lo, hi := prefixRange(words[0])
-	where := []string{"t.term >= ?", "t.term < ?", "t.username > ?"}
+	where = []string{"t.term >= ?", "t.term < ?", "t.username > ?"}
 	args = []any{lo, hi, q.After}
+	// PostgreSQL would otherwise hash every row of the other conditions
+	// (a semi-join): OFFSET 0 keeps each a probe of an index.
+	probe := ""
+	if s.dialect == DialectPostgres {
+		probe = " OFFSET 0"
+	}
 	for _, w := range words[1:] {
 		lo, hi := prefixRange(w)
-		where = append(where, "EXISTS (SELECT 1 FROM user_search w WHERE w.user_id = t.user_id AND w.term >= ? AND w.term < ?)")
+		where = append(where, "EXISTS (SELECT 1 FROM user_search w WHERE w.username = t.username AND w.term >= ? AND w.term < ?"+probe+")")
 		args = append(args, lo, hi)
 	}
 	if q.State != "" {
-		where = append(where, "EXISTS (SELECT 1 FROM users u WHERE u.id = t.user_id AND u.state = ?)")
+		where = append(where, "EXISTS (SELECT 1 FROM users u WHERE u.username = t.username AND u.state = ?"+probe+")")
 		args = append(args, q.State)
 	}
 	if !q.InviteExpiredAt.IsZero() {
-		where = append(where, "EXISTS (SELECT 1 FROM users u WHERE u.id = t.user_id AND u.password_initial = 1 AND u.invite_expires_at IS NOT NULL AND u.invite_expires_at <= ?)")
+		where = append(where, "EXISTS (SELECT 1 FROM users u WHERE u.username = t.username AND u.password_initial = 1 AND u.invite_expires_at IS NOT NULL AND u.invite_expires_at <= ?"+probe+")")
 		args = append(args, q.InviteExpiredAt.UnixMicro())
 	}
 	rows, err := s.query(ctx, rd, `SELECT DISTINCT t.username FROM user_search t WHERE `+strings.Join(where, " AND ")+
@@ -119,6 +166,16 @@ func (s *Store) ListUsersPage(ctx context.Context, q UserQuery) ([]User, error) 
 	}
 	return out, nil
 }
+
+// How many terms a search's rarest word may start before the search reads
+// the officers in username order rather than the terms (ListUsersPage):
+// reading the terms costs about their number, walking the officers about
+// the number read before a page is full. walkFromAll is for several words,
+// whose officers are rarer than any one word's.
+const (
+	walkFrom    = 1000
+	walkFromAll = 5000
+)
 
 func (s *Store) scanUsers(ctx context.Context, q string, args ...any) ([]User, error) {
 	rows, err := s.query(ctx, rd, q, args...)
@@ -153,14 +210,14 @@ func SearchWords(search string) []string {
 	var out []string
 	for _, f := range strings.Fields(normalise(search)) {
 		if strings.Contains(f, "@") {
-			out = append(out, f)
+			out = append(out, addressTerm(f))
 		} else {
 			out = append(out, splitWords(f)...)
 		}
 	}
 	slices.Sort(out)
 	out = slices.Compact(out)
-	// The longest word first: it is the most selective walk of the index.
+	// The longest words are kept: they say the most.
 	slices.SortStableFunc(out, func(a, b string) int { return len(b) - len(a) })
 	if len(out) > maxSearchWords {
 		out = out[:maxSearchWords]
@@ -188,10 +245,16 @@ func splitWords(s string) []string {
 // maxTermBytes bounds a stored term (an address is at most 254 bytes).
 const maxTermBytes = 256
 
+// addressTerm is how a whole address is stored among the terms: after an
+// "@", so that no word (split at anything but letters and digits) ever
+// starts one, and a word of the name counts each officer once.
+func addressTerm(address string) string { return "@" + address }
+
 // searchTerms are the terms a user is found by.
 func searchTerms(username, name string) []string {
-	terms := []string{normalise(username)}
-	local, _, _ := strings.Cut(terms[0], "@")
+	address := normalise(username)
+	terms := []string{addressTerm(address)}
+	local, _, _ := strings.Cut(address, "@")
 	terms = append(terms, splitWords(local)...)
 	terms = append(terms, splitWords(normalise(name))...)
 	for i, t := range terms {
@@ -205,43 +268,39 @@ func searchTerms(username, name string) []string {
 
 // indexUser brings the user's search terms in step with u, in ctx's
 // transaction: a read when nothing changed (a sign-in updating its time),
-// otherwise the difference is written.
+// otherwise the difference is written. The rows follow a change of
+// username by themselves (ON UPDATE CASCADE).
 func (s *Store) indexUser(ctx context.Context, u *User) error {
 	want := searchTerms(u.Username, u.Name)
-	rows, err := s.query(ctx, wr, `SELECT term, username FROM user_search WHERE user_id = ?`, u.ID)
+	rows, err := s.query(ctx, wr, `SELECT term FROM user_search WHERE username = ?`, u.Username)
 	if err != nil {
 		return err
 	}
-	have := map[string]bool{}
-	stale := false
+	var have []string
 	for rows.Next() {
-		var term, username string
-		if err := rows.Scan(&term, &username); err != nil {
+		var term string
+		if err := rows.Scan(&term); err != nil {
 			rows.Close()
 			return s.mapErr(err)
 		}
-		have[term] = true
-		stale = stale || username != u.Username || !slices.Contains(want, term)
+		have = append(have, term)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return s.mapErr(err)
 	}
-	if !stale && len(have) == len(want) {
-		return nil
-	}
-	if stale {
-		if _, err := s.exec(ctx, `DELETE FROM user_search WHERE user_id = ?`, u.ID); err != nil {
-			return err
+	for _, t := range have {
+		if !slices.Contains(want, t) {
+			if _, err := s.exec(ctx, `DELETE FROM user_search WHERE username = ? AND term = ?`, u.Username, t); err != nil {
+				return err
+			}
 		}
-		clear(have)
 	}
 	for _, t := range want {
-		if have[t] {
-			continue
-		}
-		if _, err := s.exec(ctx, `INSERT INTO user_search (user_id, term, username) VALUES (?, ?, ?)`, u.ID, t, u.Username); err != nil {
-			return err
+		if !slices.Contains(have, t) {
+			if _, err := s.exec(ctx, `INSERT INTO user_search (username, term) VALUES (?, ?)`, u.Username, t); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -250,15 +309,15 @@ func (s *Store) indexUser(ctx context.Context, u *User) error {
 // backfillUserSearch writes the terms of the users that existed before
 // user_search did (migration 0004's Go half, in its transaction).
 func backfillUserSearch(ctx context.Context, s *Store, tx *sql.Tx) error {
-	rows, err := tx.QueryContext(ctx, `SELECT id, username, name FROM users`)
+	rows, err := tx.QueryContext(ctx, `SELECT username, name FROM users`)
 	if err != nil {
 		return err
 	}
-	type who struct{ id, username, name string }
+	type who struct{ username, name string }
 	var all []who
 	for rows.Next() {
 		var w who
-		if err := rows.Scan(&w.id, &w.username, &w.name); err != nil {
+		if err := rows.Scan(&w.username, &w.name); err != nil {
 			rows.Close()
 			return err
 		}
@@ -268,10 +327,10 @@ func backfillUserSearch(ctx context.Context, s *Store, tx *sql.Tx) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	ins := s.sq(`INSERT INTO user_search (user_id, term, username) VALUES (?, ?, ?)`)
+	ins := s.sq(`INSERT INTO user_search (username, term) VALUES (?, ?)`)
 	for _, w := range all {
 		for _, t := range searchTerms(w.username, w.name) {
-			if _, err := tx.ExecContext(ctx, ins, w.id, t, w.username); err != nil {
+			if _, err := tx.ExecContext(ctx, ins, w.username, t); err != nil {
 				return err
 			}
 		}

@@ -26,14 +26,15 @@ CREATE INDEX account_requests_queue ON account_requests(status, created_at, id);
 CREATE INDEX account_requests_expires ON account_requests(expires_at) WHERE status IN ('unverified', 'pending');
 
 -- The console's officer search: every word of an officer's name and of the
--- address's local part, and the whole address, lower-cased (NFKC), each with
--- the username so a prefix search reads the index in order. The store keeps
--- it in step with users (CreateUser, UpdateUser; deleted with the user).
+-- address's local part, and the whole address, lower-cased without accents,
+-- keyed by the username (which the rows follow when it changes). A prefix
+-- search reads user_search_term in order; a search that matches many
+-- officers walks users by username and probes the primary key. The store
+-- keeps it in step with users (CreateUser, UpdateUser).
 CREATE TABLE user_search (
-    user_id  TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    username TEXT NOT NULL REFERENCES users(username) ON DELETE CASCADE ON UPDATE CASCADE,
     term     TEXT NOT NULL,
-    username TEXT NOT NULL,
-    PRIMARY KEY (user_id, term)
+    PRIMARY KEY (username, term)
 );
 CREATE INDEX user_search_term ON user_search(term, username);
 
