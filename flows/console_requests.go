@@ -17,13 +17,33 @@ import (
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
 
+// requestFilters are the queue's filters, the waiting ones first.
+var requestFilters = []struct{ key, label string }{
+	{store.RequestPending, "Waiting for a decision"},
+	{store.RequestUnverified, "Address not confirmed"},
+	{store.RequestApproved, "Approved"},
+	{store.RequestDenied, "Denied"},
+	{store.RequestExpired, "Expired"},
+	{"all", "All"},
+}
+
+// statusLabel is a request's status in words.
+func statusLabel(status string) string {
+	for _, f := range requestFilters {
+		if f.key == status {
+			return f.label
+		}
+	}
+	return status
+}
+
 // requestsShown is the length of a page of the queue.
 const requestsShown = 25
 
 type requestsPage struct {
 	consolePage
 	Status   string   // the filter ("" every status)
-	Statuses []string // the filters offered
+	Statuses []stateOption // the filters offered
 	Requests []requestRow
 	Next     string // the next page's address, "" when none
 	One      bool   // a single request's page
@@ -31,6 +51,7 @@ type requestsPage struct {
 
 type requestRow struct {
 	ID, Email, Name, Organisation, Reason, Status string
+	StatusLabel                                   string
 	Created, Verified, Decided, Expires           string
 	DecidedBy, DenyReason                         string
 	Pending                                       bool
@@ -41,7 +62,7 @@ func (h *Handler) requestRows(ctx context.Context, views []RequestView) []reques
 	out := make([]requestRow, 0, len(views))
 	for _, v := range views {
 		out = append(out, requestRow{ID: v.ID, Email: v.Email, Name: v.Name, Organisation: v.Organisation, Reason: v.Reason,
-			Status: v.Status, Created: when(v.CreatedAt), Verified: when(v.VerifiedAt), Decided: when(v.DecidedAt),
+			Status: v.Status, StatusLabel: statusLabel(v.Status), Created: when(v.CreatedAt), Verified: when(v.VerifiedAt), Decided: when(v.DecidedAt),
 			Expires: when(v.ExpiresAt), DecidedBy: h.admin().ActorName(ctx, v.DecidedBy), DenyReason: v.DenyReason,
 			Pending: v.Status == store.RequestPending, ReasonField: "reason-" + v.ID})
 	}
@@ -57,8 +78,10 @@ func when(t time.Time) string {
 }
 
 func (h *Handler) requestsPage(c *console, status string) requestsPage {
-	p := requestsPage{consolePage: h.consolePage(c, "requests", "Account requests"), Status: status,
-		Statuses: append([]string{store.RequestPending, store.RequestUnverified, store.RequestApproved, store.RequestDenied, store.RequestExpired}, "all")}
+	p := requestsPage{consolePage: h.consolePage(c, "requests", "Account requests"), Status: status}
+	for _, f := range requestFilters {
+		p.Statuses = append(p.Statuses, stateOption{Key: f.key, Label: f.label, Selected: f.key == status})
+	}
 	return p
 }
 

@@ -92,6 +92,7 @@ func TestBrowser(t *testing.T) {
 	t.Run("bad input is explained where it happened", s.badInput)
 	t.Run("expired invitation", s.expiredInvitation)
 	t.Run("first login with a passkey, then passwordless sign-in", s.firstLoginPasskey)
+	t.Run("account request, approval in the console, a helpdesk reset", s.requestAndConsole)
 	t.Logf("browser suite took %s", time.Since(start).Round(100*time.Millisecond))
 }
 
@@ -164,6 +165,7 @@ func startLanyardLocalhost(t *testing.T) *lanyard {
 	if err != nil {
 		t.Fatal(err)
 	}
+	consoleAdmins(cfg)
 	d, err := open(t.Context(), cfg, l.env)
 	if err != nil {
 		t.Fatal(err)
