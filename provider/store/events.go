@@ -137,7 +137,9 @@ const (
 )
 
 // Actor is who made an admin change: the "by" in its audit detail. Besides
-// these, an admin acting in the web console is their user id.
+// these, an admin acting in the web console is their user id, and the
+// requester's own steps of an account request are by the requested
+// address.
 type Actor string
 
 const (
