@@ -178,6 +178,7 @@ func csvText(r *http.Request) (string, error) {
 		}
 		return "", &pageError{Status: http.StatusBadRequest, Message: "The form could not be read. Go back, reload the page and try again.", Cause: err}
 	}
+	defer r.MultipartForm.RemoveAll()
 	if fs := r.MultipartForm.File["csv_file"]; len(fs) > 0 && fs[0].Size > 0 {
 		f, err := fs[0].Open()
 		if err != nil {

@@ -42,7 +42,7 @@ const requestsShown = 25
 
 type requestsPage struct {
 	consolePage
-	Status   string   // the filter ("" every status)
+	Status   string        // the filter ("" every status)
 	Statuses []stateOption // the filters offered
 	Requests []requestRow
 	Next     string // the next page's address, "" when none
