@@ -218,8 +218,9 @@ func (e *env) requests() []store.AccountRequest {
 	return rs
 }
 
-// errorAt is the message tied to the control with id (any input, select
-// or textarea), checking that it is marked invalid; "" when it is not.
+// errorAt is the message tied to the control with id (an input, a select
+// or a textarea) by aria-describedby; "" when the control is not marked
+// invalid, and a failure when it is but no message is tied to it.
 func (r *resp) errorAt(t *testing.T, id string) string {
 	t.Helper()
 	el := byID(r.doc, id)

@@ -39,40 +39,55 @@ var verifyLinkRE = regexp.MustCompile(`https?://\S+/request/verify\?token=[0-9a-
 
 // onboardAdmin invites an admin and walks their first sign-in in a tab of
 // their own, starting at the console page path: the journey comes back to
-// it. It returns the tab, on that page, and the authenticator key.
-func (s *browserSuite) onboardAdmin(t *testing.T, email, path string) (*browserTab, string) {
+// it. It returns the tab, on that page.
+func (s *browserSuite) onboardAdmin(t *testing.T, email, path string) *browserTab {
 	t.Helper()
 	s.l.invite(email)
 	initial, _ := s.invitation(t, email)
 	b := s.newTab(t)
 	b.open(s.l.issuer + path)
+	b.firstSignIn(email, initial, adminPassword)
+	if !strings.HasPrefix(b.url(), s.l.issuer+path) {
+		t.Fatalf("%s's first sign-in ended at %s, not %s", email, b.url(), path)
+	}
+	return b
+}
+
+// firstSignIn answers the guide's first sign-in from the username page:
+// username and initial password, an authenticator app, the recovery codes,
+// a new password, the policies. It ends wherever the journey resumes.
+func (b *browserTab) firstSignIn(email, initial, newPassword string) {
+	b.t.Helper()
 	b.wantStep("identify")
 	b.typeInto("#username", email)
 	b.submit()
 	b.typeInto("#password", initial)
 	b.submit()
-	b.wantStep("mfa-enrol")
-	secret := b.text("#totp-secret")
-	freshStep(3 * time.Second)
-	b.typeInto("#code", totpCode(t, secret, 0))
-	b.submit()
-	b.wantStep("recovery-codes")
-	b.tick("#accept")
-	b.submit()
+	b.enrolApp()
 	b.wantStep("change-password")
 	b.typeInto("#current_password", initial)
-	b.typeInto("#new_password", adminPassword)
-	b.typeInto("#confirm_password", adminPassword)
+	b.typeInto("#new_password", newPassword)
+	b.typeInto("#confirm_password", newPassword)
 	b.submit()
 	for _, doc := range []string{"privacy", "terms"} {
 		b.wantStep(doc)
 		b.tick("#accept")
 		b.submit()
 	}
-	if !strings.HasPrefix(b.url(), s.l.issuer+path) {
-		t.Fatalf("%s's first sign-in ended at %s, not %s", email, b.url(), path)
-	}
-	return b, secret
+}
+
+// enrolApp sets up an authenticator app (the key typed by hand) and keeps
+// the recovery codes.
+func (b *browserTab) enrolApp() {
+	b.t.Helper()
+	b.wantStep("mfa-enrol")
+	secret := b.text("#totp-secret")
+	freshStep(3 * time.Second)
+	b.typeInto("#code", totpCode(b.t, secret, 0))
+	b.submit()
+	b.wantStep("recovery-codes")
+	b.tick("#accept")
+	b.submit()
 }
 
 // fill empties a field (an empty textarea too, which chromedp.Clear
@@ -176,7 +191,7 @@ func (s *browserSuite) requestAndConsole(t *testing.T) {
 	if reqLink == "" {
 		t.Fatalf("the approver's email has no link to the request:\n%s", approverMail)
 	}
-	a, _ := s.onboardAdmin(t, consoleApprove, strings.TrimPrefix(reqLink, s.l.issuer))
+	a := s.onboardAdmin(t, consoleApprove, strings.TrimPrefix(reqLink, s.l.issuer))
 	a.wantPage("requests")
 	if got := a.actions(); strings.Join(got, ",") != "approve,deny" {
 		t.Fatalf("the approver's actions on the request: %v", got)
@@ -196,33 +211,12 @@ func (s *browserSuite) requestAndConsole(t *testing.T) {
 	initial, _ := s.invitation(t, requester)
 	o.open(stagingURL)
 	o.click("#login")
-	o.wantStep("identify")
-	o.typeInto("#username", requester)
-	o.submit()
-	o.typeInto("#password", initial)
-	o.submit()
-	o.wantStep("mfa-enrol")
-	secret := o.text("#totp-secret")
-	freshStep(3 * time.Second)
-	o.typeInto("#code", totpCode(t, secret, 0))
-	o.submit()
-	o.wantStep("recovery-codes")
-	o.tick("#accept")
-	o.submit()
-	o.typeInto("#current_password", initial)
-	o.typeInto("#new_password", firstPassword)
-	o.typeInto("#confirm_password", firstPassword)
-	o.submit()
-	for _, doc := range []string{"privacy", "terms"} {
-		o.wantStep(doc)
-		o.tick("#accept")
-		o.submit()
-	}
+	o.firstSignIn(requester, initial, firstPassword)
 	o.wantSignedIn(requester)
 
 	// The officer loses the phone: the helpdesk finds them and resets the
 	// second factor.
-	d, _ := s.onboardAdmin(t, consoleDesk, "/admin/officers")
+	d := s.onboardAdmin(t, consoleDesk, "/admin/officers")
 	d.wantPage("officers")
 	d.typeInto("#q", "noor")
 	d.click(`form.search button[type=submit]`)
@@ -254,19 +248,12 @@ func (s *browserSuite) requestAndConsole(t *testing.T) {
 	o.submit()
 	o.typeInto("#password", firstPassword)
 	o.submit()
-	o.wantStep("mfa-enrol")
-	secret = o.text("#totp-secret")
-	freshStep(3 * time.Second)
-	o.typeInto("#code", totpCode(t, secret, 0))
-	o.submit()
-	o.wantStep("recovery-codes")
-	o.tick("#accept")
-	o.submit()
+	o.enrolApp()
 	o.wantSignedIn(requester)
 
 	// The admin's other pages: invite (one, and a CSV with its preview),
 	// the audit trail, the relying parties.
-	m, _ := s.onboardAdmin(t, consoleAdmin, "/admin/invite")
+	m := s.onboardAdmin(t, consoleAdmin, "/admin/invite")
 	m.wantPage("invite")
 	m.wideCheck("43-console-invite")
 	m.fill("#csv", "email,name\nrae.one@agency.example,Rae One\nnot-an-address,Nobody\nsid@litemail.agency.example,Sid\n"+requester+",Noor Again")

@@ -143,24 +143,32 @@ func TestRequestCommands(t *testing.T) {
 		{[]string{"request", "deny", denyID, "--reason", strings.Repeat("x", 501)}, 2},
 		{[]string{"request", "approve", "0123456789abcdef"}, 1},
 	} {
-		name := strings.Join(tc.args, " ")
-		before := l.snapshot()
-		out, errs, err := l.runCmd(tc.args...)
-		if err == nil {
-			t.Errorf("lanyard %s: accepted\n%s", name, out)
-			continue
-		}
-		if got := exitCode(err); got != tc.code {
-			t.Errorf("lanyard %s: exit %d, want %d (%v)", name, got, tc.code, err)
-		}
-		if msg := err.Error(); strings.Contains(msg, "\n") || msg == "" {
-			t.Errorf("lanyard %s: not one line: %q", name, msg)
-		}
-		if strings.TrimSpace(errs) != "" {
-			t.Errorf("lanyard %s: wrote to stderr besides the error: %q", name, errs)
-		}
-		if l.snapshot() != before {
-			t.Errorf("lanyard %s: changed something although refused", name)
-		}
+		l.wantRefused(tc.args, tc.code)
+	}
+}
+
+// wantRefused runs a command that must be refused: exit code code, one
+// line, nothing else on stderr, nothing changed.
+func (l *lanyard) wantRefused(args []string, code int) {
+	t := l.t
+	t.Helper()
+	name := strings.Join(args, " ")
+	before := l.snapshot()
+	out, errs, err := l.runCmd(args...)
+	if err == nil {
+		t.Errorf("lanyard %s: accepted\n%s", name, out)
+		return
+	}
+	if got := exitCode(err); got != code {
+		t.Errorf("lanyard %s: exit %d, want %d (%v)", name, got, code, err)
+	}
+	if msg := err.Error(); strings.Contains(msg, "\n") || msg == "" {
+		t.Errorf("lanyard %s: not one line: %q", name, msg)
+	}
+	if strings.TrimSpace(errs) != "" {
+		t.Errorf("lanyard %s: wrote to stderr besides the error: %q", name, errs)
+	}
+	if l.snapshot() != before {
+		t.Errorf("lanyard %s: changed something although refused", name)
 	}
 }
