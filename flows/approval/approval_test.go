@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lanyard-idp/lanyard/config"
 	"github.com/lanyard-idp/lanyard/flows/approval"
 	"github.com/lanyard-idp/lanyard/flows/approval/pushtest"
 )
@@ -122,12 +123,12 @@ func TestCheckSubscription(t *testing.T) {
 	defer svc.Close()
 	sub := svc.Subscribe()
 	good := approval.Subscription{Endpoint: "https://fcm.googleapis.com/fcm/send/abc", P256dh: sub.P256dh, Auth: sub.Auth}
-	if err := approval.CheckSubscription(good, approval.DefaultPushHosts, false); err != nil {
+	if err := approval.CheckSubscription(good, config.DefaultPushHosts, false); err != nil {
 		t.Fatalf("a subscription at FCM refused: %v", err)
 	}
 	wns := good
 	wns.Endpoint = "https://db5p.notify.windows.com/w/?token=x"
-	if err := approval.CheckSubscription(wns, approval.DefaultPushHosts, false); err != nil {
+	if err := approval.CheckSubscription(wns, config.DefaultPushHosts, false); err != nil {
 		t.Errorf("a subscription at WNS refused: %v", err)
 	}
 	for name, s := range map[string]approval.Subscription{
@@ -140,7 +141,7 @@ func TestCheckSubscription(t *testing.T) {
 		"short auth":        {Endpoint: good.Endpoint, P256dh: sub.P256dh, Auth: "AAAA"},
 		"huge endpoint":     {Endpoint: "https://fcm.googleapis.com/" + strings.Repeat("a", 3000), P256dh: sub.P256dh, Auth: sub.Auth},
 	} {
-		if err := approval.CheckSubscription(s, approval.DefaultPushHosts, false); err == nil {
+		if err := approval.CheckSubscription(s, config.DefaultPushHosts, false); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}

@@ -32,17 +32,6 @@ type Subscription struct {
 	Auth     string `json:"auth"`
 }
 
-// DefaultPushHosts are the push services of the browsers Lanyard expects
-// (Chrome and Android, Firefox, Safari and iOS, Edge); "*." matches any
-// subdomain. A subscription whose endpoint is elsewhere is refused, so that
-// Lanyard never posts to an address an app chose (an internal service, say).
-var DefaultPushHosts = []string{
-	"fcm.googleapis.com",
-	"updates.push.services.mozilla.com",
-	"web.push.apple.com",
-	"*.notify.windows.com",
-}
-
 // Errors of CheckSubscription.
 var (
 	ErrEndpoint     = errors.New("approval: the push endpoint is not an allowed https URL")
@@ -51,7 +40,8 @@ var (
 )
 
 // CheckSubscription refuses a subscription whose endpoint is not an https
-// URL on one of hosts (plain http too when insecure, for development and
+// URL on one of hosts (config's approval.push_hosts: so that Lanyard never
+// posts to an address an app chose, an internal service say) (plain http too when insecure, for development and
 // tests), or whose keys are not a P-256 point and a 16-byte secret.
 func CheckSubscription(s Subscription, hosts []string, insecure bool) error {
 	if len(s.Endpoint) > maxEndpointSize {
