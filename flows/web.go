@@ -11,8 +11,10 @@ import (
 
 // csp is the Content-Security-Policy of every page. No form-action: Chromium
 // applies it to the redirect that follows the last POST of the journey, which
-// goes to the relying party. img-src data: is for the enrolment QR code.
-const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
+// goes to the relying party. img-src data: is for the enrolment QR code;
+// manifest-src and worker-src for the approval app (a web app manifest and
+// a service worker, both Lanyard's own).
+const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; manifest-src 'self'; worker-src 'self'; base-uri 'none'; frame-ancestors 'none'"
 
 // maxForm bounds a journey form's body: the largest honest one is a few
 // hundred bytes.
