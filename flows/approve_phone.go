@@ -343,11 +343,14 @@ func (h *Handler) postPhoneAnswer(w http.ResponseWriter, r *http.Request) error 
 		// Too late, or answered already (a replay, or the loser of a race):
 		// audited, not counted — the signature was good.
 		reason, msg, status := store.ReasonApprovalAnswered, msgRequestAnswered, http.StatusConflict
-		if req.State == store.ApprovalPending {
-			reason, msg, status = store.ReasonApprovalExpired, msgRequestExpired, http.StatusGone
+		switch req.State {
+		case store.ApprovalPending:
 			if err := h.store.ExpireApprovalRequest(ctx, req.ID, now); err != nil {
 				return err
 			}
+			fallthrough
+		case store.ApprovalExpired:
+			reason, msg, status = store.ReasonApprovalExpired, msgRequestExpired, http.StatusGone
 		}
 		ev := failure(reason)
 		ev.Name = evSigninFailure

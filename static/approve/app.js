@@ -318,7 +318,9 @@
     done("Refused. Nothing else happens.");
   });
   $("done-ok").addEventListener("click", () => {
-    show("app-idle");
+    // The next screen is whatever Lanyard says now: idle, or a request.
+    screen = "";
+    say("Checking for sign-ins…");
     refresh();
   });
 
