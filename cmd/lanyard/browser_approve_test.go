@@ -58,6 +58,15 @@ func (s *browserSuite) newPhone(t *testing.T) *browserTab {
 	return p
 }
 
+// phoneCheck is check for the phone: the audit (axe, 320 px, labels), then
+// the screenshot at the phone's own width.
+func (p *browserTab) phoneCheck(name string) {
+	p.t.Helper()
+	p.audit(name)
+	p.do("phone viewport", chromedp.EmulateViewport(phoneWidth, 844))
+	p.screenshot(name)
+}
+
 // visible reports whether the element with id is shown.
 func (b *browserTab) visible(id string) bool {
 	b.t.Helper()
@@ -87,12 +96,23 @@ func (b *browserTab) matchNumber() string {
 	return b.text("#match-number")
 }
 
-// typeNumber types the number on the phone with the keyboard alone: the
-// app has put the focus on the field.
+// wantFocus asserts the element with the focus.
+func (b *browserTab) wantFocus(id string) {
+	b.t.Helper()
+	if got := evalJS[string](b, `document.activeElement.id`); got != id {
+		b.t.Fatalf("the focus is on %q, not #%s\n%s", got, id, b.describe())
+	}
+}
+
+// typeNumber types the number on the phone with the keyboard alone (Tab
+// to the field when it lost the focus, as a screenshot makes it).
 func (p *browserTab) typeNumber(n string) {
 	p.t.Helper()
-	if id := evalJS[string](p, `document.activeElement.id`); id != "number" {
-		p.t.Fatalf("the phone's focus is on %q, not the number field\n%s", id, p.describe())
+	for i := 0; evalJS[string](p, `document.activeElement.id`) != "number"; i++ {
+		if i == 15 {
+			p.t.Fatalf("Tab does not reach the number field\n%s", p.describe())
+		}
+		p.do("Tab", chromedp.KeyEvent("\t"))
 	}
 	p.do("clear the number", chromedp.Clear(chromedp.CSS("#number")))
 	p.do("type the number", chromedp.KeyEvent(n))
@@ -187,21 +207,22 @@ func (s *browserSuite) approvalApp(t *testing.T) {
 	}
 	c.click("#approval-pair")
 	c.wantStep("mfa-enrol")
-	c.check("14-approval-pairing")
+	c.check("30-approval-pairing")
 	link := c.text("#pairing-link")
 	if !strings.HasPrefix(link, s.l.issuer+"/approve#pair=") {
 		t.Fatalf("#pairing-link is %q", link)
 	}
 	phone.open(link)
 	phone.waitVisible("app-request")
+	phone.wantFocus("number") // the app puts the focus where the number goes
 	if got := phone.url(); strings.Contains(got, "#pair=") {
 		t.Errorf("the pairing token stays in the phone's address bar: %s", got)
 	}
-	phone.check("15-approval-phone-pairing")
+	phone.phoneCheck("31-approval-phone-pairing")
 
 	// The computer now shows the number; typed on the phone, Yes.
 	number := c.matchNumber()
-	c.check("16-approval-pairing-number")
+	c.check("32-approval-pairing-number")
 	c.mark()
 	phone.typeNumber(number)
 	phone.yes()
@@ -237,13 +258,13 @@ func (s *browserSuite) approvalApp(t *testing.T) {
 	if acct := phone.text("#app-account"); acct != approveOfficer {
 		t.Errorf("the app is paired for %q", acct)
 	}
-	phone.check("17-approval-phone-idle")
+	phone.phoneCheck("33-approval-phone-idle")
 	phone.recordAnswers()
 
 	// A later sign-in, approved the same way.
 	c.signOut(stagingURL)
 	number = s.signInUntilApproval(t, c, firstPassword)
-	c.check("18-approval-sign-in")
+	c.check("34-approval-sign-in")
 	phone.waitVisible("app-request")
 	if got := phone.text("#request-application"); got != "Docs portal (staging)" {
 		t.Errorf("the phone shows application %q", got)
@@ -251,7 +272,7 @@ func (s *browserSuite) approvalApp(t *testing.T) {
 	if got := phone.text("#request-browser"); !strings.Contains(got, "Chrome") {
 		t.Errorf("the phone shows browser %q", got)
 	}
-	phone.check("19-approval-phone-request")
+	phone.phoneCheck("35-approval-phone-request")
 	c.mark()
 	phone.typeNumber(number)
 	phone.yes()
@@ -272,7 +293,7 @@ func (s *browserSuite) approvalApp(t *testing.T) {
 	phone.waitVisible("app-request")
 	phone.no()
 	phone.waitVisible("app-denied")
-	phone.check("20-approval-phone-denied")
+	phone.phoneCheck("36-approval-phone-denied")
 	c.waitFor("the computer told of the refusal", `document.querySelector("[data-approval]").dataset.state === "denied"`)
 	if msg := c.text("[data-approval-message]"); !strings.Contains(msg, "refused on your phone") {
 		t.Errorf("the computer says %q", msg)
@@ -292,15 +313,14 @@ func (s *browserSuite) approvalApp(t *testing.T) {
 	phone.waitVisible("app-request")
 	wrong := strconv.Itoa(10 + (mustAtoi(t, number)-10+7)%90)
 	for i := 1; i <= 3; i++ {
-		if i > 1 {
-			phone.waitFor("the field again", `document.activeElement.id === "number"`)
-		}
 		phone.typeNumber(wrong)
 		phone.yes()
 		if i < 3 {
-			phone.waitFor("the wrong number said", `!document.getElementById("number-error").hidden`)
+			left := map[int]string{1: "2 tries left", 2: "1 try left"}[i]
+			phone.waitFor("the wrong number said", fmt.Sprintf(`document.getElementById("number-error").textContent.includes(%q) && document.activeElement.id === "number"`, left))
 			if i == 1 {
 				phone.audit("approval wrong number")
+				phone.do("phone viewport", chromedp.EmulateViewport(phoneWidth, 844))
 			}
 		}
 	}
