@@ -2,6 +2,7 @@ package flows
 
 import (
 	"bytes"
+	"database/sql"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,6 +11,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -845,8 +848,22 @@ func TestApprovalAccount(t *testing.T) {
 
 // TestApprovalTwoNodes: the browser waits on one node, the phone answers
 // another; the request is in the database, so the first sees the approval.
+// On a shared SQLite file and, with LANYARD_TEST_POSTGRES_URL, on
+// PostgreSQL.
 func TestApprovalTwoNodes(t *testing.T) {
-	e, push := approvalEnv(t)
+	t.Run("sqlite", func(t *testing.T) {
+		testApprovalTwoNodes(t, filepath.Join(t.TempDir(), "lanyard.db"))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		testApprovalTwoNodes(t, postgresSchema(t))
+	})
+}
+
+func testApprovalTwoNodes(t *testing.T, dbURL string) {
+	push := pushtest.New()
+	t.Cleanup(push.Close)
+	e := newEnvAt(t, dbURL, func(c *config.Config) { c.Approval.PushHosts = []string{push.Host()} })
+	t.Cleanup(e.h.Wait)
 	p := e.phone(push)
 	onboardWithPhone(t, e, e.browser(), p)
 
@@ -858,6 +875,7 @@ func TestApprovalTwoNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(nodeB.Wait)
 	if nodeB.vapid != e.h.vapid {
 		t.Fatal("the second node made its own VAPID key")
 	}
@@ -879,6 +897,42 @@ func TestApprovalTwoNodes(t *testing.T) {
 	if d := b.done(b.follow(b.post(PathChallengeApprove+approveFinish, nil))); !d.SignedIn {
 		t.Fatalf("%+v", d)
 	}
+}
+
+// postgresSchema is a fresh schema on LANYARD_TEST_POSTGRES_URL (dropped at
+// cleanup). Without the variable the test skips, except under CI.
+func postgresSchema(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("LANYARD_TEST_POSTGRES_URL")
+	if base == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("LANYARD_TEST_POSTGRES_URL is required under CI")
+		}
+		t.Skip("LANYARD_TEST_POSTGRES_URL is not set (see README, Running the tests)")
+	}
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := "lanyard_flows_" + strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(approval.NewID()))
+	if _, err := admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
+		admin.Close()
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		defer admin.Close()
+		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // The app's own files: the page, its manifest (installable: name, start
@@ -955,7 +1009,6 @@ func TestApprovalAppFiles(t *testing.T) {
 	if len(e.events("")) != before {
 		t.Error("junk wrote audit events")
 	}
-	_ = url.Values{}
 }
 
 func hasAttr(n *html.Node, k string) bool {
