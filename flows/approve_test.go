@@ -2,10 +2,10 @@ package flows
 
 import (
 	"bytes"
-	"database/sql"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"database/sql"
 	"encoding/json"
 	"io"
 	"net/http"
