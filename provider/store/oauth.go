@@ -118,27 +118,43 @@ func (s *Store) DeleteOAuthByRequestID(ctx context.Context, kind, requestID stri
 }
 
 // RevokeOAuthBySubject deactivates every code, access and refresh token of a
-// user (disable, reset, sign out everywhere).
+// user (disable, reset, sign out everywhere) and queues the logout of every
+// relying party that received tokens in any of the user's sessions.
 func (s *Store) RevokeOAuthBySubject(ctx context.Context, subject string) error {
 	if subject == "" {
 		return invalid("subject is empty") // would hit every client_credentials token
 	}
-	if _, err := s.exec(ctx, `UPDATE oauth SET active = 0 WHERE subject = ? AND subject <> '' AND active = 1 AND kind IN `+revocableKinds,
-		subject); err != nil {
+	err := s.InTx(ctx, func(ctx context.Context) error {
+		if _, err := s.exec(ctx, `UPDATE oauth SET active = 0 WHERE subject = ? AND subject <> '' AND active = 1 AND kind IN `+revocableKinds,
+			subject); err != nil {
+			return err
+		}
+		_, err := s.queueLogouts(ctx, LogoutUserRevoked, s.now(), `subject = ?`, subject)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("revoke tokens of %q: %w", subject, err)
 	}
 	return nil
 }
 
 // RevokeOAuthBySession deactivates every code, access and refresh token issued
-// to an SSO session; sessionID is the session's ref (SessionRef), the value
-// the provider stores in OAuthRow.SessionID.
+// to an SSO session, and queues the logout of the relying parties that
+// received them; sessionID is the session's ref (SessionRef), the value the
+// provider stores in OAuthRow.SessionID.
 func (s *Store) RevokeOAuthBySession(ctx context.Context, sessionID string) error {
 	if sessionID == "" {
 		return invalid("session id is empty") // would hit every token without a session
 	}
-	if _, err := s.exec(ctx, `UPDATE oauth SET active = 0 WHERE session_id = ? AND session_id <> '' AND active = 1 AND kind IN `+revocableKinds,
-		sessionID); err != nil {
+	err := s.InTx(ctx, func(ctx context.Context) error {
+		if _, err := s.exec(ctx, `UPDATE oauth SET active = 0 WHERE session_id = ? AND session_id <> '' AND active = 1 AND kind IN `+revocableKinds,
+			sessionID); err != nil {
+			return err
+		}
+		_, err := s.queueLogouts(ctx, LogoutSessionEnded, s.now(), `session_ref = ?`, sessionID)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("revoke tokens of session: %w", err)
 	}
 	return nil
