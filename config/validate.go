@@ -392,6 +392,44 @@ func (k *checker) client(p string, cl Client) {
 			k.add(fmt.Sprintf("%s.scopes[%d]", p, i), "%q is not a scope: no spaces, quotes or backslashes", s)
 		}
 	}
+	scopes := cl.Scopes
+	if len(scopes) == 0 {
+		scopes = []string{"openid"}
+	}
+	claimSeen := map[string]bool{}
+	for i, c := range cl.IDTokenClaims {
+		f := fmt.Sprintf("%s.id_token_claims[%d]", p, i)
+		scope, known := ClaimScopes[c]
+		switch {
+		case !known:
+			k.add(f, "%q is not a claim Lanyard releases: use %s", c, strings.Join(sortedKeys(ClaimScopes), ", "))
+		case claimSeen[c]:
+			k.add(f, "%s is listed twice", c)
+		case !slices.Contains(scopes, scope):
+			k.add(f, "%s needs the %s scope, which the client is not registered for (scopes)", c, scope)
+		}
+		claimSeen[c] = true
+	}
+	signsIn := len(cl.GrantTypes) == 0 || slices.Contains(cl.GrantTypes, "authorization_code")
+	for _, lo := range []struct {
+		key, uri, sessionKey string
+		sessionRequired      bool
+	}{
+		{"backchannel_logout_uri", cl.BackchannelLogoutURI, "backchannel_logout_session_required", cl.BackchannelLogoutSessionRequired},
+		{"frontchannel_logout_uri", cl.FrontchannelLogoutURI, "frontchannel_logout_session_required", cl.FrontchannelLogoutSessionRequired},
+	} {
+		switch {
+		case lo.uri == "" && lo.sessionRequired:
+			k.add(p+"."+lo.sessionKey, "is set but %s is not", lo.key)
+		case lo.uri == "":
+		case !signsIn:
+			k.add(p+"."+lo.key, "only a client that signs officers in (authorization_code) has sessions to log out of")
+		default:
+			if msg := checkRedirectURI(lo.uri); msg != "" {
+				k.add(p+"."+lo.key, "%s", msg)
+			}
+		}
+	}
 	// Relying parties are first-party: no consent screen. "required" is
 	// refused rather than silently ignored until Lanyard has one.
 	if cl.Consent == "required" {
@@ -627,4 +665,14 @@ func (c *Config) resolve(name string) string {
 		return name
 	}
 	return filepath.Join(filepath.Dir(c.Source), name)
+}
+
+// sortedKeys lists a map's keys in order, for messages that offer choices.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
