@@ -194,7 +194,7 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 		EnforcePKCE:                    false,
 		EnforcePKCEForPublicClients:    true,
 		EnablePKCEPlainChallengeMethod: false,
-		AllowedPromptValues:            []string{"login", "none"},
+		AllowedPromptValues:            promptValues,
 		RefreshTokenScopes:             []string{"offline_access"},
 		ClientSecretsHasher:            secretHasher{},
 		GlobalSecret:                   secret,
@@ -205,7 +205,7 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 
 	strategy := &compose.CommonStrategy{
 		CoreStrategy:               compose.NewOAuth2HMACStrategy(p.fcfg),
-		OpenIDConnectTokenStrategy: &openid.DefaultStrategy{Signer: p.signer, Config: p.fcfg},
+		OpenIDConnectTokenStrategy: &openid.DefaultStrategy{Signer: idTokenSigner{p.signer}, Config: p.fcfg},
 		Signer:                     p.signer,
 	}
 	// Order matters: the OpenID Connect and PKCE handlers need the code the

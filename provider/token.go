@@ -12,7 +12,6 @@ import (
 	"slices"
 
 	"github.com/ory/fosite"
-	"github.com/ory/fosite/handler/openid"
 
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
@@ -112,8 +111,8 @@ func (p *Provider) guardClientCredentials(r *http.Request) error {
 }
 
 // checkSubject refuses tokens for an officer who can no longer sign in, and
-// refreshes the claims about them (name, email, accepted policies) carried into
-// the new ID token.
+// refreshes the claims about them the new ID token carries (those the
+// client asked for: see claims.go).
 func (p *Provider) checkSubject(ctx context.Context, ar fosite.AccessRequester) error {
 	sub := ar.GetSession().GetSubject()
 	if sub == "" {
@@ -129,11 +128,12 @@ func (p *Provider) checkSubject(ctx context.Context, ar fosite.AccessRequester) 
 	if !ar.GetGrantTypes().ExactOne("refresh_token") {
 		return nil
 	}
-	sess, ok := ar.GetSession().(*openid.DefaultSession)
-	if !ok {
+	sess, ok := ar.GetSession().(*session)
+	c, cok := ar.GetClient().(*client)
+	if !ok || !cok {
 		return nil
 	}
-	extra, err := p.userClaims(ctx, user, ar.GetGrantedScopes())
+	extra, err := p.userClaims(ctx, user, idTokenNames(c, ar.GetGrantedScopes(), sess.Requested))
 	if err != nil {
 		return fosite.ErrTemporarilyUnavailable.WithWrap(err)
 	}
