@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/ory/fosite/token/jwt"
 
@@ -24,6 +25,12 @@ type signedOutPage struct {
 	ClientName            string
 	PostLogoutRedirectURI string
 	State                 string
+	// FrontChannel are the front-channel logout URLs of the session's
+	// relying parties, framed by the signed-out page; Continue is where the
+	// browser goes next (the registered post_logout_redirect_uri) once
+	// they have loaded.
+	FrontChannel []string
+	Continue     string
 }
 
 // handleEndSession is OpenID Connect RP-Initiated Logout 1.0. A valid
@@ -67,7 +74,7 @@ func (p *Provider) handleEndSession(w http.ResponseWriter, r *http.Request) {
 		claims, err := p.verifyIDTokenHint(ctx, hint)
 		if err != nil {
 			p.log.Info("end_session: id_token_hint refused", "err", err)
-			bad("The sign-out request was not issued by this service.")
+			bad("The sign-out request carries a token (id_token_hint) that this service did not issue, or that was altered.")
 			return
 		}
 		aud := audiences(claims)
@@ -90,7 +97,14 @@ func (p *Provider) handleEndSession(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if redirect != "" && (c == nil || !slices.Contains(c.postLogoutURIs, redirect)) {
+	// Each refusal says its own cause: an address can be checked only
+	// against the application that asks (client_id or id_token_hint).
+	switch {
+	case redirect == "":
+	case c == nil:
+		bad("The sign-out request asks to send you back to an application, but does not say which application it comes from, so the address cannot be checked.")
+		return
+	case !slices.Contains(c.postLogoutURIs, redirect):
 		bad("The application asked to send you back to an address it has not registered.")
 		return
 	}
@@ -120,6 +134,10 @@ func (p *Provider) handleEndSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// The session's relying parties with a front-channel logout URI are
+	// framed by the signed-out page; the others hear through the back
+	// channel, queued by the sign-out itself.
+	frames, origins := p.frontChannel(r)
 	userID, err := p.journey.SignOut(w, r)
 	if err != nil {
 		p.log.Error("end_session: sign out", "err", err)
@@ -127,6 +145,7 @@ func (p *Provider) handleEndSession(w http.ResponseWriter, r *http.Request) {
 			"Signing out failed. Please try again in a moment.", "temporarily_unavailable")
 		return
 	}
+	p.nudgeLogouts()
 	detail, _ := json.Marshal(map[string]string{"initiator": "relying_party"})
 	ev := &store.AuditEvent{Event: "logout", UserID: userID, ClientAddr: clientAddr(r), UserAgent: r.UserAgent(), Detail: detail}
 	if c != nil {
@@ -134,19 +153,62 @@ func (p *Provider) handleEndSession(w http.ResponseWriter, r *http.Request) {
 	}
 	p.audit(ctx, ev)
 
+	next := ""
 	if redirect != "" {
-		u, err := url.Parse(redirect)
-		if err == nil {
+		if u, err := url.Parse(redirect); err == nil {
 			if state != "" {
 				q := u.Query()
 				q.Set("state", state)
 				u.RawQuery = q.Encode()
 			}
-			http.Redirect(w, r, u.String(), http.StatusSeeOther)
-			return
+			next = u.String()
 		}
 	}
-	p.render(w, http.StatusOK, "signed_out", signedOutPage{Base: p.base("Signed out")})
+	if next != "" && len(frames) == 0 {
+		http.Redirect(w, r, next, http.StatusSeeOther)
+		return
+	}
+	pageHeaders(w, origins)
+	p.render(w, http.StatusOK, "signed_out", signedOutPage{Base: p.base("Signed out"), FrontChannel: frames, Continue: next})
+}
+
+// frontChannel lists the front-channel logout URLs of the relying parties
+// that received tokens in the browser's session (Front-Channel Logout 1.0
+// §2: iss and sid added when the client requires them), and their origins
+// for the page's frame-src.
+func (p *Provider) frontChannel(r *http.Request) (frames, origins []string) {
+	b, err := p.journey.Browser(r)
+	if err != nil || b.SessionID == "" {
+		return nil, nil
+	}
+	recs, err := p.store.SessionClients(r.Context(), b.SessionID)
+	if err != nil {
+		p.log.Warn("end_session: cannot list the session's relying parties", "err", err)
+		return nil, nil
+	}
+	for _, rec := range recs {
+		c, ok := p.clients.get(rec.ClientID)
+		if !ok || c.frontchannelURI == "" {
+			continue
+		}
+		u, err := url.Parse(c.frontchannelURI)
+		if err != nil {
+			continue
+		}
+		if c.frontchannelSessionReq {
+			q := u.Query()
+			q.Set("iss", p.issuer)
+			q.Set("sid", rec.SID)
+			u.RawQuery = q.Encode()
+		}
+		if f := u.String(); !slices.Contains(frames, f) {
+			frames = append(frames, f)
+		}
+		if o := u.Scheme + "://" + u.Host; !slices.Contains(origins, o) {
+			origins = append(origins, o)
+		}
+	}
+	return frames, origins
 }
 
 var errHintIssuer = errors.New("id_token_hint was issued by another issuer")
@@ -162,6 +224,9 @@ func (p *Provider) verifyIDTokenHint(ctx context.Context, hint string) (jwt.MapC
 	}
 	if tok == nil || tok.Claims == nil {
 		return nil, errUnknownKey
+	}
+	if typ, _ := tok.Header["typ"].(string); strings.EqualFold(typ, "logout+jwt") {
+		return nil, errors.New("a logout token is not an ID token")
 	}
 	if iss, _ := tok.Claims["iss"].(string); iss != p.issuer {
 		return nil, errHintIssuer
@@ -188,6 +253,9 @@ func audiences(claims jwt.MapClaims) []string {
 }
 
 func (p *Provider) render(w http.ResponseWriter, status int, page string, data any) {
+	if w.Header().Get("Content-Security-Policy") == "" {
+		pageHeaders(w, nil)
+	}
 	if err := p.pages.Render(w, status, page, data); err != nil {
 		p.log.Error("render page", "page", page, "err", err)
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)

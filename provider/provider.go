@@ -81,6 +81,9 @@ type Options struct {
 	Pages   *templates.Set
 	Logger  *slog.Logger
 	Now     func() time.Time // default time.Now
+	// LogoutClient posts back-channel logout tokens (default: a client with
+	// a 10 s timeout that follows no redirect).
+	LogoutClient *http.Client
 }
 
 // Provider serves the OAuth 2.0 / OpenID Connect endpoints.
@@ -102,6 +105,10 @@ type Provider struct {
 	cop     *http.CrossOriginProtection
 
 	discoveryJSON []byte
+
+	// Back-channel logout delivery (backchannel.go).
+	logoutClient *http.Client
+	logoutNudge  chan struct{}
 }
 
 // New builds the provider: it loads (or, on a fresh database, generates) the
@@ -165,6 +172,12 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 		keys:    keys,
 		signer:  &signer{keys: keys},
 		cop:     http.NewCrossOriginProtection(),
+
+		logoutClient: o.LogoutClient,
+		logoutNudge:  make(chan struct{}, 1),
+	}
+	if p.logoutClient == nil {
+		p.logoutClient = newLogoutClient()
 	}
 	// Behind a proxy that rewrites Host, the logout confirmation form is still
 	// posted from the issuer's own origin.
@@ -347,9 +360,29 @@ func algorithms(cfg *config.Config) []string {
 	return algs
 }
 
+// pageCSP is the Content-Security-Policy of the provider's pages, as strict
+// as the journey's; frame-src is opened only on the signed-out page, for
+// exactly the front-channel logout origins it frames.
+const pageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'"
+
+// pageHeaders sets the headers of a provider page; frames lists the origins
+// the page may frame.
+func pageHeaders(w http.ResponseWriter, frames []string) {
+	h := w.Header()
+	csp := pageCSP
+	if len(frames) > 0 {
+		csp += "; frame-src " + strings.Join(frames, " ")
+	}
+	h.Set("Content-Security-Policy", csp)
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+}
+
 // renderError shows the error page. Everything in it is escaped by
 // html/template; the cause goes to the log, never to the page.
 func (p *Provider) renderError(w http.ResponseWriter, status int, title, message, code string) {
+	pageHeaders(w, nil)
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
 	data := templates.ErrorPage{Base: p.base(title), Message: message, Code: code}

@@ -32,6 +32,7 @@ import (
 
 	"github.com/lanyard-idp/lanyard/config"
 	"github.com/lanyard-idp/lanyard/flows/mail"
+	"github.com/lanyard-idp/lanyard/provider"
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
 
@@ -58,9 +59,10 @@ var (
 		"mfa.enrol":             "mfa-enrol",
 		"password.change":       "change-password",
 	}
-	stepLabels   = []string{"password", "passkey", "mfa-challenge", "mfa-enrol", "change-password", "privacy", "terms"}
-	grantLabels  = []string{"authorization_code", "refresh_token", "client_credentials"}
-	mailMessages = map[string]string{
+	logoutResults = []string{"delivered", "failed", "gave_up"}
+	stepLabels    = []string{"password", "passkey", "mfa-challenge", "mfa-enrol", "change-password", "privacy", "terms"}
+	grantLabels   = []string{"authorization_code", "refresh_token", "client_credentials"}
+	mailMessages  = map[string]string{
 		"invite.mail_failed":                    "invitation",
 		"admin.user.reset_password.mail_failed": "password_reset",
 	}
@@ -85,6 +87,8 @@ type metrics struct {
 	mail       *prometheus.CounterVec
 	reloads    *prometheus.CounterVec
 	reloadedAt prometheus.Gauge
+	logouts    *prometheus.CounterVec
+	outbox     prometheus.GaugeFunc
 
 	st  *store.Store
 	cfg func() *config.Config
@@ -148,10 +152,27 @@ func newMetrics(ctx context.Context, st *store.Store, cfg func() *config.Config,
 			Name: "lanyard_config_last_reload_success_timestamp_seconds",
 			Help: "When the configuration was last loaded successfully (start or SIGHUP).",
 		}),
+		logouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lanyard_backchannel_logouts_total",
+			Help: "Back-channel logout token deliveries by result (delivered, failed and retried later, gave_up) and client id.",
+		}, []string{"result", "client"}),
+		outbox: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "lanyard_backchannel_logout_outbox",
+			Help: "Back-channel logout tokens waiting in the outbox (deployment-wide).",
+		}, func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			n, err := st.PendingLogouts(ctx)
+			if err != nil {
+				return -1
+			}
+			return float64(n)
+		}),
 		st: st, cfg: cfg, now: now, log: log,
 		lastID: last, journeys: map[string]journeyMark{},
 	}
 	m.reg.MustRegister(m.requests, m.tokens, m.signins, m.steps, m.abandoned, m.locks, m.mail, m.reloads, m.reloadedAt,
+		m.logouts, m.outbox,
 		collectors.NewDBStatsCollector(st.DB(), "lanyard"),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -179,9 +200,14 @@ func newMetrics(ctx context.Context, st *store.Store, cfg func() *config.Config,
 	return m, nil
 }
 
-// clientsChanged creates the token counters of the configured clients.
+// clientsChanged creates the token and logout counters of the configured clients.
 func (m *metrics) clientsChanged(cfg *config.Config) {
 	for _, c := range cfg.Clients {
+		if c.BackchannelLogoutURI != "" {
+			for _, r := range logoutResults {
+				m.logouts.WithLabelValues(r, c.ID)
+			}
+		}
 		for _, g := range c.GrantTypes {
 			if slices.Contains(grantLabels, g) {
 				m.tokens.WithLabelValues(g, c.ID)
@@ -307,6 +333,17 @@ func (m *metrics) observe(ev *store.AuditEvent) {
 			o = "other"
 		}
 		m.signins.WithLabelValues(o).Inc()
+		return
+	case provider.EventBackchannelLogout:
+		result := str("result")
+		if !slices.Contains(logoutResults, result) {
+			result = "other"
+		}
+		client := "other"
+		if _, ok := m.cfg().Client(ev.ClientID); ok {
+			client = ev.ClientID
+		}
+		m.logouts.WithLabelValues(result, client).Inc()
 		return
 	case "lock":
 		kind := "account"
