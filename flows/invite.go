@@ -96,6 +96,8 @@ type Inviter struct {
 type Invitation struct {
 	Username        string
 	Name            string
+	GivenName       string // OIDC given_name ("" when unknown)
+	FamilyName      string // OIDC family_name ("" when unknown)
 	InitialPassword string
 	ExpiresAt       time.Time
 	Resent          bool
@@ -122,6 +124,40 @@ type OnboardingMail struct {
 // nothing. The onboarding email is sent after the invitation is committed; its
 // failure is reported in Invitation.MailErr, not as the error.
 func (iv *Inviter) Invite(ctx context.Context, email, name string, resend bool) (*Invitation, error) {
+	return iv.InviteNamed(ctx, email, Names{Full: name}, resend)
+}
+
+// Names are an officer's names: Full as the email greets them, Given and
+// Family for the OIDC given_name and family_name claims.
+type Names struct{ Full, Given, Family string }
+
+// SplitName derives the given and family names from a full name where that
+// is unambiguous: exactly two words ("Alice Martin"). Otherwise both are ""
+// (Lanyard does not guess which of "Maria de la Cruz" is the family name).
+func SplitName(full string) (given, family string) {
+	if f := strings.Fields(full); len(f) == 2 {
+		return f[0], f[1]
+	}
+	return "", ""
+}
+
+// InviteNamed is Invite with given and family names. A missing full name is
+// the given and family names together; missing given and family names are
+// derived from the full name when that is unambiguous (SplitName).
+func (iv *Inviter) InviteNamed(ctx context.Context, email string, names Names, resend bool) (*Invitation, error) {
+	var err error
+	for _, n := range []*string{&names.Full, &names.Given, &names.Family} {
+		if *n, err = cleanName(*n); err != nil {
+			return nil, err
+		}
+	}
+	if names.Full == "" {
+		names.Full = strings.TrimSpace(names.Given + " " + names.Family)
+	}
+	if names.Given == "" && names.Family == "" {
+		names.Given, names.Family = SplitName(names.Full)
+	}
+	name := names.Full
 	if iv.Config == nil || iv.Store == nil || iv.Mailer == nil || iv.Pages == nil {
 		return nil, errors.New("invite: the Inviter is missing its config, store, mailer or templates")
 	}
@@ -151,7 +187,8 @@ func (iv *Inviter) Invite(ctx context.Context, email, name string, resend bool) 
 	if validFor <= 0 {
 		validFor = defaultInviteValidity
 	}
-	inv := &Invitation{Username: username, Name: name, InitialPassword: initial, ExpiresAt: now.Add(validFor), Resent: resend}
+	inv := &Invitation{Username: username, Name: name, GivenName: names.Given, FamilyName: names.Family,
+		InitialPassword: initial, ExpiresAt: now.Add(validFor), Resent: resend}
 
 	var user *store.User
 	err = retry(ctx, func() (err error) {
@@ -161,7 +198,7 @@ func (iv *Inviter) Invite(ctx context.Context, email, name string, resend bool) 
 	if err != nil {
 		return nil, err
 	}
-	inv.Name = user.Name
+	inv.Name, inv.GivenName, inv.FamilyName = user.Name, user.GivenName, user.FamilyName
 
 	iv.logger().InfoContext(ctx, "invitation recorded", "username", username, "user_id", user.ID,
 		"resent", resend, "expires_at", inv.ExpiresAt.Format(time.RFC3339))
@@ -224,7 +261,7 @@ func (iv *Inviter) record(ctx context.Context, inv *Invitation, hash string, now
 			}
 			user = &store.User{
 				ID: id, Username: inv.Username, Email: inv.Username, Name: inv.Name,
-				State: store.UserInvited, PasswordHash: hash, PasswordInitial: true,
+				GivenName: inv.GivenName, FamilyName: inv.FamilyName, State: store.UserInvited, PasswordHash: hash, PasswordInitial: true,
 				InviteExpiresAt: inv.ExpiresAt, CreatedAt: now, UpdatedAt: now,
 			}
 			if err := iv.Store.CreateUser(ctx, user); err != nil {
@@ -262,7 +299,7 @@ func (iv *Inviter) record(ctx context.Context, inv *Invitation, hash string, now
 			user.PasswordHash, user.PasswordInitial = hash, true
 			user.InviteExpiresAt, user.UpdatedAt = inv.ExpiresAt, now
 			if inv.Name != "" {
-				user.Name = inv.Name
+				user.Name, user.GivenName, user.FamilyName = inv.Name, inv.GivenName, inv.FamilyName
 			}
 			if err := iv.Store.UpdateUser(ctx, user); err != nil {
 				return fmt.Errorf("invite %s: update user: %w", inv.Username, err)

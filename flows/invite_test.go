@@ -785,3 +785,36 @@ func TestResetPasswordMailDown(t *testing.T) {
 		t.Fatalf("mail_failed events: %+v", ev)
 	}
 }
+
+// Given and family names (OIDC given_name, family_name): given, or derived
+// from a two-word full name, and never guessed from a longer one.
+func TestInviteNames(t *testing.T) {
+	f := newInviteFixture(t)
+	cases := []struct {
+		email          string
+		names          Names
+		full, giv, fam string
+	}{
+		{"a@agency.example", Names{Full: "Alice Martin"}, "Alice Martin", "Alice", "Martin"},
+		{"b@agency.example", Names{Full: "Maria de la Cruz"}, "Maria de la Cruz", "", ""},
+		{"c@agency.example", Names{Full: "Maria de la Cruz", Given: "Maria", Family: "de la Cruz"}, "Maria de la Cruz", "Maria", "de la Cruz"},
+		{"d@agency.example", Names{Given: " Jean-Luc ", Family: "Picard"}, "Jean-Luc Picard", "Jean-Luc", "Picard"},
+		{"e@agency.example", Names{Full: "Cher"}, "Cher", "", ""},
+	}
+	for _, c := range cases {
+		inv, err := f.iv.InviteNamed(t.Context(), c.email, c.names, false)
+		if err != nil {
+			t.Fatalf("%+v: %v", c.names, err)
+		}
+		u, err := f.store.UserByUsername(t.Context(), c.email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Name != c.full || u.GivenName != c.giv || u.FamilyName != c.fam || inv.GivenName != c.giv || inv.FamilyName != c.fam {
+			t.Errorf("%+v: stored %q/%q/%q, want %q/%q/%q", c.names, u.Name, u.GivenName, u.FamilyName, c.full, c.giv, c.fam)
+		}
+	}
+	if _, err := f.iv.InviteNamed(t.Context(), "x@agency.example", Names{Full: "X", Given: "a\nb"}, false); !errors.Is(err, ErrBadName) {
+		t.Errorf("a given name with a line break: %v", err)
+	}
+}
