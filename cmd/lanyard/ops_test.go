@@ -32,6 +32,7 @@ import (
 
 	"github.com/lanyard-idp/lanyard/config"
 	"github.com/lanyard-idp/lanyard/flows/mail"
+	"github.com/lanyard-idp/lanyard/provider"
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
 
@@ -997,6 +998,31 @@ func TestMetrics(t *testing.T) {
 	samples = scrape(t, l.srv.metrics.handler())
 	if got := value(samples, "lanyard_journey_abandoned_total", map[string]string{"last_step": "password"}); got != "1" {
 		t.Errorf("abandoned at password = %q, want 1", got)
+	}
+
+	// Back-channel logout: an admin's sign-out queues one delivery (quinn
+	// got tokens for the staging portal), which the outbox gauge shows; each
+	// delivery's audit event is counted by result and client.
+	u, err := l.srv.d.store.UserByUsername(t.Context(), o.email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.srv.d.store.RevokeOAuthBySubject(t.Context(), u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.srv.d.store.AppendAudit(t.Context(), &store.AuditEvent{Event: provider.EventBackchannelLogout, UserID: u.ID,
+		ClientID: "docs-portal-staging", Detail: []byte(`{"result":"delivered","attempt":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	samples = scrape(t, l.srv.metrics.handler())
+	if got := value(samples, "lanyard_backchannel_logout_outbox", nil); got != "1" {
+		t.Errorf("logout outbox = %q, want 1", got)
+	}
+	if got := value(samples, "lanyard_backchannel_logouts_total", map[string]string{"result": "delivered", "client": "docs-portal-staging"}); got != "1" {
+		t.Errorf("delivered back-channel logouts = %q, want 1", got)
+	}
+	if got := value(samples, "lanyard_backchannel_logouts_total", map[string]string{"result": "gave_up", "client": "docs-portal-production"}); got != "0" {
+		t.Errorf("gave-up back-channel logouts = %q, want 0", got)
 	}
 
 	// The server's own mail (security notices) is counted when it fails: an
