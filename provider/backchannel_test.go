@@ -76,6 +76,18 @@ func withLogout(id, backchannel, frontchannel string) envOption {
 func (e *env) signInAndOut() string {
 	e.t.Helper()
 	b := e.newBrowser()
+	hint, sid := e.signInWeb(b)
+	res := b.get(e.issuer + pathEndSession + "?id_token_hint=" + url.QueryEscape(hint))
+	if res.status != http.StatusOK {
+		e.t.Fatalf("end_session: %d %s", res.status, truncate(res.body))
+	}
+	return sid
+}
+
+// signInWeb signs alice in to the web app in b; it returns the ID token and
+// its sid.
+func (e *env) signInWeb(b *browser) (idToken, sid string) {
+	e.t.Helper()
 	r := e.newRP(webappID, webappSecret, webappRedir)
 	e.journey.setNext(alice())
 	tok, idt := r.exchange(r.authorize(b))
@@ -85,11 +97,7 @@ func (e *env) signInAndOut() string {
 	if err := idt.Claims(&c); err != nil || c.SID == "" {
 		e.t.Fatalf("ID token without sid: %v", err)
 	}
-	res := b.get(e.issuer + pathEndSession + "?id_token_hint=" + url.QueryEscape(tok.Extra("id_token").(string)))
-	if res.status != http.StatusOK {
-		e.t.Fatalf("end_session: %d %s", res.status, truncate(res.body))
-	}
-	return c.SID
+	return tok.Extra("id_token").(string), c.SID
 }
 
 // logoutClaims verifies a logout token as a relying party must (Back-Channel
@@ -338,20 +346,14 @@ func TestBackchannelLogoutNodes(t *testing.T) {
 func TestFrontchannelLogout(t *testing.T) {
 	e := newEnv(t, withLogout(webappID, "", "https://rp.example/fcl?x=1"))
 	b := e.newBrowser()
-	r := e.newRP(webappID, webappSecret, webappRedir)
-	e.journey.setNext(alice())
-	tok, idt := r.exchange(r.authorize(b))
-	var c struct {
-		SID string `json:"sid"`
-	}
-	idt.Claims(&c)
+	hint, sid := e.signInWeb(b)
 	res := b.get(e.issuer + pathEndSession + "?" + url.Values{
-		"id_token_hint": {tok.Extra("id_token").(string)}, "post_logout_redirect_uri": {webappLogout}, "state": {"s1"},
+		"id_token_hint": {hint}, "post_logout_redirect_uri": {webappLogout}, "state": {"s1"},
 	}.Encode())
 	if res.status != http.StatusOK {
 		t.Fatalf("end_session with a front-channel client: %d %v", res.status, res.location)
 	}
-	want := "https://rp.example/fcl?" + url.Values{"iss": {e.issuer}, "sid": {c.SID}, "x": {"1"}}.Encode()
+	want := "https://rp.example/fcl?" + url.Values{"iss": {e.issuer}, "sid": {sid}, "x": {"1"}}.Encode()
 	if !strings.Contains(res.body, `src="`+strings.ReplaceAll(want, "&", "&amp;")+`"`) {
 		t.Errorf("no iframe for %s in:\n%s", want, res.body)
 	}
@@ -366,8 +368,8 @@ func TestFrontchannelLogout(t *testing.T) {
 	// A sign-out with no front-channel client frames nothing.
 	e2 := newEnv(t)
 	b2 := e2.newBrowser()
-	hint := e2.idToken(b2)
-	res2 := b2.get(e2.issuer + pathEndSession + "?id_token_hint=" + url.QueryEscape(hint))
+	hint2 := e2.idToken(b2)
+	res2 := b2.get(e2.issuer + pathEndSession + "?id_token_hint=" + url.QueryEscape(hint2))
 	if strings.Contains(res2.body, "<iframe") || strings.Contains(res2.header.Get("Content-Security-Policy"), "frame-src") {
 		t.Errorf("frames without front-channel clients: %s", res2.header.Get("Content-Security-Policy"))
 	}

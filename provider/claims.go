@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"slices"
 	"sort"
 
@@ -160,35 +161,34 @@ func releases(claim string, c *client, granted fosite.Arguments) bool {
 
 // userinfoNames are the claims userinfo returns for a grant.
 func userinfoNames(c *client, granted fosite.Arguments, req *claimsRequest) []string {
-	var names []string
-	for claim := range config.ClaimScopes {
-		if releases(claim, c, granted) {
-			names = append(names, claim)
-		}
-	}
+	var asked []string
 	if req != nil {
-		for _, claim := range req.UserInfo {
-			if releases(claim, c, nil) {
-				names = append(names, claim)
-			}
-		}
+		asked = req.UserInfo
 	}
-	return names
+	return claimNames(c, granted, slices.Collect(maps.Keys(config.ClaimScopes)), asked)
 }
 
 // idTokenNames are the claims about the officer the ID token carries.
 func idTokenNames(c *client, granted fosite.Arguments, req *claimsRequest) []string {
+	var asked []string
+	if req != nil {
+		asked = req.IDToken
+	}
+	return claimNames(c, granted, c.idTokenClaims, asked)
+}
+
+// claimNames keeps the candidates the granted scopes release and the
+// claims the claims parameter asked for that the client may have.
+func claimNames(c *client, granted fosite.Arguments, candidates, asked []string) []string {
 	var names []string
-	for _, claim := range c.idTokenClaims {
+	for _, claim := range candidates {
 		if releases(claim, c, granted) {
 			names = append(names, claim)
 		}
 	}
-	if req != nil {
-		for _, claim := range req.IDToken {
-			if releases(claim, c, nil) {
-				names = append(names, claim)
-			}
+	for _, claim := range asked {
+		if releases(claim, c, nil) {
+			names = append(names, claim)
 		}
 	}
 	return names

@@ -97,23 +97,30 @@ func TestConformanceServer(t *testing.T) {
 	}
 }
 
-// oidcc-scope-email: the email is at userinfo (VerifyScopesReturnedIn-
-// UserInfoClaims), not in the ID token, since an access token was issued.
-func TestConformanceScopeEmail(t *testing.T) {
-	e := newEnv(t)
-	r := e.newRP(webappID, webappSecret, webappRedir, oidc.ScopeOpenID, "email")
-	b := e.newBrowser()
+// scopeRun is the oidcc-scope-* modules' flow for scope "openid <scope>":
+// the ID token carries no claim about the officer, userinfo every claim of
+// the scope (VerifyScopesReturnedInUserInfoClaims). It returns userinfo.
+func scopeRun(t *testing.T, e *env, scope string) map[string]any {
+	t.Helper()
+	r := e.newRP(webappID, webappSecret, webappRedir, oidc.ScopeOpenID, scope)
 	e.journey.setNext(alice())
-	tok, idt := r.exchange(r.authorize(b))
+	tok, idt := r.exchange(r.authorize(e.newBrowser()))
 	if got := identityClaims(claimsOf(t, idt)); !slices.Equal(got, []string{"sub"}) {
 		t.Errorf("ID token carries %v", got)
 	}
 	ui := r.userinfo(t, tok)
-	for _, c := range append(scopeClaims["openid"], scopeClaims["email"]...) {
+	for _, c := range append(scopeClaims["openid"], scopeClaims[scope]...) {
 		if _, ok := ui[c]; !ok {
 			t.Errorf("userinfo lacks %s: %v", c, ui)
 		}
 	}
+	return ui
+}
+
+// oidcc-scope-email: the email is at userinfo (VerifyScopesReturnedIn-
+// UserInfoClaims), not in the ID token, since an access token was issued.
+func TestConformanceScopeEmail(t *testing.T) {
+	ui := scopeRun(t, newEnv(t), "email")
 	if ui["email"] != aliceEmail || ui["email_verified"] != true {
 		t.Errorf("userinfo = %v", ui)
 	}
@@ -134,19 +141,7 @@ func TestConformanceScopeProfile(t *testing.T) {
 	if err := e.st.UpdateUser(context.Background(), u); err != nil {
 		t.Fatal(err)
 	}
-	r := e.newRP(webappID, webappSecret, webappRedir, oidc.ScopeOpenID, "profile")
-	b := e.newBrowser()
-	e.journey.setNext(alice())
-	tok, idt := r.exchange(r.authorize(b))
-	if got := identityClaims(claimsOf(t, idt)); !slices.Equal(got, []string{"sub"}) {
-		t.Errorf("ID token carries %v", got)
-	}
-	ui := r.userinfo(t, tok)
-	for _, c := range append(scopeClaims["openid"], scopeClaims["profile"]...) {
-		if _, ok := ui[c]; !ok {
-			t.Errorf("userinfo lacks %s: %v", c, ui)
-		}
-	}
+	ui := scopeRun(t, e, "profile")
 	if ui["name"] != "Alice Example" || ui["given_name"] != "Alice" || ui["family_name"] != "Example" || ui["preferred_username"] != aliceEmail {
 		t.Errorf("userinfo = %v", ui)
 	}

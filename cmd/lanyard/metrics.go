@@ -305,6 +305,15 @@ func (m *metrics) catchUp(ctx context.Context) {
 	m.sweep()
 }
 
+// clientLabel is a configured client's id, or "other": a label never
+// carries an id the configuration does not know.
+func (m *metrics) clientLabel(id string) string {
+	if _, ok := m.cfg().Client(id); ok {
+		return id
+	}
+	return "other"
+}
+
 func (m *metrics) observe(ev *store.AuditEvent) {
 	var detail map[string]any
 	if len(ev.Detail) > 0 {
@@ -317,11 +326,7 @@ func (m *metrics) observe(ev *store.AuditEvent) {
 		if !slices.Contains(grantLabels, grant) {
 			grant = "other"
 		}
-		client := "other"
-		if _, ok := m.cfg().Client(ev.ClientID); ok {
-			client = ev.ClientID
-		}
-		m.tokens.WithLabelValues(grant, client).Inc()
+		m.tokens.WithLabelValues(grant, m.clientLabel(ev.ClientID)).Inc()
 		return
 	case "signin.success":
 		m.signins.WithLabelValues("success").Inc()
@@ -339,11 +344,7 @@ func (m *metrics) observe(ev *store.AuditEvent) {
 		if !slices.Contains(logoutResults, result) {
 			result = "other"
 		}
-		client := "other"
-		if _, ok := m.cfg().Client(ev.ClientID); ok {
-			client = ev.ClientID
-		}
-		m.logouts.WithLabelValues(result, client).Inc()
+		m.logouts.WithLabelValues(result, m.clientLabel(ev.ClientID)).Inc()
 		return
 	case "lock":
 		kind := "account"

@@ -124,15 +124,7 @@ func (s *Store) RevokeOAuthBySubject(ctx context.Context, subject string) error 
 	if subject == "" {
 		return invalid("subject is empty") // would hit every client_credentials token
 	}
-	err := s.InTx(ctx, func(ctx context.Context) error {
-		if _, err := s.exec(ctx, `UPDATE oauth SET active = 0 WHERE subject = ? AND subject <> '' AND active = 1 AND kind IN `+revocableKinds,
-			subject); err != nil {
-			return err
-		}
-		_, err := s.queueLogouts(ctx, LogoutUserRevoked, s.now(), `subject = ?`, subject)
-		return err
-	})
-	if err != nil {
+	if err := s.revokeAndQueue(ctx, "subject", subject, `subject = ?`, LogoutUserRevoked); err != nil {
 		return fmt.Errorf("revoke tokens of %q: %w", subject, err)
 	}
 	return nil
@@ -146,18 +138,24 @@ func (s *Store) RevokeOAuthBySession(ctx context.Context, sessionID string) erro
 	if sessionID == "" {
 		return invalid("session id is empty") // would hit every token without a session
 	}
-	err := s.InTx(ctx, func(ctx context.Context) error {
-		if _, err := s.exec(ctx, `UPDATE oauth SET active = 0 WHERE session_id = ? AND session_id <> '' AND active = 1 AND kind IN `+revocableKinds,
-			sessionID); err != nil {
-			return err
-		}
-		_, err := s.queueLogouts(ctx, LogoutSessionEnded, s.now(), `session_ref = ?`, sessionID)
-		return err
-	})
-	if err != nil {
+	if err := s.revokeAndQueue(ctx, "session_id", sessionID, `session_ref = ?`, LogoutSessionEnded); err != nil {
 		return fmt.Errorf("revoke tokens of session: %w", err)
 	}
 	return nil
+}
+
+// revokeAndQueue deactivates the codes and tokens whose column (subject or
+// session_id) is value, and queues the logouts of the session_clients rows
+// matching where, in one transaction.
+func (s *Store) revokeAndQueue(ctx context.Context, column, value, where, reason string) error {
+	return s.InTx(ctx, func(ctx context.Context) error {
+		if _, err := s.exec(ctx, `UPDATE oauth SET active = 0 WHERE `+column+` = ? AND `+column+` <> '' AND active = 1 AND kind IN `+revocableKinds,
+			value); err != nil {
+			return err
+		}
+		_, err := s.queueLogouts(ctx, reason, s.now(), where, value)
+		return err
+	})
 }
 
 // CreateAuthRequest parks an authorization request. ExpiresAt is required (a
