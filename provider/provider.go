@@ -4,7 +4,10 @@
 // revocation), the endpoints (discovery, JWKS, authorize, token, introspect,
 // revoke, userinfo, end_session, par), the relying parties from the
 // configuration, the signing keys and the fosite storage adapter on
-// provider/store.
+// provider/store. Which claim goes where (ID token or userinfo, the claims
+// parameter) is claims.go; the authentication context (acr) acr.go;
+// back-channel logout delivery, which every node runs (RunLogoutDelivery),
+// backchannel.go; front-channel logout is on the signed-out page (logout.go).
 //
 // It is the only package that imports fosite. It never renders a journey page:
 // when a browser is not fully signed in it parks the authorization request and
