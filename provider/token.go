@@ -153,7 +153,11 @@ func (p *Provider) checkSubject(ctx context.Context, ar fosite.AccessRequester) 
 func (p *Provider) writeTokenError(ctx context.Context, w http.ResponseWriter, ar fosite.AccessRequester, err error) {
 	// fosite reads the code twice: a code still valid at the first read and
 	// invalidated by a concurrent request before the second is a lost race too.
-	if errors.Is(err, errLostRace) || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+	// So is one the second read no longer finds (the issuing client's own
+	// retry of a used code is "not found", see GetAuthorizeCodeSession),
+	// which fosite's second read reports as server_error.
+	if errors.Is(err, errLostRace) || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) ||
+		(errors.Is(err, fosite.ErrNotFound) && fosite.ErrorToRFC6749Error(err).ErrorField == fosite.ErrServerError.ErrorField) {
 		err = fosite.ErrInvalidGrant.WithHint("The grant was used by a concurrent request.").WithWrap(err)
 	}
 	p.logOAuthError("token", err)
