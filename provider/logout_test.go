@@ -100,37 +100,39 @@ func TestEndSession(t *testing.T) {
 	}
 	kid := e.p.keys.snapshot(context.Background()).current[algRS256].kid
 
+	// Each refusal names its own cause (the page's words, escaped).
 	bad := []struct {
 		name   string
 		params func() url.Values
+		cause  string
 	}{
 		{"unregistered post_logout_redirect_uri", func() url.Values {
 			return url.Values{"id_token_hint": {e.idToken(e.newBrowser())}, "post_logout_redirect_uri": {"https://evil.example/"}}
-		}},
+		}, "an address it has not registered"},
 		{"redirect registered for another client", func() url.Values {
 			return url.Values{"client_id": {otherID}, "post_logout_redirect_uri": {webappLogout}}
-		}},
+		}, "an address it has not registered"},
 		{"redirect without client", func() url.Values {
 			return url.Values{"post_logout_redirect_uri": {webappLogout}}
-		}},
+		}, "does not say which application it comes from"},
 		{"client_id not the hint's audience", func() url.Values {
 			return url.Values{"id_token_hint": {e.idToken(e.newBrowser())}, "client_id": {otherID}}
-		}},
+		}, "names another application than its token"},
 		{"hint signed by a foreign key", func() url.Values {
 			return url.Values{"id_token_hint": {signWith(t, foreignKey, kid, validClaims())}}
-		}},
+		}, "did not issue"},
 		{"hint with alg none", func() url.Values {
 			h := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","kid":"` + kid + `"}`))
 			p, _ := json.Marshal(validClaims())
 			return url.Values{"id_token_hint": {h + "." + base64.RawURLEncoding.EncodeToString(p) + "."}}
-		}},
+		}, "did not issue"},
 		{"hint with a tampered payload", func() url.Values {
 			parts := strings.Split(e.idToken(e.newBrowser()), ".")
 			c := validClaims()
 			c["sub"] = bobID
 			p, _ := json.Marshal(c)
 			return url.Values{"id_token_hint": {parts[0] + "." + base64.RawURLEncoding.EncodeToString(p) + "." + parts[2]}}
-		}},
+		}, "did not issue"},
 		{"hint from another issuer", func() url.Values {
 			c := validClaims()
 			c["iss"] = "https://evil.example"
@@ -139,9 +141,9 @@ func TestEndSession(t *testing.T) {
 				t.Fatal(err)
 			}
 			return url.Values{"id_token_hint": {hint}}
-		}},
-		{"hint is garbage", func() url.Values { return url.Values{"id_token_hint": {"not-a-jwt"}} }},
-		{"unknown client", func() url.Values { return url.Values{"client_id": {"nope"}} }},
+		}, "did not issue"},
+		{"hint is garbage", func() url.Values { return url.Values{"id_token_hint": {"not-a-jwt"}} }, "did not issue"},
+		{"unknown client", func() url.Values { return url.Values{"client_id": {"nope"}} }, "is not registered with this sign-in service"},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
@@ -151,6 +153,12 @@ func TestEndSession(t *testing.T) {
 			res := b.get(e.issuer + pathEndSession + "?" + params.Encode())
 			if res.status != http.StatusBadRequest || res.location != nil {
 				t.Fatalf("got %d %v, want an error page", res.status, res.location)
+			}
+			if !strings.Contains(res.body, tc.cause) {
+				t.Errorf("the page does not say %q:\n%s", tc.cause, truncate(res.body))
+			}
+			if tc.cause != "an address it has not registered" && strings.Contains(res.body, "not registered") && !strings.Contains(tc.cause, "not registered") {
+				t.Errorf("the page blames an unregistered address for another cause")
 			}
 			if e.journey.signOutCount() != before {
 				t.Error("signed out on a bad request")

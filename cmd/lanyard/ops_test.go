@@ -999,6 +999,31 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("abandoned at password = %q, want 1", got)
 	}
 
+	// Back-channel logout: an admin's sign-out queues one delivery (quinn
+	// got tokens for the staging portal), which the outbox gauge shows; each
+	// delivery's audit event is counted by result and client.
+	u, err := l.srv.d.store.UserByUsername(t.Context(), o.email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.srv.d.store.RevokeOAuthBySubject(t.Context(), u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.srv.d.store.AppendAudit(t.Context(), &store.AuditEvent{Event: store.EventLogoutBackchannel, UserID: u.ID,
+		ClientID: "docs-portal-staging", Detail: []byte(`{"result":"delivered","attempt":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	samples = scrape(t, l.srv.metrics.handler())
+	if got := value(samples, "lanyard_backchannel_logout_outbox", nil); got != "1" {
+		t.Errorf("logout outbox = %q, want 1", got)
+	}
+	if got := value(samples, "lanyard_backchannel_logouts_total", map[string]string{"result": "delivered", "client": "docs-portal-staging"}); got != "1" {
+		t.Errorf("delivered back-channel logouts = %q, want 1", got)
+	}
+	if got := value(samples, "lanyard_backchannel_logouts_total", map[string]string{"result": "gave_up", "client": "docs-portal-production"}); got != "0" {
+		t.Errorf("gave-up back-channel logouts = %q, want 0", got)
+	}
+
 	// The server's own mail (security notices) is counted when it fails: an
 	// outbox that cannot be written.
 	notDir := filepath.Join(t.TempDir(), "file")
