@@ -16,6 +16,7 @@ import (
 	"github.com/ory/fosite/token/jwt"
 
 	"github.com/lanyard-idp/lanyard/provider/store"
+	"github.com/lanyard-idp/lanyard/templates"
 )
 
 // idToken gets a real ID token for alice through the code flow, with the
@@ -209,4 +210,38 @@ func TestEndSession(t *testing.T) {
 			t.Errorf("got %d, signOuts +%d", res.status, e.journey.signOutCount()-before)
 		}
 	})
+}
+
+// The provider's pages (its error page and the sign-out pages) send the
+// headers every page of Lanyard sends, from the one place that sets them
+// (templates.SetPageHeaders): the journey's CSP, no framing, no caching,
+// and HSTS outside development.
+func TestProviderPageHeaders(t *testing.T) {
+	e := newEnv(t)
+	b := e.newBrowser()
+	pages := map[string]result{
+		"authorize error":       b.get(e.issuer + pathAuthorize + "?" + url.Values{"client_id": {"nope"}, "response_type": {"code"}}.Encode()),
+		"end_session error":     b.get(e.issuer + pathEndSession + "?" + url.Values{"client_id": {"nope"}}.Encode()),
+		"sign-out confirmation": e.signedInBrowser().get(e.issuer + pathEndSession + "?" + url.Values{"client_id": {webappID}}.Encode()),
+	}
+	want := map[string]string{
+		"Content-Security-Policy": templates.CSP,
+		"X-Frame-Options":         "DENY",
+		"X-Content-Type-Options":  "nosniff",
+		"Referrer-Policy":         "no-referrer",
+		"Cache-Control":           "no-store",
+	}
+	for name, res := range pages {
+		if res.status != http.StatusOK && res.status != http.StatusBadRequest {
+			t.Errorf("%s: status %d", name, res.status)
+		}
+		for k, v := range want {
+			if got := res.header.Get(k); got != v {
+				t.Errorf("%s: %s = %q, want %q", name, k, got, v)
+			}
+		}
+		if !strings.HasPrefix(res.header.Get("Strict-Transport-Security"), "max-age=") {
+			t.Errorf("%s: no HSTS outside development", name)
+		}
+	}
 }
