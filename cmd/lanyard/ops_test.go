@@ -489,6 +489,51 @@ func TestUserListAndShow(t *testing.T) {
 	}
 }
 
+// lanyard invite passes the officer's names to the admin service: given
+// and family names as given, or derived from a two-word --name; a resend
+// with names replaces them.
+func TestInviteNamesCommand(t *testing.T) {
+	l := startOps(t, "", io.Discard)
+	type names struct{ Name, GivenName, FamilyName string }
+	invite := func(args ...string) names {
+		t.Helper()
+		var n struct {
+			Name       string `json:"name"`
+			GivenName  string `json:"given_name"`
+			FamilyName string `json:"family_name"`
+		}
+		if err := json.Unmarshal([]byte(l.mustCmd(append([]string{"invite"}, append(args, "--json")...)...)), &n); err != nil {
+			t.Fatal(err)
+		}
+		return names{n.Name, n.GivenName, n.FamilyName}
+	}
+	for _, c := range []struct {
+		args []string
+		want names
+	}{
+		{[]string{"maria@agency.example", "--name", "Maria de la Cruz", "--given-name", "Maria", "--family-name", "de la Cruz"}, names{"Maria de la Cruz", "Maria", "de la Cruz"}},
+		{[]string{"jl@agency.example", "--given-name", "Jean-Luc", "--family-name", "Picard"}, names{"Jean-Luc Picard", "Jean-Luc", "Picard"}},
+		{[]string{"alice@agency.example", "--name", "Alice Martin"}, names{"Alice Martin", "Alice", "Martin"}},
+		{[]string{"alice@agency.example", "--resend", "--name", "Alice Martin-Lee"}, names{"Alice Martin-Lee", "Alice", "Martin-Lee"}},
+	} {
+		if got := invite(c.args...); got != c.want {
+			t.Errorf("%q: %+v, want %+v", c.args, got, c.want)
+		}
+	}
+	u, err := l.srv.d.store.UserByUsername(t.Context(), "maria@agency.example")
+	if err != nil || u.GivenName != "Maria" || u.FamilyName != "de la Cruz" {
+		t.Errorf("stored: %+v, %v", u, err)
+	}
+	for _, args := range [][]string{
+		{"invite", "bob@agency.example", "--given-name", "Bob"},             // no family name, no full name
+		{"invite", "--revoke", "maria@agency.example", "--given-name", "M"}, // --revoke takes no names
+	} {
+		if _, _, err := l.runCmd(args...); exitCode(err) != 2 {
+			t.Errorf("%q: exit %d (%v), want a usage error", args, exitCode(err), err)
+		}
+	}
+}
+
 func TestInviteRevokeAndListCommands(t *testing.T) {
 	l := startOps(t, "", io.Discard)
 	l.onboard("hana@agency.example")
