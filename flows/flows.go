@@ -238,12 +238,12 @@ func (h *Handler) Mount(mux *http.ServeMux) {
 			Message: "This form was sent from another website, so it was refused. Go back to the sign-in page, reload it and try again."})
 	}))
 	route := func(pattern string, fn handlerFunc) {
-		mux.Handle(pattern, SecurityHeaders(s.cfg.Dev, cop.Handler(limitForm(h.adapt(fn)))))
+		mux.Handle(pattern, templates.PageHeaders(s.cfg.Dev, cop.Handler(limitForm(h.adapt(fn)))))
 	}
 	// The passkey ceremonies' JSON endpoints: the same protection (a JSON
 	// POST is a cross-origin request like any other), JSON errors.
 	routeJSON := func(pattern string, fn handlerFunc) {
-		mux.Handle(pattern, SecurityHeaders(s.cfg.Dev, cop.Handler(limitForm(h.adaptJSON(fn)))))
+		mux.Handle(pattern, templates.PageHeaders(s.cfg.Dev, cop.Handler(limitForm(h.adaptJSON(fn)))))
 	}
 	for i := range steps {
 		d := &steps[i]

@@ -492,7 +492,7 @@ func checkPage(t *testing.T, r *resp) {
 	if r.status >= 400 && r.errorSummary() == "" {
 		t.Errorf("status %d without an error summary", r.status)
 	}
-	if got := r.header.Get("Content-Security-Policy"); got != csp {
+	if got := r.header.Get("Content-Security-Policy"); got != templates.CSP {
 		t.Errorf("CSP = %q", got)
 	}
 	if got := r.header.Get("Cache-Control"); got != "no-store" {

@@ -306,8 +306,8 @@ func TestSecurityHeaders(t *testing.T) {
 	}
 	// Outside dev: HSTS too.
 	rec := httptest.NewRecorder()
-	SecurityHeaders(false, http.NotFoundHandler()).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
-	if !strings.HasPrefix(rec.Header().Get("Strict-Transport-Security"), "max-age=") || rec.Header().Get("Content-Security-Policy") != csp {
+	templates.PageHeaders(false, http.NotFoundHandler()).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if !strings.HasPrefix(rec.Header().Get("Strict-Transport-Security"), "max-age=") || rec.Header().Get("Content-Security-Policy") != templates.CSP {
 		t.Errorf("headers outside dev: %v", rec.Header())
 	}
 }

@@ -6,8 +6,9 @@
 // Pages are "layout.html" plus one page file that defines "title" and
 // "content". Each page's data embeds Base. errors.go is the one path from an
 // error to what its reader sees (Error, Classify, ServeError), shared by the
-// journey and the provider's pages. No inline script or style may appear
-// here: the CSP is script-src 'self' and style-src 'self'.
+// journey and the provider's pages; headers.go is the one place the page
+// security headers are set (SetPageHeaders, PageHeaders). No inline script
+// or style may appear here: the CSP is script-src 'self' and style-src 'self'.
 package templates
 
 import (

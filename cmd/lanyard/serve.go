@@ -112,6 +112,8 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	defer stopBG()
 	go srv.housekeeping(bg)
 	go srv.metrics.run(bg, 15*time.Second)
+	// Every node delivers back-channel logout tokens; each goes out once.
+	go srv.provider.RunLogoutDelivery(bg)
 
 	var hup chan os.Signal
 	if e.reload == nil {

@@ -34,7 +34,11 @@ type User struct {
 	Username string // canonical: NFKC, trimmed, lower-cased email address; unique
 	Email    string
 	Name     string
-	State    string // UserInvited | UserActive | UserDisabled
+	// GivenName and FamilyName are the OIDC given_name and family_name; ""
+	// when unknown (Name alone does not say which part is which).
+	GivenName  string
+	FamilyName string
+	State      string // UserInvited | UserActive | UserDisabled
 	// PasswordHash is an encoded argon2id hash (parameters inside).
 	PasswordHash string
 	// PasswordInitial is true while the password is the one from the invitation
@@ -261,7 +265,7 @@ type AuthRequest struct {
 //   UpdateSession(ctx, *Session) error                             ErrNotFound
 //   RotateSession(ctx, oldID, newID string) error                  re-keys the row; the old id is dead; its OAuth rows follow
 //   TouchSession(ctx, id string, at time.Time) error               ErrNotFound
-//   DeleteSession(ctx, id) error                                   tokens untouched (RevokeOAuthBySession for that)
+//   DeleteSession(ctx, id) error                                   tokens untouched (RevokeOAuthBySession for that); logouts queued
 //   DeleteSessionByRef(ctx, userID, ref string) error              one of the user's sessions + its tokens
 //   UserSessions(ctx, userID string, now time.Time) ([]Session, error)  unexpired, newest first; ID "" and Ref set
 //   DeleteUserSessions(ctx, userID string, except string) ([]string, error)
@@ -295,8 +299,19 @@ type AuthRequest struct {
 //   DeleteOAuth(ctx, kind, signature string) error
 //   DeactivateOAuthByRequestID(ctx, kind, requestID string) error
 //   DeleteOAuthByRequestID(ctx, kind, requestID string) error
-//   RevokeOAuthBySubject(ctx, subject string) error                deactivates code+access+refresh of the user
-//   RevokeOAuthBySession(ctx, sessionRef string) error             deactivates code+access+refresh of an SSO session
+//   RevokeOAuthBySubject(ctx, subject string) error                deactivates code+access+refresh of the user; logouts queued
+//   RevokeOAuthBySession(ctx, sessionRef string) error             deactivates code+access+refresh of an SSO session; logouts queued
+//
+// Logout propagation (logout.go): every method above that ends a session or
+// revokes by session or user moves the matching SessionClient records into
+// the outbox in its own transaction ("logouts queued"); DeleteExpired does
+// the same for expired sessions.
+//   RecordSessionClient(ctx, *SessionClient) error                 idempotent; SID defaults to SessionRef
+//   SessionClients(ctx, ref string) ([]SessionClient, error)       oldest first
+//   ClaimLogouts(ctx, now, lease, limit) ([]LogoutDelivery, error) due rows, each to one caller across nodes
+//   FinishLogout(ctx, id, claim) error / RetryLogout(ctx, id, claim, next, lastErr) error
+//                                                                  ErrConflict when the lease was lost, ErrNotFound when gone
+//   PendingLogouts(ctx) (int64, error)
 //
 // Pending authorization requests:
 //   CreateAuthRequest(ctx, *AuthRequest) error                     ExpiresAt required

@@ -53,7 +53,23 @@ const (
 // The provider.
 const (
 	EventTokenIssue Event = "token.issue" // Detail "grant": one of config.GrantTypes
+	// Each attempt to deliver a back-channel logout token. Detail "result":
+	// a LogoutResult; "reason": why it was queued, a Reason.
+	EventLogoutBackchannel Event = "logout.backchannel"
 )
+
+// LogoutResult is the outcome of one back-channel logout delivery: the
+// "result" in the detail of logout.backchannel.
+type LogoutResult string
+
+const (
+	LogoutDelivered LogoutResult = "delivered"
+	LogoutFailed    LogoutResult = "failed" // retried later
+	LogoutGaveUp    LogoutResult = "gave_up"
+)
+
+// LogoutResults lists every LogoutResult.
+var LogoutResults = []LogoutResult{LogoutDelivered, LogoutFailed, LogoutGaveUp}
 
 // Invitations and the other admin changes; each detail carries "by", an Actor.
 const (
@@ -74,8 +90,10 @@ const (
 	EventConfigReload      Event = "admin.config.reload"
 )
 
-// Reason is why a sign-in, a code or a passkey ceremony failed: the "reason"
-// in the detail of signin.failure.
+// Reason is why a sign-in, a code or a passkey ceremony failed (the
+// "reason" in the detail of signin.failure), or why a relying party's
+// logout was queued (LogoutDelivery.Reason, the "reason" of
+// logout.backchannel).
 type Reason string
 
 const (
@@ -112,6 +130,11 @@ const (
 	ReasonAssertionRefused      Reason = "assertion refused"
 	ReasonNotUsersCredential    Reason = "credential not the user's"
 	ReasonSignCountRegression   Reason = "sign count regression (clone warning)"
+
+	// Why a logout was queued for the relying parties of a session.
+	ReasonSessionEnded   Reason = "session_ended"   // sign-out, RP-initiated logout, a session ended on the account page
+	ReasonUserRevoked    Reason = "user_revoked"    // every session and token of the user: disable, reset, sign out everywhere
+	ReasonSessionExpired Reason = "session_expired" // removed by DeleteExpired
 
 	// The approval app.
 	ReasonWrongNumber       Reason = "wrong number"

@@ -247,7 +247,7 @@ func testApproval(t *testing.T, open func(t *testing.T) *store.Store) {
 		got, _ := s.ApprovalRequestByID(ctx, "w")
 		if got.State != store.ApprovalDenied || counted != 3 || got.WrongNumbers != 3 || denials.Load() != 1 {
 			t.Fatalf("after %d racing wrong numbers: %d counted, %d denials, state %s, count %d; want 3 counted, 1 denial, denied, 3",
-				n, counted, denials, got.State, got.WrongNumbers)
+				n, counted, denials.Load(), got.State, got.WrongNumbers)
 		}
 	})
 }

@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"OAuth", testOAuth},
 		{"AuthRequests", testAuthRequests},
 		{"GC", testGC},
+		{"Logout", testLogout},
 		{"Tx", testTx},
 		{"Times", testTimes},
 		{"Concurrency", testConcurrency},

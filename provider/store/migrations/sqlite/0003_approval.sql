@@ -1,5 +1,5 @@
 -- The Lanyard approval app (issue 14). Keep in step with
--- ../postgres/0002_approval.sql: same tables, columns and indexes.
+-- ../postgres/0003_approval.sql: same tables, columns and indexes.
 
 -- A phone paired with the approval app: the public half of its
 -- device-bound key (DER SubjectPublicKeyInfo, ECDSA P-256) and, when the
