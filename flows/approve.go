@@ -501,72 +501,61 @@ func (h *Handler) showChallenge(w http.ResponseWriter, r *http.Request, f *flow,
 	return h.show(w, status, "mfa-challenge", data)
 }
 
-// postChallengeApproveFinish takes the approval as the second factor: the
-// request is used once, under a new session id, and the journey goes on.
-func (h *Handler) postChallengeApproveFinish(w http.ResponseWriter, r *http.Request, f *flow) error {
-	ctx, s, u := r.Context(), f.s, f.user
-	req, msg, err := h.approvedRequest(ctx, f, useSignIn)
-	if err != nil {
-		return err
-	}
-	if req == nil {
-		return h.showChallenge(w, r, f, http.StatusUnprocessableEntity, msg)
-	}
-	now := h.now().UTC()
-	before := s.j
-	s.j.factorVerified(methodApproval, now, nil)
-	s.j.Approval = nil
-	err = h.commitRotated(w, r, s, func(ctx context.Context) error {
-		if err := h.store.UseApproval(ctx, req.ID); err != nil {
-			return err
-		}
-		return h.audit(ctx, r, s, event{Name: evMFAChallenge, UserID: u.ID, Username: u.Username,
-			Detail: map[string]any{"method": methodApproval, "device": req.DeviceID}})
-	})
-	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
-		// A racing request of this browser took it first.
-		s.j = before
-		return redirect(w, r, PathNext)
-	}
-	if err != nil {
-		return err
-	}
-	h.succeeded(ctx, keysFor(r, u.ID))
-	return redirect(w, r, PathNext)
+// requestFinish is what taking an approved sign-in or confirm request
+// records: the proof (in the journey), its audit event, and where the
+// browser goes after — or after a racing request of the same browser took
+// the approval first.
+type requestFinish struct {
+	use         approvalUse
+	show        func(h *Handler, w http.ResponseWriter, r *http.Request, f *flow, status int, msg string) error
+	prove       func(j *journey, now time.Time)
+	event       store.Event
+	done, raced string
 }
 
-// postReauthApproveFinish takes the approval as the confirmation on the
-// account page.
-func (h *Handler) postReauthApproveFinish(w http.ResponseWriter, r *http.Request, f *flow) error {
-	ctx, s, u := r.Context(), f.s, f.user
-	req, msg, err := h.approvedRequest(ctx, f, useReauth)
-	if err != nil {
-		return err
-	}
-	if req == nil {
-		return h.showReauth(w, r, f, http.StatusUnprocessableEntity, msg)
-	}
-	now := h.now().UTC()
-	before := s.j
-	s.j.confirmed(methodApproval, now)
-	s.j.Approval = nil
-	s.j.AccountNotice = msgConfirmed
-	err = h.commitRotated(w, r, s, func(ctx context.Context) error {
-		if err := h.store.UseApproval(ctx, req.ID); err != nil {
+var (
+	// A sign-in: the second factor, and the journey goes on.
+	finishSignIn = requestFinish{use: useSignIn, show: (*Handler).showChallenge,
+		prove: func(j *journey, now time.Time) { j.factorVerified(methodApproval, now, nil) },
+		event: evMFAChallenge, done: PathNext, raced: PathNext}
+	// Confirm it is you on the account page.
+	finishReauth = requestFinish{use: useReauth, show: (*Handler).showReauth,
+		prove: func(j *journey, now time.Time) { j.confirmed(methodApproval, now); j.AccountNotice = msgConfirmed },
+		event: evAccountReauth, done: PathAccount, raced: PathReauth}
+)
+
+// postRequestFinish takes the approval: the request is used once, under a
+// new session id, with its audit event.
+func (h *Handler) postRequestFinish(fin requestFinish) flowHandler {
+	return func(w http.ResponseWriter, r *http.Request, f *flow) error {
+		ctx, s, u := r.Context(), f.s, f.user
+		req, msg, err := h.approvedRequest(ctx, f, fin.use)
+		if err != nil {
 			return err
 		}
-		return h.audit(ctx, r, s, event{Name: evAccountReauth, UserID: u.ID, Username: u.Username,
-			Detail: map[string]any{"method": methodApproval, "device": req.DeviceID}})
-	})
-	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
-		s.j = before
-		return redirect(w, r, PathReauth)
+		if req == nil {
+			return fin.show(h, w, r, f, http.StatusUnprocessableEntity, msg)
+		}
+		before := s.j
+		fin.prove(&s.j, h.now().UTC())
+		s.j.Approval = nil
+		err = h.commitRotated(w, r, s, func(ctx context.Context) error {
+			if err := h.store.UseApproval(ctx, req.ID); err != nil {
+				return err
+			}
+			return h.audit(ctx, r, s, event{Name: fin.event, UserID: u.ID, Username: u.Username,
+				Detail: map[string]any{"method": methodApproval, "device": req.DeviceID}})
+		})
+		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+			s.j = before
+			return redirect(w, r, fin.raced)
+		}
+		if err != nil {
+			return err
+		}
+		h.succeeded(ctx, keysFor(r, u.ID))
+		return redirect(w, r, fin.done)
 	}
-	if err != nil {
-		return err
-	}
-	h.succeeded(ctx, keysFor(r, u.ID))
-	return redirect(w, r, PathAccount)
 }
 
 // showReauth is the confirm page with a problem of the approval.
@@ -593,7 +582,7 @@ func (h *Handler) mountApproval(route, routeJSON func(pattern string, fn handler
 
 	route("POST "+PathChallengeApprove, at(StepMFAChallenge, h.postRequestStart(useSignIn, h.showChallenge, PathMFAChallenge)))
 	routeJSON("GET "+PathChallengeApprove+approveStatus, at(StepMFAChallenge, h.getApprovalStatus(useSignIn)))
-	route("POST "+PathChallengeApprove+approveFinish, at(StepMFAChallenge, h.postChallengeApproveFinish))
+	route("POST "+PathChallengeApprove+approveFinish, at(StepMFAChallenge, h.postRequestFinish(finishSignIn)))
 
 	route("GET "+PathAccountApprove, h.signedIn(recentProof, h.getPairing(useAccount)))
 	route("POST "+PathAccountApprove, h.signedIn(recentProof, h.postPairingStart(useAccount)))
@@ -604,7 +593,7 @@ func (h *Handler) mountApproval(route, routeJSON func(pattern string, fn handler
 
 	route("POST "+PathReauthApprove, h.signedIn(signedInOnly, h.postRequestStart(useReauth, h.showReauth, PathReauth)))
 	routeJSON("GET "+PathReauthApprove+approveStatus, h.signedIn(signedInOnly, h.getApprovalStatus(useReauth)))
-	route("POST "+PathReauthApprove+approveFinish, h.signedIn(signedInOnly, h.postReauthApproveFinish))
+	route("POST "+PathReauthApprove+approveFinish, h.signedIn(signedInOnly, h.postRequestFinish(finishReauth)))
 
 	h.mountPhone(route, routeJSON)
 }

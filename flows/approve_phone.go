@@ -269,6 +269,19 @@ func (h *Handler) postPhonePending(w http.ResponseWriter, r *http.Request) error
 	return writeJSON(w, http.StatusOK, out)
 }
 
+// requestOf loads the request a call names; nil when it has answered the
+// call itself.
+func (h *Handler) requestOf(w http.ResponseWriter, r *http.Request, id string) (*store.ApprovalRequest, error) {
+	if !approval.ValidID(id) {
+		return nil, phoneRefuse(w, http.StatusBadRequest, msgPhoneBadRequest)
+	}
+	req, err := h.store.ApprovalRequestByID(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, phoneRefuse(w, http.StatusNotFound, msgRequestUnknown)
+	}
+	return req, err
+}
+
 // phoneAnswer is the app's answer to a request.
 type phoneAnswer struct {
 	Request   string `json:"request"`
@@ -288,15 +301,12 @@ func (h *Handler) postPhoneAnswer(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	decision, okDecision := approval.ParseDecision(in.Decision)
-	if !approval.ValidID(in.Request) || !okDecision || len(in.Number) > 16 {
+	if !okDecision || len(in.Number) > 16 {
 		return phoneRefuse(w, http.StatusBadRequest, msgPhoneBadRequest)
 	}
 	ctx := r.Context()
-	req, err := h.store.ApprovalRequestByID(ctx, in.Request)
-	if errors.Is(err, store.ErrNotFound) {
-		return phoneRefuse(w, http.StatusNotFound, msgRequestUnknown)
-	}
-	if err != nil {
+	req, err := h.requestOf(w, r, in.Request)
+	if err != nil || req == nil {
 		return err
 	}
 	u, err := h.store.UserByID(ctx, req.UserID)
@@ -466,14 +476,8 @@ func (h *Handler) postPhoneReport(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	ctx := r.Context()
-	if !approval.ValidID(in.Request) {
-		return phoneRefuse(w, http.StatusBadRequest, msgPhoneBadRequest)
-	}
-	req, err := h.store.ApprovalRequestByID(ctx, in.Request)
-	if errors.Is(err, store.ErrNotFound) {
-		return phoneRefuse(w, http.StatusNotFound, msgRequestUnknown)
-	}
-	if err != nil {
+	req, err := h.requestOf(w, r, in.Request)
+	if err != nil || req == nil {
 		return err
 	}
 	d, u, err := h.device(w, r, in.Device, in.Signature, func(*store.ApprovalDevice) []byte { return approval.ReportMessage(req.ID, req.Challenge) })

@@ -5,13 +5,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"database/sql"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -27,6 +24,7 @@ import (
 	"github.com/lanyard-idp/lanyard/flows/approval/pushtest"
 	"github.com/lanyard-idp/lanyard/flows/mail/mailtest"
 	"github.com/lanyard-idp/lanyard/provider/store"
+	"github.com/lanyard-idp/lanyard/provider/store/storetest"
 	"github.com/lanyard-idp/lanyard/templates"
 )
 
@@ -855,7 +853,7 @@ func TestApprovalTwoNodes(t *testing.T) {
 		testApprovalTwoNodes(t, filepath.Join(t.TempDir(), "lanyard.db"))
 	})
 	t.Run("postgres", func(t *testing.T) {
-		testApprovalTwoNodes(t, postgresSchema(t))
+		testApprovalTwoNodes(t, storetest.FreshSchema(t, storetest.PostgresURL(t)))
 	})
 }
 
@@ -897,42 +895,6 @@ func testApprovalTwoNodes(t *testing.T, dbURL string) {
 	if d := b.done(b.follow(b.post(PathChallengeApprove+approveFinish, nil))); !d.SignedIn {
 		t.Fatalf("%+v", d)
 	}
-}
-
-// postgresSchema is a fresh schema on LANYARD_TEST_POSTGRES_URL (dropped at
-// cleanup). Without the variable the test skips, except under CI.
-func postgresSchema(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("LANYARD_TEST_POSTGRES_URL")
-	if base == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("LANYARD_TEST_POSTGRES_URL is required under CI")
-		}
-		t.Skip("LANYARD_TEST_POSTGRES_URL is not set (see README, Running the tests)")
-	}
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema := "lanyard_flows_" + strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(approval.NewID()))
-	if _, err := admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-		admin.Close()
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		defer admin.Close()
-		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 // The app's own files: the page, its manifest (installable: name, start
