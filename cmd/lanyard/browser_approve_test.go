@@ -24,7 +24,9 @@ import (
 	"time"
 
 	cdpbrowser "github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
+	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -65,6 +67,32 @@ func (p *browserTab) phoneCheck(name string) {
 	p.audit(name)
 	p.do("phone viewport", chromedp.EmulateViewport(phoneWidth, 844))
 	p.screenshot(name)
+}
+
+// installable asserts what Chromium says about installing the page as an
+// app (Page.getInstallabilityErrors): the manifest, its icons and the
+// service worker are all there. A test's browser context is incognito-like,
+// which Chromium names as a reason of its own: that one is not the page's.
+func (b *browserTab) installable() {
+	b.t.Helper()
+	b.waitFor("the service worker in control", `!!navigator.serviceWorker.controller`)
+	ctx, cancel := context.WithTimeout(b.ctx, browserTimeout)
+	defer cancel()
+	res, err := chromedp.Call(ctx, cdppage.GetInstallabilityErrors, cdp.Empty{})
+	if err != nil {
+		b.t.Fatalf("Page.getInstallabilityErrors: %v", err)
+	}
+	for _, e := range res.InstallabilityErrors {
+		if e.ErrorID == "in-incognito" {
+			b.t.Logf("Chromium: %s (the test's browser context, not the page)", e.ErrorID)
+			continue
+		}
+		var args []string
+		for _, a := range e.ErrorArguments {
+			args = append(args, a.Name+"="+a.Value)
+		}
+		b.t.Errorf("the approval app is not installable: %s %v", e.ErrorID, args)
+	}
 }
 
 // visible reports whether the element with id is shown.
@@ -259,6 +287,7 @@ func (s *browserSuite) approvalApp(t *testing.T) {
 		t.Errorf("the app is paired for %q", acct)
 	}
 	phone.phoneCheck("33-approval-phone-idle")
+	phone.installable()
 	phone.recordAnswers()
 
 	// A later sign-in, approved the same way.
