@@ -399,6 +399,14 @@ func (h *Handler) postPhoneAnswer(w http.ResponseWriter, r *http.Request) error 
 		return writeJSON(w, http.StatusOK, map[string]any{"state": "denied", "report": req.Kind != store.ApprovalPairing})
 	}
 
+	// A locked account (too many wrong numbers or codes) takes no
+	// approval until the lock ends; a denial is always welcome.
+	if l, err := h.locked(ctx, k); err != nil || l {
+		if err != nil {
+			return err
+		}
+		return phoneRefuse(w, http.StatusTooManyRequests, msgTooManyTries)
+	}
 	if n, ok := approval.ParseNumber(in.Number); !ok || n != req.Number {
 		wrong, denied, err := h.store.WrongApprovalNumber(ctx, req.ID, approval.MaxWrongNumbers, string(store.ReasonWrongNumbers), now)
 		if err != nil {

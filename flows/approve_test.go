@@ -459,10 +459,15 @@ func TestApprovalRefusals(t *testing.T) {
 		return th.Failures
 	}
 	// Each case gets a browser waiting with a number.
-	waiting := func() (*browser, string, phoneRequest) {
+	waiting := func(reuse ...*browser) (*browser, string, phoneRequest) {
 		t.Helper()
-		b := e.browser()
-		signInToChallenge(t, b)
+		var b *browser
+		if len(reuse) > 0 {
+			b = reuse[0]
+		} else {
+			b = e.browser()
+			signInToChallenge(t, b)
+		}
 		status, v := b.startJSON(PathChallengeApprove)
 		if status != 200 || v.State != "number" {
 			t.Fatalf("start: %d %+v", status, v)
@@ -497,7 +502,22 @@ func TestApprovalRefusals(t *testing.T) {
 		}
 		r := b.post(PathChallengeApprove+approveFinish, nil)
 		mustStatus(t, r, http.StatusUnprocessableEntity)
-		e.st.ResetThrottle(t.Context(), "acct:"+u.ID)
+		// Two more wrong numbers on a new request lock the account (five
+		// failures): then not even the right number is taken.
+		_, number2, req2 := waiting(b)
+		for range 2 {
+			p.answer(req2, other(number2), approval.Approve)
+		}
+		if status, _ := p.answer(req2, number2, approval.Approve); status != http.StatusTooManyRequests {
+			t.Errorf("the right number on a locked account: %d, want 429", status)
+		}
+		if err := e.st.ResetThrottle(t.Context(), "acct:"+u.ID); err != nil {
+			t.Fatal(err)
+		}
+		if status, _ := p.answer(req2, number2, approval.Approve); status != 200 {
+			t.Errorf("the right number once unlocked: %d", status)
+		}
+		b.done(b.follow(b.post(PathChallengeApprove+approveFinish, nil)))
 	})
 
 	t.Run("no, it's not me, then report", func(t *testing.T) {
