@@ -48,6 +48,7 @@ type Config struct {
 	Requests    Requests    `yaml:"requests"`
 	Admins      []Admin     `yaml:"admins"`
 	WebAuthn    WebAuthn    `yaml:"webauthn"`
+	Approval    Approval    `yaml:"approval"`
 	Metrics     Metrics     `yaml:"metrics"`
 	Log         Log         `yaml:"log"`
 
@@ -138,9 +139,40 @@ type Client struct {
 	// Consent is "none" (the default): relying parties are first-party.
 	// "required" is refused by Validate until a consent page exists.
 	Consent string `yaml:"consent"`
+	// IDTokenClaims are claims about the officer copied into this client's
+	// ID tokens (OIDC Core §5.4 puts them at userinfo), for relying parties
+	// that read the ID token alone: names from ClaimScopes, each released
+	// only when its scope was granted.
+	IDTokenClaims []string `yaml:"id_token_claims"`
+	// BackchannelLogoutURI receives a logout token (OpenID Connect
+	// Back-Channel Logout 1.0) whenever a session in which this client got
+	// tokens ends; BackchannelLogoutSessionRequired says the client needs
+	// the sid in it (Lanyard always sends it).
+	BackchannelLogoutURI             string `yaml:"backchannel_logout_uri"`
+	BackchannelLogoutSessionRequired bool   `yaml:"backchannel_logout_session_required"`
+	// FrontchannelLogoutURI is loaded in an iframe of the signed-out page
+	// (OpenID Connect Front-Channel Logout 1.0), with iss and sid when
+	// FrontchannelLogoutSessionRequired.
+	FrontchannelLogoutURI             string `yaml:"frontchannel_logout_uri"`
+	FrontchannelLogoutSessionRequired bool   `yaml:"frontchannel_logout_session_required"`
 
 	// Line is the line of the client in the source file (0 when built in).
 	Line int `yaml:"-"`
+}
+
+// ClaimScopes lists the claims about an officer that Lanyard can release
+// and the scope that releases each (OIDC Core §5.4; lanyard_policies, the
+// accepted policy versions, comes with openid). The provider and
+// id_token_claims validation read this one table.
+var ClaimScopes = map[string]string{
+	"name":               "profile",
+	"given_name":         "profile",
+	"family_name":        "profile",
+	"preferred_username": "profile",
+	"updated_at":         "profile",
+	"email":              "email",
+	"email_verified":     "email",
+	"lanyard_policies":   "openid",
 }
 
 // Invitations governs who may be invited and for how long.

@@ -84,6 +84,7 @@ func (c *Config) ApplyDefaults() {
 	setDuration(&c.Journey.Timeout, 30*time.Minute)
 	setString(&c.Journey.DisplayName, DefaultDisplayName)
 	setString(&c.WebAuthn.RPDisplayName, c.Journey.DisplayName)
+	c.approvalDefaults()
 
 	setString(&c.Requests.Approval, ApprovalManual)
 	setDuration(&c.Requests.UnapprovedFor, 14*24*time.Hour)

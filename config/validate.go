@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/mail"
 	"net/netip"
@@ -155,6 +156,7 @@ func (c *Config) Validate(rules ...Rule) error {
 	k.requests()
 	k.admins()
 	k.webauthn()
+	k.approval()
 	if c.Metrics.Listen != "" {
 		k.listen("metrics.listen", c.Metrics.Listen)
 	}
@@ -394,6 +396,39 @@ func (k *checker) client(p string, cl Client) {
 	for i, s := range cl.Scopes {
 		if !validScope(s) {
 			k.add(fmt.Sprintf("%s.scopes[%d]", p, i), "%q is not a scope: no spaces, quotes or backslashes", s)
+		}
+	}
+	claimSeen := map[string]bool{}
+	for i, c := range cl.IDTokenClaims {
+		f := fmt.Sprintf("%s.id_token_claims[%d]", p, i)
+		scope, known := ClaimScopes[c]
+		switch {
+		case !known:
+			k.add(f, "%q is not a claim Lanyard releases: use %s", c, strings.Join(slices.Sorted(maps.Keys(ClaimScopes)), ", "))
+		case claimSeen[c]:
+			k.add(f, "%s is listed twice", c)
+		case !slices.Contains(cl.Scopes, scope):
+			k.add(f, "%s needs the %s scope, which the client is not registered for (scopes)", c, scope)
+		}
+		claimSeen[c] = true
+	}
+	for _, lo := range []struct {
+		key, uri, sessionKey string
+		sessionRequired      bool
+	}{
+		{"backchannel_logout_uri", cl.BackchannelLogoutURI, "backchannel_logout_session_required", cl.BackchannelLogoutSessionRequired},
+		{"frontchannel_logout_uri", cl.FrontchannelLogoutURI, "frontchannel_logout_session_required", cl.FrontchannelLogoutSessionRequired},
+	} {
+		switch {
+		case lo.uri == "" && lo.sessionRequired:
+			k.add(p+"."+lo.sessionKey, "is set but %s is not", lo.key)
+		case lo.uri == "":
+		case !seen[GrantAuthorizationCode]:
+			k.add(p+"."+lo.key, "only a client that signs officers in (authorization_code) has sessions to log out of")
+		default:
+			if msg := checkRedirectURI(lo.uri); msg != "" {
+				k.add(p+"."+lo.key, "%s", msg)
+			}
 		}
 	}
 	// Relying parties are first-party: no consent screen. "required" is

@@ -125,6 +125,23 @@ func TestValidateRules(t *testing.T) {
 			field: "clients[0].scopes[2]", marker: `"a b"`, msg: "not a scope"},
 		{name: "bad consent", edits: []edit{{"- id: svc\n", "- id: svc\n    consent: always\n"}},
 			field: "clients[2].consent", marker: "consent:", msg: `"always" is not one of none`},
+		// claims in the ID token, logout propagation
+		{name: "id_token_claims", edits: []edit{{"scopes: [openid, offline_access]", "scopes: [openid, email, offline_access]\n    id_token_claims: [email, lanyard_policies]"}}},
+		{name: "id_token_claims unknown", edits: []edit{{"scopes: [openid, offline_access]", "scopes: [openid, offline_access]\n    id_token_claims: [shoe_size]"}},
+			field: "clients[0].id_token_claims[0]", marker: "shoe_size", msg: `"shoe_size" is not a claim Lanyard releases`},
+		{name: "id_token_claims without its scope", edits: []edit{{"scopes: [openid, offline_access]", "scopes: [openid, offline_access]\n    id_token_claims: [lanyard_policies, email]"}},
+			field: "clients[0].id_token_claims[1]", marker: "id_token_claims", msg: "needs the email scope"},
+		{name: "id_token_claims twice", edits: []edit{{"scopes: [openid, offline_access]", "scopes: [openid, offline_access]\n    id_token_claims: [lanyard_policies, lanyard_policies]"}},
+			field: "clients[0].id_token_claims[1]", marker: "id_token_claims", msg: "listed twice"},
+		{name: "backchannel logout", edits: []edit{{"- id: spa\n", "- id: spa\n    backchannel_logout_uri: http://127.0.0.1:3000/bcl\n    backchannel_logout_session_required: true\n    frontchannel_logout_uri: http://127.0.0.1:3000/fcl\n    frontchannel_logout_session_required: true\n"}}},
+		{name: "backchannel logout over http", edits: []edit{{"- id: spa\n", "- id: spa\n    backchannel_logout_uri: http://app.agency.example/bcl\n"}},
+			field: "clients[1].backchannel_logout_uri", marker: "backchannel_logout_uri", msg: "http is only allowed on loopback"},
+		{name: "backchannel logout with a fragment", edits: []edit{{"- id: spa\n", "- id: spa\n    backchannel_logout_uri: \"https://app.agency.example/bcl#x\"\n"}},
+			field: "clients[1].backchannel_logout_uri", marker: "backchannel_logout_uri", msg: "fragment"},
+		{name: "backchannel session required without uri", edits: []edit{{"- id: spa\n", "- id: spa\n    backchannel_logout_session_required: true\n"}},
+			field: "clients[1].backchannel_logout_session_required", marker: "session_required", msg: "backchannel_logout_uri is not"},
+		{name: "frontchannel logout for a service", edits: []edit{{"- id: svc\n", "- id: svc\n    frontchannel_logout_uri: https://svc.agency.example/fcl\n"}},
+			field: "clients[2].frontchannel_logout_uri", marker: "frontchannel_logout_uri", msg: "only a client that signs officers in"},
 		{name: "consent required (no consent screen yet)", edits: []edit{{"- id: svc\n", "- id: svc\n    consent: required\n"}},
 			field: "clients[2].consent", marker: "consent:", msg: "not supported yet"},
 
@@ -246,6 +263,19 @@ func TestValidateRules(t *testing.T) {
 		{name: "metrics on main listener", edits: []edit{{"keys:", "metrics:\n  listen: \"\"\nkeys:"}}},
 		{name: "webauthn origin with path", edits: []edit{{"keys:", "webauthn:\n  extra_origins: [https://x.agency.example/app]\nkeys:"}},
 			field: "webauthn.extra_origins[0]", marker: "extra_origins", msg: "not an origin"},
+
+		// the approval app
+		{name: "approval defaults", edits: []edit{{"keys:", "approval:\n  push_contact: security@agency.example\nkeys:"}}},
+		{name: "approval timeout too short", edits: []edit{{"keys:", "approval:\n  request_timeout: 5s\nkeys:"}},
+			field: "approval.request_timeout", marker: "request_timeout", msg: "between 15s and 10m0s"},
+		{name: "approval pairing too long", edits: []edit{{"keys:", "approval:\n  pairing_timeout: 2h\nkeys:"}},
+			field: "approval.pairing_timeout", marker: "pairing_timeout", msg: "between 1m0s and 30m0s"},
+		{name: "approval hourly limit", edits: []edit{{"keys:", "approval:\n  hourly_limit: 1000\nkeys:"}},
+			field: "approval.hourly_limit", marker: "hourly_limit", msg: "between 1 and 100"},
+		{name: "approval push host", edits: []edit{{"keys:", "approval:\n  push_hosts: [\"https://fcm.googleapis.com\"]\nkeys:"}},
+			field: "approval.push_hosts[0]", marker: "push_hosts", msg: "not a host name"},
+		{name: "approval push contact", edits: []edit{{"keys:", "approval:\n  push_contact: http://agency.example\nkeys:"}},
+			field: "approval.push_contact", marker: "push_contact", msg: "neither an email address nor an https URL"},
 
 		// throttle
 		{name: "zero lock", edits: []edit{{"documents:", "throttle:\n  lock_for: 0s\ndocuments:"}}}, // 0 means default

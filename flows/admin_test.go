@@ -16,7 +16,7 @@ import (
 func TestAdminChanges(t *testing.T) {
 	f := newInviteFixture(t)
 	ctx := t.Context()
-	if _, err := f.iv.Invite(ctx, store.ActorCLI, "alice@agency.example", "Alice"); err != nil {
+	if _, err := f.iv.Invite(ctx, store.ActorCLI, "alice@agency.example", Names{Full: "Alice"}); err != nil {
 		t.Fatal(err)
 	}
 	u, refresh := f.activate(t, "alice@agency.example")
@@ -85,7 +85,7 @@ func TestAdminChanges(t *testing.T) {
 // already disabled.
 func TestAdminDisableRace(t *testing.T) {
 	f := newInviteFixture(t)
-	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", "Alice"); err != nil {
+	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice"}); err != nil {
 		t.Fatal(err)
 	}
 	f.activate(t, "alice@agency.example")

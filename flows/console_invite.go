@@ -66,7 +66,7 @@ func (h *Handler) postInvite(w http.ResponseWriter, r *http.Request, c *console)
 	if len(p.Errors) > 0 {
 		return h.show(w, http.StatusUnprocessableEntity, "admin-invite", p)
 	}
-	inv, err := h.admin().Invite(r.Context(), c.by(), p.Email, p.Name)
+	inv, err := h.admin().Invite(r.Context(), c.by(), p.Email, Names{Full: p.Name})
 	if msg, ok := consoleRefusal(err, p.Email); ok {
 		field := "email"
 		if errors.Is(err, ErrBadName) {
@@ -139,7 +139,7 @@ func (h *Handler) postCSVSend(w http.ResponseWriter, r *http.Request, c *console
 			row.Result = "Not sent: " + row.Problem
 			continue
 		}
-		inv, err := a.Invite(r.Context(), c.by(), row.Email, row.Name)
+		inv, err := a.Invite(r.Context(), c.by(), row.Email, Names{Full: row.Name})
 		if m, ok := consoleRefusal(err, row.Email); ok {
 			row.Result = "Not sent: " + m
 			continue

@@ -183,7 +183,7 @@ var officerActions = []officerAction{
 	{name: "resend", label: "Resend the invitation", need: roleHelpdesk,
 		applies: func(o *Officer) bool { return o.User.State == store.UserInvited },
 		run: func(ctx context.Context, a *Admin, by store.Actor, o *Officer) (string, error) {
-			inv, err := a.Resend(ctx, by, o.User.Username, "")
+			inv, err := a.Resend(ctx, by, o.User.Username, Names{})
 			if err != nil {
 				return "", err
 			}

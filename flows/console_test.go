@@ -543,7 +543,7 @@ func TestConsoleInvite(t *testing.T) {
 		t.Fatalf("send button %q", btn)
 	}
 	// Meanwhile someone invites Bob: the send checks each row again.
-	if _, err := e.h.admin().Invite(t.Context(), store.ActorCLI, "bob.two@agency.example", "Bob Two"); err != nil {
+	if _, err := e.h.admin().Invite(t.Context(), store.ActorCLI, "bob.two@agency.example", Names{Full: "Bob Two"}); err != nil {
 		t.Fatal(err)
 	}
 	r = b.submitAction(r, "invite-csv", 0, nil)

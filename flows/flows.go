@@ -19,6 +19,7 @@ import (
 	"github.com/yuin/goldmark"
 
 	"github.com/lanyard-idp/lanyard/config"
+	"github.com/lanyard-idp/lanyard/flows/approval"
 	"github.com/lanyard-idp/lanyard/flows/mail"
 	"github.com/lanyard-idp/lanyard/flows/passkey"
 	"github.com/lanyard-idp/lanyard/flows/password"
@@ -83,6 +84,12 @@ type Handler struct {
 
 	// mailWG tracks security notices still being sent (Wait).
 	mailWG sync.WaitGroup
+
+	// The approval app's Web Push: the deployment's VAPID key pair, the
+	// client for push services, and the pushes still being sent (Wait).
+	vapid      approval.VAPID
+	pushClient *http.Client
+	pushWG     sync.WaitGroup
 }
 
 var _ authn.Journey = (*Handler)(nil)
@@ -124,7 +131,7 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 	case o.Pages == nil:
 		return nil, errors.New("flows: Options.Pages is required")
 	}
-	for _, p := range append(pageTemplates(), "signed-in", "error", "account", "account-reauth", "account-totp",
+	for _, p := range append(pageTemplates(), "signed-in", "error", "account", "account-reauth", "account-totp", "approve", "approve-pair",
 		"request", "request-done", "request-verify", "admin-requests", "admin-officers", "admin-officer", "admin-invite",
 		"admin-audit", "admin-clients") {
 		if !o.Pages.Has(p) {
@@ -161,6 +168,10 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 		return nil, err
 	}
 	h.cookies = newCookieCodec(keys, o.Config.Dev, o.Config.Session.AbsoluteTimeout.D())
+	if h.vapid, err = loadVAPID(ctx, o.Store, o.Box); err != nil {
+		return nil, err
+	}
+	h.pushClient = approval.NewClient(pushTimeout)
 	return h, nil
 }
 
@@ -221,10 +232,13 @@ func (h *Handler) SetConfig(cfg *config.Config) error {
 
 func (h *Handler) settings() *settings { return h.set.Load() }
 
-// Wait returns when the security notices being sent in the background have
-// been handed to the mailer (or failed): call it on shutdown, after the
-// server has stopped taking requests.
-func (h *Handler) Wait() { h.mailWG.Wait() }
+// Wait returns when the security notices and the approval app's pushes
+// being sent in the background have been handed on (or failed): call it on
+// shutdown, after the server has stopped taking requests.
+func (h *Handler) Wait() {
+	h.mailWG.Wait()
+	h.pushWG.Wait()
+}
 
 // Mount registers the journey's routes, each behind the security headers,
 // cross-origin protection and a body limit: every step's page (from the
@@ -244,12 +258,12 @@ func (h *Handler) Mount(mux *http.ServeMux) {
 			Message: "This form was sent from another website, so it was refused. Go back to the sign-in page, reload it and try again."})
 	}))
 	route := func(pattern string, fn handlerFunc) {
-		mux.Handle(pattern, SecurityHeaders(s.cfg.Dev, cop.Handler(limitForm(h.adapt(fn)))))
+		mux.Handle(pattern, templates.PageHeaders(s.cfg.Dev, cop.Handler(limitForm(h.adapt(fn)))))
 	}
 	// The passkey ceremonies' JSON endpoints: the same protection (a JSON
 	// POST is a cross-origin request like any other), JSON errors.
 	routeJSON := func(pattern string, fn handlerFunc) {
-		mux.Handle(pattern, SecurityHeaders(s.cfg.Dev, cop.Handler(limitForm(h.adaptJSON(fn)))))
+		mux.Handle(pattern, templates.PageHeaders(s.cfg.Dev, cop.Handler(limitForm(h.adaptJSON(fn)))))
 	}
 	for i := range steps {
 		d := &steps[i]
@@ -291,11 +305,12 @@ func (h *Handler) Mount(mux *http.ServeMux) {
 	}
 	ceremony(PathAccountPasskey, recentProof, h.postAccountPasskeyOptions, h.postAccountPasskey)
 	ceremony(PathReauthPasskey, signedInOnly, h.postReauthPasskeyOptions, h.postReauthPasskey)
+	h.mountApproval(route, routeJSON)
 
 	// The request pages and the admin console; a CSV of invitations may be
 	// larger than a journey form.
 	routeBig := func(pattern string, fn handlerFunc) {
-		mux.Handle(pattern, SecurityHeaders(s.cfg.Dev, cop.Handler(limitBody(maxUpload, h.adapt(fn)))))
+		mux.Handle(pattern, templates.PageHeaders(s.cfg.Dev, cop.Handler(limitBody(maxUpload, h.adapt(fn)))))
 	}
 	h.mountConsole(route, routeBig)
 }

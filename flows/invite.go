@@ -43,6 +43,8 @@ const (
 type Invitation struct {
 	Username        string
 	Name            string
+	GivenName       string // OIDC given_name ("" when unknown)
+	FamilyName      string // OIDC family_name ("" when unknown)
 	InitialPassword string
 	ExpiresAt       time.Time
 	Resent          bool
@@ -66,23 +68,57 @@ type OnboardingMail struct {
 // PasswordResetMail is the data of templates/mail/password-reset.{txt,html}.
 type PasswordResetMail = OnboardingMail
 
+// Names are an officer's names: Full as the email greets them, Given and
+// Family for the OIDC given_name and family_name claims. A missing Full is
+// Given and Family together; missing Given and Family are derived from Full
+// where that is unambiguous (SplitName).
+type Names struct{ Full, Given, Family string }
+
+// SplitName derives the given and family names from a full name where that
+// is unambiguous: exactly two words ("Alice Martin"). Otherwise both are ""
+// (Lanyard does not guess which of "Maria de la Cruz" is the family name).
+func SplitName(full string) (given, family string) {
+	if f := strings.Fields(full); len(f) == 2 {
+		return f[0], f[1]
+	}
+	return "", ""
+}
+
+// clean checks each name (one line, at most 200 characters) and fills in
+// the missing ones as Names documents.
+func (n Names) clean() (Names, error) {
+	var err error
+	for _, s := range []*string{&n.Full, &n.Given, &n.Family} {
+		if *s, err = cleanName(*s); err != nil {
+			return Names{}, err
+		}
+	}
+	if n.Full == "" {
+		n.Full = strings.TrimSpace(n.Given + " " + n.Family)
+	}
+	if n.Given == "" && n.Family == "" {
+		n.Given, n.Family = SplitName(n.Full)
+	}
+	return n, nil
+}
+
 // Invite invites the officer at email. Bad input and refused addresses
 // return an error and write nothing. The onboarding email is sent after the
 // invitation is committed; its failure is reported in Invitation.MailErr,
 // not as the error.
-func (a *Admin) Invite(ctx context.Context, by store.Actor, email, name string) (*Invitation, error) {
-	return a.invite(ctx, by, email, name, false)
+func (a *Admin) Invite(ctx context.Context, by store.Actor, email string, names Names) (*Invitation, error) {
+	return a.invite(ctx, by, email, names, false)
 }
 
 // Resend issues a new initial password and expiry for a pending invitation
 // (the old password stops working) and sends them in a new onboarding
-// email; a name given replaces the one on the invitation.
-func (a *Admin) Resend(ctx context.Context, by store.Actor, email, name string) (*Invitation, error) {
-	return a.invite(ctx, by, email, name, true)
+// email; names given replace those on the invitation.
+func (a *Admin) Resend(ctx context.Context, by store.Actor, email string, names Names) (*Invitation, error) {
+	return a.invite(ctx, by, email, names, true)
 }
 
-func (a *Admin) invite(ctx context.Context, by store.Actor, email, name string, resend bool) (*Invitation, error) {
-	return a.inviteWith(ctx, by, email, name, resend, nil)
+func (a *Admin) invite(ctx context.Context, by store.Actor, email string, names Names, resend bool) (*Invitation, error) {
+	return a.inviteWith(ctx, by, email, names, resend, nil)
 }
 
 // AddressPolicy is the invitation policy an address must pass, whoever
@@ -101,12 +137,12 @@ func (a *Admin) AddressPolicy(email string) (string, error) {
 // invitation's transaction: what it writes is stored with the invitation
 // or not at all, and its error refuses the invitation (an approved request
 // is marked so this way).
-func (a *Admin) inviteWith(ctx context.Context, by store.Actor, email, name string, resend bool, within func(ctx context.Context) error) (*Invitation, error) {
+func (a *Admin) inviteWith(ctx context.Context, by store.Actor, email string, names Names, resend bool, within func(ctx context.Context) error) (*Invitation, error) {
 	signIn, username, err := a.mailOpening(by, email)
 	if err != nil {
 		return nil, err
 	}
-	if name, err = cleanName(name); err != nil {
+	if names, err = names.clean(); err != nil {
 		return nil, err
 	}
 	if err := a.checkAddress(username); err != nil {
@@ -116,7 +152,7 @@ func (a *Admin) inviteWith(ctx context.Context, by store.Actor, email, name stri
 	if err != nil {
 		return nil, err
 	}
-	inv.Name, inv.Resent = name, resend
+	inv.Name, inv.GivenName, inv.FamilyName, inv.Resent = names.Full, names.Given, names.Family, resend
 
 	var user *store.User
 	err = retry(ctx, func() error {
@@ -133,7 +169,7 @@ func (a *Admin) inviteWith(ctx context.Context, by store.Actor, email, name stri
 	if err != nil {
 		return nil, err
 	}
-	inv.Name = user.Name
+	inv.Name, inv.GivenName, inv.FamilyName = user.Name, user.GivenName, user.FamilyName
 	a.log.InfoContext(ctx, "invitation recorded", "username", username, "user_id", user.ID,
 		"resent", resend, "expires_at", inv.ExpiresAt.Format(time.RFC3339))
 	if a.send(ctx, by, "onboarding", store.EventInviteMailFailed, user, inv, signIn) {
@@ -216,7 +252,7 @@ func (a *Admin) record(ctx context.Context, by store.Actor, inv *Invitation, has
 			}
 			user = &store.User{
 				ID: id, Username: inv.Username, Email: inv.Username, Name: inv.Name,
-				State: store.UserInvited, PasswordHash: hash, PasswordInitial: true,
+				GivenName: inv.GivenName, FamilyName: inv.FamilyName, State: store.UserInvited, PasswordHash: hash, PasswordInitial: true,
 				InviteExpiresAt: inv.ExpiresAt, CreatedAt: now, UpdatedAt: now,
 			}
 			if err := a.store.CreateUser(ctx, user); err != nil {
@@ -254,7 +290,7 @@ func (a *Admin) record(ctx context.Context, by store.Actor, inv *Invitation, has
 			user.PasswordHash, user.PasswordInitial = hash, true
 			user.InviteExpiresAt, user.UpdatedAt = inv.ExpiresAt, now
 			if inv.Name != "" {
-				user.Name = inv.Name
+				user.Name, user.GivenName, user.FamilyName = inv.Name, inv.GivenName, inv.FamilyName
 			}
 			if err := a.store.UpdateUser(ctx, user); err != nil {
 				return fmt.Errorf("invite %s: update user: %w", inv.Username, err)

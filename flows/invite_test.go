@@ -91,9 +91,9 @@ func newInviteFixture(t *testing.T) *inviteFixture {
 // invite is Invite, or Resend when resend is set, by the CLI.
 func (f *inviteFixture) invite(ctx context.Context, email, name string, resend bool) (*Invitation, error) {
 	if resend {
-		return f.iv.Resend(ctx, store.ActorCLI, email, name)
+		return f.iv.Resend(ctx, store.ActorCLI, email, Names{Full: name})
 	}
-	return f.iv.Invite(ctx, store.ActorCLI, email, name)
+	return f.iv.Invite(ctx, store.ActorCLI, email, Names{Full: name})
 }
 
 func (f *inviteFixture) clock() time.Time {
@@ -142,7 +142,7 @@ func verifies(t *testing.T, hash, pw string) bool {
 
 func TestInvite(t *testing.T) {
 	f := newInviteFixture(t)
-	inv, err := f.iv.Invite(t.Context(), store.ActorCLI, "  Alice.Martin@AGENCY.example ", "Alice Martin")
+	inv, err := f.iv.Invite(t.Context(), store.ActorCLI, "  Alice.Martin@AGENCY.example ", Names{Full: "Alice Martin"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestInvite(t *testing.T) {
 func TestInviteRefused(t *testing.T) {
 	f := newInviteFixture(t)
 	// An active officer and a pending invitation already exist.
-	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "bob@agency.example", "Bob"); err != nil {
+	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "bob@agency.example", Names{Full: "Bob"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.store.CreateUser(t.Context(), &store.User{
@@ -283,7 +283,7 @@ func TestInviteRefused(t *testing.T) {
 func TestInviteNoAllowedDomains(t *testing.T) {
 	f := newInviteFixture(t)
 	f.iv.cfg.Invitations.AllowedDomains = nil
-	_, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", "Alice")
+	_, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice"})
 	if !errors.Is(err, ErrDomainNotAllowed) || !strings.Contains(err.Error(), "invitations.allowed_domains") {
 		t.Fatalf("no allowed domains: %v", err)
 	}
@@ -293,13 +293,13 @@ func TestInviteBadConfig(t *testing.T) {
 	f := newInviteFixture(t)
 	for _, issuer := range []string{"", "id.agency.example", "ftp://id.agency.example", "https://id.agency.example/?x=1"} {
 		f.iv.cfg.Issuer = issuer
-		if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", "Alice"); err == nil || !strings.Contains(err.Error(), "issuer") {
+		if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice"}); err == nil || !strings.Contains(err.Error(), "issuer") {
 			t.Errorf("issuer %q: %v", issuer, err)
 		}
 	}
 	f.iv.cfg.Issuer = "https://id.agency.example"
 	f.iv.cfg.Invitations.RefusedMailboxes = []string{"[unclosed@*"}
-	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", "Alice"); err == nil || !strings.Contains(err.Error(), "malformed") {
+	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice"}); err == nil || !strings.Contains(err.Error(), "malformed") {
 		t.Errorf("malformed pattern: %v", err)
 	}
 	if u, e := f.counts(t); u != 0 || e != 0 {
@@ -311,7 +311,7 @@ func TestInviteLinkFromIssuerOnly(t *testing.T) {
 	f := newInviteFixture(t)
 	f.iv.cfg.Issuer = "https://id.agency.example/lanyard/"
 	f.iv.cfg.Journey = config.Journey{DisplayName: "TechPass", Environment: "Staging"}
-	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", "Alice"); err != nil {
+	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice"}); err != nil {
 		t.Fatal(err)
 	}
 	m, err := mailtest.Parse(f.smtp.Wait(t, 1)[0].Data)
@@ -331,7 +331,7 @@ func TestInviteLinkFromIssuerOnly(t *testing.T) {
 
 func TestInviteHTMLEscapesName(t *testing.T) {
 	f := newInviteFixture(t)
-	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", `Alice <script>alert(1)</script> & "Co"`); err != nil {
+	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: `Alice <script>alert(1)</script> & "Co"`}); err != nil {
 		t.Fatal(err)
 	}
 	m, err := mailtest.Parse(f.smtp.Wait(t, 1)[0].Data)
@@ -345,14 +345,14 @@ func TestInviteHTMLEscapesName(t *testing.T) {
 
 func TestInviteResend(t *testing.T) {
 	f := newInviteFixture(t)
-	first, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", "Alice Martin")
+	first, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice Martin"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	before, _ := f.store.UserByUsername(t.Context(), "alice@agency.example")
 
 	f.advance(10 * 24 * time.Hour)
-	second, err := f.iv.Resend(t.Context(), store.ActorCLI, "Alice@agency.example", "")
+	second, err := f.iv.Resend(t.Context(), store.ActorCLI, "Alice@agency.example", Names{Full: ""})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,7 +389,7 @@ func TestInviteResend(t *testing.T) {
 	}
 
 	// A resend may rename the officer.
-	if _, err := f.iv.Resend(t.Context(), store.ActorCLI, "alice@agency.example", "Alice Martin-Lee"); err != nil {
+	if _, err := f.iv.Resend(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice Martin-Lee"}); err != nil {
 		t.Fatal(err)
 	}
 	if u, _ := f.store.UserByUsername(t.Context(), "alice@agency.example"); u.Name != "Alice Martin-Lee" {
@@ -399,15 +399,15 @@ func TestInviteResend(t *testing.T) {
 
 func TestInviteExpiredCanBeResent(t *testing.T) {
 	f := newInviteFixture(t)
-	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", "Alice"); err != nil {
+	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice"}); err != nil {
 		t.Fatal(err)
 	}
 	f.advance(31 * 24 * time.Hour)
-	_, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", "Alice")
+	_, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice"})
 	if !errors.Is(err, ErrAlreadyInvited) || !strings.Contains(err.Error(), "expired on Saturday 26 December 2026") {
 		t.Fatalf("re-invite after expiry without --resend: %v", err)
 	}
-	inv, err := f.iv.Resend(t.Context(), store.ActorCLI, "alice@agency.example", "")
+	inv, err := f.iv.Resend(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: ""})
 	if err != nil || !inv.ExpiresAt.After(f.clock()) {
 		t.Fatalf("resend after expiry: %+v, %v", inv, err)
 	}
@@ -416,7 +416,7 @@ func TestInviteExpiredCanBeResent(t *testing.T) {
 func TestInviteMailDown(t *testing.T) {
 	f := newInviteFixture(t)
 	f.smtp.Close()
-	inv, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", "Alice")
+	inv, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice"})
 	if err != nil {
 		t.Fatalf("an SMTP failure must not fail the invitation: %v", err)
 	}
@@ -453,7 +453,7 @@ func TestInviteMailRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.iv.mailer = m
-	inv, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", "Alice")
+	inv, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice"})
 	if err != nil || inv.MailErr == nil || !strings.Contains(inv.MailErr.Error(), "550") {
 		t.Fatalf("550 on RCPT: %+v, %v", inv, err)
 	}
@@ -472,7 +472,7 @@ func TestInviteConcurrent(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			invs[i], results[i] = f.iv.Invite(context.Background(), store.ActorCLI, "alice@agency.example", "Alice")
+			invs[i], results[i] = f.iv.Invite(context.Background(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice"})
 		})
 	}
 	close(start)
@@ -510,7 +510,7 @@ func TestInviteConcurrent(t *testing.T) {
 
 func TestInviteConcurrentResend(t *testing.T) {
 	f := newInviteFixture(t)
-	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", "Alice"); err != nil {
+	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice"}); err != nil {
 		t.Fatal(err)
 	}
 	const n = 20
@@ -521,7 +521,7 @@ func TestInviteConcurrentResend(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			invs[i], errs[i] = f.iv.Resend(context.Background(), store.ActorCLI, "alice@agency.example", "")
+			invs[i], errs[i] = f.iv.Resend(context.Background(), store.ActorCLI, "alice@agency.example", Names{Full: ""})
 		})
 	}
 	close(start)
@@ -580,7 +580,7 @@ func (f *inviteFixture) activate(t *testing.T, username string) (*store.User, st
 func TestInviteList(t *testing.T) {
 	f := newInviteFixture(t)
 	for _, a := range []string{"pending@agency.example", "expired@agency.example", "accepted@agency.example", "disabled@agency.example"} {
-		if _, err := f.iv.Invite(t.Context(), store.ActorCLI, a, "Officer"); err != nil {
+		if _, err := f.iv.Invite(t.Context(), store.ActorCLI, a, Names{Full: "Officer"}); err != nil {
 			t.Fatal(err)
 		}
 		if a == "expired@agency.example" {
@@ -588,7 +588,7 @@ func TestInviteList(t *testing.T) {
 		}
 	}
 	f.advance(11 * 24 * time.Hour) // the first two invitations are now older than 30 days
-	if _, err := f.iv.Resend(t.Context(), store.ActorCLI, "pending@agency.example", ""); err != nil {
+	if _, err := f.iv.Resend(t.Context(), store.ActorCLI, "pending@agency.example", Names{Full: ""}); err != nil {
 		t.Fatal(err)
 	}
 	f.activate(t, "accepted@agency.example")
@@ -625,7 +625,7 @@ func TestInviteList(t *testing.T) {
 
 func TestInviteRevoke(t *testing.T) {
 	f := newInviteFixture(t)
-	inv, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", "Alice")
+	inv, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -648,7 +648,7 @@ func TestInviteRevoke(t *testing.T) {
 		t.Fatal("the initial password is in the audit")
 	}
 	// The address can be invited afresh.
-	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", "Alice"); err != nil {
+	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice"}); err != nil {
 		t.Fatalf("invite after revoke: %v", err)
 	}
 
@@ -674,7 +674,7 @@ func TestInviteRevoke(t *testing.T) {
 
 func TestInviteRevokeConcurrent(t *testing.T) {
 	f := newInviteFixture(t)
-	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", "Alice"); err != nil {
+	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice"}); err != nil {
 		t.Fatal(err)
 	}
 	errs := make([]error, 20)
@@ -689,7 +689,7 @@ func TestInviteRevokeConcurrent(t *testing.T) {
 
 func TestResetPassword(t *testing.T) {
 	f := newInviteFixture(t)
-	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", "Alice Martin"); err != nil {
+	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice Martin"}); err != nil {
 		t.Fatal(err)
 	}
 	u, refresh := f.activate(t, "alice@agency.example")
@@ -730,7 +730,7 @@ func TestResetPassword(t *testing.T) {
 	}
 
 	// Refused: invited, disabled, unknown, malformed. Nothing changes.
-	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "bob@agency.example", "Bob"); err != nil {
+	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "bob@agency.example", Names{Full: "Bob"}); err != nil {
 		t.Fatal(err)
 	}
 	got.State = store.UserDisabled
@@ -761,7 +761,7 @@ func TestResetPassword(t *testing.T) {
 
 func TestResetPasswordMailDown(t *testing.T) {
 	f := newInviteFixture(t)
-	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", "Alice"); err != nil {
+	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice"}); err != nil {
 		t.Fatal(err)
 	}
 	f.activate(t, "alice@agency.example")
@@ -803,4 +803,37 @@ func winners(t *testing.T, errs []error, loser error) int {
 		}
 	}
 	return ok
+}
+
+// Given and family names (OIDC given_name, family_name): given, or derived
+// from a two-word full name, and never guessed from a longer one.
+func TestInviteNames(t *testing.T) {
+	f := newInviteFixture(t)
+	cases := []struct {
+		email          string
+		names          Names
+		full, giv, fam string
+	}{
+		{"a@agency.example", Names{Full: "Alice Martin"}, "Alice Martin", "Alice", "Martin"},
+		{"b@agency.example", Names{Full: "Maria de la Cruz"}, "Maria de la Cruz", "", ""},
+		{"c@agency.example", Names{Full: "Maria de la Cruz", Given: "Maria", Family: "de la Cruz"}, "Maria de la Cruz", "Maria", "de la Cruz"},
+		{"d@agency.example", Names{Given: " Jean-Luc ", Family: "Picard"}, "Jean-Luc Picard", "Jean-Luc", "Picard"},
+		{"e@agency.example", Names{Full: "Cher"}, "Cher", "", ""},
+	}
+	for _, c := range cases {
+		inv, err := f.iv.Invite(t.Context(), store.ActorCLI, c.email, c.names)
+		if err != nil {
+			t.Fatalf("%+v: %v", c.names, err)
+		}
+		u, err := f.store.UserByUsername(t.Context(), c.email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Name != c.full || u.GivenName != c.giv || u.FamilyName != c.fam || inv.GivenName != c.giv || inv.FamilyName != c.fam {
+			t.Errorf("%+v: stored %q/%q/%q, want %q/%q/%q", c.names, u.Name, u.GivenName, u.FamilyName, c.full, c.giv, c.fam)
+		}
+	}
+	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "x@agency.example", Names{Full: "X", Given: "a\nb"}); !errors.Is(err, ErrBadName) {
+		t.Errorf("a given name with a line break: %v", err)
+	}
 }

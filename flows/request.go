@@ -113,7 +113,7 @@ func (a *Admin) ApproveRequest(ctx context.Context, by store.Actor, id string) (
 	if err := pendingDecision(r); err != nil {
 		return nil, err
 	}
-	return a.inviteWith(ctx, by, r.Email, r.Name, false, func(ctx context.Context) error {
+	return a.inviteWith(ctx, by, r.Email, Names{Full: r.Name}, false, func(ctx context.Context) error {
 		if err := a.decide(ctx, r.ID, store.RequestApproved, by, ""); err != nil {
 			return err
 		}

@@ -9,32 +9,9 @@ import (
 	"github.com/lanyard-idp/lanyard/templates"
 )
 
-// csp is the Content-Security-Policy of every page. No form-action: Chromium
-// applies it to the redirect that follows the last POST of the journey, which
-// goes to the relying party. img-src data: is for the enrolment QR code.
-const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
-
 // maxForm bounds a journey form's body: the largest honest one is a few
 // hundred bytes.
 const maxForm = 64 << 10
-
-// SecurityHeaders sets the headers every Lanyard page sends: a strict CSP,
-// no framing, no sniffing, no referrer, no caching (a handler may override
-// Cache-Control for public documents), and HSTS outside development.
-func SecurityHeaders(dev bool, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Content-Security-Policy", csp)
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Cache-Control", "no-store")
-		if !dev {
-			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
-		}
-		next.ServeHTTP(w, r)
-	})
-}
 
 // maxUpload bounds the console's CSV of invitations (a thousand rows fit).
 const maxUpload = 512 << 10

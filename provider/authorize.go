@@ -98,6 +98,7 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request, parked *sto
 		return
 	}
 	form := ar.GetRequestForm()
+	acr := requestedACR(form.Get("acr_values"), pre.claims)
 
 	// (2) Is the browser signed in, and recently enough?
 	b, err := p.journey.Browser(r)
@@ -121,6 +122,8 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request, parked *sto
 	tooOld := hasMaxAge && maxAge > 0 && authTime.Add(time.Duration(maxAge)*time.Second).Before(rat)
 	wantsLogin := slices.Contains(prompts, "login") || (hasMaxAge && maxAge == 0)
 
+	_, acrMet := acr.achieved(b.ACR)
+	h := handoff{claims: pre.claims, acr: acr}
 	if slices.Contains(prompts, "none") {
 		switch {
 		case !b.SignedIn && b.InProgress:
@@ -132,27 +135,46 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request, parked *sto
 		case tooOld:
 			p.writeAuthorizeError(ctx, w, ar, fosite.ErrLoginRequired.WithHint("The sign-in is older than max_age."))
 			return
+		case !acrMet && acr.essential:
+			p.writeAuthorizeError(ctx, w, ar, fosite.ErrInteractionRequired.WithHint("The sign-in does not reach the requested authentication level (acr)."))
+			return
 		}
 	} else {
 		// A fresh request that wants a new sign-in always gets one. A resumed
 		// request is satisfied by a sign-in at or after the moment it was
 		// parked; otherwise prompt=login would loop forever.
-		force := tooOld || (wantsLogin && (parked == nil || b.AuthTime.Before(parked.CreatedAt)))
-		if !b.SignedIn || force {
-			p.signIn(w, r, ar, c, parked, wantsLogin || tooOld)
+		h.force = tooOld || (wantsLogin && (parked == nil || b.AuthTime.Before(parked.CreatedAt)))
+		// A signed-in browser still goes through the journey once for a
+		// step-up (acr_values above what the session achieved) or for the
+		// officer's consent (prompt=consent); the resumed request takes
+		// what the journey achieved.
+		h.consent = slices.Contains(prompts, "consent")
+		if !b.SignedIn || h.force || (parked == nil && (!acrMet || h.consent)) {
+			h.force = h.force || wantsLogin
+			p.signIn(w, r, ar, c, parked, h)
 			return
 		}
 	}
 
 	// (3) Signed in: build the session and issue the code.
-	p.issueCode(w, r, ar, b, authTime, rat)
+	p.issueCode(w, r, ar, b, authTime, rat, h)
+}
+
+// handoff is what a request asks beyond a plain sign-in: the claims
+// parameter, the authentication context, a new sign-in, consent.
+type handoff struct {
+	claims  *claimsRequest
+	acr     acrRequest
+	force   bool
+	consent bool
 }
 
 // preAuthorize is the outcome of the guards: either an error to send through
 // fosite's writer (ar is then complete enough to redirect), or nothing.
 type preAuthorize struct {
-	ar  *fosite.AuthorizeRequest
-	err error
+	ar     *fosite.AuthorizeRequest
+	err    error
+	claims *claimsRequest // the claims parameter, parsed
 }
 
 // guardAuthorize checks what must be refused before fosite parses the request.
@@ -227,16 +249,18 @@ func (p *Provider) guardAuthorize(w http.ResponseWriter, r *http.Request) (preAu
 		err = fosite.ErrRequestURINotSupported.WithHint("Only request_uri values from this server's pushed authorization endpoint are accepted.")
 	case f.Get("response_mode") != "" && f.Get("response_mode") != "query":
 		err = fosite.ErrUnsupportedResponseMode.WithHint("Only response_mode=query is supported.")
-	case f.Has("claims"):
-		err = fosite.ErrInvalidRequest.WithHint("The claims parameter is not supported.")
 	case !validPrompt(f.Get("prompt")):
-		err = fosite.ErrInvalidRequest.WithHint("prompt must be none or login (none alone).")
+		err = fosite.ErrInvalidRequest.WithHint("prompt must be none (alone), or any of login, consent and select_account.")
+	}
+	claims, cerr := parseClaims(f.Get("claims"))
+	if err == nil && cerr != nil {
+		err = fosite.ErrInvalidRequest.WithHint("The claims parameter must be a JSON object (OpenID Connect Core 5.5).")
 	}
 	if err != nil && !redirectable {
 		p.authorizeErrorPage(w, r, err)
 		return preAuthorize{}, false
 	}
-	return preAuthorize{ar: ar, err: err}, true
+	return preAuthorize{ar: ar, err: err, claims: claims}, true
 }
 
 const parPrefix = "urn:ietf:params:oauth:request_uri:"
@@ -251,11 +275,17 @@ func duplicated(f url.Values) string {
 	return ""
 }
 
-// validPrompt accepts what discovery advertises: none (alone) and login.
+// promptValues are what discovery advertises. select_account is accepted
+// and needs nothing more: a browser holds one officer's session, and the
+// sign-in page always offers "Not you?".
+var promptValues = []string{"none", "login", "consent", "select_account"}
+
+// validPrompt accepts the advertised values, none only alone (OIDC Core
+// §3.1.2.1).
 func validPrompt(p string) bool {
 	prompts := fosite.RemoveEmpty(strings.Split(p, " "))
 	for _, v := range prompts {
-		if v != "none" && v != "login" {
+		if !slices.Contains(promptValues, v) {
 			return false
 		}
 	}
@@ -281,7 +311,7 @@ func parseMaxAge(s string) (int64, bool, error) {
 
 // signIn parks the request and hands the browser to the journey, which comes
 // back to the resume URL when the officer is fully signed in.
-func (p *Provider) signIn(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, c *client, parked *store.AuthRequest, force bool) {
+func (p *Provider) signIn(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, c *client, parked *store.AuthRequest, h handoff) {
 	ctx := r.Context()
 	if parked == nil {
 		q := url.Values{}
@@ -311,19 +341,27 @@ func (p *Provider) signIn(w http.ResponseWriter, r *http.Request, ar fosite.Auth
 	if len(loginHint) > 256 || hasControlChars(loginHint) {
 		loginHint = ""
 	}
-	p.journey.SignIn(w, r, authn.SignInRequest{
-		ResumeURL:   p.issuer + pathResume + "?id=" + url.QueryEscape(parked.ID),
-		ClientID:    c.id,
-		ClientName:  c.displayName(),
-		ForceLogin:  force,
-		LoginHint:   loginHint,
-		RequestedAt: parked.CreatedAt,
-	})
+	req := authn.SignInRequest{
+		ResumeURL:    p.issuer + pathResume + "?id=" + url.QueryEscape(parked.ID),
+		ClientID:     c.id,
+		ClientName:   c.displayName(),
+		ForceLogin:   h.force,
+		LoginHint:    loginHint,
+		RequestedAt:  parked.CreatedAt,
+		Consent:      h.consent,
+		Scopes:       slices.Clone(ar.GetRequestedScopes()),
+		ACRValues:    slices.Clone(h.acr.values),
+		ACREssential: h.acr.essential,
+	}
+	if h.claims != nil {
+		req.Claims = slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(h.claims.UserInfo), h.claims.IDToken...))))
+	}
+	p.journey.SignIn(w, r, req)
 }
 
 // issueCode builds the OpenID Connect session for a signed-in browser and
 // issues the code. The code, PKCE and OIDC rows are written in one transaction.
-func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, b authn.Browser, authTime, requestedAt time.Time) {
+func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, b authn.Browser, authTime, requestedAt time.Time, h handoff) {
 	ctx := r.Context()
 	user, err := p.store.UserByID(ctx, b.UserID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && user.State == store.UserDisabled) {
@@ -345,7 +383,15 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 		ar.GrantAudience(a)
 	}
 
-	extra, err := p.userClaims(ctx, user, ar.GetGrantedScopes())
+	// Never an acr the sign-in did not achieve: a request that insists
+	// (essential) on more is refused; otherwise the session's own acr.
+	acr, met := h.acr.achieved(b.ACR)
+	if !met && h.acr.essential {
+		p.writeAuthorizeError(ctx, w, ar, fosite.ErrAccessDenied.WithHint("The sign-in does not reach the authentication level the application requires (acr)."))
+		return
+	}
+	c := ar.GetClient().(*client)
+	extra, err := p.userClaims(ctx, user, idTokenNames(c, ar.GetGrantedScopes(), h.claims))
 	if err != nil {
 		p.log.Error("load user claims", "err", err)
 		p.writeAuthorizeError(ctx, w, ar, fosite.ErrTemporarilyUnavailable)
@@ -354,18 +400,21 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 	if b.SessionID != "" {
 		extra["sid"] = b.SessionID
 	}
-	sess := &openid.DefaultSession{
-		Subject:  user.ID,
-		Username: user.Username,
-		Claims: &jwt.IDTokenClaims{
-			Subject:                             user.ID,
-			AuthTime:                            authTime,
-			RequestedAt:                         requestedAt,
-			AuthenticationMethodsReferences:     slices.Clone(b.AMR),
-			AuthenticationContextClassReference: b.ACR,
-			Extra:                               extra,
+	sess := &session{
+		DefaultSession: openid.DefaultSession{
+			Subject:  user.ID,
+			Username: user.Username,
+			Claims: &jwt.IDTokenClaims{
+				Subject:                             user.ID,
+				AuthTime:                            authTime,
+				RequestedAt:                         requestedAt,
+				AuthenticationMethodsReferences:     slices.Clone(b.AMR),
+				AuthenticationContextClassReference: acr,
+				Extra:                               extra,
+			},
+			Headers: &jwt.Headers{},
 		},
-		Headers: &jwt.Headers{},
+		Requested: h.claims,
 	}
 
 	txCtx, err := p.storage.BeginTX(ctx)
@@ -380,6 +429,18 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 		p.writeAuthorizeError(ctx, w, ar, err)
 		return
 	}
+	// The client gets tokens in this session: when the session ends, it is
+	// told (back-channel logout), in the same transaction as the code.
+	if b.SessionID != "" {
+		if err := p.store.RecordSessionClient(txCtx, &store.SessionClient{
+			SessionRef: b.SessionID, ClientID: c.id, Subject: user.ID, CreatedAt: p.now(),
+		}); err != nil {
+			_ = p.storage.Rollback(txCtx)
+			p.log.Error("record the session's client", "err", err)
+			p.writeAuthorizeError(ctx, w, ar, fosite.ErrTemporarilyUnavailable)
+			return
+		}
+	}
 	if err := p.storage.Commit(txCtx); err != nil {
 		_ = p.storage.Rollback(txCtx)
 		p.log.Error("commit authorization", "err", err)
@@ -388,31 +449,6 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 	}
 	resp.AddParameter("iss", p.issuer) // RFC 9207
 	p.oauth.WriteAuthorizeResponse(ctx, w, ar, resp)
-}
-
-// userClaims are the claims about the officer, limited by the granted scopes:
-// email → email, email_verified; profile → name, preferred_username. The
-// accepted policy versions are always included.
-func (p *Provider) userClaims(ctx context.Context, u *store.User, scopes fosite.Arguments) (map[string]any, error) {
-	claims := map[string]any{}
-	if scopes.Has("email") {
-		claims["email"] = u.Email
-		claims["email_verified"] = true
-	}
-	if scopes.Has("profile") {
-		claims["name"] = u.Name
-		claims["preferred_username"] = u.Username
-	}
-	acc, err := p.store.Acceptances(ctx, u.ID)
-	if err != nil {
-		return nil, err
-	}
-	policies := map[string]any{}
-	for _, a := range acc {
-		policies[a.Document] = a.Version
-	}
-	claims["lanyard_policies"] = policies
-	return claims, nil
 }
 
 // writeAuthorizeError sends an OAuth error to the client's (verified) redirect

@@ -22,7 +22,7 @@ import (
 //	  go test -run '^$' -bench ClientCredentials -benchtime 5s ./provider/
 
 func BenchmarkClientCredentialsPostgres(b *testing.B) {
-	e := newEnvOn(b, postgresBenchSchema(b))
+	e := newEnvOn(b, postgresSchema(b))
 	body := url.Values{"grant_type": {"client_credentials"}, "scope": {"docs:read"}}.Encode()
 	client := e.srv.Client()
 	client.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
@@ -57,10 +57,10 @@ func BenchmarkClientCredentialsPostgres(b *testing.B) {
 	}
 }
 
-// postgresBenchSchema is a fresh schema on LANYARD_TEST_POSTGRES_URL, dropped
-// after the benchmark. Without the variable the benchmark skips (benchmarks
-// are not part of `go test ./...`); under CI it fails.
-func postgresBenchSchema(b *testing.B) string {
+// postgresSchema is a fresh schema on LANYARD_TEST_POSTGRES_URL, dropped
+// after the test or benchmark. Without the variable it skips; under CI it
+// fails.
+func postgresSchema(b testing.TB) string {
 	b.Helper()
 	base := os.Getenv("LANYARD_TEST_POSTGRES_URL")
 	if base == "" {

@@ -30,6 +30,12 @@ type client struct {
 	authMethod         string
 	jwks               *jose.JSONWebKeySet
 	assertionAlgorithm string
+
+	idTokenClaims []string // config id_token_claims
+	// Logout propagation (Back-Channel and Front-Channel Logout 1.0).
+	backchannelURI         string
+	frontchannelURI        string
+	frontchannelSessionReq bool
 }
 
 var (
@@ -88,6 +94,11 @@ func newClient(cc config.Client) (*client, error) {
 		grantTypes:     fosite.Arguments(slices.Clone(cc.GrantTypes)),
 		scopes:         fosite.Arguments(slices.Clone(cc.Scopes)),
 		authMethod:     cc.TokenEndpointAuthMethod,
+
+		idTokenClaims:          slices.Clone(cc.IDTokenClaims),
+		backchannelURI:         cc.BackchannelLogoutURI,
+		frontchannelURI:        cc.FrontchannelLogoutURI,
+		frontchannelSessionReq: cc.FrontchannelLogoutSessionRequired,
 	}
 	switch c.authMethod {
 	case "client_secret_basic", "client_secret_post":

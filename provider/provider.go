@@ -4,7 +4,10 @@
 // revocation), the endpoints (discovery, JWKS, authorize, token, introspect,
 // revoke, userinfo, end_session, par), the relying parties from the
 // configuration, the signing keys and the fosite storage adapter on
-// provider/store.
+// provider/store. Which claim goes where (ID token or userinfo, the claims
+// parameter) is claims.go; the authentication context (acr) acr.go;
+// back-channel logout delivery, which every node runs (RunLogoutDelivery),
+// backchannel.go; front-channel logout is on the signed-out page (logout.go).
 //
 // It is the only package that imports fosite. It never renders a journey page:
 // when a browser is not fully signed in it parks the authorization request and
@@ -74,6 +77,9 @@ type Options struct {
 	Pages   *templates.Set
 	Logger  *slog.Logger
 	Now     func() time.Time // default time.Now
+	// LogoutClient posts back-channel logout tokens (default: a client with
+	// a 10 s timeout that follows no redirect).
+	LogoutClient *http.Client
 }
 
 // Provider serves the OAuth 2.0 / OpenID Connect endpoints.
@@ -95,6 +101,10 @@ type Provider struct {
 	cop     *http.CrossOriginProtection
 
 	discoveryJSON []byte
+
+	// Back-channel logout delivery (backchannel.go).
+	logoutClient *http.Client
+	logoutNudge  chan struct{}
 }
 
 // New builds the provider: it loads (or, on a fresh database, generates) the
@@ -160,6 +170,12 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 		keys:    keys,
 		signer:  &signer{keys: keys},
 		cop:     http.NewCrossOriginProtection(),
+
+		logoutClient: o.LogoutClient,
+		logoutNudge:  make(chan struct{}, 1),
+	}
+	if p.logoutClient == nil {
+		p.logoutClient = newLogoutClient()
 	}
 	// Behind a proxy that rewrites Host, the logout confirmation form is still
 	// posted from the issuer's own origin.
@@ -189,7 +205,7 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 		EnforcePKCE:                    false,
 		EnforcePKCEForPublicClients:    true,
 		EnablePKCEPlainChallengeMethod: false,
-		AllowedPromptValues:            []string{"login", "none"},
+		AllowedPromptValues:            promptValues,
 		RefreshTokenScopes:             []string{"offline_access"},
 		ClientSecretsHasher:            secretHasher{},
 		GlobalSecret:                   secret,
@@ -200,7 +216,7 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 
 	strategy := &compose.CommonStrategy{
 		CoreStrategy:               compose.NewOAuth2HMACStrategy(p.fcfg),
-		OpenIDConnectTokenStrategy: &openid.DefaultStrategy{Signer: p.signer, Config: p.fcfg},
+		OpenIDConnectTokenStrategy: &openid.DefaultStrategy{Signer: idTokenSigner{p.signer}, Config: p.fcfg},
 		Signer:                     p.signer,
 	}
 	// Order matters: the OpenID Connect and PKCE handlers need the code the
@@ -335,6 +351,7 @@ func algorithms(cfg *config.Config) []string {
 // shares (templates.ServeError): the reader gets e's plain sentence, the
 // log gets its cause.
 func (p *Provider) serveError(w http.ResponseWriter, r *http.Request, e *templates.Error) {
+	templates.SetPageHeaders(w.Header(), p.cfg.Dev)
 	p.pages.ServeError(w, r, p.log, p.base(""), e)
 }
 

@@ -162,6 +162,7 @@ func newEnvOn(t testing.TB, dbURL string, opts ...envOption) *env {
 	cfg.ApplyDefaults()
 	e := &env{t: t, srv: srv, issuer: srv.URL, st: st, box: box, cfg: cfg, clock: &clock{}}
 	e.journey = newTestJourney(srv.URL)
+	e.journey.st = st
 	logs := &syncBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -209,6 +210,9 @@ func (e *env) seedUser(id, email, name string) {
 // resume URL.
 type testJourney struct {
 	issuer string
+	// st: SignOut revokes the session's tokens as flows does, which queues
+	// its back-channel logouts.
+	st *store.Store
 
 	mu       sync.Mutex
 	sessions map[string]authn.Browser
@@ -251,6 +255,11 @@ func (j *testJourney) SignOut(w http.ResponseWriter, r *http.Request) (string, e
 	delete(j.sessions, c.Value)
 	j.signOuts++
 	http.SetCookie(w, &http.Cookie{Name: testCookie, Value: "", Path: "/", MaxAge: -1})
+	if j.st != nil && b.SessionID != "" {
+		if err := j.st.RevokeOAuthBySession(r.Context(), b.SessionID); err != nil {
+			return "", err
+		}
+	}
 	return b.UserID, nil
 }
 

@@ -12,7 +12,6 @@ import (
 	"slices"
 
 	"github.com/ory/fosite"
-	"github.com/ory/fosite/handler/openid"
 
 	"github.com/lanyard-idp/lanyard/config"
 	"github.com/lanyard-idp/lanyard/provider/authn"
@@ -114,8 +113,8 @@ func (p *Provider) guardClientCredentials(r *http.Request) error {
 }
 
 // checkSubject refuses tokens for an officer who can no longer sign in, and
-// refreshes the claims about them (name, email, accepted policies) carried into
-// the new ID token.
+// refreshes the claims about them the new ID token carries (those the
+// client asked for: see claims.go).
 func (p *Provider) checkSubject(ctx context.Context, ar fosite.AccessRequester) error {
 	sub := ar.GetSession().GetSubject()
 	if sub == "" {
@@ -131,11 +130,12 @@ func (p *Provider) checkSubject(ctx context.Context, ar fosite.AccessRequester) 
 	if !ar.GetGrantTypes().ExactOne(config.GrantRefreshToken) {
 		return nil
 	}
-	sess, ok := ar.GetSession().(*openid.DefaultSession)
-	if !ok {
+	sess, ok := ar.GetSession().(*session)
+	c, cok := ar.GetClient().(*client)
+	if !ok || !cok {
 		return nil
 	}
-	extra, err := p.userClaims(ctx, user, ar.GetGrantedScopes())
+	extra, err := p.userClaims(ctx, user, idTokenNames(c, ar.GetGrantedScopes(), sess.Requested))
 	if err != nil {
 		return fosite.ErrTemporarilyUnavailable.WithWrap(err)
 	}
@@ -155,7 +155,11 @@ func (p *Provider) checkSubject(ctx context.Context, ar fosite.AccessRequester) 
 func (p *Provider) writeTokenError(ctx context.Context, w http.ResponseWriter, ar fosite.AccessRequester, err error) {
 	// fosite reads the code twice: a code still valid at the first read and
 	// invalidated by a concurrent request before the second is a lost race too.
-	if errors.Is(err, errLostRace) || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+	// So is one the second read no longer finds (the issuing client's own
+	// retry of a used code is "not found", see GetAuthorizeCodeSession),
+	// which fosite's second read reports as server_error.
+	if errors.Is(err, errLostRace) || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) ||
+		(errors.Is(err, fosite.ErrNotFound) && fosite.ErrorToRFC6749Error(err).ErrorField == fosite.ErrServerError.ErrorField) {
 		err = fosite.ErrInvalidGrant.WithHint("The grant was used by a concurrent request.").WithWrap(err)
 	}
 	p.logOAuthError("token", err)

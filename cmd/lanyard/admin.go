@@ -154,10 +154,12 @@ func cmdHashSecret(_ context.Context, args []string, e env) error {
 }
 
 func cmdInvite(ctx context.Context, args []string, e env) error {
-	cmd := newCommand(`invite EMAIL --name "FULL NAME" | --resend | --revoke [--show-password] [--json]`, e)
-	var name string
+	cmd := newCommand(`invite EMAIL --name "FULL NAME" [--given-name G --family-name F] | --resend | --revoke [--show-password] [--json]`, e)
+	var name, given, family string
 	var resend, revoke, show bool
-	cmd.fs.StringVar(&name, "name", "", "the officer's full `name`")
+	cmd.fs.StringVar(&name, "name", "", "the officer's full `name` (two words: also the given and family names)")
+	cmd.fs.StringVar(&given, "given-name", "", "the officer's given `name` (OpenID Connect given_name)")
+	cmd.fs.StringVar(&family, "family-name", "", "the officer's family `name` (OpenID Connect family_name)")
 	cmd.fs.BoolVar(&resend, "resend", false, "issue a new initial password and expiry for a pending invitation")
 	cmd.fs.BoolVar(&revoke, "revoke", false, "withdraw a pending invitation: the account is deleted, the initial password stops working")
 	cmd.fs.BoolVar(&show, "show-password", false, "print the initial password (it is also in the email)")
@@ -166,10 +168,10 @@ func cmdInvite(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	switch {
-	case revoke && (resend || name != "" || show):
+	case revoke && (resend || name != "" || given != "" || family != "" || show):
 		return usagef("--revoke takes no other option than --json")
-	case name == "" && !resend && !revoke:
-		return usagef("--name is required: the officer's full name, as the email greets them")
+	case name == "" && (given == "" || family == "") && !resend && !revoke:
+		return usagef("--name is required (or --given-name and --family-name): the officer's full name, as the email greets them")
 	}
 	if _, err := canonical(pos[0]); err != nil {
 		return err
@@ -196,12 +198,13 @@ func cmdInvite(ctx context.Context, args []string, e env) error {
 	if resend {
 		invite = admin.Resend
 	}
-	inv, err := invite(ctx, store.ActorCLI, pos[0], name)
+	inv, err := invite(ctx, store.ActorCLI, pos[0], flows.Names{Full: name, Given: given, Family: family})
 	if err != nil {
 		return inviteError(err)
 	}
 	if cmd.json {
-		out := map[string]any{"username": inv.Username, "expires_at": stamp(inv.ExpiresAt), "resent": inv.Resent, "mail_sent": inv.MailErr == nil}
+		out := map[string]any{"username": inv.Username, "name": inv.Name, "given_name": inv.GivenName, "family_name": inv.FamilyName,
+			"expires_at": stamp(inv.ExpiresAt), "resent": inv.Resent, "mail_sent": inv.MailErr == nil}
 		if show {
 			out["initial_password"] = inv.InitialPassword
 		}

@@ -44,6 +44,8 @@ clients:
     redirect_uris: ["http://localhost:9001/callback"]
     grant_types: [authorization_code, refresh_token]
     scopes: [openid, email, profile, offline_access]
+    # As in dev.yaml: the portal reads the accepted versions from its ID token.
+    id_token_claims: [name, email, lanyard_policies]
 `, issuer, addr, data, steps)
 	path := filepath.Join(data, "lanyard.yaml")
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
@@ -55,7 +57,8 @@ clients:
 // TestThreeDocuments: a code of conduct is configuration only. With three
 // documents configured, the officer accepts three, in the configured
 // order; three acceptances are recorded and the relying party's ID token
-// (verified by go-oidc) carries three entries in lanyard_policies.
+// (verified by go-oidc; the client lists lanyard_policies in
+// id_token_claims) carries three entries in lanyard_policies.
 func TestThreeDocuments(t *testing.T) {
 	l := startLanyardWith(t, func(issuer, addr, data string) common {
 		return common{configFile: documentsConfig(t, issuer, addr, data, "")}

@@ -88,6 +88,8 @@ type metrics struct {
 	mail       *prometheus.CounterVec
 	reloads    *prometheus.CounterVec
 	reloadedAt prometheus.Gauge
+	logouts    *prometheus.CounterVec
+	outbox     prometheus.GaugeFunc
 
 	st  *store.Store
 	cfg func() *config.Config
@@ -151,10 +153,27 @@ func newMetrics(ctx context.Context, st *store.Store, cfg func() *config.Config,
 			Name: "lanyard_config_last_reload_success_timestamp_seconds",
 			Help: "When the configuration was last loaded successfully (start or SIGHUP).",
 		}),
+		logouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lanyard_backchannel_logouts_total",
+			Help: "Back-channel logout token deliveries by result (delivered, failed and retried later, gave_up) and client id.",
+		}, []string{"result", "client"}),
+		outbox: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "lanyard_backchannel_logout_outbox",
+			Help: "Back-channel logout tokens waiting in the outbox (deployment-wide).",
+		}, func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			n, err := st.PendingLogouts(ctx)
+			if err != nil {
+				return -1
+			}
+			return float64(n)
+		}),
 		st: st, cfg: cfg, now: now, log: log,
 		lastID: last, journeys: map[string]journeyMark{},
 	}
 	m.reg.MustRegister(m.requests, m.tokens, m.signins, m.steps, m.abandoned, m.locks, m.mail, m.reloads, m.reloadedAt,
+		m.logouts, m.outbox,
 		collectors.NewDBStatsCollector(st.DB(), "lanyard"),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -182,9 +201,14 @@ func newMetrics(ctx context.Context, st *store.Store, cfg func() *config.Config,
 	return m, nil
 }
 
-// clientsChanged creates the token counters of the configured clients.
+// clientsChanged creates the token and logout counters of the configured clients.
 func (m *metrics) clientsChanged(cfg *config.Config) {
 	for _, c := range cfg.Clients {
+		if c.BackchannelLogoutURI != "" {
+			for _, r := range store.LogoutResults {
+				m.logouts.WithLabelValues(string(r), c.ID)
+			}
+		}
 		for _, g := range c.GrantTypes {
 			if slices.Contains(config.GrantTypes, g) {
 				m.tokens.WithLabelValues(g, c.ID)
@@ -282,6 +306,15 @@ func (m *metrics) catchUp(ctx context.Context) {
 	m.sweep()
 }
 
+// clientLabel is a configured client's id, or "other": a label never
+// carries an id the configuration does not know.
+func (m *metrics) clientLabel(id string) string {
+	if _, ok := m.cfg().Client(id); ok {
+		return id
+	}
+	return "other"
+}
+
 func (m *metrics) observe(ev *store.AuditEvent) {
 	var detail map[string]any
 	if len(ev.Detail) > 0 {
@@ -294,11 +327,7 @@ func (m *metrics) observe(ev *store.AuditEvent) {
 		if !slices.Contains(config.GrantTypes, grant) {
 			grant = "other"
 		}
-		client := "other"
-		if _, ok := m.cfg().Client(ev.ClientID); ok {
-			client = ev.ClientID
-		}
-		m.tokens.WithLabelValues(grant, client).Inc()
+		m.tokens.WithLabelValues(grant, m.clientLabel(ev.ClientID)).Inc()
 		return
 	case store.EventSigninSuccess:
 		m.signins.WithLabelValues("success").Inc()
@@ -310,6 +339,13 @@ func (m *metrics) observe(ev *store.AuditEvent) {
 			o = "other"
 		}
 		m.signins.WithLabelValues(o).Inc()
+		return
+	case store.EventLogoutBackchannel:
+		result := store.LogoutResult(str("result"))
+		if !slices.Contains(store.LogoutResults, result) {
+			result = "other"
+		}
+		m.logouts.WithLabelValues(string(result), m.clientLabel(ev.ClientID)).Inc()
 		return
 	case store.EventLock:
 		kind := "account"

@@ -489,6 +489,51 @@ func TestUserListAndShow(t *testing.T) {
 	}
 }
 
+// lanyard invite passes the officer's names to the admin service: given
+// and family names as given, or derived from a two-word --name; a resend
+// with names replaces them.
+func TestInviteNamesCommand(t *testing.T) {
+	l := startOps(t, "", io.Discard)
+	type names struct{ Name, GivenName, FamilyName string }
+	invite := func(args ...string) names {
+		t.Helper()
+		var n struct {
+			Name       string `json:"name"`
+			GivenName  string `json:"given_name"`
+			FamilyName string `json:"family_name"`
+		}
+		if err := json.Unmarshal([]byte(l.mustCmd(append([]string{"invite"}, append(args, "--json")...)...)), &n); err != nil {
+			t.Fatal(err)
+		}
+		return names{n.Name, n.GivenName, n.FamilyName}
+	}
+	for _, c := range []struct {
+		args []string
+		want names
+	}{
+		{[]string{"maria@agency.example", "--name", "Maria de la Cruz", "--given-name", "Maria", "--family-name", "de la Cruz"}, names{"Maria de la Cruz", "Maria", "de la Cruz"}},
+		{[]string{"jl@agency.example", "--given-name", "Jean-Luc", "--family-name", "Picard"}, names{"Jean-Luc Picard", "Jean-Luc", "Picard"}},
+		{[]string{"alice@agency.example", "--name", "Alice Martin"}, names{"Alice Martin", "Alice", "Martin"}},
+		{[]string{"alice@agency.example", "--resend", "--name", "Alice Martin-Lee"}, names{"Alice Martin-Lee", "Alice", "Martin-Lee"}},
+	} {
+		if got := invite(c.args...); got != c.want {
+			t.Errorf("%q: %+v, want %+v", c.args, got, c.want)
+		}
+	}
+	u, err := l.srv.d.store.UserByUsername(t.Context(), "maria@agency.example")
+	if err != nil || u.GivenName != "Maria" || u.FamilyName != "de la Cruz" {
+		t.Errorf("stored: %+v, %v", u, err)
+	}
+	for _, args := range [][]string{
+		{"invite", "bob@agency.example", "--given-name", "Bob"},             // no family name, no full name
+		{"invite", "--revoke", "maria@agency.example", "--given-name", "M"}, // --revoke takes no names
+	} {
+		if _, _, err := l.runCmd(args...); exitCode(err) != 2 {
+			t.Errorf("%q: exit %d (%v), want a usage error", args, exitCode(err), err)
+		}
+	}
+}
+
 func TestInviteRevokeAndListCommands(t *testing.T) {
 	l := startOps(t, "", io.Discard)
 	l.onboard("hana@agency.example")
@@ -979,6 +1024,31 @@ func TestMetrics(t *testing.T) {
 	samples = scrape(t, l.srv.metrics.handler())
 	if got := value(samples, "lanyard_journey_abandoned_total", map[string]string{"last_step": "password"}); got != "1" {
 		t.Errorf("abandoned at password = %q, want 1", got)
+	}
+
+	// Back-channel logout: an admin's sign-out queues one delivery (quinn
+	// got tokens for the staging portal), which the outbox gauge shows; each
+	// delivery's audit event is counted by result and client.
+	u, err := l.srv.d.store.UserByUsername(t.Context(), o.email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.srv.d.store.RevokeOAuthBySubject(t.Context(), u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.srv.d.store.AppendAudit(t.Context(), &store.AuditEvent{Event: store.EventLogoutBackchannel, UserID: u.ID,
+		ClientID: "docs-portal-staging", Detail: []byte(`{"result":"delivered","attempt":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	samples = scrape(t, l.srv.metrics.handler())
+	if got := value(samples, "lanyard_backchannel_logout_outbox", nil); got != "1" {
+		t.Errorf("logout outbox = %q, want 1", got)
+	}
+	if got := value(samples, "lanyard_backchannel_logouts_total", map[string]string{"result": "delivered", "client": "docs-portal-staging"}); got != "1" {
+		t.Errorf("delivered back-channel logouts = %q, want 1", got)
+	}
+	if got := value(samples, "lanyard_backchannel_logouts_total", map[string]string{"result": "gave_up", "client": "docs-portal-production"}); got != "0" {
+		t.Errorf("gave-up back-channel logouts = %q, want 0", got)
 	}
 
 	// The server's own mail (security notices) is counted when it fails: an

@@ -37,10 +37,39 @@ const (
 	EventSignOutSessions Event = "account.sessions.sign_out"
 )
 
+// The approval app: pairing a phone, requests sent to it and its answers.
+const (
+	EventApprovalPairingOpen Event = "approval.pairing.open" // a phone opened a pairing link
+	EventApprovalRequest     Event = "approval.request"      // Detail "kind": signin | reauth; "devices", "pushed"
+	EventApprovalApprove     Event = "approval.approve"      // Detail "kind", "device"
+	EventApprovalDeny        Event = "approval.deny"         // Detail "kind", "reason": a Reason
+	EventApprovalReport      Event = "approval.report"       // the officer reported a denied request: signed out everywhere
+	EventApprovalPushGone    Event = "approval.push.gone"    // the push service no longer knows a device's subscription
+	EventDeviceAdd           Event = "account.approval_device.add"
+	EventDeviceRename        Event = "account.approval_device.rename"
+	EventDeviceRemove        Event = "account.approval_device.remove"
+)
+
 // The provider.
 const (
 	EventTokenIssue Event = "token.issue" // Detail "grant": one of config.GrantTypes
+	// Each attempt to deliver a back-channel logout token. Detail "result":
+	// a LogoutResult; "reason": why it was queued, a Reason.
+	EventLogoutBackchannel Event = "logout.backchannel"
 )
+
+// LogoutResult is the outcome of one back-channel logout delivery: the
+// "result" in the detail of logout.backchannel.
+type LogoutResult string
+
+const (
+	LogoutDelivered LogoutResult = "delivered"
+	LogoutFailed    LogoutResult = "failed" // retried later
+	LogoutGaveUp    LogoutResult = "gave_up"
+)
+
+// LogoutResults lists every LogoutResult.
+var LogoutResults = []LogoutResult{LogoutDelivered, LogoutFailed, LogoutGaveUp}
 
 // Invitations and the other admin changes; each detail carries "by", an Actor.
 const (
@@ -82,8 +111,10 @@ const (
 	EventConsoleForbidden Event = "admin.forbidden"
 )
 
-// Reason is why a sign-in, a code or a passkey ceremony failed: the "reason"
-// in the detail of signin.failure.
+// Reason is why a sign-in, a code or a passkey ceremony failed (the
+// "reason" in the detail of signin.failure), or why a relying party's
+// logout was queued (LogoutDelivery.Reason, the "reason" of
+// logout.backchannel).
 type Reason string
 
 const (
@@ -134,6 +165,20 @@ const (
 	ReasonRole       Reason = "the role lacks the action"
 	ReasonHigherRole Reason = "the account has a higher role"
 	ReasonOwnAccount Reason = "not on one's own account"
+
+	// Why a logout was queued for the relying parties of a session.
+	ReasonSessionEnded   Reason = "session_ended"   // sign-out, RP-initiated logout, a session ended on the account page
+	ReasonUserRevoked    Reason = "user_revoked"    // every session and token of the user: disable, reset, sign out everywhere
+	ReasonSessionExpired Reason = "session_expired" // removed by DeleteExpired
+
+	// The approval app.
+	ReasonWrongNumber       Reason = "wrong number"
+	ReasonWrongNumbers      Reason = "three wrong numbers" // denied: approval.deny
+	ReasonNotMe             Reason = "not me"              // denied on the phone: approval.deny
+	ReasonApprovalSignature Reason = "approval signature refused"
+	ReasonOtherDevice       Reason = "device not the user's"
+	ReasonApprovalAnswered  Reason = "approval request already answered"
+	ReasonApprovalExpired   Reason = "approval request expired"
 )
 
 // Actor is who made an admin change: the "by" in its audit detail. Besides

@@ -12,8 +12,10 @@ import (
 const gcBatch = 2000
 
 // DeleteExpired removes what has expired at now and returns how many rows
-// went: OAuth rows past expires_at, sessions past expires_at, parked
-// authorization requests past expires_at, and throttle rows whose window
+// went: OAuth rows past expires_at, sessions past expires_at (queuing the
+// logout of their relying parties, see RecordSessionClient), parked
+// authorization requests past expires_at, approval requests an hour past
+// theirs, and throttle rows whose window
 // started more than the retention (OpenOptions.ThrottleRetention) ago and
 // whose lock is over. Used recovery codes, signing keys (see
 // DeleteRetiredSigningKeys) and the audit trail are kept.
@@ -31,6 +33,10 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 			WHERE expires_at IS NOT NULL AND expires_at < ? LIMIT ?)`, []any{t, gcBatch}},
 		{"authorization requests", `DELETE FROM auth_requests WHERE id IN (SELECT id FROM auth_requests
 			WHERE expires_at IS NOT NULL AND expires_at < ? LIMIT ?)`, []any{t, gcBatch}},
+		// Approval requests stay an hour past their expiry: the hourly cap
+		// counts them.
+		{"approval requests", `DELETE FROM approval_requests WHERE id IN (SELECT id FROM approval_requests
+			WHERE expires_at < ? LIMIT ?)`, []any{now.Add(-time.Hour).UnixMicro(), gcBatch}},
 		{"throttle rows", `DELETE FROM throttle WHERE key_name IN (SELECT key_name FROM throttle
 			WHERE (window_start IS NULL OR window_start < ?) AND (locked_until IS NULL OR locked_until < ?) LIMIT ?)`,
 			[]any{keep, t, gcBatch}},
@@ -44,6 +50,23 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 			if n < gcBatch {
 				break
 			}
+		}
+	}
+	// The relying parties of the sessions that expired above (or of any
+	// session gone without a word) are told now, in batches.
+	for {
+		var n int
+		err := s.InTx(ctx, func(ctx context.Context) (err error) {
+			n, err = s.queueLogouts(ctx, ReasonSessionExpired, now, `(session_ref, client_id, sid) IN
+				(SELECT session_ref, client_id, sid FROM session_clients WHERE NOT EXISTS
+					(SELECT 1 FROM sessions WHERE sessions.id_hash = session_clients.session_ref) LIMIT ?)`, gcBatch)
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("queue logouts of expired sessions: %w", err)
+		}
+		if n < gcBatch {
+			break
 		}
 	}
 	return total, nil
