@@ -74,11 +74,11 @@ func signInReady(t *testing.T, e *env, username, pw string) *browser {
 
 // refreshToken stores a refresh token issued to a session, as the provider
 // would.
-func (e *env) refreshToken(sig, userID, sessionRef string) {
+func (e *env) refreshToken(sig, userID, sessionKey string) {
 	e.t.Helper()
 	now := e.clock.Now()
 	if err := e.st.CreateOAuth(e.t.Context(), &store.OAuthRow{Kind: store.KindRefresh, Signature: sig, RequestID: "req-" + sig,
-		ClientID: "docs-portal-staging", Subject: userID, SessionID: sessionRef, Active: true,
+		ClientID: "docs-portal-staging", Subject: userID, SessionID: sessionKey, Active: true,
 		RequestedAt: now, ExpiresAt: now.Add(30 * 24 * time.Hour), Data: []byte("{}")}); err != nil {
 		e.t.Fatal(err)
 	}
@@ -281,9 +281,9 @@ func TestAccountSessions(t *testing.T) {
 	u := e.seedReady(alice, alicePw)
 	a := signInReady(t, e, alice, alicePw)
 	b := signInReady(t, e, alice, alicePw)
-	refA, refB := store.SessionRef(a.rawSessionID()), store.SessionRef(b.rawSessionID())
-	e.refreshToken("rt-a", u.ID, refA)
-	e.refreshToken("rt-b", u.ID, refB)
+	refB := store.SessionRef(b.rawSessionID())
+	e.refreshToken("rt-a", u.ID, a.sessionKey())
+	e.refreshToken("rt-b", u.ID, b.sessionKey())
 
 	r := a.get(PathAccount)
 	if n := len(findAll(r.doc, func(n *html.Node) bool { return n.Data == "tr" && attr(n, "data-session") != "" })); n != 2 {
@@ -311,7 +311,7 @@ func TestAccountSessions(t *testing.T) {
 
 	c := signInReady(t, e, alice, alicePw)
 	d := signInReady(t, e, alice, alicePw)
-	e.refreshToken("rt-c", u.ID, store.SessionRef(c.rawSessionID()))
+	e.refreshToken("rt-c", u.ID, c.sessionKey())
 	r = a.get(PathAccount)
 	mustRedirect(t, a.submitAccount(r, "sign-out-others", "", nil), PathAccount)
 	for _, x := range []*browser{c, d} {
@@ -470,9 +470,9 @@ func TestSignOutEverywhere(t *testing.T) {
 	other := e.seedReady(bob, alicePw)
 	a := signInReady(t, e, alice, alicePw)
 	c := signInReady(t, e, bob, alicePw)
-	e.refreshToken("rt-a", u.ID, store.SessionRef(a.rawSessionID()))
+	e.refreshToken("rt-a", u.ID, a.sessionKey())
 	e.refreshToken("rt-old", u.ID, "")
-	e.refreshToken("rt-bob", other.ID, store.SessionRef(c.rawSessionID()))
+	e.refreshToken("rt-bob", other.ID, c.sessionKey())
 
 	if _, err := SignOutEverywhere(t.Context(), e.st, "", ""); err == nil {
 		t.Error("no user: no error")

@@ -554,6 +554,17 @@ func (b *browser) frozen() *browser {
 	return f
 }
 
+// sessionKey is the stable key (store.Session.SID) of the browser's session:
+// what the provider binds tokens to and gives as the sid claim.
+func (b *browser) sessionKey() string {
+	b.t.Helper()
+	x, err := b.e.st.SessionByID(b.t.Context(), b.rawSessionID(), b.e.clock.Now())
+	if err != nil {
+		b.t.Fatalf("load the browser's session: %v", err)
+	}
+	return x.SID
+}
+
 // rawSessionID decodes the browser's cookie as the server would.
 func (b *browser) rawSessionID() string {
 	req, _ := http.NewRequest("GET", b.e.srv.URL, nil)

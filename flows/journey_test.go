@@ -194,7 +194,7 @@ func TestFirstLogin(t *testing.T) {
 	if !slices.Contains(d.AMR, "otp") || !slices.Contains(d.AMR, "pwd") || !slices.Contains(d.AMR, "mfa") || d.ACR != acrMFA {
 		t.Errorf("amr %v acr %q", d.AMR, d.ACR)
 	}
-	if d.SessionID == "" || d.SessionID != store.SessionRef(b.rawSessionID()) {
+	if d.SessionID == "" || d.SessionID != b.sessionKey() || d.SessionID == store.SessionRef(b.rawSessionID()) {
 		t.Errorf("session id %q", d.SessionID)
 	}
 	if !d.AuthTime.Equal(e.clock.Now()) {

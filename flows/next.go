@@ -267,7 +267,7 @@ func (h *Handler) Browser(r *http.Request) (authn.Browser, error) {
 	if err != nil || s == nil {
 		return authn.Browser{}, err
 	}
-	b := authn.Browser{SessionID: s.ref()}
+	b := authn.Browser{SessionID: s.row.SID}
 	if !s.j.PasswordVerified || s.row.UserID == "" {
 		return b, nil
 	}
@@ -344,9 +344,8 @@ func (h *Handler) SignOut(w http.ResponseWriter, r *http.Request) (string, error
 		return "", err
 	}
 	// The codes and tokens issued to this session end with it.
-	ref := s.ref()
 	err = h.store.InTx(r.Context(), func(ctx context.Context) error {
-		if err := h.store.RevokeOAuthBySession(ctx, ref); err != nil {
+		if err := h.store.RevokeOAuthBySession(ctx, s.row.SID); err != nil {
 			return err
 		}
 		return h.store.DeleteSession(ctx, s.raw)

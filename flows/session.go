@@ -85,8 +85,11 @@ type session struct {
 	j   journey
 }
 
-// ref is the session's public reference (the hex SHA-256 of its id): what
-// the store keys it by and what tokens are bound to.
+// ref is the reference of the session's current id (the hex SHA-256 of
+// it): what the store keys the row by and the account page names sessions
+// by. It changes with every rotation; what must outlive one — the tokens
+// issued in the session, the sid claim — is bound to s.row.SID, the
+// session's stable key.
 func (s *session) ref() string { return store.SessionRef(s.raw) }
 
 func (s *session) markDone(step string) {

@@ -36,11 +36,16 @@ type Browser struct {
 	// InProgress: a sign-in has started for this browser but steps are pending
 	// (prompt=none must answer interaction_required rather than login_required).
 	InProgress bool
-	SessionID  string
-	UserID     string
-	AuthTime   time.Time
-	AMR        []string
-	ACR        string
+	// SessionID is the session's stable key: the sid claim of the ID tokens
+	// and logout tokens issued in it, and what its codes and tokens are bound
+	// to. It never changes, however often the cookie's id is rotated (after
+	// each sign-in step, on the account page, in passkey ceremonies), so
+	// ending the session always reaches them.
+	SessionID string
+	UserID    string
+	AuthTime  time.Time
+	AMR       []string
+	ACR       string
 }
 
 // SignInRequest describes why the provider needs a sign-in.
