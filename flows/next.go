@@ -59,39 +59,84 @@ func (h *Handler) flowFor(ctx context.Context, s *session) (*flow, error) {
 		PasswordVerified: s.j.PasswordVerified && s.row.UserID != "",
 	}
 	if st.PasswordVerified {
-		u, err := h.store.UserByID(ctx, s.row.UserID)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, errUserGone
-		}
+		u, err := h.liveUser(ctx, s.row.UserID)
 		if err != nil {
-			return nil, fmt.Errorf("load user: %w", err)
-		}
-		if u.State == store.UserDisabled {
-			return nil, errUserGone
+			return nil, err
 		}
 		f.user = u
-		if st.HasSecondFactor, err = h.hasSecondFactor(ctx, u.ID); err != nil {
+		if err := h.userState(ctx, set, u, &st); err != nil {
 			return nil, err
 		}
 		st.SecondFactorVerified = s.j.FactorVerified
-		st.PasswordInitial = u.PasswordInitial
 		st.RecoveryCodesToShow = len(s.j.RecoveryCodes) > 0
-		acc, err := h.store.Acceptances(ctx, u.ID)
-		if err != nil {
-			return nil, fmt.Errorf("load acceptances: %w", err)
-		}
-		st.Accepted = map[string]string{}
-		for _, a := range acc {
-			st.Accepted[a.Document] = a.Version
-		}
-		st.Current = map[string]string{}
-		for id, d := range set.docs {
-			st.Current[id] = d.Version
-		}
 	}
 	f.state = st
 	f.pending = Pending(st, set.order)
 	return f, nil
+}
+
+// liveUser loads a user who may still sign in: errUserGone when the account
+// was deleted or disabled.
+func (h *Handler) liveUser(ctx context.Context, id string) (*store.User, error) {
+	u, err := h.store.UserByID(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errUserGone
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load user: %w", err)
+	}
+	if u.State == store.UserDisabled {
+		return nil, errUserGone
+	}
+	return u, nil
+}
+
+// userState fills in what the store says about u: their second factors,
+// their password, the policy versions they accepted and the current ones.
+func (h *Handler) userState(ctx context.Context, set *settings, u *store.User, st *State) error {
+	var err error
+	if st.HasSecondFactor, err = h.hasSecondFactor(ctx, u.ID); err != nil {
+		return err
+	}
+	st.PasswordInitial = u.PasswordInitial
+	acc, err := h.store.Acceptances(ctx, u.ID)
+	if err != nil {
+		return fmt.Errorf("load acceptances: %w", err)
+	}
+	st.Accepted = map[string]string{}
+	for _, a := range acc {
+		st.Accepted[a.Document] = a.Version
+	}
+	st.Current = map[string]string{}
+	for id, d := range set.docs {
+		st.Current[id] = d.Version
+	}
+	return nil
+}
+
+// StepPending names the first journey step the officer userID must complete
+// at a sign-in before any token may be issued for them — a new version of a
+// policy document, a second factor or a new password to set — or "" when
+// there is none (authn.Journey). The proofs of a sign-in are taken as given
+// (the tokens came from one); an account that can no longer sign in at all
+// (deleted or disabled) answers StepPassword.
+func (h *Handler) StepPending(ctx context.Context, userID string) (string, error) {
+	set := h.settings()
+	u, err := h.liveUser(ctx, userID)
+	if errors.Is(err, errUserGone) {
+		return StepPassword, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	st := State{Identified: true, PasswordVerified: true, SecondFactorVerified: true}
+	if err := h.userState(ctx, set, u, &st); err != nil {
+		return "", err
+	}
+	if p := Pending(st, set.order); len(p) > 0 {
+		return p[0], nil
+	}
+	return "", nil
 }
 
 // hasSecondFactor: a confirmed authenticator app or a passkey.

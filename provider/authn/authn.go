@@ -7,6 +7,7 @@
 package authn
 
 import (
+	"context"
 	"net/http"
 	"time"
 )
@@ -26,6 +27,13 @@ type Journey interface {
 	// SignOut ends the browser's SSO session server-side and clears the cookie
 	// (RP-initiated logout). It returns the user id that was signed out, if any.
 	SignOut(w http.ResponseWriter, r *http.Request) (userID string, err error)
+	// StepPending names the first journey step the officer userID must
+	// complete at a sign-in before any token is issued for them (a new
+	// version of a policy document to accept, a second factor or a password
+	// to set after a reset, an account that can no longer sign in), or ""
+	// when there is none. The token endpoint refuses every grant for an
+	// officer with a step pending.
+	StepPending(ctx context.Context, userID string) (step string, err error)
 }
 
 // Browser is the state of a browser's SSO session.
