@@ -46,6 +46,18 @@ func (f *flow) current() string {
 // errUserGone: the session's user was deleted or disabled mid-way.
 var errUserGone = errors.New("user deleted or disabled")
 
+// errInitialExpired: the session's user still has the initial password of
+// an invitation (or an admin reset) that has expired since. Nothing of the
+// journey goes on — not the change-password step with that password, not
+// a passkey enrolled before the expiry — until a new invitation.
+var errInitialExpired = &pageError{Status: http.StatusForbidden, Message: msgInviteExpired,
+	Cause: errors.New("the initial password has expired")}
+
+// initialExpired: u's password is an initial one whose validity is over.
+func (h *Handler) initialExpired(u *store.User) bool {
+	return u.PasswordInitial && !u.InviteExpiresAt.IsZero() && !h.now().UTC().Before(u.InviteExpiresAt)
+}
+
 // errAlreadyDone rolls back a step that a racing request of the same
 // browser has already completed.
 var errAlreadyDone = errors.New("step already done")
@@ -62,6 +74,9 @@ func (h *Handler) flowFor(ctx context.Context, s *session) (*flow, error) {
 		u, err := h.liveUser(ctx, s.row.UserID)
 		if err != nil {
 			return nil, err
+		}
+		if h.initialExpired(u) {
+			return nil, errInitialExpired
 		}
 		f.user = u
 		if err := h.userState(ctx, set, u, &st); err != nil {
@@ -119,7 +134,7 @@ func (h *Handler) userState(ctx context.Context, set *settings, u *store.User, s
 // policy document, a second factor or a new password to set — or "" when
 // there is none (authn.Journey). The proofs of a sign-in are taken as given
 // (the tokens came from one); an account that can no longer sign in at all
-// (deleted or disabled) answers StepPassword.
+// (deleted, disabled, or its initial password expired) answers StepPassword.
 func (h *Handler) StepPending(ctx context.Context, userID string) (string, error) {
 	set := h.settings()
 	u, err := h.liveUser(ctx, userID)
@@ -128,6 +143,9 @@ func (h *Handler) StepPending(ctx context.Context, userID string) (string, error
 	}
 	if err != nil {
 		return "", err
+	}
+	if h.initialExpired(u) {
+		return StepPassword, nil
 	}
 	st := State{Identified: true, PasswordVerified: true, SecondFactorVerified: true}
 	if err := h.userState(ctx, set, u, &st); err != nil {
@@ -164,9 +182,13 @@ func (h *Handler) flowOf(w http.ResponseWriter, r *http.Request) (f *flow, gone 
 		return nil, false, err
 	}
 	f, err = h.flowFor(r.Context(), s)
-	if errors.Is(err, errUserGone) {
+	switch {
+	case errors.Is(err, errUserGone):
 		h.end(w, r, s)
 		return nil, true, nil
+	case errors.Is(err, errInitialExpired):
+		// Said once, then the browser starts over.
+		h.end(w, r, s)
 	}
 	return f, false, err
 }
@@ -317,8 +339,8 @@ func (h *Handler) Browser(r *http.Request) (authn.Browser, error) {
 		return b, nil
 	}
 	f, err := h.flowFor(r.Context(), s)
-	if errors.Is(err, errUserGone) {
-		h.dropSession(r.Context(), s, "user gone")
+	if errors.Is(err, errUserGone) || errors.Is(err, errInitialExpired) {
+		h.dropSession(r.Context(), s, "user gone or initial password expired")
 		return authn.Browser{}, nil
 	}
 	if err != nil {

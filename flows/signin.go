@@ -133,7 +133,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request, f *flow) 
 		return refuse(msgSignInFailed)
 	}
 	now := h.now().UTC()
-	if u.PasswordInitial && !u.InviteExpiresAt.IsZero() && !now.Before(u.InviteExpiresAt) {
+	if h.initialExpired(u) {
 		ev.Name, ev.Detail["reason"] = evSigninFailure, store.ReasonInvitationExpired
 		h.auditLog(ctx, r, s, ev)
 		return refuse(msgInviteExpired)

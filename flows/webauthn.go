@@ -575,6 +575,17 @@ func (h *Handler) postPasskeySignIn(w http.ResponseWriter, r *http.Request, f *f
 		}
 		return h.fail(w, r, s, k, ev, rf)
 	}
+	if h.initialExpired(u) {
+		// A passkey enrolled in a journey never finished does not outlive
+		// the invitation: said, as after the right initial password, only
+		// to whoever holds it.
+		if err := h.commitRotated(w, r, s, nil); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		ev.Name, ev.Detail["factor"], ev.Detail["reason"] = evSigninFailure, methodWebAuthn, store.ReasonInvitationExpired
+		h.auditLog(ctx, r, s, ev)
+		return writeJSON(w, http.StatusForbidden, jsonAnswer{Error: msgInviteExpired})
+	}
 
 	// A new sign-in, as after a password, in which the passkey stands for
 	// both factors.
