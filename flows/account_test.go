@@ -167,11 +167,14 @@ func TestAccountMethodsWithStepUp(t *testing.T) {
 	mustStatus(t, r, 200)
 	checkPage(t, r)
 	mustStep(t, r, StepMFAChallenge)
-	failures := e.failures("acct:" + u.ID)
+	// The browser signed in: it is known to the account and counted on its
+	// own key.
+	own := b.deviceKey(u.ID)
+	failures := e.failures(own)
 	bad := b.submit(r, map[string]string{"code": wrongCode(o.secret, e.clock.Now())})
 	mustStatus(t, bad, http.StatusUnprocessableEntity)
-	if bad.fieldError(t, "code") != msgWrongCode || e.failures("acct:"+u.ID) != failures+1 {
-		t.Errorf("wrong code at reauth: %q, failures %d", bad.errorSummary(), e.failures("acct:"+u.ID))
+	if bad.fieldError(t, "code") != msgWrongCode || e.failures(own) != failures+1 {
+		t.Errorf("wrong code at reauth: %q, failures %d", bad.errorSummary(), e.failures(own))
 	}
 	mustRedirect(t, b.submit(r, map[string]string{"code": codeAt(o.secret, e.clock.Now())}), PathAccount)
 	r = b.get(PathAccount)
@@ -385,7 +388,8 @@ func TestAccountChangePassword(t *testing.T) {
 		{"wrong current", "not-the-password", next, next, "current_password", 422},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			failures := e.failures("acct:" + u.ID)
+			own := a.deviceKey(u.ID) // a signed-in browser is counted on its own key
+			failures := e.failures(own)
 			res := a.submitAccount(r, "change-password", "", map[string]string{"current_password": tc.cur, "new_password": tc.next, "confirm_password": tc.confirm})
 			mustStatus(t, res, tc.status)
 			checkPage(t, res)
@@ -396,7 +400,7 @@ func TestAccountChangePassword(t *testing.T) {
 			if tc.name == "wrong current" {
 				wantFailures++
 			}
-			if got := e.failures("acct:" + u.ID); got != wantFailures {
+			if got := e.failures(own); got != wantFailures {
 				t.Errorf("failures %d → %d", failures, got)
 			}
 			if e.user(u.ID).PasswordHash != u.PasswordHash {

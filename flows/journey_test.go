@@ -406,9 +406,7 @@ func TestLaterSignInWithTOTP(t *testing.T) {
 
 func TestTOTPReplayConcurrent(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, func(c *config.Config) {
-		c.Throttle.MaxAccountFailures, c.Throttle.MaxAddressFailures = 1000, 1000
-	})
+	e := newEnv(t, manyTries)
 	e.seedUser(alice, aliceFirst, true)
 	o := firstLogin(t, e, e.browser())
 	e.clock.Advance(30 * time.Second)

@@ -239,7 +239,9 @@ func (h *Handler) next(w http.ResponseWriter, r *http.Request) error {
 }
 
 // finish marks the session authenticated (once), activates an invited
-// account, and resumes the parked request.
+// account, forgets the failures the sign-in was counted against and makes
+// the browser known to the account (complete), and resumes the parked
+// request.
 func (h *Handler) finish(w http.ResponseWriter, r *http.Request, f *flow) error {
 	s := f.s
 	now := h.now().UTC()
@@ -281,6 +283,9 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, f *flow) error 
 	})
 	if err != nil {
 		return err
+	}
+	if first {
+		h.complete(r.Context(), w, r, f.user)
 	}
 	if resume != "" && !h.underIssuer(resume) {
 		h.log.Warn("dropping a resume URL outside the issuer")

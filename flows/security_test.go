@@ -115,8 +115,8 @@ func TestThrottleSuccessResets(t *testing.T) {
 
 func TestThrottleLockGrows(t *testing.T) {
 	t.Parallel()
-	if got := []time.Duration{lockDuration(15*time.Minute, 0), lockDuration(15*time.Minute, 1), lockDuration(15*time.Minute, 3),
-		lockDuration(15*time.Minute, 40)}; !slices.Equal(got, []time.Duration{15 * time.Minute, 30 * time.Minute, 2 * time.Hour, 24 * time.Hour}) {
+	if got := []time.Duration{lockDuration(15*time.Minute, 24*time.Hour, 0), lockDuration(15*time.Minute, 24*time.Hour, 1), lockDuration(15*time.Minute, 24*time.Hour, 3),
+		lockDuration(15*time.Minute, 24*time.Hour, 40)}; !slices.Equal(got, []time.Duration{15 * time.Minute, 30 * time.Minute, 2 * time.Hour, 24 * time.Hour}) {
 		t.Fatalf("lock durations %v", got)
 	}
 	e := newEnv(t, withoutMFA)

@@ -199,7 +199,9 @@ func loadCookieKeys(ctx context.Context, st *store.Store, box *seal.Box) (cookie
 	return k, nil
 }
 
-func newCookieCodec(k cookieKeys, dev bool, maxAge time.Duration) *cookieCodec {
+// newCookieCodec makes the codec of the cookie base ("lanyard"), named
+// __Host-base outside dev.
+func newCookieCodec(k cookieKeys, base string, dev bool, maxAge time.Duration) *cookieCodec {
 	cs := sessions.NewCookieStore(k.Hash, k.Block)
 	cs.Options = &sessions.Options{
 		Path:     "/",
@@ -209,10 +211,10 @@ func newCookieCodec(k cookieKeys, dev bool, maxAge time.Duration) *cookieCodec {
 	}
 	// The cookie outlives neither the absolute timeout nor the server-side row.
 	cs.MaxAge(int(maxAge / time.Second))
-	name := "__Host-lanyard"
+	name := "__Host-" + base
 	if dev {
 		// __Host- cookies must be Secure, which plain-http development cannot send.
-		name = "lanyard"
+		name = base
 	}
 	return &cookieCodec{name: name, store: cs}
 }

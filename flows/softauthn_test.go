@@ -35,6 +35,7 @@ func newPasskeyEnv(t *testing.T, tweak ...func(*config.Config)) *env {
 // manyTries keeps the throttle out of the way of tests that fail on purpose.
 func manyTries(c *config.Config) {
 	c.Throttle.MaxAccountFailures, c.Throttle.MaxAddressFailures = 1000, 1000
+	c.Throttle.MaxSecondFactorFailures, c.Throttle.SecondFactorDailyCap = 1000, 1000
 }
 
 func (e *env) authenticator() *softauthn.Authenticator { return softauthn.New(e.cfg.Issuer) }

@@ -261,7 +261,7 @@ type AuthRequest struct {
 //
 // Throttling (atomic; concurrent failures all count):
 //   RecordFailure(ctx, key string, now time.Time, window time.Duration) (Throttle, error)  returns the new state
-//   Lock(ctx, key string, until time.Time) error                   sets locked_until, locks+1, failures=0
+//   Lock(ctx, key string, until time.Time, locks int) error        sets locked_until, locks, failures=0
 //   GetThrottle(ctx, key) (Throttle, error)                         zero value (Key set, no error) when absent
 //   ResetThrottle(ctx, key) error                                   forgets the key (failures, lock, locks)
 //

@@ -276,21 +276,29 @@ func testThrottle(t *testing.T, open func(t *testing.T) *store.Store) {
 	}
 	sameTime(t, "new WindowStart", th.WindowStart, at(time.Minute+w+time.Second))
 
-	must(t, s.Lock(ctx, key, at(time.Hour)))
+	must(t, s.Lock(ctx, key, at(time.Hour), 1))
 	th, err = s.GetThrottle(ctx, key)
 	must(t, err)
 	if th.Failures != 0 || th.Locks != 1 {
 		t.Fatalf("after lock: %+v", th)
 	}
 	sameTime(t, "LockedUntil", th.LockedUntil, at(time.Hour))
-	must(t, s.Lock(ctx, key, at(3*time.Hour)))
-	must(t, s.Lock(ctx, "addr:192.0.2.1", at(time.Hour))) // a key never seen
+	must(t, s.Lock(ctx, key, at(3*time.Hour), 2))
+	must(t, s.Lock(ctx, "addr:192.0.2.1", at(time.Hour), 1)) // a key never seen
 	th, err = s.GetThrottle(ctx, key)
 	must(t, err)
 	if th.Locks != 2 {
 		t.Fatalf("Locks = %d, want 2", th.Locks)
 	}
 	sameTime(t, "LockedUntil", th.LockedUntil, at(3*time.Hour))
+	// The count is what the caller says (a lock after a long quiet spell
+	// counts fewer earlier locks), never less than one.
+	must(t, s.Lock(ctx, "acct:decayed", at(time.Hour), 3))
+	must(t, s.Lock(ctx, "acct:decayed", at(2*time.Hour), 1))
+	if th, _ := s.GetThrottle(ctx, "acct:decayed"); th.Locks != 1 {
+		t.Fatalf("Locks = %d after a lock counting 1", th.Locks)
+	}
+	wantErr(t, "no count", s.Lock(ctx, key, at(time.Hour), 0), store.ErrInvalid)
 	// Failures still count while locked, and keep Locks.
 	th, err = s.RecordFailure(ctx, key, at(2*time.Hour), w)
 	must(t, err)
