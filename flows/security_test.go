@@ -317,15 +317,16 @@ func TestSecurityHeaders(t *testing.T) {
 	}
 }
 
-func TestProductionCookie(t *testing.T) {
-	t.Parallel()
+// productionHandler is the journey outside dev, on a TLS test server.
+func productionHandler(t *testing.T) (*Handler, *httptest.Server) {
+	t.Helper()
 	st, err := store.Open(t.Context(), t.TempDir()+"/l.db")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
 	srv := httptest.NewTLSServer(nil)
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	cfg := &config.Config{Issuer: srv.URL, Documents: []config.Document{
 		{ID: "privacy", Title: "Privacy policy", Version: "1"}, {ID: "terms", Title: "Terms of use", Version: "1"}}}
 	cfg.ApplyDefaults()
@@ -338,6 +339,12 @@ func TestProductionCookie(t *testing.T) {
 	mux := http.NewServeMux()
 	h.Mount(mux)
 	srv.Config.Handler = mux
+	return h, srv
+}
+
+func TestProductionCookie(t *testing.T) {
+	t.Parallel()
+	h, srv := productionHandler(t)
 	c := srv.Client()
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	res, err := c.PostForm(srv.URL+PathSignIn, url.Values{"username": {alice}})
