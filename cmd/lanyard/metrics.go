@@ -100,8 +100,8 @@ type metrics struct {
 	cfg func() *config.Config
 	// public: /metrics is on the main listener, where anyone can read it.
 	public bool
-	now func() time.Time
-	log *slog.Logger
+	now    func() time.Time
+	log    *slog.Logger
 
 	mu       sync.Mutex
 	lastID   int64
