@@ -70,7 +70,7 @@ var (
 	ErrAlreadyInvited   = errors.New("the officer already has a pending invitation; use --resend to issue a new one")
 	ErrNoInvitation     = errors.New("there is no pending invitation to resend")
 	ErrAccountDisabled  = errors.New("the officer's account is disabled")
-	ErrBadName          = errors.New("the name must be one line of at most 200 characters")
+	ErrBadName          = errors.New("the name must be one line of at most 200 characters, without control or text-direction characters")
 	ErrNoAccount        = errors.New("there is no account for that address")
 	ErrNotInvited       = errors.New("the account is not a pending invitation")
 	ErrNotActive        = errors.New("the officer has not accepted the invitation yet")

@@ -1,6 +1,11 @@
 package main
 
+// The attacker with only a username: what /metrics tells them, and look-alike
+// addresses.
+
 import (
+	"io"
+	"strings"
 	"testing"
 
 	"github.com/lanyard-idp/lanyard/config"
@@ -35,5 +40,29 @@ func TestPublicMetricsDoNotEnumerate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestInviteRefusesLookAlikes: the invitation command refuses an address
+// that could pass for an existing officer's, and a name with text-direction
+// controls, saying why; nothing is written.
+func TestInviteRefusesLookAlikes(t *testing.T) {
+	l := startOps(t, "", io.Discard)
+	l.invite("alice@agency.example")
+	for _, c := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"invite", "\u0430lice@agency.example", "--name", "Alice"}, "U+0430"},
+		{[]string{"invite", "bob@agency.example", "--name", "Bob \u202egnp.exe"}, "text-direction"},
+	} {
+		out, errOut, err := l.runCmd(c.args...)
+		if err == nil || !strings.Contains(out+errOut+err.Error(), c.says) {
+			t.Errorf("%q: %v, output %q; want a refusal saying %q", c.args, err, out+errOut, c.says)
+		}
+	}
+	users, err := l.store().ListUsers(t.Context(), "", "")
+	if err != nil || len(users) != 1 {
+		t.Fatalf("%d accounts after the refusals (%v), want 1", len(users), err)
 	}
 }
