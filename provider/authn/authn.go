@@ -1,8 +1,9 @@
 // Package authn is the seam between the provider (OAuth2/OIDC on fosite) and
-// flows (the officer journey): the provider asks one question — is this browser
-// fully signed in, and how — and hands the browser over when it is not. Neither
-// side imports the other; both import this package. Besides that question it
-// holds only what both sides must compute alike about a browser's request:
+// flows (the officer journey): the provider asks whether a browser is fully
+// signed in, and how, and hands the browser over when it is not; before a
+// token grant it asks whether the officer has a journey step pending. Neither
+// side imports the other; both import this package. Besides those questions
+// it holds only what both sides must compute alike about a browser's request:
 // its client address (ClientAddr). Nothing else belongs here.
 package authn
 
