@@ -15,6 +15,7 @@ import (
 	"github.com/lanyard-idp/lanyard/config"
 	"github.com/lanyard-idp/lanyard/flows/mail"
 	"github.com/lanyard-idp/lanyard/flows/mail/mailtest"
+	"github.com/lanyard-idp/lanyard/provider/authn"
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
 
@@ -134,9 +135,6 @@ func TestAccountMethodsWithStepUp(t *testing.T) {
 	b := e.browser()
 	o := firstLogin(t, e, b)
 	u := o.user
-	if u == nil {
-		u = e.user("u-alice-agency-example")
-	}
 
 	r := b.get(PathAccount)
 	mustStatus(t, r, 200)
@@ -347,10 +345,7 @@ func TestAccountSessions(t *testing.T) {
 }
 
 // browserOf asks the journey what b's cookie proves.
-func browserOf(t *testing.T, e *env, b *browser) struct {
-	SignedIn bool
-	UserID   string
-} {
+func browserOf(t *testing.T, e *env, b *browser) authn.Browser {
 	t.Helper()
 	req, _ := http.NewRequest("GET", e.srv.URL, nil)
 	if c := b.cookie(); c != nil {
@@ -360,10 +355,7 @@ func browserOf(t *testing.T, e *env, b *browser) struct {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return struct {
-		SignedIn bool
-		UserID   string
-	}{br.SignedIn, br.UserID}
+	return br
 }
 
 // TestAccountChangePassword: the journey's policy, counted guesses, other

@@ -76,6 +76,7 @@ func firstLogin(t *testing.T, e *env, b *browser) onboarded {
 		r = b.follow(b.submit(r, fields))
 	}
 	o.done = b.done(r)
+	o.user = e.user(o.done.UserID)
 	return o
 }
 

@@ -31,7 +31,8 @@ const (
 // mailTimeout bounds one notice's delivery.
 const mailTimeout = 30 * time.Second
 
-// SecurityNoticeMail is the data of the mail/security-notice templates.
+// SecurityNoticeMail is the data of the mail/security-notice templates: a
+// notice of a change, or an alert about what someone else tried (Lines).
 type SecurityNoticeMail struct {
 	Product     string
 	Environment string
@@ -45,6 +46,10 @@ type SecurityNoticeMail struct {
 	Device     string // "Firefox on Windows"
 	Address    string
 	AccountURL string
+	// Lines, for an alert about what someone else tried, are its
+	// paragraphs (what happened, what it means, what to do); they replace
+	// the advice a notice of a change ends with.
+	Lines []string
 }
 
 // notify sends a security notice to u in the background (the change is
@@ -103,13 +108,6 @@ func (h *Handler) sendMail(u *store.User, page, what string, data any) {
 // Security alerts: what someone else tried against the account, in plain
 // words, and what to do about it.
 
-// SecurityAlertMail is the data of the mail/security-alert templates.
-type SecurityAlertMail struct {
-	SecurityNoticeMail
-	// Lines are the paragraphs: what happened, what it means, what to do.
-	Lines []string
-}
-
 type alertKind int
 
 const (
@@ -130,21 +128,23 @@ const (
 // when the lock they caused ends.
 func (h *Handler) alert(r *http.Request, u *store.User, kind alertKind, until time.Time) {
 	at := until.UTC().Format("15:04 UTC on 2 January 2006")
-	var data SecurityAlertMail
+	var data SecurityNoticeMail
 	switch kind {
 	case alertLocked:
-		data = SecurityAlertMail{SecurityNoticeMail: h.noticeData(r, u, alertLockedWhat, ""), Lines: []string{
+		data = h.noticeData(r, u, alertLockedWhat, "")
+		data.Lines = []string{
 			"Someone entered wrong passwords for your account several times, from a browser you have not signed in with before. Sign-ins from browsers you have not used are paused until " + at + ".",
 			"Browsers where you have signed in before, and your passkeys, still work as usual. Their password was not accepted: if this was not you, there is nothing you need to do. If it happens again and again, tell your administrator.",
-		}}
+		}
 	case alertFactorGuessed:
-		data = SecurityAlertMail{SecurityNoticeMail: h.noticeData(r, u, alertFactorGuessedWhat, ""), Lines: []string{
+		data = h.noticeData(r, u, alertFactorGuessedWhat, "")
+		data.Lines = []string{
 			"Someone entered your correct password, then wrong codes for your second factor, several times. If this was not you, your password is known to someone else.",
 			"Change your password now: sign in on your account page, choose Change password under “How you sign in”, and pick a new password that you use nowhere else. Changing it signs out every other session. If you cannot sign in, ask your administrator to reset your password.",
 			"Until " + at + ", second-factor codes from browsers you have not signed in with before are refused. Your own browsers still work.",
-		}}
+		}
 	}
-	h.sendMail(u, "security-alert", data.What, data)
+	h.sendMail(u, "security-notice", data.What, data)
 }
 
 // describeAgent turns a User-Agent header into "Firefox on Windows": enough

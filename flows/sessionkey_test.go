@@ -2,7 +2,6 @@ package flows
 
 import (
 	"fmt"
-	"net/http"
 	"testing"
 
 	"github.com/lanyard-idp/lanyard/flows/internal/softauthn"
@@ -133,7 +132,7 @@ func TestTokensFollowTheSession(t *testing.T) {
 			for i, rot := range rotations {
 				b := signedIn()
 				key := b.sessionKey()
-				if got := browserKey(t, e, b); got != key {
+				if got := browserOf(t, e, b).SessionID; got != key {
 					t.Fatalf("the provider is told %q, the session's key is %q", got, key)
 				}
 				before := fmt.Sprintf("rt-%d-before", i)
@@ -143,7 +142,7 @@ func TestTokensFollowTheSession(t *testing.T) {
 				if b.rawSessionID() == id {
 					t.Fatalf("%s did not rotate the session id", rot.name)
 				}
-				if got := browserKey(t, e, b); got != key {
+				if got := browserOf(t, e, b).SessionID; got != key {
 					t.Fatalf("%s changed the session's key from %q to %q", rot.name, key, got)
 				}
 				// A refresh after the rotation binds its tokens to the key
@@ -158,7 +157,7 @@ func TestTokensFollowTheSession(t *testing.T) {
 
 			so.end(t, o, rotated, other)
 			for i, b := range rotated {
-				if got := browserKey(t, e, b); got != "" {
+				if got := browserOf(t, e, b).SessionID; got != "" {
 					t.Errorf("after %s, the browser rotated by %s still has a session", so.name, rotations[i].name)
 				}
 			}
@@ -172,19 +171,4 @@ func TestTokensFollowTheSession(t *testing.T) {
 			}
 		})
 	}
-}
-
-// browserKey is the session key the journey reports to the provider for
-// b's cookie ("" when the cookie has no live session).
-func browserKey(t *testing.T, e *env, b *browser) string {
-	t.Helper()
-	req, _ := http.NewRequest("GET", e.srv.URL, nil)
-	if c := b.cookie(); c != nil {
-		req.AddCookie(c)
-	}
-	br, err := e.h.Browser(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return br.SessionID
 }

@@ -166,6 +166,19 @@ func firstLoginPasskey(t *testing.T, e *env, b *browser, username, pw string, a 
 	return o
 }
 
+// syncedPasskeyOfficer onboards alice with a synced passkey (which reports
+// no sign counter) and returns her and the authenticator.
+func syncedPasskeyOfficer(t *testing.T, e *env) (onboarded, *softauthn.Authenticator) {
+	t.Helper()
+	e.seedUser(alice, aliceFirst, true)
+	a := e.authenticator()
+	a.Synced = true
+	o := firstLoginPasskey(t, e, e.browser(), alice, aliceFirst, a)
+	zero := uint32(0)
+	a.Counter = &zero
+	return o, a
+}
+
 // renewed is the password firstLoginPasskey chose.
 func renewed(pw string) string { return pw + "-renewed-Q7" }
 

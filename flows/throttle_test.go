@@ -46,9 +46,6 @@ func TestSecondFactorGuessingLocks(t *testing.T) {
 	own := e.browser()
 	o := firstLogin(t, e, own)
 	u := o.user
-	if u == nil {
-		u = e.user("u-alice-agency-example")
-	}
 
 	round := func(codes int) {
 		t.Helper()
@@ -227,12 +224,7 @@ func TestUsernameOnlyCannotLockOut(t *testing.T) {
 func TestPasskeyNotRefusedByPasswordLock(t *testing.T) {
 	t.Parallel()
 	e := newPasskeyEnv(t)
-	e.seedUser(alice, aliceFirst, true)
-	a := e.authenticator()
-	a.Synced = true
-	o := firstLoginPasskey(t, e, e.browser(), alice, aliceFirst, a)
-	zero := uint32(0)
-	a.Counter = &zero
+	o, a := syncedPasskeyOfficer(t, e)
 	for range 5 {
 		b, r := atPassword(t, e, alice)
 		b.submit(r, map[string]string{"password": "wrong-password-number"})
@@ -252,12 +244,7 @@ func TestPasskeyNotRefusedByPasswordLock(t *testing.T) {
 func TestPasswordlessNoGlobalLock(t *testing.T) {
 	t.Parallel()
 	e := newPasskeyEnv(t, func(c *config.Config) { c.Throttle.MaxAddressFailures = 1000 })
-	e.seedUser(alice, aliceFirst, true)
-	a := e.authenticator()
-	a.Synced = true
-	o := firstLoginPasskey(t, e, e.browser(), alice, aliceFirst, a)
-	zero := uint32(0)
-	a.Counter = &zero
+	o, a := syncedPasskeyOfficer(t, e)
 	before := e.failures("addr:127.0.0.1")
 	junk := e.browser()
 	mustStep(t, junk.open(PathSignIn), StepIdentify)

@@ -203,12 +203,7 @@ func TestPasskeySecondFactor(t *testing.T) {
 func TestPasskeyPasswordless(t *testing.T) {
 	t.Parallel()
 	e := newPasskeyEnv(t)
-	e.seedUser(alice, aliceFirst, true)
-	a := e.authenticator()
-	a.Synced = true
-	o := firstLoginPasskey(t, e, e.browser(), alice, aliceFirst, a)
-	zero := uint32(0)
-	a.Counter = &zero
+	o, a := syncedPasskeyOfficer(t, e)
 
 	// A new version of the terms: passwordless sign-in still goes through it.
 	cfg := *e.cfg
