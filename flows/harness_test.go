@@ -67,8 +67,15 @@ type env struct {
 // handler is built.
 func newEnv(t *testing.T, tweak ...func(*config.Config)) *env {
 	t.Helper()
+	return newEnvAt(t, filepath.Join(t.TempDir(), "lanyard.db"), tweak...)
+}
+
+// newEnvAt is newEnv on the database at dbURL (a SQLite path or a
+// postgres:// URL).
+func newEnvAt(t *testing.T, dbURL string, tweak ...func(*config.Config)) *env {
+	t.Helper()
 	ctx := t.Context()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "lanyard.db"))
+	st, err := store.Open(ctx, dbURL)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

@@ -1,5 +1,5 @@
--- A stable key for every SSO session, PostgreSQL flavour. Keep in step with
--- ../sqlite/0003_session_key.sql.
+-- A stable key for every SSO session, SQLite flavour. Keep in step with
+-- ../postgres/0004_session_key.sql.
 
 -- The cookie's id, and so id_hash, changes at every sign-in step (session
 -- fixation: after the password, the second factor, a confirmation on the
