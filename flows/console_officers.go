@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -101,7 +102,7 @@ func (h *Handler) consoleOfficers(w http.ResponseWriter, r *http.Request, c *con
 		return h.show(w, http.StatusBadRequest, "admin-officers", p)
 	}
 	after := truncate(q.Get("after"), 254)
-	locked, err := h.store.LockedKeys(ctx, "acct:", now)
+	locked, err := h.lockedAccountKeys(ctx, now)
 	if err != nil {
 		return err
 	}
@@ -133,6 +134,20 @@ func (h *Handler) consoleOfficers(w http.ResponseWriter, r *http.Request, c *con
 	return h.show(w, http.StatusOK, "admin-officers", p)
 }
 
+// lockedAccountKeys are the account counters (accountKeys: passwords from
+// unknown browsers, second factors, their daily cap) locked at now, with
+// when each lock ends.
+func (h *Handler) lockedAccountKeys(ctx context.Context, now time.Time) (map[string]time.Time, error) {
+	all, err := h.store.LockedKeys(ctx, "", now)
+	if err != nil {
+		return nil, err
+	}
+	maps.DeleteFunc(all, func(k string, _ time.Time) bool {
+		return !strings.HasPrefix(k, keyAccount) && !strings.HasPrefix(k, keyFactor) && !strings.HasPrefix(k, keyFactorPerDay)
+	})
+	return all, nil
+}
+
 // lockedOfficers are the locked accounts (few: a lock is a short-lived
 // throttle row) matching search, by username after after.
 func (h *Handler) lockedOfficers(ctx context.Context, locked map[string]time.Time, search, after string, limit int) ([]store.User, error) {
@@ -140,7 +155,7 @@ func (h *Handler) lockedOfficers(ctx context.Context, locked map[string]time.Tim
 	seen := map[string]bool{}
 	var out []store.User
 	for k := range locked {
-		who := strings.TrimPrefix(k, "acct:")
+		who := k[strings.IndexByte(k, ':')+1:]
 		u, err := h.store.UserByID(ctx, who)
 		if errors.Is(err, store.ErrNotFound) {
 			u, err = h.store.UserByUsername(ctx, who)

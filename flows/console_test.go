@@ -218,7 +218,7 @@ func (e *consoleEnv) disabledState(u *store.User) {
 
 func (e *consoleEnv) lockedState(u *store.User) {
 	e.t.Helper()
-	if err := e.st.Lock(e.t.Context(), "acct:"+u.ID, e.clock.Now().Add(time.Hour)); err != nil {
+	if err := e.st.Lock(e.t.Context(), "acct:"+u.ID, e.clock.Now().Add(time.Hour), 1); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -379,6 +379,11 @@ func TestConsoleOfficers(t *testing.T) {
 		if i == 11 {
 			e.lockedState(u)
 		}
+		if i == 12 { // its second factor is locked (mfa.guessing), not its password
+			if err := e.st.Lock(ctx, keyFactor+u.ID, e.clock.Now().Add(time.Hour), 1); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	b, _ := e.signIn(helpdesk, PathAdminOfficers)
 	list := func(query string) ([]string, *resp) {
@@ -433,7 +438,7 @@ func TestConsoleOfficers(t *testing.T) {
 		{"q=smith&state=disabled", []string{"officer009@agency.example"}},
 		{"state=expired", []string{"officer007@agency.example"}},
 		{"state=invited", []string{"officer007@agency.example", "officer008@agency.example"}},
-		{"state=locked", []string{"officer011@agency.example"}},
+		{"state=locked", []string{"officer011@agency.example", "officer012@agency.example"}},
 		{"state=locked&q=martin", nil},
 		{"q=nobody-here", nil},
 	} {
