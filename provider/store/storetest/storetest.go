@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"OAuth", testOAuth},
 		{"AuthRequests", testAuthRequests},
 		{"Requests", testRequests},
+		{"PasswordResets", testPasswordResets},
 		{"Search", testSearch},
 		{"GC", testGC},
 		{"Logout", testLogout},
