@@ -33,6 +33,9 @@ const (
 	StepChangePassword = "change-password"
 	StepPrivacy        = "privacy"
 	StepTerms          = "terms"
+	// Self-service recovery (recovery_*.go).
+	StepResetPassword = "reset-password"
+	StepLostFactor    = "remove-lost-factor"
 )
 
 // DefaultSteps is the guide's order of the interstitial steps (what the
@@ -60,6 +63,16 @@ type State struct {
 	// RecoveryCodesToShow: fresh recovery codes wait in the session to be shown
 	// once.
 	RecoveryCodesToShow bool
+	// Resetting: this browser opened a password-reset link (the link stands
+	// in for the password step): the second factor, then a new password,
+	// and nothing else until the password is reset.
+	Resetting bool
+	// ReplacingFactor: signed in with a recovery code after "Lost your
+	// phone?", and asked to set up a new second factor (mfa-enrol again).
+	ReplacingFactor bool
+	// LostFactorsToOffer: a new factor replaced a lost one in this sign-in;
+	// the old ones are offered for removal.
+	LostFactorsToOffer bool
 }
 
 // placement is where Pending puts a step.
@@ -69,7 +82,8 @@ const (
 	// signIn: the steps before the password is verified, the only ones
 	// pending until then (the user is not known yet).
 	signIn placement = iota
-	// first: after the password, before every configured step.
+	// first: after the password (or an opened reset link), before every
+	// configured step.
 	first
 	// ordered: where journey.steps lists it.
 	ordered
@@ -141,15 +155,31 @@ func init() {
 			metric:  "mfa-challenge", page: "mfa-challenge",
 			get: (*Handler).getChallenge, post: (*Handler).postChallenge,
 			ceremony: PathPasskeyChallenge, begin: (*Handler).postPasskeyChallengeOptions, finish: (*Handler).postPasskeyChallenge},
+		// An opened password-reset link: the second factor above first,
+		// then the new password; an account without one never gets past
+		// this page (the page says whom to ask).
+		{name: StepResetPassword, path: PathResetPassword, place: first,
+			pending: func(s State, _ string) bool { return s.Resetting },
+			page:    "reset-password",
+			get:     (*Handler).getResetPassword, post: (*Handler).postResetPassword},
 		// Codes from an enrolment that just happened come right after it:
 		// every step before mfa-enrol in the order was done before the
 		// enrolment.
 		{name: StepRecoveryCodes, path: PathRecoveryCodes, place: first,
-			pending: func(s State, _ string) bool { return s.RecoveryCodesToShow },
+			pending: func(s State, _ string) bool { return s.RecoveryCodesToShow && !s.Resetting },
 			counts:  true, page: "recovery-codes",
 			get: (*Handler).getRecoveryCodes, post: (*Handler).postRecoveryCodes},
+		// After a new factor replaced a lost one (and its codes were shown),
+		// the factors from before are offered for removal.
+		{name: StepLostFactor, path: PathLostFactor, place: first,
+			pending: func(s State, _ string) bool { return s.LostFactorsToOffer && !s.Resetting },
+			page:    "remove-lost-factor",
+			get:     (*Handler).getLostFactor, post: (*Handler).postLostFactor},
+		// Pending without a second factor, and again after "Lost your
+		// phone?" and a recovery code, to add one beside (or over) the lost
+		// one.
 		{name: StepMFAEnrol, path: PathMFAEnrol, place: ordered,
-			pending: func(s State, _ string) bool { return !s.HasSecondFactor },
+			pending: func(s State, _ string) bool { return !s.HasSecondFactor || s.ReplacingFactor && s.SecondFactorVerified },
 			then:    StepRecoveryCodes, counts: true, metric: "mfa-enrol", page: "mfa-enrol",
 			get: (*Handler).getEnrol, post: (*Handler).postEnrol,
 			ceremony: PathPasskeyEnrol, begin: (*Handler).postPasskeyEnrolOptions, finish: (*Handler).postPasskeyEnrol},
@@ -204,13 +234,15 @@ func counts(name string) bool { return name != "" && stepNamed(name).counts }
 // built-in ordered step, or the id of a policy document; other names in it
 // are ignored (a document without a current version is never pending).
 // Before the password is verified the user is not known yet, so only the
-// sign-in steps are returned.
+// sign-in steps are returned. While a reset link stands for the password,
+// only the steps placed first are: nothing configured (an enrolment
+// least of all) may be reached with a link alone.
 //
 // The list is a prediction of the rest of the journey, used for "Step N of M"
 // as well as for the next redirect: a pending enrolment is followed by the
 // recovery codes it will produce.
 func Pending(s State, order []string) []string {
-	if !s.PasswordVerified {
+	if !s.PasswordVerified && !s.Resetting {
 		var out []string
 		for _, d := range steps {
 			if d.place == signIn && d.pending(s, d.name) {
@@ -221,6 +253,9 @@ func Pending(s State, order []string) []string {
 	}
 	var later []string
 	for _, name := range order {
+		if s.Resetting {
+			break
+		}
 		d := stepNamed(name)
 		if d.place != ordered || slices.Contains(later, name) || !d.pending(s, name) {
 			continue
@@ -317,7 +352,9 @@ func reservedNames() []string {
 		add(d.path)
 		add(d.ceremony)
 	}
-	add(PathNext)
+	for _, p := range []string{PathNext, PathForgot, PathReset, PathInvitation} {
+		add(p)
+	}
 	return out
 }
 

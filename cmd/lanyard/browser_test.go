@@ -1124,7 +1124,7 @@ func (s *browserSuite) expiredInvitation(t *testing.T) {
 	b.typeInto("#password", initial)
 	b.submit()
 	b.wantStep("password")
-	b.wantError("password", "Your invitation has expired. Ask your administrator for a new invitation.")
+	b.wantError("password", "Your invitation has expired. Get a new onboarding email: choose “Didn't get your onboarding email, or has it expired?” on the sign-in page.")
 	b.check("23-error-invitation-expired")
 
 	// The administrator re-sends it; the new email's password works.
