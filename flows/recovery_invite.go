@@ -92,20 +92,24 @@ func (h *Handler) postInvitation(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return refuse(http.StatusBadRequest, "email", msgRequestEmail, "", "")
 	}
-	if over, err := h.overLimit(ctx, "inv-day:"+digest(username), lim.perDay, 24*time.Hour); err != nil || over {
-		if err != nil {
-			return err
-		}
-		return refuse(http.StatusTooManyRequests, "email", msgInviteAskDaily, store.ReasonMailboxLimit, username)
-	}
-	// One email per mailbox every ten minutes: of racing asks, one acts.
+	// One email per mailbox every ten minutes: of racing asks, one acts;
+	// the others end on the same page (its email is on its way).
 	once, err := h.store.RecordFailure(ctx, "inv-once:"+digest(username), h.now().UTC(), lim.onePer)
 	if err != nil {
 		return err
 	}
 	if once.Failures > 1 {
 		h.auditLog(ctx, r, nil, event{Name: store.EventInviteAskFailed, Username: username, Detail: map[string]any{"reason": store.ReasonAskedAgain}})
-	} else if err := h.askInvitation(ctx, r, username); err != nil {
+		return redirect(w, r, PathInvitationSent)
+	}
+	// Three a day, whether or not the address has an invitation.
+	if over, err := h.overLimit(ctx, "inv-day:"+digest(username), lim.perDay, 24*time.Hour); err != nil || over {
+		if err != nil {
+			return err
+		}
+		return refuse(http.StatusTooManyRequests, "email", msgInviteAskDaily, store.ReasonMailboxLimit, username)
+	}
+	if err := h.askInvitation(ctx, r, username); err != nil {
 		return err
 	}
 	return redirect(w, r, PathInvitationSent)
