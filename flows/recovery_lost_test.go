@@ -18,6 +18,7 @@ import (
 	"golang.org/x/net/html"
 
 	"github.com/lanyard-idp/lanyard/config"
+	"github.com/lanyard-idp/lanyard/flows/approval"
 	"github.com/lanyard-idp/lanyard/flows/password"
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
@@ -475,4 +476,86 @@ func TestLostInvitationSameAnswer(t *testing.T) {
 	e.clock.Advance(2 * time.Hour)
 	mustRedirect(t, e.browser().post(PathInvitation, url.Values{"email": {"someone@agency.example"}}), PathInvitationSent)
 	mustStatus(t, e.browser().post(PathInvitation, url.Values{"email": {"someone.else@agency.example"}}), http.StatusTooManyRequests)
+}
+
+// TestRecoveryWithPasskeys: an officer whose second factor is a passkey
+// resets the password with it, then loses it: a recovery code, a new
+// passkey, and the lost one removed.
+func TestRecoveryWithPasskeys(t *testing.T) {
+	t.Parallel()
+	e := newConsoleEnv(t, func(c *config.Config) { c.Issuer = strings.Replace(c.Issuer, "127.0.0.1", "localhost", 1) })
+	e.srv.URL = e.cfg.Issuer
+	e.h.recoveryFloor = 0
+	o, a := syncedPasskeyOfficer(t, e.env)
+	re := &recoveryEnv{consoleEnv: e, o: o}
+
+	b := e.browser()
+	r := b.follow(b.openLink(re.resetLink()))
+	mustStep(t, r, StepMFAChallenge)
+	if byID(r.doc, "passkey-challenge") == nil {
+		t.Fatal("the passkey is not offered during the reset")
+	}
+	r = b.mustGo(b.assert(PathPasskeyChallenge, a), PathNext)
+	mustStep(t, r, StepResetPassword)
+	r = b.follow(b.submit(r, map[string]string{"new_password": alicePw2, "confirm_password": alicePw2}))
+	if !strings.HasSuffix(r.url, PathAccount) || !mustVerify(e.user(o.user.ID), alicePw2) {
+		t.Fatalf("the reset with a passkey ended at %s", r.url)
+	}
+
+	// The passkey is lost.
+	old := e.passkeys(o.user.ID)[0]
+	b, r = signInTo(t, e.env, alice, alicePw2)
+	mustStep(t, r, StepMFAChallenge)
+	r = b.follow(b.submit(b.get(PathLostPhone), map[string]string{"code": o.codes[0]}))
+	mustStep(t, r, StepMFAEnrol)
+	fresh := e.authenticator()
+	res, _ := b.register(PathPasskeyEnrol, fresh, "")
+	r = b.mustGo(res, PathNext)
+	mustStep(t, r, StepRecoveryCodes)
+	r = b.follow(b.submit(r, map[string]string{"accept": "yes"}))
+	mustStep(t, r, StepLostFactor)
+	key := factorPasskey + ":" + b64.EncodeToString(old.ID)
+	if find(r.form(), func(n *html.Node) bool { return attr(n, "value") == key }) == nil {
+		t.Fatalf("the lost passkey is not offered: %s", text(r.doc))
+	}
+	b.done(b.follow(b.submit(r, map[string]string{"choice": "remove", "remove": key})))
+	left := e.passkeys(o.user.ID)
+	if len(left) != 1 || string(left[0].ID) == string(old.ID) {
+		t.Fatalf("passkeys after the replacement: %+v", left)
+	}
+	// The lost one signs in no more; the new one does.
+	b, r = signInTo(t, e.env, alice, alicePw2)
+	if _, err := a.Get(b.options(PathPasskeyChallenge), nil); err == nil {
+		t.Fatal("the removed passkey is still asked for")
+	}
+	b.mustGo(b.assert(PathPasskeyChallenge, fresh), PathNext)
+}
+
+// TestResetWithApprovalApp: the approval on the paired phone is the
+// second factor of a reset too.
+func TestResetWithApprovalApp(t *testing.T) {
+	t.Parallel()
+	e, push := approvalEnv(t)
+	e.h.recoveryFloor = 0
+	p := e.phone(push)
+	onboardWithPhone(t, e, e.browser(), p)
+	re := &recoveryEnv{consoleEnv: &consoleEnv{env: e, smtp: withSMTP(e)}}
+
+	b := e.browser()
+	r := b.follow(b.openLink(re.resetLink()))
+	mustStep(t, r, StepMFAChallenge)
+	status, v := b.startJSON(PathChallengeApprove)
+	if status != http.StatusOK || v.State != "number" {
+		t.Fatalf("start: %d %+v", status, v)
+	}
+	req := p.onlyPending()
+	if status, out := p.answer(req, v.Number, approval.Approve); status != http.StatusOK || out["state"] != "approved" {
+		t.Fatalf("approve: %d %v", status, out)
+	}
+	r = b.follow(b.post(PathChallengeApprove+approveFinish, nil))
+	mustStep(t, r, StepResetPassword)
+	r = b.follow(b.submit(r, map[string]string{"new_password": alicePw2, "confirm_password": alicePw2}))
+	if !strings.HasSuffix(r.url, PathAccount) || !mustVerify(e.user("u-alice-agency-example"), alicePw2) {
+		t.Fatalf("the reset with the approval app ended at %s: %s", r.url, text(r.doc))
+	}
 }
