@@ -35,7 +35,7 @@ const (
 )
 
 const (
-	msgLostEnterCode = "Enter one of your recovery codes, like 7KQD-M2XF-P9WA. The 6-digit code of an authenticator app goes on the previous page."
+	msgLostEnterCode = "Enter one of your recovery codes, like 7kqd-m2xf-p9. The 6-digit code of an authenticator app goes on the previous page."
 	noticeLostPhone  = "You signed in with a recovery code after losing your phone"
 	noticeReplaced   = "A new second factor was added to your account after a sign-in with a recovery code"
 	msgReplaceNotice = "You signed in with a recovery code. Set up a new authenticator app, passkey or phone now: it takes the place of the one you lost, and you get new recovery codes."

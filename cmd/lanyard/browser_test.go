@@ -94,6 +94,7 @@ func TestBrowser(t *testing.T) {
 	t.Run("first login with a passkey, then passwordless sign-in", s.firstLoginPasskey)
 	t.Run("the approval app on a phone: pairing, sign-in, No, wrong numbers, expiry, replay, races", s.approvalApp)
 	t.Run("account request, approval in the console, a helpdesk reset", s.requestAndConsole)
+	t.Run("forgot password, a link in two browsers, lost phone, lost onboarding email", s.recovery)
 	t.Logf("browser suite took %s", time.Since(start).Round(100*time.Millisecond))
 }
 
