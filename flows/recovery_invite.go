@@ -197,7 +197,11 @@ func (a *Admin) invitationRequest(ctx context.Context, u *store.User, addr strin
 		return nil, err
 	}
 	now := a.now().UTC()
-	req := &store.AccountRequest{ID: id, Kind: store.RequestKindInvitation, Email: u.Username, Name: u.Name,
+	name := u.Name
+	if name == "" {
+		name = u.Username // the console names a request by it
+	}
+	req := &store.AccountRequest{ID: id, Kind: store.RequestKindInvitation, Email: u.Username, Name: name,
 		Reason: invitationReason, ClientAddr: addr, CreatedAt: now, ExpiresAt: now.Add(a.cfg.Requests.UnapprovedFor.D())}
 	if err := a.store.CreateAccountRequest(ctx, req); err != nil {
 		if errors.Is(err, store.ErrConflict) {
