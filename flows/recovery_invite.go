@@ -54,15 +54,9 @@ func (h *Handler) invitationPage() invitationPage {
 
 func (h *Handler) getInvitation(w http.ResponseWriter, r *http.Request) error {
 	p := h.invitationPage()
-	s, err := h.load(r)
-	if err != nil {
+	var err error
+	if p.Email, err = h.typedBefore(r); err != nil {
 		return err
-	}
-	if s != nil {
-		p.Email = s.j.Username
-		if p.Email == "" {
-			p.Email = s.j.Hint
-		}
 	}
 	return h.show(w, http.StatusOK, "lost-invitation", p)
 }
@@ -82,11 +76,11 @@ func (h *Handler) postInvitation(w http.ResponseWriter, r *http.Request) error {
 		p.fail(field, msg)
 		return h.show(w, status, "lost-invitation", p)
 	}
-	if over, err := h.overLimit(ctx, "inv-"+h.addressKey(r), lim.perAddress, time.Hour); err != nil || over {
+	if over, err := h.addressOver(ctx, r, "inv", store.EventInviteAskFailed); err != nil || over {
 		if err != nil {
 			return err
 		}
-		return refuse(http.StatusTooManyRequests, "", msgInviteAskTooMany, store.ReasonAddressLimit, "")
+		return refuse(http.StatusTooManyRequests, "", msgInviteAskTooMany, "", "")
 	}
 	username, err := CanonicalUsername(typed)
 	if err != nil {
@@ -122,11 +116,8 @@ func (h *Handler) askInvitation(ctx context.Context, r *http.Request, username s
 	a := h.admin()
 	ctx = withOrigin(ctx, r)
 	by := store.Actor(username)
-	u, err := h.store.UserByUsername(ctx, username)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		u = nil
-	case err != nil:
+	u, err := orNil(h.store.UserByUsername(ctx, username))
+	if err != nil {
 		return err
 	}
 	outcome := store.InvitationNone

@@ -419,25 +419,10 @@ func TestLostInvitationSameAnswer(t *testing.T) {
 	if _, err := e.h.admin().Invite(t.Context(), store.ActorCLI, kim, Names{Full: "Kim"}); err != nil {
 		t.Fatal(err)
 	}
-	d := e.seedReady(dora, alicePw)
-	d.State = store.UserDisabled
-	if err := e.st.UpdateUser(t.Context(), d); err != nil {
-		t.Fatal(err)
-	}
+	e.seedDisabled(dora)
 	e.h.Wait()
 	before := len(e.smtp.Messages())
-	var pages []string
-	for _, who := range []string{kim, alice, dora, nobody} {
-		b := e.browser()
-		r := b.post(PathInvitation, url.Values{"email": {who}})
-		mustRedirect(t, r, PathInvitationSent)
-		pages = append(pages, text(b.follow(r).doc))
-	}
-	for i, p := range pages[1:] {
-		if p != pages[0] {
-			t.Errorf("page %d differs:\n%s\n%s", i+1, p, pages[0])
-		}
-	}
+	e.sameAnswer(PathInvitation, "email", PathInvitationSent, kim, alice, dora, nobody)
 	e.h.Wait()
 	if n := len(e.smtp.Messages()) - before; n != 2 {
 		t.Errorf("%d emails, want 2 (kim's onboarding, alice's already set up)", n)

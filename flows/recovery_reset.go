@@ -145,17 +145,38 @@ func (h *Handler) forgotPage() forgotPage {
 
 func (h *Handler) getForgot(w http.ResponseWriter, r *http.Request) error {
 	p := h.forgotPage()
-	s, err := h.load(r)
-	if err != nil {
+	var err error
+	if p.Username, err = h.typedBefore(r); err != nil {
 		return err
 	}
-	if s != nil {
-		p.Username = s.j.Username
-		if p.Username == "" {
-			p.Username = s.j.Hint
-		}
-	}
 	return h.show(w, http.StatusOK, "forgot-password", p)
+}
+
+// typedBefore is the username this browser typed (or was given as a
+// hint) on the sign-in page, for a recovery form to start with.
+func (h *Handler) typedBefore(r *http.Request) (string, error) {
+	s, err := h.load(r)
+	if err != nil || s == nil {
+		return "", err
+	}
+	if s.j.Username != "" {
+		return s.j.Username, nil
+	}
+	return s.j.Hint, nil
+}
+
+// addressOver counts one more recovery form of kind from the client's
+// address (an IPv6 client's network) and reports whether it went over the
+// hourly limit; the first refusal is audited as refused.
+func (h *Handler) addressOver(ctx context.Context, r *http.Request, kind string, refused store.Event) (bool, error) {
+	t, err := h.store.RecordFailure(ctx, kind+"-"+h.addressKey(r), h.now().UTC(), time.Hour)
+	if err != nil {
+		return false, err
+	}
+	if t.Failures == h.recLimits.perAddress+1 {
+		h.auditLog(ctx, r, nil, event{Name: refused, Detail: map[string]any{"reason": store.ReasonAddressLimit}})
+	}
+	return t.Failures > h.recLimits.perAddress, nil
 }
 
 func (h *Handler) postForgot(w http.ResponseWriter, r *http.Request) error {
@@ -170,11 +191,10 @@ func (h *Handler) postForgot(w http.ResponseWriter, r *http.Request) error {
 		p.fail(field, msg)
 		return h.show(w, status, "forgot-password", p)
 	}
-	if over, err := h.overLimit(ctx, "reset-"+h.addressKey(r), lim.perAddress, time.Hour); err != nil || over {
+	if over, err := h.addressOver(ctx, r, "reset", store.EventResetRefused); err != nil || over {
 		if err != nil {
 			return err
 		}
-		h.auditLog(ctx, r, nil, event{Name: store.EventResetRefused, Detail: map[string]any{"reason": store.ReasonAddressLimit}})
 		return refuse(http.StatusTooManyRequests, "", msgForgotTooMany)
 	}
 	username, err := CanonicalUsername(typed)
@@ -205,6 +225,14 @@ func (h *Handler) overLimit(ctx context.Context, key string, limit int, window t
 	return t.Failures > limit, nil
 }
 
+// orNil is a store lookup with "there is none" as a nil row.
+func orNil[T any](v *T, err error) (*T, error) {
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	return v, err
+}
+
 // digest names a username in a throttle key without writing it out.
 func digest(s string) string {
 	sum := sha256.Sum256([]byte(s))
@@ -218,11 +246,8 @@ func digest(s string) string {
 // a disabled one, nothing.
 func (h *Handler) requestReset(ctx context.Context, r *http.Request, username string) error {
 	now := h.now().UTC()
-	u, err := h.store.UserByUsername(ctx, username)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		u = nil
-	case err != nil:
+	u, err := orNil(h.store.UserByUsername(ctx, username))
+	if err != nil {
 		return err
 	}
 	sent, token := store.ResetMailNothing, ""
@@ -418,11 +443,8 @@ func (h *Handler) resetLinkPage(token string, u *store.User) linkPage {
 func (h *Handler) getReset(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	token := truncate(r.URL.Query().Get("token"), 128)
-	row, err := h.store.PasswordResetByToken(ctx, token)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		row = nil
-	case err != nil:
+	row, err := orNil(h.store.PasswordResetByToken(ctx, token))
+	if err != nil {
 		return err
 	}
 	if msg, _ := linkProblem(row, h.now().UTC()); msg != "" {
@@ -469,11 +491,8 @@ func (h *Handler) postReset(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	row, err := h.store.PasswordResetByToken(ctx, token)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		row = nil
-	case err != nil:
+	row, err := orNil(h.store.PasswordResetByToken(ctx, token))
+	if err != nil {
 		return err
 	}
 	if msg, why := linkProblem(row, now); msg != "" {
@@ -678,10 +697,7 @@ func (h *Handler) postResetPassword(w http.ResponseWriter, r *http.Request, f *f
 		if err := h.store.FinishPasswordReset(ctx, claim.ID, s.row.SID, now); err != nil {
 			return err
 		}
-		if err := h.store.ChangePassword(ctx, u.ID, u.PasswordHash, hash, false); err != nil {
-			return err
-		}
-		n, err := SignOutEverywhere(ctx, h.store, u.ID, s.raw)
+		n, err := h.replacePassword(ctx, u, hash, s)
 		if err != nil {
 			return err
 		}
@@ -701,11 +717,7 @@ func (h *Handler) postResetPassword(w http.ResponseWriter, r *http.Request, f *f
 	if err != nil {
 		return err
 	}
-	detail := ""
-	if ended > 0 {
-		detail = fmt.Sprintf("Sessions signed out: %d", ended)
-	}
-	h.notify(r, u, noticePasswordSet, detail)
+	h.notify(r, u, noticePasswordSet, sessionsEnded(ended))
 	return redirect(w, r, PathNext)
 }
 

@@ -70,37 +70,6 @@ func (s *browserSuite) newMail(t *testing.T, before map[string]bool, addr string
 	}
 }
 
-// firstSignInWithCodes is firstSignIn that keeps what the officer keeps:
-// the authenticator app's key and the recovery codes.
-func (b *browserTab) firstSignInWithCodes(email, initial, newPassword string) (secret string, codes []string) {
-	b.t.Helper()
-	b.wantStep("identify")
-	b.typeInto("#username", email)
-	b.submit()
-	b.typeInto("#password", initial)
-	b.submit()
-	b.wantStep("mfa-enrol")
-	secret = b.text("#totp-secret")
-	freshStep(3 * time.Second)
-	b.typeInto("#code", totpCode(b.t, secret, 0))
-	b.submit()
-	b.wantStep("recovery-codes")
-	codes = evalJS[[]string](b, `[...document.querySelectorAll(".recovery-code")].map(e => e.innerText.trim())`)
-	b.tick("#accept")
-	b.submit()
-	b.wantStep("change-password")
-	b.typeInto("#current_password", initial)
-	b.typeInto("#new_password", newPassword)
-	b.typeInto("#confirm_password", newPassword)
-	b.submit()
-	for _, doc := range []string{"privacy", "terms"} {
-		b.wantStep(doc)
-		b.tick("#accept")
-		b.submit()
-	}
-	return secret, codes
-}
-
 // toPasswordPage goes from the staging portal's Login to the password page.
 func (b *browserTab) toPasswordPage(email string) {
 	b.t.Helper()
@@ -119,7 +88,7 @@ func (s *browserSuite) recovery(t *testing.T) {
 	first := s.newTab(t)
 	first.open(stagingURL)
 	first.click("#login")
-	secret, codes := first.firstSignInWithCodes(recoveryOfficer, initial, firstPassword)
+	secret, codes := first.firstSignIn(recoveryOfficer, initial, firstPassword)
 	first.wantSignedIn(recoveryOfficer)
 
 	// Forgot the password: from the password page, in a browser of its own.

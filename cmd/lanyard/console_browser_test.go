@@ -55,15 +55,16 @@ func (s *browserSuite) onboardAdmin(t *testing.T, email, path string) *browserTa
 
 // firstSignIn answers the guide's first sign-in from the username page:
 // username and initial password, an authenticator app, the recovery codes,
-// a new password, the policies. It ends wherever the journey resumes.
-func (b *browserTab) firstSignIn(email, initial, newPassword string) {
+// a new password, the policies. It ends wherever the journey resumes, and
+// returns what the officer keeps: the app's key and the recovery codes.
+func (b *browserTab) firstSignIn(email, initial, newPassword string) (secret string, codes []string) {
 	b.t.Helper()
 	b.wantStep("identify")
 	b.typeInto("#username", email)
 	b.submit()
 	b.typeInto("#password", initial)
 	b.submit()
-	b.enrolApp()
+	secret, codes = b.enrolApp()
 	b.wantStep("change-password")
 	b.typeInto("#current_password", initial)
 	b.typeInto("#new_password", newPassword)
@@ -74,20 +75,23 @@ func (b *browserTab) firstSignIn(email, initial, newPassword string) {
 		b.tick("#accept")
 		b.submit()
 	}
+	return secret, codes
 }
 
 // enrolApp sets up an authenticator app (the key typed by hand) and keeps
-// the recovery codes.
-func (b *browserTab) enrolApp() {
+// the recovery codes; it returns both.
+func (b *browserTab) enrolApp() (secret string, codes []string) {
 	b.t.Helper()
 	b.wantStep("mfa-enrol")
-	secret := b.text("#totp-secret")
+	secret = b.text("#totp-secret")
 	freshStep(3 * time.Second)
 	b.typeInto("#code", totpCode(b.t, secret, 0))
 	b.submit()
 	b.wantStep("recovery-codes")
+	codes = evalJS[[]string](b, `[...document.querySelectorAll(".recovery-code")].map(e => e.innerText.trim())`)
 	b.tick("#accept")
 	b.submit()
+	return secret, codes
 }
 
 // fill empties a field (an empty textarea too, which chromedp.Clear
