@@ -115,6 +115,12 @@ const (
 // lists them. Validation, discovery and the metrics all read this list.
 var GrantTypes = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials}
 
+// Consent values of a client.
+const (
+	ConsentNone     = "none"
+	ConsentRequired = "required"
+)
+
 // Client is one relying party, registered by an admin.
 type Client struct {
 	ID   string `yaml:"id"`
@@ -134,8 +140,10 @@ type Client struct {
 	TokenEndpointAuthMethod string `yaml:"token_endpoint_auth_method"`
 	// JWKS is an inline JSON Web Key Set for private_key_jwt (never fetched).
 	JWKS string `yaml:"jwks"`
-	// Consent is "none" (the default): relying parties are first-party.
-	// "required" is refused by Validate until a consent page exists.
+	// Consent is ConsentNone (the default: relying parties are
+	// first-party, and the consent page appears only when a request asks
+	// with prompt=consent) or ConsentRequired (the officer allows the
+	// client once, and again whenever it asks for more scopes or claims).
 	Consent string `yaml:"consent"`
 	// IDTokenClaims are claims about the officer copied into this client's
 	// ID tokens (OIDC Core §5.4 puts them at userinfo), for relying parties

@@ -17,13 +17,13 @@ import (
 // router's guard (at) asks it before every step handler, and every step
 // returns to it when done (PathNext).
 
-// AMR and ACR values the journey asserts.
+// ACR values the journey asserts (authn.ACRs).
 const (
-	acrPassword = "urn:lanyard:acr:pwd"
-	acrMFA      = "urn:lanyard:acr:mfa"
+	acrPassword = authn.ACRPassword
+	acrMFA      = authn.ACRMFA
 	// acrPhishingResistant: a WebAuthn credential, bound to Lanyard's
 	// origin, proved the second factor (or both).
-	acrPhishingResistant = "urn:lanyard:acr:phr"
+	acrPhishingResistant = authn.ACRPhishingResistant
 )
 
 // flow is a browser's journey as the dispatcher sees it right now.

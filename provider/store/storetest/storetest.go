@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"Secrets", testSecrets},
 		{"OAuth", testOAuth},
 		{"AuthRequests", testAuthRequests},
+		{"Consent", testConsent},
 		{"GC", testGC},
 		{"Logout", testLogout},
 		{"Tx", testTx},
