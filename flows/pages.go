@@ -80,6 +80,10 @@ type challengePage struct {
 	page
 	Passkey  passkeyUI    // offered when the officer has one
 	Approval approvalView // first, when the officer has a paired phone
+	// PasskeyOnly: a step-up for ClientName, which asks for the
+	// phishing-resistant level: the passkey, or going on without it.
+	PasskeyOnly bool
+	ClientName  string
 }
 
 type changePasswordPage struct {

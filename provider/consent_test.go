@@ -151,7 +151,7 @@ func TestConsentRequiredRemembered(t *testing.T) {
 		t.Fatalf("a narrower request after a wider consent: %d pages", e.journey.consentCount())
 	}
 	// Withdrawn (the account page): asked again.
-	if err := e.st.WithdrawConsent(ctx, aliceID, otherID); err != nil {
+	if err := e.st.WithdrawConsent(ctx, aliceID, otherID, false); err != nil {
 		t.Fatal(err)
 	}
 	narrow.authorizeError(t, b, "consent_required", oauth2.SetAuthURLParam("prompt", "none"))

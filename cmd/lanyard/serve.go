@@ -292,11 +292,19 @@ func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, "ready\n")
 }
 
-// housekeeping removes expired codes, tokens, sessions and parked requests.
+// housekeeping ends idle sessions (queuing their back-channel logouts) and
+// removes expired codes, tokens, sessions and parked requests, every
+// housekeepingEvery: an idle session's relying parties hear of its end at
+// most that long after its idle timeout.
 func (s *server) housekeeping(ctx context.Context) {
-	t := time.NewTicker(5 * time.Minute)
+	t := time.NewTicker(housekeepingEvery)
 	defer t.Stop()
 	for {
+		if n, err := s.flows.EndIdleSessions(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("ending idle sessions failed", "err", err)
+		} else if n > 0 {
+			s.log.Info("ended idle sessions", "sessions", n)
+		}
 		n, err := s.d.store.DeleteExpired(ctx, time.Now())
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("garbage collection failed", "err", err)
@@ -310,6 +318,9 @@ func (s *server) housekeeping(ctx context.Context) {
 		}
 	}
 }
+
+// housekeepingEvery is how often housekeeping runs.
+const housekeepingEvery = 5 * time.Minute
 
 type ctxKey struct{}
 

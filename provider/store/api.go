@@ -336,7 +336,7 @@ type AuthRequest struct {
 //   RememberConsent(ctx, Consent) error                            adds to what the officer allowed the client before
 //   ConsentOf(ctx, userID, clientID) (*Consent, error)             ErrNotFound
 //   Consents(ctx, userID) ([]Consent, error)                       by client id
-//   WithdrawConsent(ctx, userID, clientID) error                   ErrNotFound
+//   WithdrawConsent(ctx, userID, clientID, revoke) error           ErrNotFound; revoke: the client's tokens of the user too
 //
 // Housekeeping:
 //   DeleteExpired(ctx, now time.Time) (int64, error)                GC of every expiring kind

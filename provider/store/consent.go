@@ -153,14 +153,30 @@ func (s *Store) Consents(ctx context.Context, userID string) ([]Consent, error) 
 }
 
 // WithdrawConsent forgets the officer's remembered decision for the
-// client: it will ask again. ErrNotFound when there is none.
-func (s *Store) WithdrawConsent(ctx context.Context, userID, clientID string) error {
-	n, err := s.execN(ctx, `DELETE FROM consents WHERE user_id = ? AND client_id = ?`, userID, clientID)
+// client: it will ask again. With revoke, the codes, access and refresh
+// tokens the client holds for the officer are deactivated too, in the same
+// transaction (the account page's withdrawal). ErrNotFound when there is no
+// decision (and then nothing is revoked).
+func (s *Store) WithdrawConsent(ctx context.Context, userID, clientID string, revoke bool) error {
+	if userID == "" || clientID == "" {
+		return invalid("withdraw consent: user id or client id is empty")
+	}
+	err := s.InTx(ctx, func(ctx context.Context) error {
+		n, err := s.execN(ctx, `DELETE FROM consents WHERE user_id = ? AND client_id = ?`, userID, clientID)
+		switch {
+		case err != nil:
+			return err
+		case n == 0:
+			return ErrNotFound
+		case !revoke:
+			return nil
+		}
+		_, err = s.exec(ctx, `UPDATE oauth SET active = 0 WHERE subject = ? AND client_id = ? AND active = 1 AND kind IN `+revocableKinds,
+			userID, clientID)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("withdraw consent of %q for %q: %w", userID, clientID, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("withdraw consent of %q for %q: %w", userID, clientID, ErrNotFound)
 	}
 	return nil
 }

@@ -56,8 +56,35 @@ func testConsent(t *testing.T, open func(t *testing.T) *store.Store) {
 		if len(list) != 2 || list[0].ClientID != "docs" || list[1].ClientID != "wiki" {
 			t.Fatalf("Consents = %+v", list)
 		}
-		must(t, s.WithdrawConsent(ctx, alice.ID, "docs"))
-		wantErr(t, "withdrawn twice", s.WithdrawConsent(ctx, alice.ID, "docs"), store.ErrNotFound)
+		// Withdrawn without revoking: the client keeps its tokens; with:
+		// its codes and tokens of the officer (only) are deactivated.
+		for _, r := range []*store.OAuthRow{
+			oauthRow(store.KindRefresh, "rt-docs", "req-docs", alice.ID, ""),
+			oauthRow(store.KindAccess, "at-docs", "req-docs", alice.ID, ""),
+			oauthRow(store.KindRefresh, "rt-bob", "req-bob", "u-bob", ""),
+		} {
+			r.ClientID = "docs"
+			must(t, s.CreateOAuth(ctx, r))
+		}
+		other := oauthRow(store.KindRefresh, "rt-wiki", "req-wiki", alice.ID, "")
+		other.ClientID = "wiki"
+		must(t, s.CreateOAuth(ctx, other))
+		must(t, s.WithdrawConsent(ctx, alice.ID, "wiki", false))
+		must(t, s.RememberConsent(ctx, store.Consent{UserID: alice.ID, ClientID: "wiki", Scopes: []string{"openid"}}))
+		if r, _ := s.GetOAuth(ctx, store.KindRefresh, "rt-wiki"); !r.Active {
+			t.Fatal("a withdrawal without revoke deactivated a token")
+		}
+		must(t, s.WithdrawConsent(ctx, alice.ID, "docs", true))
+		for sig, want := range map[string]bool{"rt-docs": false, "rt-bob": true, "rt-wiki": true} {
+			if r, err := s.GetOAuth(ctx, store.KindRefresh, sig); err != nil || r.Active != want {
+				t.Fatalf("after withdrawing docs, %s active = %v (%v), want %v", sig, r != nil && r.Active, err, want)
+			}
+		}
+		if r, _ := s.GetOAuth(ctx, store.KindAccess, "at-docs"); r.Active {
+			t.Fatal("the withdrawn client's access token is still active")
+		}
+		wantErr(t, "withdrawn twice", s.WithdrawConsent(ctx, alice.ID, "docs", true), store.ErrNotFound)
+		wantErr(t, "no client", s.WithdrawConsent(ctx, alice.ID, "", true), store.ErrInvalid)
 		_, err = s.ConsentOf(ctx, alice.ID, "docs")
 		wantErr(t, "after withdrawal", err, store.ErrNotFound)
 
