@@ -12,6 +12,7 @@
 package config
 
 import (
+	"net/url"
 	"time"
 )
 
@@ -164,6 +165,29 @@ type Client struct {
 
 	// Line is the line of the client in the source file (0 when built in).
 	Line int `yaml:"-"`
+}
+
+// FrontchannelLogoutFrame is the address the signed-out page frames to
+// log the client out of the SSO session sid (Front-Channel Logout 1.0
+// §2: iss and sid added when the client requires them), and its origin
+// for the page's frame-src; ok is false when the client has no usable
+// front-channel logout URI. The provider's signed-out page and the
+// journey's both use it.
+func (c Client) FrontchannelLogoutFrame(issuer, sid string) (frame, origin string, ok bool) {
+	if c.FrontchannelLogoutURI == "" {
+		return "", "", false
+	}
+	u, err := url.Parse(c.FrontchannelLogoutURI)
+	if err != nil || u.Host == "" {
+		return "", "", false
+	}
+	if c.FrontchannelLogoutSessionRequired {
+		q := u.Query()
+		q.Set("iss", issuer)
+		q.Set("sid", sid)
+		u.RawQuery = q.Encode()
+	}
+	return u.String(), u.Scheme + "://" + u.Host, true
 }
 
 // ClaimScopes lists the claims about an officer that Lanyard can release

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/net/html"
 
+	"github.com/lanyard-idp/lanyard/config"
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
 
@@ -190,5 +192,54 @@ func TestEndIdleSessions(t *testing.T) {
 	}
 	if r := active.get(PathAccount); r.status != http.StatusOK {
 		t.Errorf("the active session was ended: %d", r.status)
+	}
+}
+
+// Lanyard's own Sign out (and Sign out everywhere) frames the front-channel
+// logout address of each relying party of the browser's session, with iss
+// and sid when the client asks for them, once; the page's CSP frames
+// exactly those origins.
+func TestSignOutFramesFrontChannel(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withoutMFA, func(c *config.Config) {
+		c.Clients = []config.Client{
+			{ID: "docs-portal-staging", FrontchannelLogoutURI: "https://docs.agency.example/fcl", FrontchannelLogoutSessionRequired: true},
+			{ID: "wiki", FrontchannelLogoutURI: "https://wiki.agency.example/logout"},
+			{ID: "backchannel-only"},
+		}
+	})
+	u := e.seedReady(alice, alicePw)
+	for _, path := range []string{PathSignOut, PathAccountSignOutAll} {
+		t.Run(path, func(t *testing.T) {
+			b := signInReady(t, e, alice, alicePw)
+			ref := store.SessionRef(b.rawSessionID())
+			for _, c := range []string{"docs-portal-staging", "wiki", "backchannel-only"} {
+				if err := e.st.RecordSessionClient(t.Context(), &store.SessionClient{SessionRef: ref, ClientID: c, Subject: u.ID}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mustRedirect(t, b.post(path, nil), PathSignIn+"?signed_out=1")
+			r := b.get(PathSignIn + "?signed_out=1")
+			mustStep(t, r, StepIdentify)
+			var srcs []string
+			for _, f := range findAll(r.doc, func(n *html.Node) bool { return n.Data == "iframe" }) {
+				srcs = append(srcs, attr(f, "src"))
+			}
+			want := []string{"https://docs.agency.example/fcl?iss=" + url.QueryEscape(e.cfg.Issuer) + "&sid=" + ref, "https://wiki.agency.example/logout"}
+			if strings.Join(srcs, " ") != strings.Join(want, " ") {
+				t.Fatalf("framed %q, want %q", srcs, want)
+			}
+			if csp := r.header.Get("Content-Security-Policy"); !strings.HasSuffix(csp, "; frame-src https://docs.agency.example https://wiki.agency.example") {
+				t.Errorf("CSP %q", csp)
+			}
+			if !strings.Contains(text(r.doc), "You are signed out") {
+				t.Errorf("the page does not say so: %s", text(r.doc))
+			}
+			// Once: a reload frames nothing, and frames nothing more.
+			r = b.get(PathSignIn + "?signed_out=1")
+			if find(r.doc, func(n *html.Node) bool { return n.Data == "iframe" }) != nil || strings.Contains(r.header.Get("Content-Security-Policy"), "frame-src") {
+				t.Errorf("the frames came back on reload")
+			}
+		})
 	}
 }

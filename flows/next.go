@@ -469,8 +469,54 @@ func (h *Handler) end(w http.ResponseWriter, r *http.Request, s *session) {
 
 // postSignOut is the sign-out button of Lanyard's own pages.
 func (h *Handler) postSignOut(w http.ResponseWriter, r *http.Request) error {
+	var frames []string
+	if s, err := h.load(r); err == nil && s != nil {
+		frames = h.frontChannel(r.Context(), s.ref())
+	}
 	if _, err := h.SignOut(w, r); err != nil {
 		return err
+	}
+	return h.signedOut(w, r, frames)
+}
+
+// frontChannel lists the front-channel logout addresses of the relying
+// parties that received tokens in the session ref (Front-Channel Logout
+// 1.0), read before the session ends. The relying parties with a
+// back-channel URI are told that way, by the store, whatever this finds.
+func (h *Handler) frontChannel(ctx context.Context, ref string) []string {
+	recs, err := h.store.SessionClients(ctx, ref)
+	if err != nil {
+		h.log.Warn("sign-out: cannot list the session's relying parties", "err", err)
+		return nil
+	}
+	set := h.settings()
+	var frames []string
+	for _, rec := range recs {
+		for _, c := range set.cfg.Clients {
+			if c.ID != rec.ClientID {
+				continue
+			}
+			if f, _, ok := c.FrontchannelLogoutFrame(set.cfg.Issuer, rec.SID); ok && !slices.Contains(frames, f) {
+				frames = append(frames, f)
+			}
+		}
+	}
+	return frames
+}
+
+// signedOut sends a browser that has just signed out to the signed-out
+// sign-in page; front-channel logout addresses to frame there travel in a
+// fresh session of their own (the old one is gone).
+func (h *Handler) signedOut(w http.ResponseWriter, r *http.Request, frames []string) error {
+	if len(frames) > 0 {
+		s, err := h.create(r.Context(), w, r)
+		if err != nil {
+			return err
+		}
+		s.j.FrontChannel = frames
+		if err := h.save(r.Context(), s); err != nil {
+			return err
+		}
 	}
 	return redirect(w, r, PathSignIn+"?signed_out=1")
 }

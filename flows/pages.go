@@ -51,7 +51,10 @@ type identifyPage struct {
 	Username   string
 	ClientName string
 	SignedOut  bool
-	Passkey    passkeyUI // "Sign in with a passkey"
+	// FrontChannel are the relying parties' front-channel logout
+	// addresses to frame right after a sign-out.
+	FrontChannel []string
+	Passkey      passkeyUI // "Sign in with a passkey"
 }
 
 type passwordPage struct {

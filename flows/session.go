@@ -70,6 +70,10 @@ type journey struct {
 	Approval *approvalWait `json:"approval,omitempty"`
 	// AccountNotice is a message for the next account page ("Passkey added").
 	AccountNotice string `json:"account_notice,omitempty"`
+	// FrontChannel are the front-channel logout addresses of the relying
+	// parties of a session this browser just signed out of, for the
+	// signed-out page to frame once (a fresh session carries them there).
+	FrontChannel []string `json:"front_channel,omitempty"`
 
 	// PendingTOTP is the sealed secret shown during enrolment, kept until a
 	// correct code confirms it (so a reload shows the same QR code).
