@@ -173,9 +173,9 @@ func TestEndIdleSessions(t *testing.T) {
 	e := newEnv(t, withoutMFA)
 	u := e.seedReady(alice, alicePw)
 	idle := signInReady(t, e, alice, alicePw)
-	ref := store.SessionRef(idle.rawSessionID())
+	ref := idle.sessionKey()
 	ctx := context.Background()
-	if err := e.st.RecordSessionClient(ctx, &store.SessionClient{SessionRef: ref, ClientID: "docs-portal-staging", Subject: u.ID}); err != nil {
+	if err := e.st.RecordSessionClient(ctx, &store.SessionClient{SID: ref, ClientID: "docs-portal-staging", Subject: u.ID}); err != nil {
 		t.Fatal(err)
 	}
 	e.clock.Advance(40 * time.Minute)
@@ -212,9 +212,9 @@ func TestSignOutFramesFrontChannel(t *testing.T) {
 	for _, path := range []string{PathSignOut, PathAccountSignOutAll} {
 		t.Run(path, func(t *testing.T) {
 			b := signInReady(t, e, alice, alicePw)
-			ref := store.SessionRef(b.rawSessionID())
+			ref := b.sessionKey()
 			for _, c := range []string{"docs-portal-staging", "wiki", "backchannel-only"} {
-				if err := e.st.RecordSessionClient(t.Context(), &store.SessionClient{SessionRef: ref, ClientID: c, Subject: u.ID}); err != nil {
+				if err := e.st.RecordSessionClient(t.Context(), &store.SessionClient{SID: ref, ClientID: c, Subject: u.ID}); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -26,8 +26,8 @@
 //   - next.go: the dispatcher (GET /signin/next). Each step, when done,
 //     returns to it, never to "the next page". When nothing is pending it
 //     marks the session authenticated and resumes the parked authorization
-//     request. Browser, SignIn and SignOut implement provider/authn.Journey
-//     here.
+//     request. Browser, SignIn, SignOut and StepPending implement
+//     provider/authn.Journey here.
 //   - consent.go: the consent page, the last step when the parked
 //     request asks for the officer's consent (prompt=consent, or a client
 //     with consent: required not covered by what the officer allowed it);
@@ -50,8 +50,11 @@
 //     factorVerified, confirmed); idle, absolute and journey timeouts, and
 //     EndIdleSessions, which the collector calls so that idle sessions end
 //     (and their relying parties are told) within minutes.
-//   - throttle.go, audit.go, web.go: guess counting and locks (and the
-//     throttle keys' format), audit events (their names and reasons are the
+//   - throttle.go, device.go, audit.go, web.go: guess counting and locks
+//     (which counters an attempt meets: the browser's own when its device
+//     cookie says it has signed in to the account before, else the
+//     account's for passwords or for second factors, and the address), the
+//     device cookie, audit events (their names and reasons are the
 //     vocabulary of provider/store's events.go), security headers,
 //     cross-origin protection, body limits, and the one adapter that turns an
 //     error into the error page (templates.ServeError).
@@ -78,8 +81,9 @@
 //     the changes to the sign-in methods and the password;
 //     account_sessions.go signing out, and SignOutEverywhere;
 //     account_names.go the officer's names; consent.go the permissions
-//     given and their withdrawal; notify.go: the security-notice emails.
-//     The security events listed are officerEvents only.
+//     given and their withdrawal; notify.go: the security-notice emails,
+//     and the alerts about what someone else tried (a lock, second-factor
+//     guessing). The security events listed are officerEvents only.
 //   - admin.go, invite.go: the admin service (Admin), the one home of what an
 //     administrator does to accounts — invite, resend, revoke, disable,
 //     enable, unlock, reset MFA, reset the password, sign out everywhere —

@@ -61,7 +61,7 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 		err := s.InTx(ctx, func(ctx context.Context) (err error) {
 			n, err = s.queueLogouts(ctx, ReasonSessionExpired, now, `(session_ref, client_id, sid) IN
 				(SELECT session_ref, client_id, sid FROM session_clients WHERE NOT EXISTS
-					(SELECT 1 FROM sessions WHERE sessions.id_hash = session_clients.session_ref) LIMIT ?)`, gcBatch)
+					(SELECT 1 FROM sessions WHERE sessions.sid = session_clients.session_ref) LIMIT ?)`, gcBatch)
 			return err
 		})
 		if err != nil {
@@ -94,12 +94,12 @@ func (s *Store) DeleteIdleSessions(ctx context.Context, state string, stateBefor
 	condArgs := []any{state, stateBefore.UnixMicro(), state, othersBefore.UnixMicro()}
 	var total int64
 	for {
-		var refs []string
+		var refs []string // the ended sessions' stable keys (session_clients.session_ref)
 		err := s.InTx(ctx, func(ctx context.Context) error {
 			refs = refs[:0]
 			args := append(append(slices.Clone(condArgs), idleBatch), condArgs...)
 			rows, err := s.query(ctx, wr, `DELETE FROM sessions WHERE id_hash IN
-				(SELECT id_hash FROM sessions WHERE `+cond+` LIMIT ?) AND `+cond+` RETURNING id_hash`, args...)
+				(SELECT id_hash FROM sessions WHERE `+cond+` LIMIT ?) AND `+cond+` RETURNING sid`, args...)
 			if err != nil {
 				return err
 			}
