@@ -16,11 +16,15 @@ import (
 // two appends reading the same last hash would fork the chain.
 const auditLockID = 0x61756474 // "audt"
 
-// auditHash chains an event to its predecessor: hex SHA-256 of the previous
+// AuditHash chains an event to its predecessor: hex SHA-256 of the previous
 // hash followed by the canonical encoding of the fields. The canonical
 // encoding is a JSON array of strings (time as unix microseconds): unambiguous,
 // and stable across Go versions because it holds only strings.
-func auditHash(prev string, e *AuditEvent) string {
+//
+// It is the one place the chain's hash is computed: appends, batches,
+// VerifyAudit and the verification of exported archives all call it, so a
+// keyed hash can replace it without touching them.
+func (s *Store) AuditHash(prev string, e *AuditEvent) string {
 	fields := []string{
 		strconv.FormatInt(e.At.UnixMicro(), 10), e.Event, e.UserID, e.Username,
 		e.ClientID, e.ClientAddr, e.UserAgent, string(e.Detail),
@@ -32,44 +36,69 @@ func auditHash(prev string, e *AuditEvent) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// AppendAudit appends an event and fills e.ID, e.PrevHash and e.Hash (and e.At
-// with now when zero; e.At is truncated to the microsecond stored). Appends are
-// serialized so the chain never forks: the SQLite transaction holds the write
-// lock, PostgreSQL takes an advisory transaction lock. Joins the ctx's
-// transaction, so an event rolls back with the change it records.
-func (s *Store) AppendAudit(ctx context.Context, e *AuditEvent) error {
+// prepareAudit checks an event and returns the copy that will be stored (At
+// set to now when zero, truncated to the stored microsecond).
+func (s *Store) prepareAudit(e *AuditEvent) (*AuditEvent, error) {
 	if e == nil || e.Event == "" {
-		return invalid("audit event without a name")
+		return nil, invalid("audit event without a name")
 	}
 	if len(e.Detail) > 0 && !json.Valid(e.Detail) {
-		return invalid("audit detail is not JSON")
+		return nil, invalid("audit detail is not JSON")
 	}
 	ev := *e
 	if ev.At.IsZero() {
 		ev.At = s.now()
 	}
 	ev.At = truncUTC(ev.At)
-	err := s.InTx(ctx, func(ctx context.Context) error {
-		if s.dialect == DialectPostgres {
-			if _, err := s.exec(ctx, fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", auditLockID)); err != nil {
-				return err
-			}
+	return &ev, nil
+}
+
+// lockAuditHead serializes appends to the chain for the rest of the ctx's
+// transaction and returns the newest event's hash ("" for an empty trail, or
+// the hash the trail was pruned at). On SQLite the transaction already holds
+// the write lock; PostgreSQL takes an advisory transaction lock first, in its
+// own statement, so the read that follows sees every append committed before.
+func (s *Store) lockAuditHead(ctx context.Context) (string, error) {
+	if s.dialect == DialectPostgres {
+		if _, err := s.exec(ctx, fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", auditLockID)); err != nil {
+			return "", err
 		}
-		err := s.row(ctx, wr, qAuditLast, nil, &ev.PrevHash)
-		if errors.Is(err, ErrNotFound) {
-			ev.PrevHash = ""
-		} else if err != nil {
+	}
+	var prev string
+	err := s.row(ctx, wr, qAuditLast, nil, &prev)
+	if errors.Is(err, ErrNotFound) {
+		return "", nil
+	}
+	return prev, err
+}
+
+func auditValues(ev *AuditEvent) []any {
+	return []any{ev.At.UnixMicro(), ev.Event, ev.UserID, ev.Username, ev.ClientID, ev.ClientAddr, ev.UserAgent,
+		ev.Detail, ev.PrevHash, ev.Hash}
+}
+
+// AppendAudit appends an event and fills e.ID, e.PrevHash and e.Hash (and e.At
+// with now when zero; e.At is truncated to the microsecond stored). Appends are
+// serialized so the chain never forks (lockAuditHead). Joins the ctx's
+// transaction, so an event rolls back with the change it records.
+func (s *Store) AppendAudit(ctx context.Context, e *AuditEvent) error {
+	ev, err := s.prepareAudit(e)
+	if err != nil {
+		return err
+	}
+	err = s.InTx(ctx, func(ctx context.Context) error {
+		prev, err := s.lockAuditHead(ctx)
+		if err != nil {
 			return err
 		}
-		ev.Hash = auditHash(ev.PrevHash, &ev)
-		return s.row(ctx, wr, qAuditInsert,
-			[]any{ev.At.UnixMicro(), ev.Event, ev.UserID, ev.Username, ev.ClientID, ev.ClientAddr, ev.UserAgent,
-				ev.Detail, ev.PrevHash, ev.Hash}, &ev.ID)
+		ev.PrevHash = prev
+		ev.Hash = s.AuditHash(prev, ev)
+		return s.row(ctx, wr, qAuditInsert, auditValues(ev), &ev.ID)
 	})
 	if err != nil {
 		return fmt.Errorf("append audit event %s: %w", e.Event, err)
 	}
-	*e = ev
+	*e = *ev
 	return nil
 }
 
@@ -154,7 +183,7 @@ func (s *Store) VerifyAudit(ctx context.Context) (badID int64, err error) {
 		if err != nil {
 			return 0, fmt.Errorf("verify audit: %w", s.mapErr(err))
 		}
-		if e.PrevHash != prev || auditHash(prev, &e) != e.Hash {
+		if e.PrevHash != prev || s.AuditHash(prev, &e) != e.Hash {
 			return e.ID, nil
 		}
 		prev = e.Hash

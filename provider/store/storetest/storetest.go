@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"Keys", testKeys},
 		{"Secrets", testSecrets},
 		{"OAuth", testOAuth},
+		{"Batch", testBatch},
 		{"AuthRequests", testAuthRequests},
 		{"GC", testGC},
 		{"Tx", testTx},
