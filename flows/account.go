@@ -566,6 +566,9 @@ func (h *Handler) postReauth(w http.ResponseWriter, r *http.Request) error {
 			return refuse(http.StatusBadRequest, field, msgEnterPassword)
 		}
 		ok, err := password.Verify(u.PasswordHash, pw)
+		if errors.Is(err, password.ErrBusy) {
+			return err
+		}
 		if err != nil {
 			h.log.Error("stored password hash is unreadable", "user", u.ID, "err", err)
 		}
@@ -1031,6 +1034,9 @@ func (h *Handler) postAccountPassword(w http.ResponseWriter, r *http.Request) er
 		return show(http.StatusTooManyRequests)
 	}
 	ok, err := password.Verify(u.PasswordHash, cur)
+	if errors.Is(err, password.ErrBusy) {
+		return err
+	}
 	if err != nil {
 		h.log.Error("stored password hash is unreadable", "user", u.ID, "err", err)
 	}

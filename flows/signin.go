@@ -135,7 +135,9 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 	}
 	if !until.IsZero() {
 		// Locked, even for the right password; it reads like a wrong one.
-		password.VerifyDummy(pw)
+		if err := password.VerifyDummy(pw); err != nil {
+			return err // busy: 503, nothing counted
+		}
 		ev.Name, ev.Detail["reason"] = evSigninFailure, "locked"
 		h.auditLog(ctx, r, s, ev)
 		return refuse(msgSignInFailed)
@@ -143,10 +145,15 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 
 	ok := false
 	if u == nil {
-		password.VerifyDummy(pw)
+		if err := password.VerifyDummy(pw); err != nil {
+			return err // busy: 503, nothing counted
+		}
 		ev.Detail["reason"] = "unknown user"
 	} else {
 		ok, err = password.Verify(u.PasswordHash, pw)
+		if errors.Is(err, password.ErrBusy) {
+			return err
+		}
 		if err != nil {
 			h.log.Error("stored password hash is unreadable", "user", u.ID, "err", err)
 			ok = false

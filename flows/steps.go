@@ -69,6 +69,9 @@ func (h *Handler) postChangePassword(w http.ResponseWriter, r *http.Request) err
 		return h.show(w, http.StatusTooManyRequests, "change-password", data)
 	}
 	ok, err := password.Verify(u.PasswordHash, cur)
+	if errors.Is(err, password.ErrBusy) {
+		return err
+	}
 	if err != nil {
 		h.log.Error("stored password hash is unreadable", "user", u.ID, "err", err)
 	}

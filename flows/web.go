@@ -4,8 +4,11 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strconv"
+	"time"
 	"unicode/utf8"
 
+	"github.com/lanyard-idp/lanyard/flows/password"
 	"github.com/lanyard-idp/lanyard/templates"
 )
 
@@ -67,6 +70,8 @@ func (e *pageError) Error() string {
 
 func (e *pageError) Unwrap() error { return e.cause }
 
+const msgBusy = "Lanyard is very busy right now and could not check your password. Wait a few seconds, then go back and try again."
+
 var errFormTooLarge = &pageError{status: http.StatusRequestEntityTooLarge,
 	msg: "What you sent is far longer than anything this form needs. Go back, check what you typed and try again."}
 
@@ -90,10 +95,17 @@ func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, err error)
 		status, msg = errFormTooLarge.status, errFormTooLarge.msg
 	case errors.As(err, &pe):
 		status, msg = pe.status, pe.msg
+	case errors.Is(err, password.ErrBusy):
+		// The password hashing pool is full: nothing was checked or counted.
+		status, msg = http.StatusServiceUnavailable, msgBusy
+		w.Header().Set("Retry-After", strconv.Itoa(int(password.RetryAfter()/time.Second)))
 	}
-	if status >= 500 {
+	switch {
+	case errors.Is(err, password.ErrBusy):
+		h.log.Warn("journey request refused: password hashing at capacity", "path", r.URL.Path)
+	case status >= 500:
 		h.log.Error("journey request failed", "path", r.URL.Path, "err", err)
-	} else {
+	default:
 		h.log.Info("journey request refused", "path", r.URL.Path, "status", status, "err", err)
 	}
 	data := templates.ErrorPage{
