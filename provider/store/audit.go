@@ -170,29 +170,30 @@ func (s *Store) Audit(ctx context.Context, f AuditFilter) ([]AuditEvent, error) 
 
 // VerifyAudit walks the whole chain and returns the id of the first event
 // whose PrevHash is not its predecessor's Hash or whose Hash does not match
-// its fields; 0 when the chain is intact.
+// its fields; 0 when the chain is intact. After a prune the chain starts at
+// the anchor (GetAuditAnchor): the first remaining event must chain to the
+// last one removed.
 func (s *Store) VerifyAudit(ctx context.Context) (badID int64, err error) {
-	rows, err := s.query(ctx, rd, `SELECT `+auditCols+` FROM audit ORDER BY id`)
+	anchor, err := s.GetAuditAnchor(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("verify audit: %w", err)
 	}
-	defer rows.Close()
-	prev := ""
-	for rows.Next() {
-		e, err := scanAudit(rows)
-		if err != nil {
-			return 0, fmt.Errorf("verify audit: %w", s.mapErr(err))
-		}
-		if e.PrevHash != prev || s.AuditHash(prev, &e) != e.Hash {
-			return e.ID, nil
+	prev := anchor.Hash
+	err = s.EachAudit(ctx, anchor.ThroughID, 0, func(e *AuditEvent) error {
+		if e.PrevHash != prev || s.AuditHash(prev, e) != e.Hash {
+			badID = e.ID
+			return errStopWalk
 		}
 		prev = e.Hash
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStopWalk) {
+		return 0, fmt.Errorf("verify audit: %w", err)
 	}
-	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("verify audit: %w", s.mapErr(err))
-	}
-	return 0, nil
+	return badID, nil
 }
+
+var errStopWalk = errors.New("stop")
 
 // LastAuditID is the id of the newest audit event (0 when there is none): where
 // a reader that tails the trail (metrics, `lanyard audit --follow`) starts

@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"Secrets", testSecrets},
 		{"OAuth", testOAuth},
 		{"Batch", testBatch},
+		{"Retention", testRetention},
 		{"AuthRequests", testAuthRequests},
 		{"GC", testGC},
 		{"Tx", testTx},
