@@ -2,84 +2,52 @@ package provider
 
 import (
 	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/lanyard-idp/lanyard/provider/store"
+	"github.com/lanyard-idp/lanyard/provider/store/seal"
 )
 
-// Benchmarks go through the real HTTP handler on httptest.Server, with SQLite
-// (WAL) in a temporary directory.
+// Benchmarks of the token endpoint's hot paths, through the real HTTP handler
+// on httptest.Server, on both backends: SQLite (WAL) in a temporary directory,
+// PostgreSQL in a fresh schema of LANYARD_TEST_POSTGRES_URL. Many clients at
+// once, as a token endpoint sees them (SetParallelism(16): 16 × GOMAXPROCS
+// goroutines).
 //
-//	go test ./provider -run '^$' -bench . -benchtime 5s
+//	go test -run '^$' -bench 'ClientCredentials|Introspect|Refresh' -benchtime 5s ./provider/
+//
+// With a full database (README, Performance: `lanyard fixture` makes one):
+// LANYARD_BENCH_SQLITE=/path/lanyard.db and LANYARD_BENCH_POSTGRES=postgres://…
+// run the same benchmarks on those databases instead of empty ones, with the
+// key-encryption key in LANYARD_ENCRYPTION_KEY.
 
-func BenchmarkClientCredentials(b *testing.B) {
-	e := newEnv(b)
-	body := url.Values{"grant_type": {"client_credentials"}, "scope": {"docs:read"}}.Encode()
-	client := e.srv.Client()
-	client.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
-	// Many clients at once, as a token endpoint sees them (RunParallel starts
-	// parallelism × GOMAXPROCS goroutines).
-	b.SetParallelism(16)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			req, _ := http.NewRequest(http.MethodPost, e.issuer+pathToken, strings.NewReader(body))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.SetBasicAuth(serviceID, serviceSecret)
-			resp, err := client.Do(req)
-			if err != nil {
-				b.Fatal(err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				b.Fatalf("status %d", resp.StatusCode)
-			}
-		}
-	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "grants/s")
+func BenchmarkClientCredentials(b *testing.B) { benchGrants(b, benchEnv(b, store.DialectSQLite)) }
+func BenchmarkClientCredentialsPostgres(b *testing.B) {
+	benchGrants(b, benchEnv(b, store.DialectPostgres))
 }
-
-func BenchmarkIntrospect(b *testing.B) {
-	e := newEnv(b)
-	tok, err := clientCredentials(e, serviceID, serviceSecret, "docs:read").Token(context.Background())
-	if err != nil {
-		b.Fatal(err)
-	}
-	body := url.Values{"token": {tok.AccessToken}}.Encode()
-	client := e.srv.Client()
-	client.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
-	// Many clients at once, as a token endpoint sees them (RunParallel starts
-	// parallelism × GOMAXPROCS goroutines).
-	b.SetParallelism(16)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			req, _ := http.NewRequest(http.MethodPost, e.issuer+pathIntrospect, strings.NewReader(body))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.SetBasicAuth(serviceID, serviceSecret)
-			resp, err := client.Do(req)
-			if err != nil {
-				b.Fatal(err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				b.Fatalf("status %d", resp.StatusCode)
-			}
-		}
-	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "introspections/s")
+func BenchmarkIntrospect(b *testing.B) { benchIntrospect(b, benchEnv(b, store.DialectSQLite)) }
+func BenchmarkIntrospectPostgres(b *testing.B) {
+	benchIntrospect(b, benchEnv(b, store.DialectPostgres))
 }
+func BenchmarkRefresh(b *testing.B)         { benchRefresh(b, benchEnv(b, store.DialectSQLite)) }
+func BenchmarkRefreshPostgres(b *testing.B) { benchRefresh(b, benchEnv(b, store.DialectPostgres)) }
 
 func BenchmarkDiscovery(b *testing.B) {
 	e := newEnv(b)
-	client := e.srv.Client()
-	client.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
-	// Many clients at once, as a token endpoint sees them (RunParallel starts
-	// parallelism × GOMAXPROCS goroutines).
+	client := benchClient(e)
 	b.SetParallelism(16)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -93,4 +61,210 @@ func BenchmarkDiscovery(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "requests/s")
+}
+
+// benchEnv is a provider on dialect's database: the full one named by
+// LANYARD_BENCH_SQLITE / LANYARD_BENCH_POSTGRES, or a fresh one.
+func benchEnv(b *testing.B, dialect string) *env {
+	b.Helper()
+	full := map[string]string{store.DialectSQLite: "LANYARD_BENCH_SQLITE", store.DialectPostgres: "LANYARD_BENCH_POSTGRES"}[dialect]
+	if u := os.Getenv(full); u != "" {
+		if os.Getenv("LANYARD_ENCRYPTION_KEY") == "" {
+			b.Fatalf("%s needs the key-encryption key the database was made with in LANYARD_ENCRYPTION_KEY", full)
+		}
+		b.Logf("on the database of %s", full)
+		return newEnvOn(b, u)
+	}
+	if dialect == store.DialectSQLite {
+		return newEnvOn(b, filepath.Join(b.TempDir(), "l.db"))
+	}
+	return newEnvOn(b, postgresBenchSchema(b))
+}
+
+func benchClient(e *env) *http.Client {
+	c := e.srv.Client()
+	c.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
+	return c
+}
+
+// post sends a form with Basic credentials and decodes the JSON answer.
+func benchPost(c *http.Client, u string, form url.Values, id, secret string, out any) error {
+	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(id, secret)
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(resp.Body)
+		return errors.New(resp.Status + ": " + string(body))
+	}
+	if out == nil {
+		_, err = io.Copy(io.Discard, resp.Body)
+		return err
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// runParallel runs op on 16 × GOMAXPROCS goroutines and fails on the first
+// error (op runs off the benchmark's goroutine: it returns errors).
+func runParallel(b *testing.B, setup func() any, op func(state any) error) {
+	b.Helper()
+	var failed atomic.Pointer[error]
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var st any
+		if setup != nil {
+			st = setup()
+		}
+		for pb.Next() {
+			if err := op(st); err != nil {
+				failed.CompareAndSwap(nil, &err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	if err := failed.Load(); err != nil {
+		b.Fatal(*err)
+	}
+}
+
+func benchGrants(b *testing.B, e *env) {
+	client := benchClient(e)
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"docs:read"}}
+	before := countRows(b, e.st, store.KindAccess)
+	runParallel(b, nil, func(any) error {
+		return benchPost(client, e.issuer+pathToken, form, serviceID, serviceSecret, nil)
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "grants/s")
+	// Every grant answered 200 was committed: the rows are there.
+	if rows := countRows(b, e.st, store.KindAccess) - before; rows < b.N {
+		b.Fatalf("%d grants answered, %d token rows stored", b.N, rows)
+	}
+}
+
+func benchIntrospect(b *testing.B, e *env) {
+	tok, err := clientCredentials(e, serviceID, serviceSecret, "docs:read").Token(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	client := benchClient(e)
+	form := url.Values{"token": {tok.AccessToken}}
+	runParallel(b, nil, func(any) error {
+		var r struct {
+			Active bool `json:"active"`
+		}
+		if err := benchPost(client, e.issuer+pathIntrospect, form, serviceID, serviceSecret, &r); err != nil {
+			return err
+		}
+		if !r.Active {
+			return errors.New("the token is not active")
+		}
+		return nil
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "introspections/s")
+}
+
+// benchRefresh: each client rotates its own refresh token again and again
+// (fosite's transaction: the old token deactivated, its access tokens
+// revoked, a new pair and the audit event stored).
+func benchRefresh(b *testing.B, e *env) {
+	ctx := context.Background()
+	now := time.Now().UTC()
+	err := e.st.CreateUser(ctx, &store.User{ID: aliceID, Username: aliceEmail, Email: aliceEmail, Name: "Alice",
+		State: store.UserActive, PasswordHash: "x", CreatedAt: now, UpdatedAt: now})
+	if err != nil && !errors.Is(err, store.ErrConflict) {
+		b.Fatal(err)
+	}
+	r := e.newRP(webappID, webappSecret, webappRedir)
+	tokens := make(chan string, 1024)
+	for range cap(tokens) / 8 { // enough for 16 × GOMAXPROCS goroutines
+		e.journey.setNext(alice())
+		tok, _ := r.exchange(r.authorize(e.newBrowser()))
+		tokens <- tok.RefreshToken
+	}
+	client := benchClient(e)
+	runParallel(b, func() any { rt := <-tokens; return &rt }, func(st any) error {
+		rt := st.(*string)
+		var out struct {
+			RefreshToken string `json:"refresh_token"`
+		}
+		err := benchPost(client, e.issuer+pathToken, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {*rt}},
+			webappID, webappSecret, &out)
+		if err != nil {
+			return err
+		}
+		if out.RefreshToken == "" {
+			return errors.New("no new refresh token")
+		}
+		*rt = out.RefreshToken
+		return nil
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "refreshes/s")
+}
+
+func countRows(b *testing.B, st *store.Store, kind string) int {
+	b.Helper()
+	var n int
+	q := `SELECT COUNT(*) FROM oauth WHERE kind = '` + kind + `'`
+	if err := st.DB().QueryRowContext(context.Background(), q).Scan(&n); err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
+
+// postgresBenchSchema is a fresh schema on LANYARD_TEST_POSTGRES_URL, dropped
+// after the benchmark. Without the variable the benchmark skips (benchmarks
+// are not part of `go test ./...`); under CI it fails.
+func postgresBenchSchema(b *testing.B) string {
+	b.Helper()
+	base := os.Getenv("LANYARD_TEST_POSTGRES_URL")
+	if base == "" {
+		if os.Getenv("CI") == "true" {
+			b.Fatal("LANYARD_TEST_POSTGRES_URL is required under CI")
+		}
+		b.Skip("LANYARD_TEST_POSTGRES_URL is not set (e.g. postgres://lanyard:lanyard@127.0.0.1/lanyard_test)")
+	}
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		b.Fatal("LANYARD_TEST_POSTGRES_URL is not a PostgreSQL URL")
+	}
+	r := make([]byte, 8)
+	rand.Read(r)
+	schema := "lanyard_bench_" + hex.EncodeToString(r)
+	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
+		admin.Close()
+		b.Fatalf("create schema: %v", err)
+	}
+	b.Cleanup(func() {
+		defer admin.Close()
+		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
+			b.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		b.Fatal("LANYARD_TEST_POSTGRES_URL is not a URL")
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// testKEK is the key-encryption key of a test environment: a new one, or the
+// one in LANYARD_ENCRYPTION_KEY, which a full benchmark database was made with.
+func testKEK(t testing.TB) []byte {
+	if k := os.Getenv("LANYARD_ENCRYPTION_KEY"); k != "" {
+		key, err := seal.ParseKey(k)
+		if err != nil {
+			t.Fatalf("LANYARD_ENCRYPTION_KEY: %v", err)
+		}
+		return key
+	}
+	return seal.NewKey()
 }

@@ -132,7 +132,7 @@ func newEnvOn(t testing.TB, dbURL string, opts ...envOption) *env {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { st.Close() })
-	box, err := seal.New(seal.NewKey())
+	box, err := seal.New(testKEK(t))
 	if err != nil {
 		t.Fatal(err)
 	}
