@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -254,6 +255,20 @@ func postgresBenchSchema(b *testing.B) string {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// benchMaxConnections is the pool size LANYARD_BENCH_MAX_CONNECTIONS asks for
+// (0: the store's default), to measure database.max_connections.
+func benchMaxConnections(t testing.TB) int {
+	v := os.Getenv("LANYARD_BENCH_MAX_CONNECTIONS")
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		t.Fatalf("LANYARD_BENCH_MAX_CONNECTIONS: %v", err)
+	}
+	return n
 }
 
 // testKEK is the key-encryption key of a test environment: a new one, or the

@@ -127,7 +127,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 func newEnvOn(t testing.TB, dbURL string, opts ...envOption) *env {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, dbURL)
+	st, err := store.Open(ctx, dbURL, store.OpenOptions{MaxConnections: benchMaxConnections(t)})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -117,9 +116,6 @@ func Open(ctx context.Context, url string, opts ...OpenOptions) (*Store, error) 
 	s := &Store{now: o.Now, throttleRetention: o.ThrottleRetention, maxConns: o.MaxConnections}
 	if s.maxConns == 0 {
 		s.maxConns = DefaultMaxConnections
-	}
-	if v, err := strconv.Atoi(os.Getenv("XX_MAXCONNS")); err == nil {
-		s.maxConns = v
 	}
 	if s.now == nil {
 		s.now = time.Now
