@@ -12,8 +12,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -45,6 +47,13 @@ func BenchmarkIntrospectPostgres(b *testing.B) {
 }
 func BenchmarkRefresh(b *testing.B)         { benchRefresh(b, benchEnv(b, store.DialectSQLite)) }
 func BenchmarkRefreshPostgres(b *testing.B) { benchRefresh(b, benchEnv(b, store.DialectPostgres)) }
+
+// The garbage collector at work: grants while DeleteExpired sweeps 100,000
+// expired tokens. Compare the latencies with BenchmarkClientCredentials'.
+func BenchmarkGrantsDuringGC(b *testing.B) { benchGrantsDuringGC(b, benchEnv(b, store.DialectSQLite)) }
+func BenchmarkGrantsDuringGCPostgres(b *testing.B) {
+	benchGrantsDuringGC(b, benchEnv(b, store.DialectPostgres))
+}
 
 func BenchmarkDiscovery(b *testing.B) {
 	e := newEnv(b)
@@ -134,17 +143,79 @@ func runParallel(b *testing.B, setup func() any, op func(state any) error) {
 	}
 }
 
+// latencies records how long each operation took, for percentiles.
+type latencies struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (l *latencies) time(op func() error) error {
+	start := time.Now()
+	err := op()
+	l.mu.Lock()
+	l.d = append(l.d, time.Since(start))
+	l.mu.Unlock()
+	return err
+}
+
+func (l *latencies) report(b *testing.B) {
+	slices.Sort(l.d)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	b.ReportMetric(ms(l.d[len(l.d)/2]), "p50-ms")
+	b.ReportMetric(ms(l.d[len(l.d)*99/100]), "p99-ms")
+	b.ReportMetric(ms(l.d[len(l.d)-1]), "max-ms")
+}
+
 func benchGrants(b *testing.B, e *env) {
 	client := benchClient(e)
 	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"docs:read"}}
 	before := countRows(b, e.st, store.KindAccess)
+	var lat latencies
 	runParallel(b, nil, func(any) error {
-		return benchPost(client, e.issuer+pathToken, form, serviceID, serviceSecret, nil)
+		return lat.time(func() error { return benchPost(client, e.issuer+pathToken, form, serviceID, serviceSecret, nil) })
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "grants/s")
+	lat.report(b)
 	// Every grant answered 200 was committed: the rows are there.
 	if rows := countRows(b, e.st, store.KindAccess) - before; rows < b.N {
 		b.Fatalf("%d grants answered, %d token rows stored", b.N, rows)
+	}
+}
+
+func benchGrantsDuringGC(b *testing.B, e *env) {
+	const expired = 100_000
+	ctx := context.Background()
+	// The fixture's tokens live 90 days from its Now: 91 days ago, they
+	// expired yesterday.
+	if err := e.st.GenerateFixture(ctx, store.Fixture{Tokens: expired, Now: time.Now().Add(-91 * 24 * time.Hour)}); err != nil {
+		b.Fatal(err)
+	}
+	client := benchClient(e)
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"docs:read"}}
+	var lat latencies
+	type sweep struct {
+		rows int64
+		took time.Duration
+		err  error
+	}
+	swept := make(chan sweep, 1)
+	go func() {
+		start := time.Now()
+		n, err := e.st.DeleteExpired(ctx, time.Now())
+		swept <- sweep{n, time.Since(start), err}
+	}()
+	runParallel(b, nil, func(any) error {
+		return lat.time(func() error { return benchPost(client, e.issuer+pathToken, form, serviceID, serviceSecret, nil) })
+	})
+	gc := <-swept
+	if gc.err != nil {
+		b.Fatal(gc.err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "grants/s")
+	lat.report(b)
+	b.ReportMetric(gc.took.Seconds(), "gc-s")
+	if gc.rows < expired {
+		b.Fatalf("the sweep removed %d rows, want at least %d", gc.rows, expired)
 	}
 }
 

@@ -130,12 +130,19 @@ func (s *Store) Audit(ctx context.Context, f AuditFilter) ([]AuditEvent, error) 
 	}
 	switch {
 	case strings.HasSuffix(f.Event, "."):
+		// Not a range on audit_event: under PostgreSQL's linguistic
+		// collations "signin." ≤ event < "signin/" is not the prefix. Since
+		// (24h by default in `lanyard audit`) bounds the walk instead.
 		where, args = append(where, "substr(event, 1, ?) = ?"), append(args, int64(len(f.Event)), f.Event)
 	case f.Event != "":
 		where, args = append(where, "event = ?"), append(args, f.Event)
 	}
 	if !f.Since.IsZero() {
-		where, args = append(where, "at >= ?"), append(args, f.Since.UnixMicro())
+		// Every event at or after Since has an id at or after the first
+		// such event's (found on the audit_at index): the walk in id order
+		// starts there instead of at the beginning of a long trail.
+		where = append(where, "id >= (SELECT MIN(id) FROM audit WHERE at >= ?) AND at >= ?")
+		args = append(args, f.Since.UnixMicro(), f.Since.UnixMicro())
 	}
 	if f.AfterID > 0 {
 		where, args = append(where, "id > ?"), append(args, f.AfterID)
