@@ -79,26 +79,44 @@ func auditValues(ev *AuditEvent) []any {
 
 // AppendAudit appends an event and fills e.ID, e.PrevHash and e.Hash (and e.At
 // with now when zero; e.At is truncated to the microsecond stored). Appends are
-// serialized so the chain never forks (lockAuditHead). Joins the ctx's
-// transaction, so an event rolls back with the change it records.
+// serialized so the chain never forks (lockAuditHead).
+//
+// Inside a transaction the event is appended when the transaction commits,
+// after its other writes, and e is filled in then: the chain's lock is held
+// only for the append and the commit, not for the rest of the transaction —
+// on PostgreSQL every audited write of every node waits for that lock. The
+// event still commits or rolls back with the change it records; a malformed
+// event is refused at once.
 func (s *Store) AppendAudit(ctx context.Context, e *AuditEvent) error {
 	ev, err := s.prepareAudit(e)
 	if err != nil {
 		return err
 	}
-	err = s.InTx(ctx, func(ctx context.Context) error {
-		prev, err := s.lockAuditHead(ctx)
-		if err != nil {
-			return err
-		}
+	if st := txFrom(ctx, s); st != nil && !st.done {
+		st.audit = append(st.audit, pendingAudit{ev: ev, dst: e})
+		return nil
+	}
+	return s.InTx(ctx, func(ctx context.Context) error { return s.AppendAudit(ctx, e) })
+}
+
+// flushAudit appends a committing transaction's events to the chain.
+func (s *Store) flushAudit(ctx context.Context, st *txState) error {
+	if len(st.audit) == 0 {
+		return nil
+	}
+	prev, err := s.lockAuditHead(ctx)
+	if err != nil {
+		return fmt.Errorf("append audit events: %w", err)
+	}
+	for _, p := range st.audit {
+		ev := p.ev
 		ev.PrevHash = prev
 		ev.Hash = s.AuditHash(prev, ev)
-		return s.row(ctx, wr, qAuditInsert, auditValues(ev), &ev.ID)
-	})
-	if err != nil {
-		return fmt.Errorf("append audit event %s: %w", e.Event, err)
+		if err := s.row(ctx, wr, qAuditInsert, auditValues(ev), &ev.ID); err != nil {
+			return fmt.Errorf("append audit event %s: %w", ev.Event, err)
+		}
+		prev = ev.Hash
 	}
-	*e = *ev
 	return nil
 }
 

@@ -29,8 +29,8 @@ type OAuthWrite struct {
 //
 // The events are chained (AuditHash) in the order given, after the previous
 // last event, under the same lock AppendAudit takes. Each event's ID, PrevHash
-// and Hash (and At, when zero) are filled in on success. Inside a transaction
-// carried by ctx the batch simply joins it.
+// and Hash (and At, when zero) are filled in on success — when the
+// transaction commits if ctx carries one, which the batch then joins.
 func (s *Store) CreateOAuthBatch(ctx context.Context, ws []OAuthWrite) error {
 	if len(ws) == 0 {
 		return nil
@@ -51,13 +51,33 @@ func (s *Store) CreateOAuthBatch(ctx context.Context, ws []OAuthWrite) error {
 			evs = append(evs, ev)
 		}
 	}
-	var err error
-	if s.dialect == DialectPostgres && (txFrom(ctx, s) == nil || txFrom(ctx, s).done) {
-		err = s.pipelineBatch(ctx, rows, evs)
-	} else {
-		err = s.InTx(ctx, func(ctx context.Context) error { return s.loopBatch(ctx, rows, evs) })
+	if s.dialect != DialectPostgres || (txFrom(ctx, s) != nil && !txFrom(ctx, s).done) {
+		// One transaction of single statements; the events, given as the
+		// caller's, are filled in when it commits (AppendAudit).
+		err := s.InTx(ctx, func(ctx context.Context) error {
+			for _, a := range rows {
+				if _, err := s.exec(ctx, qCreateOAuth, a.values()...); err != nil {
+					return fmt.Errorf("create %s: %w", a.r.Kind, err)
+				}
+			}
+			for _, w := range ws {
+				if w.Audit != nil {
+					if err := s.AppendAudit(ctx, w.Audit); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("create %d tokens: %w", len(ws), err)
+		}
+		for i, w := range ws {
+			w.Row.AccessSignatureHash = rows[i].accessHash
+		}
+		return nil
 	}
-	if err != nil {
+	if err := s.pipelineBatch(ctx, rows, evs); err != nil {
 		return fmt.Errorf("create %d tokens: %w", len(ws), err)
 	}
 	j := 0
@@ -97,33 +117,6 @@ func (a oauthArgs) values() []any {
 	r := a.r
 	return []any{r.Kind, a.sigHash, r.RequestID, r.ClientID, r.Subject, r.SessionID, boolInt(r.Active),
 		a.accessHash, micro(r.RequestedAt), micro(r.ExpiresAt), r.Data}
-}
-
-// loopBatch is the batch as single statements in the ctx's transaction: SQLite
-// (where a statement is a function call, not a round trip) and PostgreSQL
-// inside a caller's transaction. The last hash is read once for the batch.
-func (s *Store) loopBatch(ctx context.Context, rows []oauthArgs, evs []*AuditEvent) error {
-	for _, a := range rows {
-		if _, err := s.exec(ctx, qCreateOAuth, a.values()...); err != nil {
-			return fmt.Errorf("create %s: %w", a.r.Kind, err)
-		}
-	}
-	if len(evs) == 0 {
-		return nil
-	}
-	prev, err := s.lockAuditHead(ctx)
-	if err != nil {
-		return err
-	}
-	for _, ev := range evs {
-		ev.PrevHash = prev
-		ev.Hash = s.AuditHash(prev, ev)
-		if err := s.row(ctx, wr, qAuditInsert, auditValues(ev), &ev.ID); err != nil {
-			return fmt.Errorf("append audit event %s: %w", ev.Event, err)
-		}
-		prev = ev.Hash
-	}
-	return nil
 }
 
 // The batch statements (PostgreSQL): one row per array element. WITH
