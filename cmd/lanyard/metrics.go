@@ -31,8 +31,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/lanyard-idp/lanyard/config"
-	"github.com/lanyard-idp/lanyard/flows/password"
 	"github.com/lanyard-idp/lanyard/flows/mail"
+	"github.com/lanyard-idp/lanyard/flows/password"
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
 
