@@ -47,6 +47,15 @@ const (
 const sqlitePragmas = "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)" +
 	"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=wal_autocheckpoint(10000)&_txlock=immediate"
 
+// sqliteWriterPragmas give the one writer connection a 32 MiB page cache
+// (SQLite's default is 2 MiB). Every write of the deployment goes through it,
+// one at a time, and with a million tokens and ten million audit events the
+// index pages a token write touches no longer fit in 2 MiB: each miss is a
+// read under the write lock. Measured on the full fixture, a refresh went
+// from 37 to 26 read system calls (12 on an empty database). The readers,
+// which run in parallel, keep the default.
+const sqliteWriterPragmas = "&_pragma=cache_size(-32768)"
+
 // Store is the database of one deployment.
 type Store struct {
 	// db serves writes and transactions; rdb serves reads outside a
@@ -140,7 +149,7 @@ func Open(ctx context.Context, url string, opts ...OpenOptions) (*Store, error) 
 			return nil, err
 		}
 		dsn := path + "?" + sqlitePragmas
-		w, err := sql.Open("sqlite", dsn)
+		w, err := sql.Open("sqlite", dsn+sqliteWriterPragmas)
 		if err != nil {
 			return nil, fmt.Errorf("store: open %s: %w", path, err)
 		}
