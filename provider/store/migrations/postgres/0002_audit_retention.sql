@@ -13,3 +13,11 @@ CREATE TABLE audit_anchor (
 -- `lanyard audit --since`, export and prune find the events of a period
 -- without reading the whole trail.
 CREATE INDEX audit_at ON audit(at);
+
+-- Rotating a refresh token deactivates the family's access tokens
+-- (DeactivateOAuthByRequestID). A family gains an access and a refresh row
+-- at every refresh and keeps them until they expire, so through oauth_request
+-- that update read every row the family ever had: a session refreshed every
+-- five minutes for a month would read thousands per refresh. Only the active
+-- rows are wanted, and there are one or two.
+CREATE INDEX oauth_request_active ON oauth(request_id, kind) WHERE active = 1;
