@@ -42,10 +42,15 @@ func BenchmarkFirstLoginJourneySQLite(b *testing.B) {
 }
 
 func BenchmarkFirstLoginJourneyPostgres(b *testing.B) {
-	base := postgresBenchURL(b)
-	dbURL := freshPostgresSchema(b, base)
+	benchFirstLogin(b, postgresBenchEnv(b))
+}
+
+// postgresBenchEnv is the environment of a server on a fresh schema of
+// LANYARD_TEST_POSTGRES_URL, with a new key-encryption key.
+func postgresBenchEnv(b *testing.B) func(string) string {
+	dbURL := freshPostgresSchema(b, postgresBenchURL(b))
 	kek := encodeKey(seal.NewKey())
-	benchFirstLogin(b, func(k string) string {
+	return func(k string) string {
 		switch k {
 		case "LANYARD_DATABASE_URL":
 			return dbURL
@@ -53,7 +58,7 @@ func BenchmarkFirstLoginJourneyPostgres(b *testing.B) {
 			return kek
 		}
 		return ""
-	})
+	}
 }
 
 func postgresBenchURL(b *testing.B) string {
@@ -74,17 +79,7 @@ func benchFirstLogin(b *testing.B, getenv func(string) string) {
 		invites <- srv.invite(fmt.Sprintf("officer-%d-%d@agency.example", time.Now().UnixNano(), i))
 	}
 	close(invites)
-	var disc struct {
-		Authorization string `json:"authorization_endpoint"`
-		Token         string `json:"token_endpoint"`
-	}
-	getJSON(b, srv.issuer+"/.well-known/openid-configuration", &disc)
-	rp := oauth2.Config{
-		ClientID: "docs-portal-staging", ClientSecret: "staging-secret",
-		RedirectURL: "http://localhost:9001/callback",
-		Endpoint:    oauth2.Endpoint{AuthURL: disc.Authorization, TokenURL: disc.Token, AuthStyle: oauth2.AuthStyleInHeader},
-		Scopes:      []string{"openid", "email", "profile", "offline_access"},
-	}
+	rp := srv.stagingRP("openid", "email", "profile", "offline_access")
 	var failed atomic.Pointer[string]
 	// 4 × GOMAXPROCS officers at once.
 	b.SetParallelism(4)
@@ -144,6 +139,22 @@ func startBenchServer(b *testing.B, getenv func(string) string) *benchServer {
 	ts.Start()
 	b.Cleanup(ts.Close)
 	return s
+}
+
+// stagingRP is the dev configuration's staging documentation portal as a
+// relying party of this server, asking for scopes.
+func (s *benchServer) stagingRP(scopes ...string) oauth2.Config {
+	var disc struct {
+		Authorization string `json:"authorization_endpoint"`
+		Token         string `json:"token_endpoint"`
+	}
+	getJSON(s.b, s.issuer+"/.well-known/openid-configuration", &disc)
+	return oauth2.Config{
+		ClientID: "docs-portal-staging", ClientSecret: "staging-secret",
+		RedirectURL: "http://localhost:9001/callback",
+		Endpoint:    oauth2.Endpoint{AuthURL: disc.Authorization, TokenURL: disc.Token, AuthStyle: oauth2.AuthStyleInHeader},
+		Scopes:      scopes,
+	}
 }
 
 func (s *benchServer) invite(email string) invitation {

@@ -30,22 +30,13 @@ const evAuditPrune = "admin.audit.prune"
 // detail that is not compact JSON) is in Raw instead, base64, so the hash can
 // always be recomputed from the file alone.
 type archiveLine struct {
-	ID         int64             `json:"id"`
-	At         string            `json:"at"`
-	Event      string            `json:"event"`
-	UserID     string            `json:"user_id,omitempty"`
-	Username   string            `json:"username,omitempty"`
-	ClientID   string            `json:"client_id,omitempty"`
-	ClientAddr string            `json:"client_addr,omitempty"`
-	UserAgent  string            `json:"user_agent,omitempty"`
-	Detail     json.RawMessage   `json:"detail,omitempty"`
-	Raw        map[string][]byte `json:"raw,omitempty"`
-	PrevHash   string            `json:"prev_hash"`
-	Hash       string            `json:"hash"`
+	auditLine                   // as `audit --json` prints an event
+	Raw       map[string][]byte `json:"raw,omitempty"`
+	PrevHash  string            `json:"prev_hash"`
 }
 
 func toArchive(e *store.AuditEvent) archiveLine {
-	l := archiveLine{ID: e.ID, At: e.At.UTC().Format(time.RFC3339Nano), PrevHash: e.PrevHash, Hash: e.Hash}
+	l := archiveLine{auditLine: auditLine{ID: e.ID, At: e.At.UTC().Format(time.RFC3339Nano), Hash: e.Hash}, PrevHash: e.PrevHash}
 	for _, f := range []struct {
 		name string
 		v    string
@@ -186,6 +177,36 @@ func parseUntil(v string, now time.Time) (time.Time, error) {
 	return now.Add(-d.D()), nil
 }
 
+// auditRange is what export and prune work on: the events after the
+// trail's start (the anchor of the last prune) up to the cut for a date.
+type auditRange struct {
+	until  time.Time
+	anchor store.AuditAnchor
+	cut    int64
+}
+
+// openRange opens the store and finds the range for --until.
+func openRange(ctx context.Context, cmd *command, e env, untilArg string) (*store.Store, auditRange, error) {
+	var r auditRange
+	until, err := parseUntil(untilArg, e.now())
+	if err != nil {
+		return nil, r, err
+	}
+	_, st, err := cmd.openStore(ctx, e)
+	if err != nil {
+		return nil, r, err
+	}
+	r.until = until
+	if r.anchor, err = st.GetAuditAnchor(ctx); err == nil {
+		r.cut, err = st.AuditCut(ctx, until)
+	}
+	if err != nil {
+		st.Close()
+		return nil, r, err
+	}
+	return st, r, nil
+}
+
 func cmdAuditExport(ctx context.Context, args []string, e env) error {
 	cmd := newCommand("audit export --until DATE|AGE [--out FILE] [--json]", e)
 	var untilArg, out string
@@ -194,25 +215,14 @@ func cmdAuditExport(ctx context.Context, args []string, e env) error {
 	if _, err := cmd.parse(args, e, 0, 0); err != nil {
 		return err
 	}
-	until, err := parseUntil(untilArg, e.now())
-	if err != nil {
-		return err
-	}
-	_, st, err := cmd.openStore(ctx, e)
+	st, rg, err := openRange(ctx, cmd, e, untilArg)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	anchor, err := st.GetAuditAnchor(ctx)
-	if err != nil {
-		return err
-	}
-	cut, err := st.AuditCut(ctx, until)
-	if err != nil {
-		return err
-	}
+	anchor, cut := rg.anchor, rg.cut
 	if cut <= anchor.ThroughID {
-		return fmt.Errorf("no events before %s to export", until.UTC().Format(time.RFC3339))
+		return fmt.Errorf("no events before %s to export", rg.until.UTC().Format(time.RFC3339))
 	}
 
 	w := e.stdout
@@ -281,14 +291,13 @@ func cmdAuditPrune(ctx context.Context, args []string, e env) error {
 	if _, err := cmd.parse(args, e, 0, 0); err != nil {
 		return err
 	}
-	until, err := parseUntil(untilArg, e.now())
-	if err != nil {
-		return err
-	}
 	if archive == "" {
+		if _, err := parseUntil(untilArg, e.now()); err != nil {
+			return err
+		}
 		return usagef("--archive is required: prune removes only events an archive holds (lanyard audit export first)")
 	}
-	_, st, err := cmd.openStore(ctx, e)
+	st, rg, err := openRange(ctx, cmd, e, untilArg)
 	if err != nil {
 		return err
 	}
@@ -297,14 +306,7 @@ func cmdAuditPrune(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return fmt.Errorf("nothing pruned: %w", err)
 	}
-	anchor, err := st.GetAuditAnchor(ctx)
-	if err != nil {
-		return err
-	}
-	cut, err := st.AuditCut(ctx, until)
-	if err != nil {
-		return err
-	}
+	until, anchor, cut := rg.until, rg.anchor, rg.cut
 	switch {
 	case cut <= anchor.ThroughID:
 		return fmt.Errorf("nothing pruned: no events before %s are left in the database", until.UTC().Format(time.RFC3339))

@@ -29,13 +29,11 @@ import (
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/net/html"
-	"golang.org/x/oauth2"
 
 	"github.com/lanyard-idp/lanyard/flows"
 	"github.com/lanyard-idp/lanyard/flows/otp"
 	"github.com/lanyard-idp/lanyard/flows/password"
 	"github.com/lanyard-idp/lanyard/provider/store"
-	"github.com/lanyard-idp/lanyard/provider/store/seal"
 )
 
 func BenchmarkSignInSQLite(b *testing.B) {
@@ -51,17 +49,7 @@ func BenchmarkSignInPostgres(b *testing.B) {
 		benchSignIn(b, fullDBEnv(u))
 		return
 	}
-	dbURL := freshPostgresSchema(b, postgresBenchURL(b))
-	kek := encodeKey(seal.NewKey())
-	benchSignIn(b, func(k string) string {
-		switch k {
-		case "LANYARD_DATABASE_URL":
-			return dbURL
-		case "LANYARD_ENCRYPTION_KEY":
-			return kek
-		}
-		return ""
-	})
+	benchSignIn(b, postgresBenchEnv(b))
 }
 
 // fullDBEnv is the environment of a server on a fixture's database.
@@ -84,17 +72,7 @@ func benchSignIn(b *testing.B, getenv func(string) string) {
 	srv := startBenchServer(b, getenv)
 	officers := fixtureOfficers(b, srv, 3000)
 
-	var disc struct {
-		Authorization string `json:"authorization_endpoint"`
-		Token         string `json:"token_endpoint"`
-	}
-	getJSON(b, srv.issuer+"/.well-known/openid-configuration", &disc)
-	rp := oauth2.Config{
-		ClientID: "docs-portal-staging", ClientSecret: "staging-secret",
-		RedirectURL: "http://localhost:9001/callback",
-		Endpoint:    oauth2.Endpoint{AuthURL: disc.Authorization, TokenURL: disc.Token, AuthStyle: oauth2.AuthStyleInHeader},
-		Scopes:      []string{"openid", "email", "profile"},
-	}
+	rp := srv.stagingRP("openid", "email", "profile")
 	// Each sign-in takes the next officer: an authenticator-app code is good
 	// once, so no officer signs in twice within its 30 seconds.
 	next := atomic.Int64{}
