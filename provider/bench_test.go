@@ -124,7 +124,7 @@ func runParallel(b *testing.B, setup func() any, op func(state any) error) {
 	b.Helper()
 	var failed atomic.Pointer[error]
 	b.SetParallelism(16)
-	reads := readSyscalls()
+	reads, written := procIO("syscr"), procIO("wchar")
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		var st any
@@ -142,22 +142,24 @@ func runParallel(b *testing.B, setup func() any, op func(state any) error) {
 	if err := failed.Load(); err != nil {
 		b.Fatal(*err)
 	}
-	// Read system calls per operation: SQLite's page reads that missed its
-	// cache (plus a constant few for HTTP), a measure of a full database's
-	// cost that a busy machine does not blur.
-	if r := readSyscalls(); r > 0 {
+	// Read system calls and bytes written per operation: SQLite's page
+	// reads that missed its cache and its WAL writes (plus a constant part
+	// for HTTP), a measure of a full database's cost that a busy machine
+	// does not blur.
+	if r := procIO("syscr"); r > 0 {
 		b.ReportMetric(float64(r-reads)/float64(b.N), "reads/op")
+		b.ReportMetric(float64(procIO("wchar")-written)/1024/float64(b.N), "KiB-written/op")
 	}
 }
 
-// readSyscalls is this process's read system calls so far (Linux; 0 elsewhere).
-func readSyscalls() int64 {
+// procIO is a counter of /proc/self/io (Linux; 0 elsewhere): syscr, wchar…
+func procIO(name string) int64 {
 	b, err := os.ReadFile("/proc/self/io")
 	if err != nil {
 		return 0
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "syscr: "); ok {
+		if v, ok := strings.CutPrefix(l, name+": "); ok {
 			n, _ := strconv.ParseInt(v, 10, 64)
 			return n
 		}
