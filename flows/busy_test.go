@@ -32,8 +32,9 @@ func TestPasswordPoolBusy(t *testing.T) {
 		officers[i] = officer{b, r, name}
 	}
 
+	before := password.CurrentLimits()
 	password.SetLimits(password.Limits{Workers: 1, Queue: -1, Wait: time.Millisecond})
-	t.Cleanup(func() { password.SetLimits(password.DefaultLimits()) })
+	t.Cleanup(func() { password.SetLimits(before) })
 	answers := make([]*resp, n)
 	var wg sync.WaitGroup
 	start := make(chan struct{})
@@ -47,7 +48,7 @@ func TestPasswordPoolBusy(t *testing.T) {
 	}
 	close(start)
 	wg.Wait()
-	password.SetLimits(password.DefaultLimits())
+	password.SetLimits(before)
 
 	busy := 0
 	for i, a := range answers {

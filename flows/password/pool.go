@@ -24,14 +24,17 @@ type Limits struct {
 	Workers int
 	// Queue is how many more may wait for a worker (default 32 per worker).
 	Queue int
-	// Wait is how long one may wait before ErrBusy (default 3s).
+	// Wait is how long one may wait before ErrBusy (default 10s). With the
+	// queue's bound a wait is short while the cores are free (32 hashes of
+	// ~40 ms per worker: about 1.3 s); it runs long only when the machine
+	// itself is starved, and an officer had rather wait than be refused.
 	Wait time.Duration
 }
 
 // DefaultLimits are the limits in force unless SetLimits changes them.
 func DefaultLimits() Limits {
 	w := runtime.GOMAXPROCS(0)
-	return Limits{Workers: w, Queue: 32 * w, Wait: 3 * time.Second}
+	return Limits{Workers: w, Queue: 32 * w, Wait: 10 * time.Second}
 }
 
 type pool struct {
@@ -71,6 +74,9 @@ func SetLimits(l Limits) {
 	current = p
 	poolMu.Unlock()
 }
+
+// CurrentLimits are the limits in force.
+func CurrentLimits() Limits { return thePool().lim }
 
 func thePool() *pool {
 	poolMu.RLock()

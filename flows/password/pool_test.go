@@ -11,8 +11,9 @@ import (
 // withLimits installs l for one test and restores the defaults after it.
 func withLimits(t *testing.T, l Limits) *pool {
 	t.Helper()
+	before := CurrentLimits()
 	SetLimits(l)
-	t.Cleanup(func() { SetLimits(DefaultLimits()) })
+	t.Cleanup(func() { SetLimits(before) })
 	return thePool()
 }
 
