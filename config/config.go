@@ -46,6 +46,7 @@ type Config struct {
 	Throttle    Throttle    `yaml:"throttle"`
 	Documents   []Document  `yaml:"documents"`
 	WebAuthn    WebAuthn    `yaml:"webauthn"`
+	Approval    Approval    `yaml:"approval"`
 	Metrics     Metrics     `yaml:"metrics"`
 	Log         Log         `yaml:"log"`
 
@@ -65,6 +66,8 @@ type Config struct {
 	// sourceName names the source in problems when Source is "" (the
 	// built-in dev.yaml).
 	sourceName string
+	// defaulted is set by ApplyDefaults (Defaulted).
+	defaulted bool
 }
 
 // Database selects the store. An empty URL means SQLite in DataDir/lanyard.db.
@@ -106,6 +109,17 @@ type Tokens struct {
 	RefreshToken  Duration `yaml:"refresh_token"`  // default 720h (30 days)
 }
 
+// Grant types, as written in clients[].grant_types.
+const (
+	GrantAuthorizationCode = "authorization_code"
+	GrantRefreshToken      = "refresh_token"
+	GrantClientCredentials = "client_credentials"
+)
+
+// GrantTypes are the grant types Lanyard supports, in the order discovery
+// lists them. Validation, discovery and the metrics all read this list.
+var GrantTypes = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials}
+
 // Client is one relying party, registered by an admin.
 type Client struct {
 	ID   string `yaml:"id"`
@@ -117,7 +131,7 @@ type Client struct {
 	Public                 bool     `yaml:"public"`
 	RedirectURIs           []string `yaml:"redirect_uris"`
 	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
-	// GrantTypes: authorization_code, refresh_token, client_credentials.
+	// GrantTypes: any of GrantTypes (default [authorization_code]).
 	GrantTypes []string `yaml:"grant_types"`
 	Scopes     []string `yaml:"scopes"`
 	// TokenEndpointAuthMethod: client_secret_basic (default), client_secret_post,
@@ -128,9 +142,40 @@ type Client struct {
 	// Consent is "none" (the default): relying parties are first-party.
 	// "required" is refused by Validate until a consent page exists.
 	Consent string `yaml:"consent"`
+	// IDTokenClaims are claims about the officer copied into this client's
+	// ID tokens (OIDC Core §5.4 puts them at userinfo), for relying parties
+	// that read the ID token alone: names from ClaimScopes, each released
+	// only when its scope was granted.
+	IDTokenClaims []string `yaml:"id_token_claims"`
+	// BackchannelLogoutURI receives a logout token (OpenID Connect
+	// Back-Channel Logout 1.0) whenever a session in which this client got
+	// tokens ends; BackchannelLogoutSessionRequired says the client needs
+	// the sid in it (Lanyard always sends it).
+	BackchannelLogoutURI             string `yaml:"backchannel_logout_uri"`
+	BackchannelLogoutSessionRequired bool   `yaml:"backchannel_logout_session_required"`
+	// FrontchannelLogoutURI is loaded in an iframe of the signed-out page
+	// (OpenID Connect Front-Channel Logout 1.0), with iss and sid when
+	// FrontchannelLogoutSessionRequired.
+	FrontchannelLogoutURI             string `yaml:"frontchannel_logout_uri"`
+	FrontchannelLogoutSessionRequired bool   `yaml:"frontchannel_logout_session_required"`
 
 	// Line is the line of the client in the source file (0 when built in).
 	Line int `yaml:"-"`
+}
+
+// ClaimScopes lists the claims about an officer that Lanyard can release
+// and the scope that releases each (OIDC Core §5.4; lanyard_policies, the
+// accepted policy versions, comes with openid). The provider and
+// id_token_claims validation read this one table.
+var ClaimScopes = map[string]string{
+	"name":               "profile",
+	"given_name":         "profile",
+	"family_name":        "profile",
+	"preferred_username": "profile",
+	"updated_at":         "profile",
+	"email":              "email",
+	"email_verified":     "email",
+	"lanyard_policies":   "openid",
 }
 
 // Invitations governs who may be invited and for how long.
@@ -162,12 +207,14 @@ type SMTP struct {
 
 // Journey configures the officer journey.
 type Journey struct {
-	// Steps is the order of interstitial steps after the password:
-	// default [mfa-enrol, change-password, privacy, terms].
+	// Steps is the order of interstitial steps after the password: the
+	// built-in mfa-enrol and change-password, and the documents' ids.
+	// Default: mfa-enrol, change-password, then every document in the order
+	// written ([mfa-enrol, change-password, privacy, terms] for the guide's).
 	Steps []string `yaml:"steps"`
 	// Timeout is the inactivity limit of a sign-in in progress (default 30m).
 	Timeout Duration `yaml:"timeout"`
-	// DisplayName is the product name on pages and the TOTP issuer (default "Lanyard").
+	// DisplayName is the product name on pages and the TOTP issuer (default DefaultDisplayName, "Lanyard").
 	DisplayName string `yaml:"display_name"`
 	// Environment is shown on pages when set (e.g. "Staging").
 	Environment string `yaml:"environment"`
@@ -190,9 +237,10 @@ type Throttle struct {
 	Window Duration `yaml:"window"`
 }
 
-// Document is a versioned policy the officer must accept (privacy, terms).
+// Document is a versioned policy the officer must accept (privacy, terms,
+// a code of conduct…): each is an acceptance step of its own.
 type Document struct {
-	ID      string `yaml:"id"`      // privacy | terms (a journey step of the same name)
+	ID      string `yaml:"id"`      // the step's name, data-step marker and page (/signin/<id>)
 	Title   string `yaml:"title"`   // "Privacy policy"
 	Version string `yaml:"version"` // a bump forces re-acceptance
 	File    string `yaml:"file"`    // Markdown; relative to the config file; "" in dev uses the built-in sample

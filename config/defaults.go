@@ -8,23 +8,26 @@ import (
 
 // Defaults, named once so that the documentation in config.go, ApplyDefaults
 // and the tests agree.
-var (
-	DefaultAlgorithms   = []string{"RS256", "ES256"}
-	DefaultJourneySteps = []string{StepMFAEnrol, StepChangePassword, StepPrivacy, StepTerms}
-)
+var DefaultAlgorithms = []string{"RS256", "ES256"}
 
-// Journey step names, as written in journey.steps.
+// DefaultDisplayName is the product's name on pages, in emails and as the
+// TOTP issuer when journey.display_name is not set.
+const DefaultDisplayName = "Lanyard"
+
+// The built-in steps the default journey starts with, as written in
+// journey.steps (the documents' steps follow them; see defaultJourneySteps).
 const (
 	StepMFAEnrol       = "mfa-enrol"
 	StepChangePassword = "change-password"
-	StepPrivacy        = "privacy"
-	StepTerms          = "terms"
 )
 
 // ApplyDefaults fills every unset value with its documented default. It is
 // idempotent, never overwrites a value that is set, and is called by Load and
-// Dev; call it yourself on a hand-built Config.
+// Dev; call it yourself on a hand-built Config. It is the only place a
+// default is applied: the packages that read a Config take every value as
+// it stands, and refuse a Config that has not been through here (Defaulted).
 func (c *Config) ApplyDefaults() {
+	c.defaulted = true
 	setString(&c.Listen, ":8080")
 	setString(&c.DataDir, "./data")
 
@@ -50,7 +53,7 @@ func (c *Config) ApplyDefaults() {
 			}
 		}
 		if len(cl.GrantTypes) == 0 {
-			cl.GrantTypes = []string{"authorization_code"}
+			cl.GrantTypes = []string{GrantAuthorizationCode}
 		}
 		if len(cl.Scopes) == 0 {
 			cl.Scopes = []string{"openid"}
@@ -76,11 +79,12 @@ func (c *Config) ApplyDefaults() {
 	setDuration(&c.Mail.SMTP.Timeout, 10*time.Second)
 
 	if len(c.Journey.Steps) == 0 {
-		c.Journey.Steps = slices.Clone(DefaultJourneySteps)
+		c.Journey.Steps = c.defaultJourneySteps()
 	}
 	setDuration(&c.Journey.Timeout, 30*time.Minute)
-	setString(&c.Journey.DisplayName, "Lanyard")
+	setString(&c.Journey.DisplayName, DefaultDisplayName)
 	setString(&c.WebAuthn.RPDisplayName, c.Journey.DisplayName)
+	c.approvalDefaults()
 
 	setInt(&c.Password.MinLength, 12)
 	setInt(&c.Password.MaxLength, 128)
@@ -99,6 +103,10 @@ func (c *Config) ApplyDefaults() {
 	setString(&c.Log.Format, "text")
 	setString(&c.Log.Level, "info")
 }
+
+// Defaulted reports whether ApplyDefaults has run on c. A Config that has
+// not would read zeros as settings (no lock time, no password length).
+func (c *Config) Defaulted() bool { return c.defaulted }
 
 // has reports whether the key at path was written in the source file.
 func (c *Config) has(path string) bool {

@@ -9,7 +9,8 @@ import (
 )
 
 func TestApplyDefaults(t *testing.T) {
-	c := &Config{Clients: []Client{{ID: "conf"}, {ID: "pub", Public: true}}}
+	c := &Config{Clients: []Client{{ID: "conf"}, {ID: "pub", Public: true}},
+		Documents: []Document{{ID: "privacy"}, {ID: "terms"}}}
 	c.ApplyDefaults()
 	h := time.Hour
 	checks := []struct {
@@ -73,6 +74,27 @@ func TestApplyDefaults(t *testing.T) {
 	}
 }
 
+// The default journey accepts every document, in the order written, after
+// the enrolment and the new password.
+func TestDefaultJourneyFollowsTheDocuments(t *testing.T) {
+	for _, tc := range []struct {
+		docs []string
+		want []string
+	}{
+		{nil, []string{"mfa-enrol", "change-password"}},
+		{[]string{"terms", "code-of-conduct", "privacy"}, []string{"mfa-enrol", "change-password", "terms", "code-of-conduct", "privacy"}},
+	} {
+		c := &Config{}
+		for _, id := range tc.docs {
+			c.Documents = append(c.Documents, Document{ID: id})
+		}
+		c.ApplyDefaults()
+		if !slices.Equal(c.Journey.Steps, tc.want) {
+			t.Errorf("documents %v: journey.steps = %v, want %v", tc.docs, c.Journey.Steps, tc.want)
+		}
+	}
+}
+
 func TestApplyDefaultsKeepsValues(t *testing.T) {
 	clearOverrides(t)
 	c, err := LoadBytes("", []byte(`
@@ -123,5 +145,32 @@ func TestOutboxFollowsDataDir(t *testing.T) {
 	c.ApplyDefaults()
 	if c.Mail.Outbox != "/srv/lanyard/outbox" {
 		t.Errorf("outbox = %q", c.Mail.Outbox)
+	}
+}
+
+// TestDefaulted: every way to get a Config marks it as defaulted, and a
+// hand-built one is not until ApplyDefaults runs, so that the packages
+// reading it can refuse zeros instead of taking them as settings.
+func TestDefaulted(t *testing.T) {
+	c := &Config{Issuer: "https://id.agency.example"}
+	if c.Defaulted() {
+		t.Fatal("a hand-built Config claims its defaults")
+	}
+	c.ApplyDefaults()
+	if !c.Defaulted() {
+		t.Fatal("ApplyDefaults did not mark the Config")
+	}
+	dev, err := Dev("http://localhost:8080", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := LoadBytes("lanyard.yaml", []byte("issuer: https://id.agency.example\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]*Config{"Dev": dev, "LoadBytes": loaded} {
+		if !c.Defaulted() || c.Journey.DisplayName != DefaultDisplayName || c.Password.MinLength == 0 {
+			t.Errorf("%s: defaulted %v, display name %q, min length %d", name, c.Defaulted(), c.Journey.DisplayName, c.Password.MinLength)
+		}
 	}
 }

@@ -39,8 +39,7 @@ func Dev(issuer, dataDir string) (*Config, error) {
 // of cfg.Source), or the built-in sample when File is empty.
 func (d Document) Markdown(cfg *Config) ([]byte, error) {
 	if d.File == "" {
-		switch d.ID {
-		case StepPrivacy, StepTerms:
+		if hasSample(d.ID) {
 			return sampleDocs.ReadFile("docs/" + d.ID + ".md")
 		}
 		return nil, fmt.Errorf("document %q has no file and there is no built-in sample for it", d.ID)

@@ -52,11 +52,11 @@ func LoadBytes(name string, data []byte) (*Config, error) {
 	return c, nil
 }
 
-// Check is Load followed by Validate that reports the problems of both in one
-// list: a file that reads with mistakes (an unknown key, a bad duration) is
-// still validated as far as it read, so `lanyard config check` names every
-// problem at once.
-func Check(path string) (*Config, error) {
+// Check is Load followed by Validate (with rules) that reports the problems
+// of both in one list: a file that reads with mistakes (an unknown key, a
+// bad duration) is still validated as far as it read, so `lanyard config
+// check` names every problem at once.
+func Check(path string, rules ...Rule) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read configuration: %w", err)
@@ -68,7 +68,7 @@ func Check(path string) (*Config, error) {
 	}
 	c.ApplyDefaults()
 	var more Problems
-	if errors.As(c.Validate(), &more) {
+	if errors.As(c.Validate(rules...), &more) {
 		ps = append(ps, more...)
 	}
 	if len(ps) > 0 {

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/mail"
 	"net/netip"
@@ -110,11 +111,8 @@ func parent(field string) string {
 
 // Allowed values.
 var (
-	grantTypes  = []string{"authorization_code", "refresh_token", "client_credentials"}
 	authMethods = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
 	algorithms  = []string{"RS256", "ES256"}
-	stepNames   = []string{StepMFAEnrol, StepChangePassword, StepPrivacy, StepTerms}
-	documentIDs = []string{StepPrivacy, StepTerms}
 	smtpTLS     = []string{"starttls", "tls", "none"}
 	logFormats  = []string{"text", "json"}
 	logLevels   = []string{"debug", "info", "warn", "error"}
@@ -127,8 +125,10 @@ var (
 
 // Validate checks the whole configuration and returns every problem at once
 // as Problems (nil when there is none). It does not change c; call it after
-// ApplyDefaults, or unset values are reported as problems.
-func (c *Config) Validate() error {
+// ApplyDefaults, or unset values are reported as problems. rules are the
+// checks of other packages (the journey's: flows.ConfigRule), whose problems
+// are reported with the rest.
+func (c *Config) Validate(rules ...Rule) error {
 	k := &checker{c: c}
 	k.issuer()
 	k.listen("listen", c.Listen)
@@ -154,11 +154,15 @@ func (c *Config) Validate() error {
 	k.throttle()
 	k.documents()
 	k.webauthn()
+	k.approval()
 	if c.Metrics.Listen != "" {
 		k.listen("metrics.listen", c.Metrics.Listen)
 	}
 	k.oneOf("log.format", c.Log.Format, logFormats)
 	k.oneOf("log.level", c.Log.Level, logLevels)
+	for _, rule := range rules {
+		rule(c, k.add)
+	}
 	if len(k.ps) == 0 {
 		return nil
 	}
@@ -336,7 +340,7 @@ func (k *checker) client(p string, cl Client) {
 		if methodOK && method != "none" {
 			k.add(p+".token_endpoint_auth_method", "a public client must use none (and PKCE), not %s", method)
 		}
-		if slices.Contains(cl.GrantTypes, "client_credentials") {
+		if slices.Contains(cl.GrantTypes, GrantClientCredentials) {
 			k.add(p+".grant_types", "a public client cannot use client_credentials")
 		}
 	} else if methodOK {
@@ -368,20 +372,20 @@ func (k *checker) client(p string, cl Client) {
 	seen := map[string]bool{}
 	for i, g := range cl.GrantTypes {
 		f := fmt.Sprintf("%s.grant_types[%d]", p, i)
-		if k.oneOf(f, g, grantTypes) && seen[g] {
+		if k.oneOf(f, g, GrantTypes) && seen[g] {
 			k.add(f, "%s is listed twice", g)
 		}
 		seen[g] = true
 	}
-	if seen["refresh_token"] {
+	if seen[GrantRefreshToken] {
 		if !slices.Contains(cl.Scopes, "offline_access") {
 			k.add(p+".grant_types", "refresh_token requires offline_access in scopes")
 		}
-		if !seen["authorization_code"] {
+		if !seen[GrantAuthorizationCode] {
 			k.add(p+".grant_types", "refresh_token requires authorization_code")
 		}
 	}
-	if seen["authorization_code"] && len(cl.RedirectURIs) == 0 {
+	if seen[GrantAuthorizationCode] && len(cl.RedirectURIs) == 0 {
 		k.add(p+".redirect_uris", "an authorization_code client needs at least one redirect URI")
 	}
 	for i, u := range cl.RedirectURIs {
@@ -397,6 +401,39 @@ func (k *checker) client(p string, cl Client) {
 	for i, s := range cl.Scopes {
 		if !validScope(s) {
 			k.add(fmt.Sprintf("%s.scopes[%d]", p, i), "%q is not a scope: no spaces, quotes or backslashes", s)
+		}
+	}
+	claimSeen := map[string]bool{}
+	for i, c := range cl.IDTokenClaims {
+		f := fmt.Sprintf("%s.id_token_claims[%d]", p, i)
+		scope, known := ClaimScopes[c]
+		switch {
+		case !known:
+			k.add(f, "%q is not a claim Lanyard releases: use %s", c, strings.Join(slices.Sorted(maps.Keys(ClaimScopes)), ", "))
+		case claimSeen[c]:
+			k.add(f, "%s is listed twice", c)
+		case !slices.Contains(cl.Scopes, scope):
+			k.add(f, "%s needs the %s scope, which the client is not registered for (scopes)", c, scope)
+		}
+		claimSeen[c] = true
+	}
+	for _, lo := range []struct {
+		key, uri, sessionKey string
+		sessionRequired      bool
+	}{
+		{"backchannel_logout_uri", cl.BackchannelLogoutURI, "backchannel_logout_session_required", cl.BackchannelLogoutSessionRequired},
+		{"frontchannel_logout_uri", cl.FrontchannelLogoutURI, "frontchannel_logout_session_required", cl.FrontchannelLogoutSessionRequired},
+	} {
+		switch {
+		case lo.uri == "" && lo.sessionRequired:
+			k.add(p+"."+lo.sessionKey, "is set but %s is not", lo.key)
+		case lo.uri == "":
+		case !seen[GrantAuthorizationCode]:
+			k.add(p+"."+lo.key, "only a client that signs officers in (authorization_code) has sessions to log out of")
+		default:
+			if msg := checkRedirectURI(lo.uri); msg != "" {
+				k.add(p+"."+lo.key, "%s", msg)
+			}
 		}
 	}
 	// Relying parties are first-party: no consent screen. "required" is
@@ -536,18 +573,10 @@ func (k *checker) mail() {
 
 func (k *checker) journey() {
 	j := k.c.Journey
-	seen := map[string]bool{}
+	// Which names a step may have is the journey's Rule to check.
 	for i, s := range j.Steps {
-		f := fmt.Sprintf("journey.steps[%d]", i)
-		if !k.oneOf(f, s, stepNames) {
-			continue
-		}
-		if seen[s] {
-			k.add(f, "%s is listed twice", s)
-		}
-		seen[s] = true
-		if slices.Contains(documentIDs, s) && !slices.ContainsFunc(k.c.Documents, func(d Document) bool { return d.ID == s }) {
-			k.add(f, "the %s step needs a document with id: %s under documents", s, s)
+		if slices.Contains(j.Steps[:i], s) {
+			k.add(fmt.Sprintf("journey.steps[%d]", i), "%s is listed twice", s)
 		}
 	}
 	k.positive("journey.timeout", j.Timeout)
@@ -584,11 +613,19 @@ func (k *checker) documents() {
 	seen := map[string]int{}
 	for i, d := range k.c.Documents {
 		p := fmt.Sprintf("documents[%d]", i)
-		if k.oneOf(p+".id", d.ID, documentIDs) {
+		switch {
+		case d.ID == "":
+			k.add(p+".id", "is required: it names the document's step (e.g. privacy, terms, code-of-conduct)")
+		case len(d.ID) > maxDocumentID || !documentIDRE.MatchString(d.ID):
+			k.add(p+".id", "%q is not an id: use lower-case letters, digits and single hyphens, at most %d (it names the document's step and page)", d.ID, maxDocumentID)
+		default:
 			if j, dup := seen[d.ID]; dup {
 				k.add(p+".id", "%q is already used by documents[%d]", d.ID, j)
 			}
 			seen[d.ID] = i
+			if d.File == "" && !hasSample(d.ID) {
+				k.add(p+".file", "is required: there is no built-in text for %q", d.ID)
+			}
 		}
 		if strings.TrimSpace(d.Title) == "" {
 			k.add(p+".title", "is required (shown as the page heading)")

@@ -254,7 +254,7 @@ func TestAccountMethodsWithStepUp(t *testing.T) {
 			t.Errorf("no %q notice in %q", want, subjects)
 		}
 	}
-	for _, ev := range []string{evAccountReauth, evPasskeyAdd, evPasskeyRename, evTOTPRemove, evRecoveryRenew} {
+	for _, ev := range []store.Event{evAccountReauth, evPasskeyAdd, evPasskeyRename, evTOTPRemove, evRecoveryRenew} {
 		if e.countEvents(ev) != 1 {
 			t.Errorf("%d %s events", e.countEvents(ev), ev)
 		}

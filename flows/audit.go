@@ -9,25 +9,45 @@ import (
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
 
-// Audit event names written by the journey.
+// The audit events the journey writes, by their names in flows. The
+// vocabulary itself (names, reasons) is provider/store's events.go.
 const (
-	evSigninPassword = "signin.password"
-	evSigninSuccess  = "signin.success"
-	evSigninFailure  = "signin.failure"
-	evLock           = "lock"
-	evMFAEnrol       = "mfa.enrol"
-	evMFAChallenge   = "mfa.challenge"
-	evRecoveryUse    = "mfa.recovery_code.use"
-	evPasswordChange = "password.change"
-	evPolicyAccept   = "policy.accept"
-	evLogout         = "logout"
+	evSigninPassword  = store.EventSigninPassword
+	evSigninPasskey   = store.EventSigninPasskey
+	evSigninSuccess   = store.EventSigninSuccess
+	evSigninFailure   = store.EventSigninFailure
+	evLock            = store.EventLock
+	evMFAEnrol        = store.EventMFAEnrol
+	evMFAChallenge    = store.EventMFAChallenge
+	evRecoveryUse     = store.EventRecoveryUse
+	evPasswordChange  = store.EventPasswordChange
+	evPolicyAccept    = store.EventPolicyAccept
+	evLogout          = store.EventLogout
+	evWebAuthnClone   = store.EventWebAuthnClone
+	evAccountReauth   = store.EventAccountReauth
+	evPasskeyAdd      = store.EventPasskeyAdd
+	evPasskeyRename   = store.EventPasskeyRename
+	evPasskeyRemove   = store.EventPasskeyRemove
+	evTOTPAdd         = store.EventTOTPAdd
+	evTOTPRemove      = store.EventTOTPRemove
+	evRecoveryRenew   = store.EventRecoveryRenew
+	evSignOutSessions = store.EventSignOutSessions
+	evApprovalOpen    = store.EventApprovalPairingOpen
+	evApprovalRequest = store.EventApprovalRequest
+	evApprovalApprove = store.EventApprovalApprove
+	evApprovalDeny    = store.EventApprovalDeny
+	evApprovalReport  = store.EventApprovalReport
+	evApprovalGone    = store.EventApprovalPushGone
+	evDeviceAdd       = store.EventDeviceAdd
+	evDeviceRename    = store.EventDeviceRename
+	evDeviceRemove    = store.EventDeviceRemove
 )
 
 // event is one audit line before the request's context is added. Detail
 // holds small facts (a reason, a document version), never a password, code,
 // secret or session id.
 type event struct {
-	Name     string
+	Name     store.Event
 	UserID   string
 	Username string
 	Detail   map[string]any

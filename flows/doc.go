@@ -1,46 +1,83 @@
 // Package flows is the officer journey: the sign-in pages (username, then
 // password), the step engine that decides which interstitial steps are still
 // pending (enrol MFA and save the recovery codes, change the initial
-// password, accept the Privacy policy, then the Terms of use), one handler
-// per step, the SSO session and its cookie, throttling of guesses, the audit
-// lines of all of it, invitations and the account page.
+// password, accept each configured policy document — the Privacy policy,
+// then the Terms of use, in the guide's order), one handler pair per step,
+// the SSO session and its cookie, throttling of guesses, the audit lines of
+// all of it, the account page, and the admin service (invitations and every
+// admin change to an account).
 //
 // How it fits together:
 //
-//   - engine.go: Pending, a pure function from a State (what the session and
-//     the store say about the user) to the ordered list of steps still to do.
-//     A table test walks every combination; nothing else decides order.
-//   - next.go: the dispatcher (GET /signin/next) and the guard every step
-//     handler starts with (at): a request for any step but the first pending
-//     one gets a 303 to that one, and changes nothing. Each step, when done,
-//     returns to the dispatcher, never to "the next page". When nothing is
-//     pending the dispatcher marks the session authenticated and resumes the
-//     parked authorization request. Browser, SignIn and SignOut implement
-//     provider/authn.Journey here.
+//   - engine.go: the step table — one row per step with its name (the
+//     data-step marker), page, pending predicate, place in "Step N of M",
+//     funnel label, template and handlers; a policy document's step is made
+//     from one generic row, named by the document's id — and Pending, a pure
+//     function from a State (what the session and the store say about the
+//     user) to the ordered list of steps still to do. A table test walks
+//     every combination; nothing else decides order. ConfigRule checks a
+//     configuration's journey.steps and document ids against the table.
+//   - flows.go: Options, New, SetConfig and Mount, which routes every step
+//     from the table, and the router's guards: at (a journey step: a request
+//     for any step but the browser's first pending one gets a 303 to that
+//     one, or the passkey script its JSON "go here", and changes nothing),
+//     atDocument and signedIn (the account pages). Handlers receive the
+//     checked flow.
+//   - next.go: the dispatcher (GET /signin/next). Each step, when done,
+//     returns to it, never to "the next page". When nothing is pending it
+//     marks the session authenticated and resumes the parked authorization
+//     request. Browser, SignIn and SignOut implement provider/authn.Journey
+//     here.
 //   - signin.go, mfa.go, steps.go: the step handlers. Every change a step
 //     makes, the session's progress and its audit line are stored in one
 //     transaction; the session id is rotated after the password and after
 //     the second factor inside that transaction, so of racing requests on
-//     one session only one can take effect.
+//     one session only one can take effect. mfa.go also holds what the
+//     journey and the account page share about factors (confirmTOTP,
+//     storeFactor, proveCode); steps.go the password change (passwordChange).
 //   - session.go: the cookie (gorilla/sessions on securecookie, carrying only
 //     a random 256-bit id; keys sealed in the store so restarts and other
-//     nodes log nobody out) and the server-side session with the journey's
-//     state in its Data; idle, absolute and journey timeouts.
-//   - throttle.go, audit.go, web.go: guess counting and locks, audit events,
-//     security headers, cross-origin protection, body limits, and the one
-//     adapter that turns an error into the error page.
-//   - webauthn.go: passkeys and security keys (go-webauthn): enrolment in the
-//     mfa-enrol step, the second factor, passwordless sign-in, adding one on
-//     the account page; challenges live in the server-side session, single use.
+//     nodes log nobody out), the server-side session with the journey's
+//     state in its Data and its named transitions (newSignIn, signInAgain,
+//     factorVerified, confirmed); idle, absolute and journey timeouts.
+//   - throttle.go, audit.go, web.go: guess counting and locks (and the
+//     throttle keys' format), audit events (their names and reasons are the
+//     vocabulary of provider/store's events.go), security headers,
+//     cross-origin protection, body limits, and the one adapter that turns an
+//     error into the error page (templates.ServeError).
+//   - webauthn.go: the HTTP side of passkeys and security keys: enrolment in
+//     the mfa-enrol step, the second factor, passwordless sign-in, adding one
+//     on the account page; challenges live in the server-side session, single
+//     use. The WebAuthn mechanics (go-webauthn) are in the passkey subpackage.
+//   - approve.go, approve_phone.go, approve_push.go, approve_account.go:
+//     the Lanyard approval app (the guide's step 3.5). The computer's side:
+//     a browser waits for the phone at mfa-enrol and on the account page
+//     (pairing: a one-time link, then the number), at mfa-challenge and on
+//     the confirm page (a request pushed to the phone); it is bound to the
+//     request by the id in its server-side session, and finishing is the
+//     journey's own transition (storeFactor with the recovery codes, or
+//     factorVerified). The phone's side: the installable app at /approve
+//     and its JSON API, where every answer is signed by the phone's
+//     device-bound key; wrong numbers are failed second factors in the one
+//     throttle. Web Push with the deployment's sealed VAPID key. The
+//     protocol itself (numbers, tokens, signatures, push encryption) is the
+//     approval subpackage.
 //   - account.go: the account page (methods, recovery codes, password,
-//     sessions, security events), the recent-authentication check before any
-//     change, and SignOutEverywhere; notify.go: the security-notice emails.
-//   - invite.go: invitations (lanyard invite).
+//     sessions, security events); account_reauth.go the recent-proof check
+//     before any change and the confirm-it-is-you page; account_factors.go
+//     the changes to the sign-in methods and the password;
+//     account_sessions.go signing out, and SignOutEverywhere; notify.go: the
+//     security-notice emails.
+//   - admin.go, invite.go: the admin service (Admin), the one home of what an
+//     administrator does to accounts — invite, resend, revoke, disable,
+//     enable, unlock, reset MFA, reset the password, sign out everywhere —
+//     each with its actor in the audit event. The admin commands are thin
+//     wrappers around it; the admin console calls it too.
 //
 // flows never imports fosite and never builds an OAuth response: it tells the
 // provider, through authn.Browser, who is signed in and how, and hands the
 // browser back to the resume URL the provider gave it. HTML lives in
 // templates/ (one typed data struct per page, pages.go), SQL in
-// provider/store, TOTP, passwords and mail in the subpackages otp, password
-// and mail.
+// provider/store, TOTP, passkeys, passwords, mail and the approval app's
+// protocol in the subpackages otp, passkey, password, mail and approval.
 package flows

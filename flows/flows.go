@@ -10,16 +10,18 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/microcosm-cc/bluemonday"
 	"github.com/yuin/goldmark"
 
 	"github.com/lanyard-idp/lanyard/config"
+	"github.com/lanyard-idp/lanyard/flows/approval"
 	"github.com/lanyard-idp/lanyard/flows/mail"
+	"github.com/lanyard-idp/lanyard/flows/passkey"
 	"github.com/lanyard-idp/lanyard/flows/password"
 	"github.com/lanyard-idp/lanyard/provider/authn"
 	"github.com/lanyard-idp/lanyard/provider/store"
@@ -35,24 +37,10 @@ const (
 	PathMFAEnrol       = "/signin/enrol"
 	PathRecoveryCodes  = "/signin/recovery-codes"
 	PathChangePassword = "/signin/change-password"
-	PathPrivacy        = "/signin/privacy"
-	PathTerms          = "/signin/terms"
 	PathNext           = "/signin/next"
 	PathSignOut        = "/signout"
 	PathAccount        = "/account"
 )
-
-// stepPath is where each step's page lives.
-var stepPath = map[string]string{
-	StepIdentify:       PathSignIn,
-	StepPassword:       PathPassword,
-	StepMFAChallenge:   PathMFAChallenge,
-	StepMFAEnrol:       PathMFAEnrol,
-	StepRecoveryCodes:  PathRecoveryCodes,
-	StepChangePassword: PathChangePassword,
-	StepPrivacy:        PathPrivacy,
-	StepTerms:          PathTerms,
-}
 
 // Options are the dependencies of a Handler.
 type Options struct {
@@ -84,6 +72,12 @@ type Handler struct {
 
 	// mailWG tracks security notices still being sent (Wait).
 	mailWG sync.WaitGroup
+
+	// The approval app's Web Push: the deployment's VAPID key pair, the
+	// client for push services, and the pushes still being sent (Wait).
+	vapid      approval.VAPID
+	pushClient *http.Client
+	pushWG     sync.WaitGroup
 }
 
 var _ authn.Journey = (*Handler)(nil)
@@ -98,7 +92,7 @@ type settings struct {
 	issuer *url.URL
 	// wa is the WebAuthn relying party; nil when the issuer cannot have
 	// passkeys (its host is an IP address), and the pages say so.
-	wa *webauthn.WebAuthn
+	wa *passkey.RelyingParty
 }
 
 // document is a policy rendered once: Markdown → HTML → sanitized.
@@ -106,6 +100,10 @@ type document struct {
 	ID, Title, Version string
 	HTML               template.HTML
 }
+
+// errNoDefaults refuses a Config that config.ApplyDefaults has not seen:
+// its zeros would be read as settings.
+var errNoDefaults = errors.New("flows: the configuration has no defaults applied (load it with config.Load or config.Dev, or call ApplyDefaults)")
 
 // New builds the journey handler: it loads (or, on the very first start,
 // creates) the cookie keys from the store so a restart or another node logs
@@ -121,8 +119,7 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 	case o.Pages == nil:
 		return nil, errors.New("flows: Options.Pages is required")
 	}
-	for _, p := range []string{"identify", "password", "mfa-enrol", "recovery-codes", "mfa-challenge", "change-password", "policy", "signed-in", "error",
-		"account", "account-reauth", "account-totp"} {
+	for _, p := range append(pageTemplates(), "signed-in", "error", "account", "account-reauth", "account-totp", "approve", "approve-pair") {
 		if !o.Pages.Has(p) {
 			return nil, fmt.Errorf("flows: page template %q is missing", p)
 		}
@@ -151,6 +148,10 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 		return nil, err
 	}
 	h.cookies = newCookieCodec(keys, o.Config.Dev, o.Config.Session.AbsoluteTimeout.D())
+	if h.vapid, err = loadVAPID(ctx, o.Store, o.Box); err != nil {
+		return nil, err
+	}
+	h.pushClient = approval.NewClient(pushTimeout)
 	return h, nil
 }
 
@@ -161,21 +162,25 @@ func (h *Handler) SetConfig(cfg *config.Config) error {
 	if cfg == nil {
 		return errors.New("flows: nil config")
 	}
+	if !cfg.Defaulted() {
+		return errNoDefaults
+	}
 	iss, err := url.Parse(cfg.Issuer)
 	if err != nil || iss.Scheme == "" || iss.Host == "" {
 		return fmt.Errorf("flows: issuer %q is not an absolute URL", cfg.Issuer)
 	}
 	order := cfg.Journey.Steps
-	if len(order) == 0 {
-		order = DefaultSteps
-	}
+	var problems []string
+	checkJourney(order, cfg.Documents, func(field, format string, args ...any) {
+		problems = append(problems, field+": "+fmt.Sprintf(format, args...))
+	})
 	for i, s := range order {
-		if !slices.Contains(DefaultSteps, s) {
-			return fmt.Errorf("flows: unknown journey step %q (want one of %v)", s, DefaultSteps)
-		}
 		if slices.Contains(order[:i], s) {
-			return fmt.Errorf("flows: journey step %q is listed twice", s)
+			problems = append(problems, fmt.Sprintf("journey step %q is listed twice", s))
 		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("flows: %s", strings.Join(problems, "; "))
 	}
 	docs := map[string]document{}
 	for _, d := range cfg.Documents {
@@ -193,20 +198,7 @@ func (h *Handler) SetConfig(cfg *config.Config) error {
 		safe := bluemonday.UGCPolicy().SanitizeBytes(buf.Bytes())
 		docs[d.ID] = document{ID: d.ID, Title: d.Title, Version: d.Version, HTML: template.HTML(safe)}
 	}
-	for _, s := range order {
-		if s == StepPrivacy || s == StepTerms {
-			if _, ok := docs[s]; !ok {
-				return fmt.Errorf("flows: journey step %q needs a document with id %q", s, s)
-			}
-		}
-	}
 	pol := password.Policy{MinLength: cfg.Password.MinLength, MaxLength: cfg.Password.MaxLength}
-	if pol.MinLength <= 0 {
-		pol.MinLength = 12
-	}
-	if pol.MaxLength <= 0 {
-		pol.MaxLength = 128
-	}
 	wa, err := newRelyingParty(cfg, iss)
 	if err != nil {
 		if h.log != nil {
@@ -220,13 +212,18 @@ func (h *Handler) SetConfig(cfg *config.Config) error {
 
 func (h *Handler) settings() *settings { return h.set.Load() }
 
-// Wait returns when the security notices being sent in the background have
-// been handed to the mailer (or failed): call it on shutdown, after the
-// server has stopped taking requests.
-func (h *Handler) Wait() { h.mailWG.Wait() }
+// Wait returns when the security notices and the approval app's pushes
+// being sent in the background have been handed on (or failed): call it on
+// shutdown, after the server has stopped taking requests.
+func (h *Handler) Wait() {
+	h.mailWG.Wait()
+	h.pushWG.Wait()
+}
 
 // Mount registers the journey's routes, each behind the security headers,
-// cross-origin protection and a body limit.
+// cross-origin protection and a body limit: every step's page (from the
+// step table), the passkey ceremonies offered on them, the dispatcher, and
+// the account page's forms.
 func (h *Handler) Mount(mux *http.ServeMux) {
 	s := h.settings()
 	cop := http.NewCrossOriginProtection()
@@ -237,58 +234,165 @@ func (h *Handler) Mount(mux *http.ServeMux) {
 	}
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.log.Warn("cross-origin form refused", "path", r.URL.Path, "origin", truncate(r.Header.Get("Origin"), 100))
-		h.renderError(w, r, &pageError{status: http.StatusForbidden,
-			msg: "This form was sent from another website, so it was refused. Go back to the sign-in page, reload it and try again."})
+		h.renderError(w, r, &pageError{Status: http.StatusForbidden,
+			Message: "This form was sent from another website, so it was refused. Go back to the sign-in page, reload it and try again."})
 	}))
 	route := func(pattern string, fn handlerFunc) {
-		mux.Handle(pattern, SecurityHeaders(s.cfg.Dev, cop.Handler(limitForm(h.adapt(fn)))))
+		mux.Handle(pattern, templates.PageHeaders(s.cfg.Dev, cop.Handler(limitForm(h.adapt(fn)))))
 	}
 	// The passkey ceremonies' JSON endpoints: the same protection (a JSON
 	// POST is a cross-origin request like any other), JSON errors.
 	routeJSON := func(pattern string, fn handlerFunc) {
-		mux.Handle(pattern, SecurityHeaders(s.cfg.Dev, cop.Handler(limitForm(h.adaptJSON(fn)))))
+		mux.Handle(pattern, templates.PageHeaders(s.cfg.Dev, cop.Handler(limitForm(h.adaptJSON(fn)))))
 	}
-	route("GET "+PathSignIn, h.getIdentify)
-	route("POST "+PathSignIn, h.postIdentify)
-	route("GET "+PathPassword, h.getPassword)
-	route("POST "+PathPassword, h.postPassword)
-	route("GET "+PathMFAChallenge, h.getChallenge)
-	route("POST "+PathMFAChallenge, h.postChallenge)
-	route("GET "+PathMFAEnrol, h.getEnrol)
-	route("POST "+PathMFAEnrol, h.postEnrol)
-	route("GET "+PathRecoveryCodes, h.getRecoveryCodes)
-	route("POST "+PathRecoveryCodes, h.postRecoveryCodes)
-	route("GET "+PathChangePassword, h.getChangePassword)
-	route("POST "+PathChangePassword, h.postChangePassword)
-	route("GET "+PathPrivacy, h.policyGet(StepPrivacy))
-	route("POST "+PathPrivacy, h.policyPost(StepPrivacy))
-	route("GET "+PathTerms, h.policyGet(StepTerms))
-	route("POST "+PathTerms, h.policyPost(StepTerms))
+	for i := range steps {
+		d := &steps[i]
+		route("GET "+d.path, h.at(d, false, d.get))
+		route("POST "+d.path, h.at(d, false, d.post))
+		if d.ceremony != "" {
+			routeJSON("POST "+d.ceremony+optionsSuffix, h.at(d, true, d.begin))
+			routeJSON("POST "+d.ceremony, h.at(d, true, d.finish))
+		}
+	}
+	// The policy documents' steps, whichever the configuration (reloaded or
+	// not) has now.
+	route("GET "+documentPath("{document}"), h.atDocument(documentStep.get))
+	route("POST "+documentPath("{document}"), h.atDocument(documentStep.post))
 	route("GET "+PathNext, h.next)
 	route("POST "+PathSignOut, h.postSignOut)
-	route("GET "+PathAccount, h.account)
 
-	routeJSON("POST "+PathPasskeyEnrol+optionsSuffix, h.postPasskeyEnrolOptions)
-	routeJSON("POST "+PathPasskeyEnrol, h.postPasskeyEnrol)
-	routeJSON("POST "+PathPasskeyChallenge+optionsSuffix, h.postPasskeyChallengeOptions)
-	routeJSON("POST "+PathPasskeyChallenge, h.postPasskeyChallenge)
-	routeJSON("POST "+PathPasskeySignIn+optionsSuffix, h.postPasskeySignInOptions)
-	routeJSON("POST "+PathPasskeySignIn, h.postPasskeySignIn)
-	routeJSON("POST "+PathAccountPasskey+optionsSuffix, h.postAccountPasskeyOptions)
-	routeJSON("POST "+PathAccountPasskey, h.postAccountPasskey)
-	routeJSON("POST "+PathReauthPasskey+optionsSuffix, h.postReauthPasskeyOptions)
-	routeJSON("POST "+PathReauthPasskey, h.postReauthPasskey)
+	acct := func(pattern string, g accountGuard, fn flowHandler) { route(pattern, h.signedIn(g, fn)) }
+	acct("GET "+PathAccount, signedInOnly, h.account)
+	acct("GET "+PathReauth, signedInOnly, h.getReauth)
+	acct("POST "+PathReauth, signedInOnly, h.postReauth)
+	acct("GET "+PathAccountTOTP, recentProof, h.getAccountTOTP)
+	for pattern, fn := range map[string]flowHandler{
+		PathAccountTOTP:           h.postAccountTOTP,
+		PathAccountTOTPRemove:     h.postAccountTOTPRemove,
+		PathAccountPasskeyRename:  h.postAccountPasskeyRename,
+		PathAccountPasskeyRemove:  h.postAccountPasskeyRemove,
+		PathAccountRecoveryCodes:  h.postAccountRecoveryCodes,
+		PathAccountPassword:       h.postAccountPassword,
+		PathAccountSignOutSession: h.postAccountSignOutSession,
+		PathAccountSignOutOthers:  h.postAccountSignOutOthers,
+		PathAccountSignOutAll:     h.postAccountSignOutAll,
+	} {
+		acct("POST "+pattern, recentProof, fn)
+	}
+	ceremony := func(path string, g accountGuard, begin, finish flowHandler) {
+		routeJSON("POST "+path+optionsSuffix, h.signedIn(g|asJSON, begin))
+		routeJSON("POST "+path, h.signedIn(g|asJSON, finish))
+	}
+	ceremony(PathAccountPasskey, recentProof, h.postAccountPasskeyOptions, h.postAccountPasskey)
+	ceremony(PathReauthPasskey, signedInOnly, h.postReauthPasskeyOptions, h.postReauthPasskey)
+	h.mountApproval(route, routeJSON)
+}
 
-	route("GET "+PathReauth, h.getReauth)
-	route("POST "+PathReauth, h.postReauth)
-	route("GET "+PathAccountTOTP, h.getAccountTOTP)
-	route("POST "+PathAccountTOTP, h.postAccountTOTP)
-	route("POST "+PathAccountTOTPRemove, h.postAccountTOTPRemove)
-	route("POST "+PathAccountPasskeyRename, h.postAccountPasskeyRename)
-	route("POST "+PathAccountPasskeyRemove, h.postAccountPasskeyRemove)
-	route("POST "+PathAccountRecoveryCodes, h.postAccountRecoveryCodes)
-	route("POST "+PathAccountPassword, h.postAccountPassword)
-	route("POST "+PathAccountSignOutSession, h.postAccountSignOutSession)
-	route("POST "+PathAccountSignOutOthers, h.postAccountSignOutOthers)
-	route("POST "+PathAccountSignOutAll, h.postAccountSignOutAll)
+// The guards of the router: each loads the browser's flow, answers a
+// request that does not belong where it was sent once — a 303 to where the
+// browser belongs, or for the passkey script the JSON "go here" — and
+// otherwise reads a posted form and hands the flow to the handler. Nothing
+// is changed on the way: a later step's URL, a replayed POST from another
+// flow and the back button all land on the first pending step.
+
+// flowHandler handles a request whose flow a guard has loaded and checked.
+type flowHandler func(w http.ResponseWriter, r *http.Request, f *flow) error
+
+// admit ends a guard: a request that belongs at to is turned away;
+// otherwise ok is true, a posted form has been read and, for the passkey
+// script's endpoints, passkeys are available here.
+func (h *Handler) admit(w http.ResponseWriter, r *http.Request, to string, asJSON bool) (ok bool, err error) {
+	switch {
+	case to != "" && asJSON:
+		return false, elsewhere(w, to)
+	case to != "":
+		return false, redirect(w, r, to)
+	case asJSON && h.settings().wa == nil:
+		return false, &pageError{Status: http.StatusNotFound, Message: msgPasskeyUnavailable}
+	case !asJSON && r.Method == http.MethodPost:
+		err = form(r)
+	}
+	return err == nil, err
+}
+
+// at is the step guard: fn runs only for a browser whose current step is
+// d (a browser without a session may come to an anonymous step; the
+// username page stays reachable until the password is verified).
+func (h *Handler) at(d *stepDef, asJSON bool, fn stepFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		f, gone, err := h.flowOf(w, r)
+		to := ""
+		switch {
+		case err != nil:
+			return err
+		case gone:
+			to = PathSignIn
+		case f == nil && d.anonymous:
+			set := h.settings()
+			f = &flow{set: set, pending: Pending(State{}, set.order)}
+		case f == nil:
+			to = PathSignIn
+		default:
+			to = f.whereFor(d.name)
+		}
+		if ok, err := h.admit(w, r, to, asJSON); !ok {
+			return err
+		}
+		return fn(h, w, r, f)
+	}
+}
+
+// atDocument is the step guard of a policy document's page: the document
+// named in the path must be one the configuration has now.
+func (h *Handler) atDocument(fn stepFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		id := r.PathValue("document")
+		if _, ok := h.settings().docs[id]; !ok {
+			http.NotFound(w, r)
+			return nil
+		}
+		return h.at(stepNamed(id), false, fn)(w, r)
+	}
+}
+
+// accountGuard says what an account route needs besides a signed-in browser.
+type accountGuard int
+
+const (
+	// recentProof: a change, which needs a recent proof of the second factor
+	// (else the confirm-it-is-you page first).
+	recentProof accountGuard = 1 << iota
+	// asJSON: the passkey script's endpoint.
+	asJSON
+	// signedInOnly: nothing more.
+	signedInOnly accountGuard = 0
+)
+
+// signedIn is the account pages' guard: fn runs only for a fully signed-in
+// browser; any other goes to the sign-in (which ends on the account page)
+// or to its pending step.
+func (h *Handler) signedIn(g accountGuard, fn flowHandler) handlerFunc {
+	json := g&asJSON != 0
+	return func(w http.ResponseWriter, r *http.Request) error {
+		f, _, err := h.flowOf(w, r)
+		to := ""
+		switch {
+		case err != nil:
+			return err
+		case f == nil:
+			to = PathSignIn
+		case f.s.row.State != stateAuthenticated || len(f.pending) > 0:
+			to = PathNext
+		}
+		if ok, err := h.admit(w, r, to, json); !ok {
+			return err
+		}
+		if g&recentProof != 0 && !h.recent(f) {
+			if json {
+				return writeJSON(w, http.StatusForbidden, jsonAnswer{Redirect: PathReauth, Error: msgConfirmPrompt})
+			}
+			return redirect(w, r, PathReauth)
+		}
+		return fn(w, r, f)
+	}
 }

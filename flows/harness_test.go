@@ -67,8 +67,15 @@ type env struct {
 // handler is built.
 func newEnv(t *testing.T, tweak ...func(*config.Config)) *env {
 	t.Helper()
+	return newEnvAt(t, filepath.Join(t.TempDir(), "lanyard.db"), tweak...)
+}
+
+// newEnvAt is newEnv on the database at dbURL (a SQLite path or a
+// postgres:// URL).
+func newEnvAt(t *testing.T, dbURL string, tweak ...func(*config.Config)) *env {
+	t.Helper()
 	ctx := t.Context()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "lanyard.db"))
+	st, err := store.Open(ctx, dbURL)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
@@ -202,15 +209,15 @@ func (e *env) events(prefix string) []string {
 	}
 	var out []string
 	for _, ev := range evs {
-		out = append(out, ev.Event)
+		out = append(out, string(ev.Event))
 	}
 	return out
 }
 
-func (e *env) countEvents(name string) int {
+func (e *env) countEvents(name store.Event) int {
 	n := 0
 	for _, ev := range e.events("") {
-		if ev == name {
+		if ev == string(name) {
 			n++
 		}
 	}
@@ -485,7 +492,7 @@ func checkPage(t *testing.T, r *resp) {
 	if r.status >= 400 && r.errorSummary() == "" {
 		t.Errorf("status %d without an error summary", r.status)
 	}
-	if got := r.header.Get("Content-Security-Policy"); got != csp {
+	if got := r.header.Get("Content-Security-Policy"); got != templates.CSP {
 		t.Errorf("CSP = %q", got)
 	}
 	if got := r.header.Get("Cache-Control"); got != "no-store" {

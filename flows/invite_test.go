@@ -19,10 +19,10 @@ import (
 	"github.com/lanyard-idp/lanyard/templates"
 )
 
-// inviteFixture is an Inviter on a real SQLite store in t.TempDir() and a
+// inviteFixture is the admin service on a real SQLite store in t.TempDir() and a
 // real SMTP server, with a clock the test moves.
 type inviteFixture struct {
-	iv    *Inviter
+	iv    *Admin
 	store *store.Store
 	smtp  *mailtest.Server
 	logs  *syncBuffer
@@ -75,13 +75,25 @@ func newInviteFixture(t *testing.T) *inviteFixture {
 		},
 		Journey: config.Journey{DisplayName: "Lanyard"},
 	}
+	cfg.ApplyDefaults()
 	f := &inviteFixture{store: st, smtp: srv, logs: &syncBuffer{}, now: inviteStart}
-	f.iv = &Inviter{
+	f.iv, err = NewAdmin(Options{
 		Config: cfg, Store: st, Mailer: mailer, Pages: pages,
 		Now:    f.clock,
 		Logger: slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return f
+}
+
+// invite is Invite, or Resend when resend is set, by the CLI.
+func (f *inviteFixture) invite(ctx context.Context, email, name string, resend bool) (*Invitation, error) {
+	if resend {
+		return f.iv.Resend(ctx, store.ActorCLI, email, Names{Full: name})
+	}
+	return f.iv.Invite(ctx, store.ActorCLI, email, Names{Full: name})
 }
 
 func (f *inviteFixture) clock() time.Time {
@@ -110,9 +122,9 @@ func (f *inviteFixture) counts(t *testing.T) (users, events int) {
 	return len(us), len(ev)
 }
 
-func (f *inviteFixture) events(t *testing.T, event string) []store.AuditEvent {
+func (f *inviteFixture) events(t *testing.T, event store.Event) []store.AuditEvent {
 	t.Helper()
-	ev, err := f.store.Audit(t.Context(), store.AuditFilter{Event: event})
+	ev, err := f.store.Audit(t.Context(), store.AuditFilter{Event: string(event)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +142,7 @@ func verifies(t *testing.T, hash, pw string) bool {
 
 func TestInvite(t *testing.T) {
 	f := newInviteFixture(t)
-	inv, err := f.iv.Invite(t.Context(), "  Alice.Martin@AGENCY.example ", "Alice Martin", false)
+	inv, err := f.iv.Invite(t.Context(), store.ActorCLI, "  Alice.Martin@AGENCY.example ", Names{Full: "Alice Martin"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +171,7 @@ func TestInvite(t *testing.T) {
 		t.Fatal("the initial password does not verify against the stored hash")
 	}
 
-	ev := f.events(t, AuditInvite)
+	ev := f.events(t, store.EventInvite)
 	if len(ev) != 1 || ev[0].UserID != u.ID || ev[0].Username != u.Username {
 		t.Fatalf("audit %+v", ev)
 	}
@@ -200,7 +212,7 @@ func TestInvite(t *testing.T) {
 func TestInviteRefused(t *testing.T) {
 	f := newInviteFixture(t)
 	// An active officer and a pending invitation already exist.
-	if _, err := f.iv.Invite(t.Context(), "bob@agency.example", "Bob", false); err != nil {
+	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "bob@agency.example", Names{Full: "Bob"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.store.CreateUser(t.Context(), &store.User{
@@ -246,7 +258,7 @@ func TestInviteRefused(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			users, events := f.counts(t)
-			inv, err := f.iv.Invite(t.Context(), c.email, c.fullName, c.resend)
+			inv, err := f.invite(t.Context(), c.email, c.fullName, c.resend)
 			if !errors.Is(err, c.want) || inv != nil {
 				t.Fatalf("Invite(%q) = %v, %v; want %v", c.email, inv, err, c.want)
 			}
@@ -270,8 +282,8 @@ func TestInviteRefused(t *testing.T) {
 
 func TestInviteNoAllowedDomains(t *testing.T) {
 	f := newInviteFixture(t)
-	f.iv.Config.Invitations.AllowedDomains = nil
-	_, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice", false)
+	f.iv.cfg.Invitations.AllowedDomains = nil
+	_, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice"})
 	if !errors.Is(err, ErrDomainNotAllowed) || !strings.Contains(err.Error(), "invitations.allowed_domains") {
 		t.Fatalf("no allowed domains: %v", err)
 	}
@@ -280,14 +292,14 @@ func TestInviteNoAllowedDomains(t *testing.T) {
 func TestInviteBadConfig(t *testing.T) {
 	f := newInviteFixture(t)
 	for _, issuer := range []string{"", "id.agency.example", "ftp://id.agency.example", "https://id.agency.example/?x=1"} {
-		f.iv.Config.Issuer = issuer
-		if _, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice", false); err == nil || !strings.Contains(err.Error(), "issuer") {
+		f.iv.cfg.Issuer = issuer
+		if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice"}); err == nil || !strings.Contains(err.Error(), "issuer") {
 			t.Errorf("issuer %q: %v", issuer, err)
 		}
 	}
-	f.iv.Config.Issuer = "https://id.agency.example"
-	f.iv.Config.Invitations.RefusedMailboxes = []string{"[unclosed@*"}
-	if _, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice", false); err == nil || !strings.Contains(err.Error(), "malformed") {
+	f.iv.cfg.Issuer = "https://id.agency.example"
+	f.iv.cfg.Invitations.RefusedMailboxes = []string{"[unclosed@*"}
+	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice"}); err == nil || !strings.Contains(err.Error(), "malformed") {
 		t.Errorf("malformed pattern: %v", err)
 	}
 	if u, e := f.counts(t); u != 0 || e != 0 {
@@ -297,9 +309,9 @@ func TestInviteBadConfig(t *testing.T) {
 
 func TestInviteLinkFromIssuerOnly(t *testing.T) {
 	f := newInviteFixture(t)
-	f.iv.Config.Issuer = "https://id.agency.example/lanyard/"
-	f.iv.Config.Journey = config.Journey{DisplayName: "TechPass", Environment: "Staging"}
-	if _, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice", false); err != nil {
+	f.iv.cfg.Issuer = "https://id.agency.example/lanyard/"
+	f.iv.cfg.Journey = config.Journey{DisplayName: "TechPass", Environment: "Staging"}
+	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice"}); err != nil {
 		t.Fatal(err)
 	}
 	m, err := mailtest.Parse(f.smtp.Wait(t, 1)[0].Data)
@@ -319,7 +331,7 @@ func TestInviteLinkFromIssuerOnly(t *testing.T) {
 
 func TestInviteHTMLEscapesName(t *testing.T) {
 	f := newInviteFixture(t)
-	if _, err := f.iv.Invite(t.Context(), "alice@agency.example", `Alice <script>alert(1)</script> & "Co"`, false); err != nil {
+	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: `Alice <script>alert(1)</script> & "Co"`}); err != nil {
 		t.Fatal(err)
 	}
 	m, err := mailtest.Parse(f.smtp.Wait(t, 1)[0].Data)
@@ -333,14 +345,14 @@ func TestInviteHTMLEscapesName(t *testing.T) {
 
 func TestInviteResend(t *testing.T) {
 	f := newInviteFixture(t)
-	first, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice Martin", false)
+	first, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice Martin"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	before, _ := f.store.UserByUsername(t.Context(), "alice@agency.example")
 
 	f.advance(10 * 24 * time.Hour)
-	second, err := f.iv.Invite(t.Context(), "Alice@agency.example", "", true)
+	second, err := f.iv.Resend(t.Context(), store.ActorCLI, "Alice@agency.example", Names{Full: ""})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,7 +376,7 @@ func TestInviteResend(t *testing.T) {
 	if !verifies(t, u.PasswordHash, second.InitialPassword) {
 		t.Fatal("the new initial password does not verify")
 	}
-	if ev := f.events(t, AuditInviteResend); len(ev) != 1 || ev[0].UserID != u.ID {
+	if ev := f.events(t, store.EventInviteResend); len(ev) != 1 || ev[0].UserID != u.ID {
 		t.Fatalf("audit invite.resend: %+v", ev)
 	}
 	got := f.smtp.Wait(t, 2)
@@ -377,7 +389,7 @@ func TestInviteResend(t *testing.T) {
 	}
 
 	// A resend may rename the officer.
-	if _, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice Martin-Lee", true); err != nil {
+	if _, err := f.iv.Resend(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice Martin-Lee"}); err != nil {
 		t.Fatal(err)
 	}
 	if u, _ := f.store.UserByUsername(t.Context(), "alice@agency.example"); u.Name != "Alice Martin-Lee" {
@@ -387,15 +399,15 @@ func TestInviteResend(t *testing.T) {
 
 func TestInviteExpiredCanBeResent(t *testing.T) {
 	f := newInviteFixture(t)
-	if _, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice", false); err != nil {
+	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice"}); err != nil {
 		t.Fatal(err)
 	}
 	f.advance(31 * 24 * time.Hour)
-	_, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice", false)
+	_, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice"})
 	if !errors.Is(err, ErrAlreadyInvited) || !strings.Contains(err.Error(), "expired on Saturday 26 December 2026") {
 		t.Fatalf("re-invite after expiry without --resend: %v", err)
 	}
-	inv, err := f.iv.Invite(t.Context(), "alice@agency.example", "", true)
+	inv, err := f.iv.Resend(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: ""})
 	if err != nil || !inv.ExpiresAt.After(f.clock()) {
 		t.Fatalf("resend after expiry: %+v, %v", inv, err)
 	}
@@ -404,7 +416,7 @@ func TestInviteExpiredCanBeResent(t *testing.T) {
 func TestInviteMailDown(t *testing.T) {
 	f := newInviteFixture(t)
 	f.smtp.Close()
-	inv, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice", false)
+	inv, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice"})
 	if err != nil {
 		t.Fatalf("an SMTP failure must not fail the invitation: %v", err)
 	}
@@ -418,10 +430,10 @@ func TestInviteMailDown(t *testing.T) {
 	if !verifies(t, u.PasswordHash, inv.InitialPassword) {
 		t.Fatal("the initial password does not verify")
 	}
-	if ev := f.events(t, AuditInvite); len(ev) != 1 {
+	if ev := f.events(t, store.EventInvite); len(ev) != 1 {
 		t.Fatalf("invite events: %+v", ev)
 	}
-	ev := f.events(t, AuditInviteMailFailed)
+	ev := f.events(t, store.EventInviteMailFailed)
 	if len(ev) != 1 || ev[0].UserID != u.ID || !bytes.Contains(ev[0].Detail, []byte("error")) {
 		t.Fatalf("invite.mail_failed events: %+v", ev)
 	}
@@ -440,12 +452,12 @@ func TestInviteMailRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.iv.Mailer = m
-	inv, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice", false)
+	f.iv.mailer = m
+	inv, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice"})
 	if err != nil || inv.MailErr == nil || !strings.Contains(inv.MailErr.Error(), "550") {
 		t.Fatalf("550 on RCPT: %+v, %v", inv, err)
 	}
-	if ev := f.events(t, AuditInviteMailFailed); len(ev) != 1 {
+	if ev := f.events(t, store.EventInviteMailFailed); len(ev) != 1 {
 		t.Fatalf("invite.mail_failed events: %+v", ev)
 	}
 }
@@ -460,7 +472,7 @@ func TestInviteConcurrent(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			invs[i], results[i] = f.iv.Invite(context.Background(), "alice@agency.example", "Alice", false)
+			invs[i], results[i] = f.iv.Invite(context.Background(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice"})
 		})
 	}
 	close(start)
@@ -480,7 +492,7 @@ func TestInviteConcurrent(t *testing.T) {
 	if users, _ := f.counts(t); users != 1 {
 		t.Fatalf("%d users; want 1", users)
 	}
-	if ev := f.events(t, AuditInvite); len(ev) != 1 {
+	if ev := f.events(t, store.EventInvite); len(ev) != 1 {
 		t.Fatalf("%d invite events; want 1", len(ev))
 	}
 	u, _ := f.store.UserByUsername(t.Context(), "alice@agency.example")
@@ -498,7 +510,7 @@ func TestInviteConcurrent(t *testing.T) {
 
 func TestInviteConcurrentResend(t *testing.T) {
 	f := newInviteFixture(t)
-	if _, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice", false); err != nil {
+	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice"}); err != nil {
 		t.Fatal(err)
 	}
 	const n = 20
@@ -509,7 +521,7 @@ func TestInviteConcurrentResend(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			invs[i], errs[i] = f.iv.Invite(context.Background(), "alice@agency.example", "", true)
+			invs[i], errs[i] = f.iv.Resend(context.Background(), store.ActorCLI, "alice@agency.example", Names{Full: ""})
 		})
 	}
 	close(start)
@@ -534,7 +546,7 @@ func TestInviteConcurrentResend(t *testing.T) {
 	if succeeded == 0 || working != 1 {
 		t.Fatalf("%d resends succeeded, %d of their passwords work; want ≥1 and exactly 1", succeeded, working)
 	}
-	if ev := f.events(t, AuditInviteResend); len(ev) != succeeded {
+	if ev := f.events(t, store.EventInviteResend); len(ev) != succeeded {
 		t.Fatalf("%d invite.resend events for %d successful resends", len(ev), succeeded)
 	}
 }
@@ -568,7 +580,7 @@ func (f *inviteFixture) activate(t *testing.T, username string) (*store.User, st
 func TestInviteList(t *testing.T) {
 	f := newInviteFixture(t)
 	for _, a := range []string{"pending@agency.example", "expired@agency.example", "accepted@agency.example", "disabled@agency.example"} {
-		if _, err := f.iv.Invite(t.Context(), a, "Officer", false); err != nil {
+		if _, err := f.iv.Invite(t.Context(), store.ActorCLI, a, Names{Full: "Officer"}); err != nil {
 			t.Fatal(err)
 		}
 		if a == "expired@agency.example" {
@@ -576,7 +588,7 @@ func TestInviteList(t *testing.T) {
 		}
 	}
 	f.advance(11 * 24 * time.Hour) // the first two invitations are now older than 30 days
-	if _, err := f.iv.Invite(t.Context(), "pending@agency.example", "", true); err != nil {
+	if _, err := f.iv.Resend(t.Context(), store.ActorCLI, "pending@agency.example", Names{Full: ""}); err != nil {
 		t.Fatal(err)
 	}
 	f.activate(t, "accepted@agency.example")
@@ -586,7 +598,7 @@ func TestInviteList(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	list, err := f.iv.List(t.Context())
+	list, err := f.iv.Invitations(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -613,13 +625,12 @@ func TestInviteList(t *testing.T) {
 
 func TestInviteRevoke(t *testing.T) {
 	f := newInviteFixture(t)
-	f.iv.Actor = "cli"
-	inv, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice", false)
+	inv, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	u, _ := f.store.UserByUsername(t.Context(), "alice@agency.example")
-	got, err := f.iv.Revoke(t.Context(), " Alice@Agency.example")
+	got, err := f.iv.Revoke(t.Context(), store.ActorCLI, " Alice@Agency.example")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -629,7 +640,7 @@ func TestInviteRevoke(t *testing.T) {
 	if _, err := f.store.UserByUsername(t.Context(), "alice@agency.example"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the revoked account still exists: %v", err)
 	}
-	ev := f.events(t, AuditInviteRevoke)
+	ev := f.events(t, store.EventInviteRevoke)
 	if len(ev) != 1 || ev[0].UserID != u.ID || !bytes.Contains(ev[0].Detail, []byte(`"by":"cli"`)) {
 		t.Fatalf("audit invite.revoke: %+v", ev)
 	}
@@ -637,7 +648,7 @@ func TestInviteRevoke(t *testing.T) {
 		t.Fatal("the initial password is in the audit")
 	}
 	// The address can be invited afresh.
-	if _, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice", false); err != nil {
+	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice"}); err != nil {
 		t.Fatalf("invite after revoke: %v", err)
 	}
 
@@ -652,7 +663,7 @@ func TestInviteRevoke(t *testing.T) {
 		{"nobody@agency.example", ErrNoInvitation},
 		{"not an address", ErrBadUsername},
 	} {
-		if _, err := f.iv.Revoke(t.Context(), tc.email); !errors.Is(err, tc.want) {
+		if _, err := f.iv.Revoke(t.Context(), store.ActorCLI, tc.email); !errors.Is(err, tc.want) {
 			t.Errorf("revoke %q: %v, want %v", tc.email, err, tc.want)
 		}
 	}
@@ -663,51 +674,29 @@ func TestInviteRevoke(t *testing.T) {
 
 func TestInviteRevokeConcurrent(t *testing.T) {
 	f := newInviteFixture(t)
-	if _, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice", false); err != nil {
+	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice"}); err != nil {
 		t.Fatal(err)
 	}
-	const n = 20
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			_, errs[i] = f.iv.Revoke(t.Context(), "alice@agency.example")
-		}()
-	}
-	close(start)
-	wg.Wait()
-	ok := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			ok++
-		case !errors.Is(err, ErrNoInvitation):
-			t.Errorf("racing revoke: %v", err)
-		}
-	}
-	if ok != 1 {
+	errs := make([]error, 20)
+	atOnce(len(errs), func(i int) { _, errs[i] = f.iv.Revoke(t.Context(), store.ActorCLI, "alice@agency.example") })
+	if ok := winners(t, errs, ErrNoInvitation); ok != 1 {
 		t.Fatalf("%d revokes succeeded, want exactly 1", ok)
 	}
-	if ev := f.events(t, AuditInviteRevoke); len(ev) != 1 {
+	if ev := f.events(t, store.EventInviteRevoke); len(ev) != 1 {
 		t.Fatalf("%d invite.revoke events, want 1", len(ev))
 	}
 }
 
 func TestResetPassword(t *testing.T) {
 	f := newInviteFixture(t)
-	f.iv.Actor = "cli"
-	if _, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice Martin", false); err != nil {
+	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice Martin"}); err != nil {
 		t.Fatal(err)
 	}
 	u, refresh := f.activate(t, "alice@agency.example")
 	oldHash := u.PasswordHash
 	f.smtp.Wait(t, 1)
 
-	inv, err := f.iv.ResetPassword(t.Context(), "alice@agency.example")
+	inv, err := f.iv.ResetPassword(t.Context(), store.ActorCLI, "alice@agency.example")
 	if err != nil || inv.MailErr != nil {
 		t.Fatalf("reset: %+v, %v", inv, err)
 	}
@@ -724,7 +713,7 @@ func TestResetPassword(t *testing.T) {
 	if row, err := f.store.GetOAuth(t.Context(), store.KindRefresh, refresh); err != nil || row.Active {
 		t.Fatalf("refresh token after reset: %+v, %v", row, err)
 	}
-	ev := f.events(t, AuditResetPassword)
+	ev := f.events(t, store.EventUserResetPassword)
 	if len(ev) != 1 || ev[0].UserID != u.ID || !bytes.Contains(ev[0].Detail, []byte(`"by":"cli"`)) || bytes.Contains(ev[0].Detail, []byte(inv.InitialPassword)) {
 		t.Fatalf("audit: %+v", ev)
 	}
@@ -741,7 +730,7 @@ func TestResetPassword(t *testing.T) {
 	}
 
 	// Refused: invited, disabled, unknown, malformed. Nothing changes.
-	if _, err := f.iv.Invite(t.Context(), "bob@agency.example", "Bob", false); err != nil {
+	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "bob@agency.example", Names{Full: "Bob"}); err != nil {
 		t.Fatal(err)
 	}
 	got.State = store.UserDisabled
@@ -758,7 +747,7 @@ func TestResetPassword(t *testing.T) {
 		{"carol@agency.example", ErrNoAccount},
 		{"bob", ErrBadUsername},
 	} {
-		if _, err := f.iv.ResetPassword(t.Context(), tc.email); !errors.Is(err, tc.want) {
+		if _, err := f.iv.ResetPassword(t.Context(), store.ActorCLI, tc.email); !errors.Is(err, tc.want) {
 			t.Errorf("reset %q: %v, want %v", tc.email, err, tc.want)
 		}
 	}
@@ -772,16 +761,79 @@ func TestResetPassword(t *testing.T) {
 
 func TestResetPasswordMailDown(t *testing.T) {
 	f := newInviteFixture(t)
-	if _, err := f.iv.Invite(t.Context(), "alice@agency.example", "Alice", false); err != nil {
+	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@agency.example", Names{Full: "Alice"}); err != nil {
 		t.Fatal(err)
 	}
 	f.activate(t, "alice@agency.example")
 	f.smtp.Close()
-	inv, err := f.iv.ResetPassword(t.Context(), "alice@agency.example")
+	inv, err := f.iv.ResetPassword(t.Context(), store.ActorCLI, "alice@agency.example")
 	if err != nil || inv.MailErr == nil {
 		t.Fatalf("reset with the relay down: %+v, %v", inv, err)
 	}
-	if ev := f.events(t, AuditResetPasswordMailFailed); len(ev) != 1 {
+	if ev := f.events(t, store.EventResetMailFailed); len(ev) != 1 {
 		t.Fatalf("mail_failed events: %+v", ev)
+	}
+}
+
+// atOnce runs fn(0) … fn(n-1) at once, released together, and waits for all.
+func atOnce(n int, fn func(i int)) {
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			fn(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+}
+
+// winners counts the racers that succeeded; every other one must have been
+// refused with loser.
+func winners(t *testing.T, errs []error, loser error) int {
+	t.Helper()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, loser):
+			t.Errorf("a racer failed otherwise than %v: %v", loser, err)
+		}
+	}
+	return ok
+}
+
+// Given and family names (OIDC given_name, family_name): given, or derived
+// from a two-word full name, and never guessed from a longer one.
+func TestInviteNames(t *testing.T) {
+	f := newInviteFixture(t)
+	cases := []struct {
+		email          string
+		names          Names
+		full, giv, fam string
+	}{
+		{"a@agency.example", Names{Full: "Alice Martin"}, "Alice Martin", "Alice", "Martin"},
+		{"b@agency.example", Names{Full: "Maria de la Cruz"}, "Maria de la Cruz", "", ""},
+		{"c@agency.example", Names{Full: "Maria de la Cruz", Given: "Maria", Family: "de la Cruz"}, "Maria de la Cruz", "Maria", "de la Cruz"},
+		{"d@agency.example", Names{Given: " Jean-Luc ", Family: "Picard"}, "Jean-Luc Picard", "Jean-Luc", "Picard"},
+		{"e@agency.example", Names{Full: "Cher"}, "Cher", "", ""},
+	}
+	for _, c := range cases {
+		inv, err := f.iv.Invite(t.Context(), store.ActorCLI, c.email, c.names)
+		if err != nil {
+			t.Fatalf("%+v: %v", c.names, err)
+		}
+		u, err := f.store.UserByUsername(t.Context(), c.email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Name != c.full || u.GivenName != c.giv || u.FamilyName != c.fam || inv.GivenName != c.giv || inv.FamilyName != c.fam {
+			t.Errorf("%+v: stored %q/%q/%q, want %q/%q/%q", c.names, u.Name, u.GivenName, u.FamilyName, c.full, c.giv, c.fam)
+		}
+	}
+	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "x@agency.example", Names{Full: "X", Given: "a\nb"}); !errors.Is(err, ErrBadName) {
+		t.Errorf("a given name with a line break: %v", err)
 	}
 }

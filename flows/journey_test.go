@@ -4,6 +4,8 @@ import (
 	"encoding/base32"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -35,7 +37,8 @@ type onboarded struct {
 }
 
 // firstLogin walks the guide: identify, password, mfa-enrol,
-// recovery-codes, change-password, privacy, terms, then the resume.
+// recovery-codes, change-password, privacy, terms (every configured
+// document's step), then the resume.
 func firstLogin(t *testing.T, e *env, b *browser) onboarded {
 	t.Helper()
 	var o onboarded
@@ -64,10 +67,11 @@ func firstLogin(t *testing.T, e *env, b *browser) onboarded {
 			fields = map[string]string{"accept": "yes"}
 		case StepChangePassword:
 			fields = map[string]string{"current_password": aliceFirst, "new_password": alicePw, "confirm_password": alicePw}
-		case StepPrivacy, StepTerms:
-			fields = map[string]string{"accept": "yes"}
 		default:
-			t.Fatalf("unexpected step %q", step)
+			if _, ok := e.cfg.Document(step); !ok {
+				t.Fatalf("unexpected step %q", step)
+			}
+			fields = map[string]string{"accept": "yes"}
 		}
 		r = b.follow(b.submit(r, fields))
 	}
@@ -239,7 +243,117 @@ func TestFirstLoginOrder(t *testing.T) {
 	}
 }
 
-// laterSignIn signs in an onboarded officer up to the challenge.
+// TestADocumentIsAStep: a code of conduct is configuration only. Each of
+// three documents is a step of its own, named by its id, in the configured
+// order, counted in "Step N of M", recorded once; a reload adds a fourth
+// whose page exists at once.
+func TestADocumentIsAStep(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	conduct := filepath.Join(dir, "conduct.md")
+	if err := os.WriteFile(conduct, []byte("# Code of conduct\n\nTreat everyone with respect.\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(c *config.Config) {
+		c.Documents = append(c.Documents, config.Document{ID: "code-of-conduct", Title: "Code of conduct", Version: "2026-02", File: conduct})
+		c.Journey.Steps = []string{"mfa-enrol", "code-of-conduct", "change-password", "privacy", "terms"}
+	})
+	u := e.seedUser(alice, aliceFirst, true)
+	b := e.browser()
+
+	r := laterSignIn(t, b, aliceFirst)
+	mustStep(t, r, StepMFAEnrol)
+	if !strings.Contains(text(r.doc), "Step 1 of 6") {
+		t.Errorf("a third document is not counted: %s", text(find(r.doc, func(n *html.Node) bool { return attr(n, "class") == "progress" })))
+	}
+	secret := text(byID(r.doc, "totp-secret"))
+	r = b.follow(b.submit(r, map[string]string{"code": codeAt(secret, e.clock.Now())}))
+	mustStep(t, r, StepRecoveryCodes)
+	// A later document's page is not reachable before its turn.
+	mustRedirect(t, b.get("/signin/code-of-conduct"), PathRecoveryCodes)
+	r = b.follow(b.submit(r, map[string]string{"accept": "yes"}))
+
+	mustStep(t, r, "code-of-conduct")
+	checkPage(t, r)
+	if !strings.HasSuffix(r.url, "/signin/code-of-conduct") || attr(r.form(), "action") != "/signin/code-of-conduct" {
+		t.Errorf("code of conduct at %s, form action %q", r.url, attr(r.form(), "action"))
+	}
+	if h1 := text(find(r.doc, func(n *html.Node) bool { return n.Data == "h1" })); h1 != "Code of conduct" {
+		t.Errorf("heading %q", h1)
+	}
+	for _, want := range []string{"Treat everyone with respect.", "Version 2026-02", "Step 3 of 6"} {
+		if !strings.Contains(text(r.doc), want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	r = b.follow(b.submit(r, map[string]string{}))
+	mustStatus(t, r, http.StatusUnprocessableEntity)
+	if got := r.fieldError(t, "accept"); !strings.Contains(got, "Code of conduct") {
+		t.Errorf("unticked box: %q", got)
+	}
+	var steps []string
+	for r = b.follow(b.submit(r, map[string]string{"accept": "yes"})); r.step() != ""; {
+		steps = append(steps, r.step())
+		fields := map[string]string{"accept": "yes"}
+		if r.step() == StepChangePassword {
+			fields = map[string]string{"current_password": aliceFirst, "new_password": alicePw, "confirm_password": alicePw}
+		}
+		r = b.follow(b.submit(r, fields))
+	}
+	if got := strings.Join(steps, ","); got != "change-password,privacy,terms" {
+		t.Fatalf("after the code of conduct: %s", got)
+	}
+	if d := b.done(r); !d.SignedIn {
+		t.Fatalf("not signed in: %+v", d)
+	}
+	acc, err := e.st.Acceptances(t.Context(), u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range acc {
+		got = append(got, a.Document+"@"+a.Version)
+	}
+	slices.Sort(got)
+	if want := []string{"code-of-conduct@2026-02", "privacy@2026-01", "terms@2026-01"}; !slices.Equal(got, want) {
+		t.Errorf("acceptances %v, want %v", got, want)
+	}
+	if n := e.countEvents(evPolicyAccept); n != 3 {
+		t.Errorf("%d acceptances audited, want 3", n)
+	}
+
+	// A reload adds a document: its page exists at once, and the next
+	// authorization goes through it.
+	rules := filepath.Join(dir, "rules.md")
+	if err := os.WriteFile(rules, []byte("Lock your screen.\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := *e.cfg
+	cfg.Documents = append(slices.Clone(e.cfg.Documents), config.Document{ID: "security-rules", Title: "Security rules", Version: "1", File: rules})
+	cfg.Journey.Steps = append(slices.Clone(e.cfg.Journey.Steps), "security-rules")
+	if err := e.h.SetConfig(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	r = b.open("/test/authorize?n=3")
+	mustStep(t, r, "security-rules")
+	if !strings.Contains(text(r.doc), "Lock your screen.") {
+		t.Errorf("the new document: %s", text(r.doc))
+	}
+	if d := b.done(b.follow(b.submit(r, map[string]string{"accept": "yes"}))); !d.SignedIn || d.N != "3" {
+		t.Fatalf("after the new document: %+v", d)
+	}
+	// A page for no document is not found.
+	mustStatus(t, b.get("/signin/no-such-document"), http.StatusNotFound)
+	// A reload cannot give a document the name of a step or page.
+	bad := cfg
+	bad.Documents = append(slices.Clone(cfg.Documents), config.Document{ID: "next", Title: "Next", Version: "1", File: rules})
+	if err := e.h.SetConfig(&bad); err == nil || !strings.Contains(err.Error(), `"next" is taken`) {
+		t.Errorf("a document named next: %v", err)
+	}
+}
+
+// laterSignIn signs in an officer up to the first step after the password
+// (the challenge, for an onboarded one).
 func laterSignIn(t *testing.T, b *browser, pw string) *resp {
 	t.Helper()
 	r := b.open("/test/authorize?n=2")
@@ -411,6 +525,13 @@ func TestRecoveryCode(t *testing.T) {
 		t.Errorf("%d codes left, want 3", n)
 	}
 }
+
+// The policy documents' pages: their URLs are a public contract, so the
+// tests spell them out rather than derive them.
+const (
+	PathPrivacy = "/signin/privacy"
+	PathTerms   = "/signin/terms"
+)
 
 func TestBypassesLandOnThePendingStep(t *testing.T) {
 	t.Parallel()

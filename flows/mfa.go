@@ -1,6 +1,7 @@
 package flows
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -47,103 +48,38 @@ func (h *Handler) pendingSecret(ctx context.Context, s *session) ([]byte, error)
 func (h *Handler) enrolPage(f *flow, secret []byte) (enrolPage, error) {
 	set := f.set
 	issuer := set.cfg.Journey.DisplayName
-	if issuer == "" {
-		issuer = "Lanyard"
-	}
 	account := f.user.Username
 	qr, err := otp.QRDataURL(otp.URI(issuer, account, secret))
 	if err != nil {
 		return enrolPage{}, err
 	}
 	return enrolPage{
-		page:    h.page(f, StepMFAEnrol, "Set up your authenticator app"),
-		QR:      template.URL(qr),
-		Label:   fmt.Sprintf("%s (%s)", issuer, account),
-		Secret:  groupSecret(otp.EncodeSecret(secret)),
-		Account: account,
-		Passkey: h.passkeyUI(PathPasskeyEnrol),
+		page:     h.page(f, StepMFAEnrol, "Set up your authenticator app"),
+		QR:       template.URL(qr),
+		Label:    fmt.Sprintf("%s (%s)", issuer, account),
+		Secret:   groupSecret(otp.EncodeSecret(secret)),
+		Account:  account,
+		Passkey:  h.passkeyUI(PathPasskeyEnrol),
+		Approval: PathEnrolApprove,
 	}, nil
 }
 
-func (h *Handler) getEnrol(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.at(w, r, StepMFAEnrol)
-	if err != nil || f == nil {
-		return err
-	}
-	secret, err := h.pendingSecret(r.Context(), f.s)
-	if err != nil {
-		return err
-	}
-	data, err := h.enrolPage(f, secret)
-	if err != nil {
-		return err
-	}
-	return h.show(w, http.StatusOK, "mfa-enrol", data)
+func (h *Handler) getEnrol(w http.ResponseWriter, r *http.Request, f *flow) error {
+	return h.showTOTPForm(w, r, f, enrolForm)
 }
 
-func (h *Handler) postEnrol(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.at(w, r, StepMFAEnrol)
-	if err != nil || f == nil {
+func (h *Handler) postEnrol(w http.ResponseWriter, r *http.Request, f *flow) error {
+	t, err := h.confirmTOTP(w, r, f, enrolForm)
+	if t == nil || err != nil {
 		return err
 	}
-	if err := form(r); err != nil {
-		return err
-	}
-	ctx, s, u := r.Context(), f.s, f.user
-	if len(s.j.PendingTOTP) == 0 {
-		// No QR code was shown in this session: show one.
-		return redirect(w, r, PathMFAEnrol)
-	}
-	secret, err := h.pendingSecret(ctx, s)
+	s, u := f.s, f.user
+	hashes, err := h.enrolled(s, "otp", t.CreatedAt, nil)
 	if err != nil {
 		return err
 	}
-	refuse := func(status int, msg string) error {
-		data, err := h.enrolPage(f, secret)
-		if err != nil {
-			return err
-		}
-		data.fail("code", msg)
-		return h.show(w, status, "mfa-enrol", data)
-	}
-	step, now, ok, err := h.checkEnrolCode(r, s, u, secret, refuse)
-	if !ok || err != nil {
-		return err
-	}
-
-	codes, hashes := newRecoveryCodes()
-	plainCodes, err := json.Marshal(codes)
-	if err != nil {
-		return err
-	}
-	s.j.PendingTOTP = nil
-	s.j.FactorVerified, s.j.FactorMethod, s.j.FactorAt = true, "otp", now
-	s.j.RecoveryCodes = h.box.Seal(plainCodes, purposeRecoveryCodes)
-	s.markDone(StepMFAEnrol)
-	err = h.commitRotated(w, r, s, func(ctx context.Context) error {
-		// The factor, its recovery codes, the session and the audit line are
-		// stored together. Never replace a confirmed factor: a password
-		// alone must not be enough to swap it.
-		switch t, err := h.store.TOTPByUser(ctx, u.ID); {
-		case err == nil && t.Confirmed:
-			return store.ErrConflict
-		case err != nil && !errors.Is(err, store.ErrNotFound):
-			return err
-		}
-		if err := h.store.PutTOTP(ctx, &store.TOTP{
-			UserID:    u.ID,
-			Secret:    h.box.Seal(secret, purposeTOTP),
-			Confirmed: true,
-			LastStep:  step,
-			CreatedAt: now,
-		}); err != nil {
-			return fmt.Errorf("store TOTP: %w", err)
-		}
-		if err := h.store.ReplaceRecoveryCodes(ctx, u.ID, hashes); err != nil {
-			return fmt.Errorf("store recovery codes: %w", err)
-		}
-		return h.audit(ctx, r, s, event{Name: evMFAEnrol, UserID: u.ID, Username: u.Username, Detail: map[string]any{"method": "totp"}})
-	})
+	err = h.commitRotated(w, r, s, h.storeFactor(r, f, newFactor{totp: t}, hashes,
+		event{Name: evMFAEnrol, UserID: u.ID, Username: u.Username, Detail: map[string]any{"method": "totp"}}))
 	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
 		// A concurrent request of this browser enrolled first.
 		return redirect(w, r, PathNext)
@@ -154,42 +90,165 @@ func (h *Handler) postEnrol(w http.ResponseWriter, r *http.Request) error {
 	return redirect(w, r, PathNext)
 }
 
-// checkEnrolCode checks the code that confirms a new authenticator app (the
-// journey's or the account page's) against its pending secret, throttled
-// like any factor. refuse shows the form again with a message; ok is false
-// when the request has been answered. It returns the code's time step and
-// the time it was checked at.
-func (h *Handler) checkEnrolCode(r *http.Request, s *session, u *store.User, secret []byte, refuse func(status int, msg string) error) (step int64, now time.Time, ok bool, err error) {
-	ctx := r.Context()
+// totpForm is a page that confirms a new authenticator app with a code:
+// the journey's enrolment step, or the account page's.
+type totpForm struct {
+	path, template string
+	page           func(h *Handler, f *flow, secret []byte) (enrolPage, error)
+}
+
+var (
+	enrolForm       = totpForm{PathMFAEnrol, "mfa-enrol", (*Handler).enrolPage}
+	accountTOTPForm = totpForm{PathAccountTOTP, "account-totp", (*Handler).accountTOTPPage}
+)
+
+// showTOTPForm shows the QR code of the authenticator app pending in the
+// session (made on the first visit, so that a reload shows the same one).
+func (h *Handler) showTOTPForm(w http.ResponseWriter, r *http.Request, f *flow, form totpForm) error {
+	secret, err := h.pendingSecret(r.Context(), f.s)
+	if err != nil {
+		return err
+	}
+	data, err := form.page(h, f, secret)
+	if err != nil {
+		return err
+	}
+	return h.show(w, http.StatusOK, form.template, data)
+}
+
+// confirmTOTP checks the code that confirms the authenticator app pending
+// in the session against its secret, throttled like any factor. It returns
+// the confirmed app to store, or nil when it has answered the request
+// itself (the form again with what is wrong, or to the form when no QR code
+// was shown in this session).
+func (h *Handler) confirmTOTP(w http.ResponseWriter, r *http.Request, f *flow, form totpForm) (*store.TOTP, error) {
+	ctx, s, u := r.Context(), f.s, f.user
+	if len(s.j.PendingTOTP) == 0 {
+		return nil, redirect(w, r, form.path)
+	}
+	secret, err := h.pendingSecret(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	refuse := func(status int, msg string) (*store.TOTP, error) {
+		data, err := form.page(h, f, secret)
+		if err != nil {
+			return nil, err
+		}
+		data.fail("code", msg)
+		return nil, h.show(w, status, form.template, data)
+	}
 	code := r.PostForm.Get("code")
 	if strings.TrimSpace(code) == "" {
-		return 0, time.Time{}, false, refuse(http.StatusBadRequest, msgEnterCode)
+		return refuse(http.StatusBadRequest, msgEnterCode)
 	}
 	k := keysFor(r, u.ID)
 	if l, err := h.locked(ctx, k); err != nil || l {
 		if err != nil {
-			return 0, time.Time{}, false, err
+			return nil, err
 		}
-		return 0, time.Time{}, false, refuse(http.StatusTooManyRequests, msgTooManyTries)
+		return refuse(http.StatusTooManyRequests, msgTooManyTries)
 	}
-	now = h.now().UTC()
-	step, ok = otp.Validate(secret, code, now, 0)
+	now := h.now().UTC()
+	step, ok := otp.Validate(secret, code, now, 0)
 	if !ok {
-		ev := event{UserID: u.ID, Username: u.Username, Detail: map[string]any{"factor": "otp", "reason": "wrong enrolment code"}}
+		ev := event{UserID: u.ID, Username: u.Username, Detail: map[string]any{"factor": "otp", "reason": store.ReasonWrongEnrolmentCode}}
 		if err := h.failed(ctx, r, s, k, ev); err != nil {
-			return 0, time.Time{}, false, err
+			return nil, err
 		}
-		return 0, time.Time{}, false, refuse(http.StatusUnprocessableEntity, msgWrongEnrolCode)
+		return refuse(http.StatusUnprocessableEntity, msgWrongEnrolCode)
 	}
 	h.succeeded(ctx, k)
-	return step, now, true, nil
+	return &store.TOTP{UserID: u.ID, Secret: h.box.Seal(secret, purposeTOTP), Confirmed: true, LastStep: step, CreatedAt: now}, nil
 }
 
-func (h *Handler) getRecoveryCodes(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.at(w, r, StepRecoveryCodes)
-	if err != nil || f == nil {
-		return err
+// newFactor is a second factor its officer has just proved: an
+// authenticator app confirmed by a correct code, a registered passkey, or a
+// phone paired with the approval app (confirmed with the number, signed by
+// its new key).
+type newFactor struct {
+	totp    *store.TOTP
+	passkey *store.WebAuthnCredential
+	device  *store.ApprovalDevice
+}
+
+// enrolled is the journey's transition when mfa-enrol's factor is
+// confirmed: the factor counts as proved for this sign-in, and fresh
+// recovery codes wait in the session to be shown once. It returns the
+// codes' hashes to store with the factor.
+func (h *Handler) enrolled(s *session, method string, now time.Time, amr []string) ([]string, error) {
+	hashes, err := h.sealRecoveryCodes(s)
+	if err != nil {
+		return nil, err
 	}
+	s.j.PendingTOTP = nil
+	s.j.factorVerified(method, now, amr)
+	s.markDone(StepMFAEnrol)
+	return hashes, nil
+}
+
+// sealRecoveryCodes makes fresh recovery codes and seals them into the
+// session, where the journey's recovery-codes step shows them once; it
+// returns their hashes for the store.
+func (h *Handler) sealRecoveryCodes(s *session) ([]string, error) {
+	codes, hashes := newRecoveryCodes()
+	plain, err := json.Marshal(codes)
+	if err != nil {
+		return nil, err
+	}
+	s.j.RecoveryCodes = h.box.Seal(plain, purposeRecoveryCodes)
+	return hashes, nil
+}
+
+// storeFactor is the transaction that stores a confirmed factor with its
+// recovery codes (hashes; nil when none are due) and its audit line ev:
+// the one write of the journey's enrolment and of the account page's
+// additions. At mfa-enrol the account must have no factor at all (a
+// password alone must never add one beside or over another:
+// store.ErrConflict); on the account page it may have one authenticator
+// app (a second: errAlreadyDone), and the user's row lock makes two racing
+// additions see each other.
+func (h *Handler) storeFactor(r *http.Request, f *flow, fa newFactor, hashes []string, ev event) func(ctx context.Context) error {
+	u := f.user
+	enrolling := f.current() == StepMFAEnrol
+	return func(ctx context.Context) error {
+		switch {
+		case enrolling:
+			if has, err := h.hasSecondFactor(ctx, u.ID); err != nil || has {
+				return cmp.Or(err, store.ErrConflict)
+			}
+		case fa.totp != nil:
+			if err := h.lockUser(ctx, u.ID); err != nil {
+				return err
+			}
+			if has, err := h.hasTOTP(ctx, u.ID); err != nil || has {
+				return cmp.Or(err, errAlreadyDone)
+			}
+		}
+		switch {
+		case fa.totp != nil:
+			if err := h.store.PutTOTP(ctx, fa.totp); err != nil {
+				return fmt.Errorf("store TOTP: %w", err)
+			}
+		case fa.device != nil:
+			if err := h.store.AddApprovalDevice(ctx, fa.device); err != nil {
+				return fmt.Errorf("store approval device: %w", err)
+			}
+		default:
+			if err := h.store.AddWebAuthnCredential(ctx, fa.passkey); err != nil {
+				return fmt.Errorf("store passkey: %w", err)
+			}
+		}
+		if hashes != nil {
+			if err := h.store.ReplaceRecoveryCodes(ctx, u.ID, hashes); err != nil {
+				return fmt.Errorf("store recovery codes: %w", err)
+			}
+		}
+		return h.audit(ctx, r, f.s, ev)
+	}
+}
+
+func (h *Handler) getRecoveryCodes(w http.ResponseWriter, r *http.Request, f *flow) error {
 	return h.showRecoveryCodes(w, f, http.StatusOK, "")
 }
 
@@ -205,14 +264,7 @@ func (h *Handler) showRecoveryCodes(w http.ResponseWriter, f *flow, status int, 
 	return h.show(w, status, "recovery-codes", data)
 }
 
-func (h *Handler) postRecoveryCodes(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.at(w, r, StepRecoveryCodes)
-	if err != nil || f == nil {
-		return err
-	}
-	if err := form(r); err != nil {
-		return err
-	}
+func (h *Handler) postRecoveryCodes(w http.ResponseWriter, r *http.Request, f *flow) error {
 	if r.PostForm.Get("accept") != "yes" {
 		return h.showRecoveryCodes(w, f, http.StatusUnprocessableEntity, msgSaveCodes)
 	}
@@ -225,11 +277,7 @@ func (h *Handler) postRecoveryCodes(w http.ResponseWriter, r *http.Request) erro
 	return redirect(w, r, PathNext)
 }
 
-func (h *Handler) getChallenge(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.at(w, r, StepMFAChallenge)
-	if err != nil || f == nil {
-		return err
-	}
+func (h *Handler) getChallenge(w http.ResponseWriter, r *http.Request, f *flow) error {
 	data, err := h.challengePage(r.Context(), f)
 	if err != nil {
 		return err
@@ -238,7 +286,8 @@ func (h *Handler) getChallenge(w http.ResponseWriter, r *http.Request) error {
 }
 
 // challengePage offers the code field and, to an officer with a passkey or
-// security key, the button that uses it.
+// security key, the button that uses it; to an officer with a paired
+// phone, first of all the approval on the phone (approve.go).
 func (h *Handler) challengePage(ctx context.Context, f *flow) (challengePage, error) {
 	data := challengePage{page: h.page(f, StepMFAChallenge, "Enter your code")}
 	creds, err := h.store.WebAuthnCredentials(ctx, f.user.ID)
@@ -248,17 +297,16 @@ func (h *Handler) challengePage(ctx context.Context, f *flow) (challengePage, er
 	if len(creds) > 0 {
 		data.Passkey = h.passkeyUI(PathPasskeyChallenge)
 	}
+	if data.Approval, err = h.approvalOffer(ctx, f, useSignIn); err != nil {
+		return data, err
+	}
+	if data.Approval.Available {
+		data.Title = "Approve the sign-in on your phone"
+	}
 	return data, nil
 }
 
-func (h *Handler) postChallenge(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.at(w, r, StepMFAChallenge)
-	if err != nil || f == nil {
-		return err
-	}
-	if err := form(r); err != nil {
-		return err
-	}
+func (h *Handler) postChallenge(w http.ResponseWriter, r *http.Request, f *flow) error {
 	ctx, s, u := r.Context(), f.s, f.user
 	refuse := func(status int, msg string) error {
 		data, err := h.challengePage(ctx, f)
@@ -282,20 +330,15 @@ func (h *Handler) postChallenge(w http.ResponseWriter, r *http.Request) error {
 	}
 	now := h.now().UTC()
 	ev := event{UserID: u.ID, Username: u.Username, Detail: map[string]any{}}
-	use, method, reason, err := h.checkCode(ctx, r, s, u, code, now)
-	if err != nil {
-		return err
-	}
-	ev.Detail["factor"] = method
-	if use == nil {
-		ev.Detail["reason"] = reason
-		if err := h.failed(ctx, r, s, k, ev); err != nil {
+	use, method, err := h.proveCode(r, s, u, code, now, k, ev)
+	if err != nil || use == nil {
+		if err != nil {
 			return err
 		}
 		return refuse(http.StatusUnprocessableEntity, msgWrongCode)
 	}
 
-	s.j.FactorVerified, s.j.FactorMethod, s.j.FactorAt = true, method, now
+	s.j.factorVerified(method, now, nil)
 	err = h.commitRotated(w, r, s, func(ctx context.Context) error {
 		if err := use(ctx); err != nil {
 			return err
@@ -306,8 +349,7 @@ func (h *Handler) postChallenge(w http.ResponseWriter, r *http.Request) error {
 		// Already used (a replay, or a concurrent request won), or the session
 		// was rotated under us: a wrong code, charged like one.
 		s.j.FactorVerified, s.j.FactorMethod = false, ""
-		ev.Detail["reason"] = "code already used"
-		if err := h.failed(ctx, r, s, k, ev); err != nil {
+		if err := h.codeUsed(r, s, k, ev); err != nil {
 			return err
 		}
 		return refuse(http.StatusUnprocessableEntity, msgWrongCode)
@@ -327,13 +369,32 @@ func (h *Handler) postChallenge(w http.ResponseWriter, r *http.Request) error {
 	return redirect(w, r, PathNext)
 }
 
-// checkCode checks a code typed as the second factor: a code of digits is
-// an authenticator code, anything else may be a recovery code. It returns
-// use, which consumes the code inside the caller's transaction (both kinds
-// are single-use by a conditional update in the store, so of 20 racing
-// requests with one code one succeeds), and the method ("otp" or
-// "recovery-code"); or use == nil and the reason for the audit line.
-func (h *Handler) checkCode(ctx context.Context, r *http.Request, s *session, u *store.User, code string, now time.Time) (use func(ctx context.Context) error, method, reason string, err error) {
+// proveCode checks a code typed as the second factor, at the challenge or
+// to confirm it is you on the account page. It returns use, which consumes
+// the code inside the caller's transaction (both kinds are single-use by a
+// conditional update in the store, so of 20 racing requests with one code
+// one succeeds), and the method ("otp" or "recovery-code"); a wrong code is
+// charged to k and audited as ev, and use is nil.
+func (h *Handler) proveCode(r *http.Request, s *session, u *store.User, code string, now time.Time, k throttleKeys, ev event) (use func(ctx context.Context) error, method string, err error) {
+	use, method, reason, err := h.checkCode(r.Context(), r, s, u, code, now)
+	ev.Detail["factor"] = method
+	if err != nil || use != nil {
+		return use, method, err
+	}
+	ev.Detail["reason"] = reason
+	return nil, method, h.failed(r.Context(), r, s, k, ev)
+}
+
+// codeUsed charges a code that a replay or a racing request used first,
+// like a wrong one.
+func (h *Handler) codeUsed(r *http.Request, s *session, k throttleKeys, ev event) error {
+	ev.Detail["reason"] = store.ReasonCodeUsed
+	return h.failed(r.Context(), r, s, k, ev)
+}
+
+// checkCode tells an authenticator code (digits) from a recovery code
+// (anything else) and checks it: use, or the reason it is refused.
+func (h *Handler) checkCode(ctx context.Context, r *http.Request, s *session, u *store.User, code string, now time.Time) (use func(ctx context.Context) error, method string, reason store.Reason, err error) {
 	if isDigits(code) {
 		t, err := h.store.TOTPByUser(ctx, u.ID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -349,13 +410,13 @@ func (h *Handler) checkCode(ctx context.Context, r *http.Request, s *session, u 
 			step, ok = otp.Validate(secret, code, now, t.LastStep)
 		}
 		if !ok {
-			return nil, "otp", "wrong code", nil
+			return nil, "otp", store.ReasonWrongCode, nil
 		}
 		return func(ctx context.Context) error { return h.store.UseTOTPStep(ctx, u.ID, step) }, "otp", "", nil
 	}
 	norm, ok := normaliseRecoveryCode(code)
 	if !ok {
-		return nil, "recovery-code", "malformed code", nil
+		return nil, "recovery-code", store.ReasonMalformedCode, nil
 	}
 	return func(ctx context.Context) error {
 		if err := h.store.UseRecoveryCode(ctx, u.ID, hashRecoveryCode(norm), now); err != nil {

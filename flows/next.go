@@ -8,14 +8,14 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/lanyard-idp/lanyard/provider/authn"
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
 
-// The dispatcher: the one place that decides where a browser goes next. Every
-// step handler asks it first (at) and returns to it when done (PathNext).
+// The dispatcher: the one place that decides where a browser goes next. The
+// router's guard (at) asks it before every step handler, and every step
+// returns to it when done (PathNext).
 
 // AMR and ACR values the journey asserts.
 const (
@@ -28,7 +28,7 @@ const (
 
 // flow is a browser's journey as the dispatcher sees it right now.
 type flow struct {
-	s       *session
+	s       *session    // nil for a browser without a session (the username page)
 	user    *store.User // nil until the password is verified
 	state   State
 	pending []string
@@ -94,7 +94,8 @@ func (h *Handler) flowFor(ctx context.Context, s *session) (*flow, error) {
 	return f, nil
 }
 
-// hasSecondFactor: a confirmed authenticator app or a passkey.
+// hasSecondFactor: a confirmed authenticator app, a passkey or a phone
+// paired with the approval app.
 func (h *Handler) hasSecondFactor(ctx context.Context, userID string) (bool, error) {
 	t, err := h.store.TOTPByUser(ctx, userID)
 	switch {
@@ -107,66 +108,55 @@ func (h *Handler) hasSecondFactor(ctx context.Context, userID string) (bool, err
 	if err != nil {
 		return false, fmt.Errorf("load passkeys: %w", err)
 	}
-	return len(creds) > 0, nil
-}
-
-// at is the guard every step handler starts with: it returns the browser's
-// flow when step is the current step; otherwise it has already answered
-// with a 303 to the current step (or to the start) and returns nil. Nothing
-// is changed on the way: a later step's URL, a replayed POST from another
-// flow and the back button all land on the first pending step.
-func (h *Handler) at(w http.ResponseWriter, r *http.Request, step string) (*flow, error) {
-	f, to, err := h.guard(w, r, step)
-	if err != nil || to == "" {
-		return f, err
+	if len(creds) > 0 {
+		return true, nil
 	}
-	return nil, redirect(w, r, to)
-}
-
-// guard is at without the answer: the flow when step is current, else
-// where the browser belongs. The JSON endpoints of the passkey ceremonies
-// tell their script that place instead of redirecting a fetch.
-func (h *Handler) guard(w http.ResponseWriter, r *http.Request, step string) (*flow, string, error) {
-	s, err := h.load(r)
+	devices, err := h.store.ApprovalDevices(ctx, userID)
 	if err != nil {
-		return nil, "", err
+		return false, fmt.Errorf("load approval devices: %w", err)
 	}
-	if s == nil {
-		return nil, PathSignIn, nil
+	return len(devices) > 0, nil
+}
+
+// flowOf loads the browser's flow: nil when the browser has no live
+// session. A session whose user has been deleted or disabled meanwhile is
+// ended, and gone is set.
+func (h *Handler) flowOf(w http.ResponseWriter, r *http.Request) (f *flow, gone bool, err error) {
+	s, err := h.load(r)
+	if err != nil || s == nil {
+		return nil, false, err
 	}
-	f, err := h.flowFor(r.Context(), s)
+	f, err = h.flowFor(r.Context(), s)
 	if errors.Is(err, errUserGone) {
 		h.end(w, r, s)
-		return nil, PathSignIn, nil
+		return nil, true, nil
 	}
-	if err != nil {
-		return nil, "", err
-	}
+	return f, false, err
+}
+
+// whereFor is where the browser belongs when it asks for step: "" when that
+// is its current step (or a sign-in step before it), else the current
+// step's page, or the dispatcher when nothing is pending.
+func (f *flow) whereFor(step string) string {
 	cur := f.current()
-	// The username page stays reachable until the password is verified:
-	// "Not you?" leads back to it.
-	if step == StepIdentify && (cur == StepIdentify || cur == StepPassword) {
-		return f, "", nil
+	switch {
+	case cur == step || earlierSignIn(step, cur):
+		return ""
+	case cur == "":
+		return PathNext
 	}
-	if cur != step {
-		to := PathNext
-		if cur != "" {
-			to = stepPath[cur]
-		}
-		return nil, to, nil
-	}
-	return f, "", nil
+	return stepPath(cur)
 }
 
 // progress is "Step N of M" for an onboarding step: steps done in this
 // sign-in, plus the ones still pending.
 func (f *flow) progress() (n, m int) {
-	if !onboarding(f.current()) {
+	if !counts(f.current()) {
 		return 0, 0
 	}
 	left := 0
 	for _, p := range f.pending {
-		if onboarding(p) {
+		if counts(p) {
 			left++
 		}
 	}
@@ -176,23 +166,15 @@ func (f *flow) progress() (n, m int) {
 // next is the dispatcher (GET /signin/next): to the first pending step, or,
 // when nothing is pending, finish the sign-in and resume.
 func (h *Handler) next(w http.ResponseWriter, r *http.Request) error {
-	s, err := h.load(r)
+	f, _, err := h.flowOf(w, r)
 	if err != nil {
 		return err
 	}
-	if s == nil {
+	if f == nil {
 		return redirect(w, r, PathSignIn)
-	}
-	f, err := h.flowFor(r.Context(), s)
-	if errors.Is(err, errUserGone) {
-		h.end(w, r, s)
-		return redirect(w, r, PathSignIn)
-	}
-	if err != nil {
-		return err
 	}
 	if cur := f.current(); cur != "" {
-		return redirect(w, r, stepPath[cur])
+		return redirect(w, r, stepPath(cur))
 	}
 	return h.finish(w, r, f)
 }
@@ -255,8 +237,9 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, f *flow) error 
 }
 
 // amr and acr are what this sign-in proved (RFC 8176 values): the
-// password, then an authenticator code ("otp") or a passkey ("hwk"/"swk",
-// with "user" when it verified the user); a passkey with user verification
+// password, then an authenticator code ("otp"), a passkey ("hwk"/"swk",
+// with "user" when it verified the user) or the approval app's
+// device-bound software key ("swk"); a passkey with user verification
 // alone stands for both factors.
 func (j *journey) amr() ([]string, string) {
 	switch {
@@ -264,6 +247,9 @@ func (j *journey) amr() ([]string, string) {
 		return append(slices.Clone(j.PasskeyAMR), "mfa"), acrPhishingResistant
 	case j.FactorVerified && j.FactorMethod == methodWebAuthn:
 		return append(append([]string{"pwd"}, j.PasskeyAMR...), "mfa"), acrPhishingResistant
+	case j.FactorVerified && j.FactorMethod == methodApproval:
+		// Not phishing-resistant: a relaying proxy can show the number.
+		return []string{"pwd", "swk", "mfa"}, acrMFA
 	case j.FactorVerified:
 		return []string{"pwd", "otp", "mfa"}, acrMFA
 	}
@@ -327,8 +313,8 @@ func (h *Handler) SignIn(w http.ResponseWriter, r *http.Request, req authn.SignI
 
 func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, req authn.SignInRequest) error {
 	if !h.underIssuer(req.ResumeURL) {
-		return &pageError{status: http.StatusBadRequest, msg: "This sign-in request cannot be continued. Go back to the application and try again.",
-			cause: errors.New("resume URL outside the issuer")}
+		return &pageError{Status: http.StatusBadRequest, Message: "This sign-in request cannot be continued. Go back to the application and try again.",
+			Cause: errors.New("resume URL outside the issuer")}
 	}
 	s, err := h.load(r)
 	if err != nil {
@@ -349,18 +335,7 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, req authn.SignI
 		}
 	}
 	if req.ForceLogin && s.j.PasswordVerified {
-		// prompt=login / max_age: prove the password (and the second factor)
-		// again. The username page comes first, filled in.
-		if s.j.Username != "" {
-			s.j.Hint = s.j.Username
-		}
-		s.j.Username = ""
-		s.j.PasswordVerified, s.j.PasswordAt = false, time.Time{}
-		s.j.FactorVerified, s.j.FactorMethod, s.j.FactorAt = false, "", time.Time{}
-		s.j.Passwordless, s.j.PasskeyAMR, s.j.Ceremony = false, nil, nil
-		s.j.PendingTOTP, s.j.Done = nil, nil
-		s.j.ForceLogin = true
-		s.row.State = stateJourney
+		s.signInAgain()
 	}
 	if err := h.save(r.Context(), s); err != nil {
 		return err

@@ -28,10 +28,15 @@ const (
 	purposeTOTP          = "totp"
 	purposeRecoveryCodes = "recovery-codes"
 	purposeCookieKeys    = "cookie-keys"
+	purposeVAPIDKey      = "vapid-key"
+	purposePairingToken  = "pairing-token"
 )
 
-// secretCookieKeys names the cookie keys in the store's secrets table.
-const secretCookieKeys = "flows.cookie-keys"
+// Names of the deployment's secrets in the store's secrets table.
+const (
+	secretCookieKeys = "flows.cookie-keys"
+	secretVAPIDKey   = "flows.vapid-key" // the approval app's Web Push key pair
+)
 
 // journey is the sign-in state kept server-side in store.Session.Data. The
 // cookie carries nothing but the session's random id.
@@ -49,7 +54,7 @@ type journey struct {
 	PasswordVerified bool      `json:"password_verified,omitempty"`
 	PasswordAt       time.Time `json:"password_at,omitzero"`
 	FactorVerified   bool      `json:"factor_verified,omitempty"`
-	FactorMethod     string    `json:"factor_method,omitempty"` // otp | recovery-code | webauthn
+	FactorMethod     string    `json:"factor_method,omitempty"` // otp | recovery-code | webauthn | approval
 	FactorAt         time.Time `json:"factor_at,omitzero"`
 	// Passwordless: a passkey with user verification stood for both the
 	// password and the second factor (PasswordVerified is set too).
@@ -60,6 +65,9 @@ type journey struct {
 	// Ceremony is the one WebAuthn ceremony in flight for this browser: its
 	// challenge lives here, server-side, and is taken out on first use.
 	Ceremony *ceremony `json:"ceremony,omitempty"`
+	// Approval is the request to the approval app this browser waits for
+	// (approve.go): a pairing, a sign-in or a confirm-it-is-you.
+	Approval *approvalWait `json:"approval,omitempty"`
 	// AccountNotice is a message for the next account page ("Passkey added").
 	AccountNotice string `json:"account_notice,omitempty"`
 
@@ -93,6 +101,62 @@ func (s *session) markDone(step string) {
 	if !slices.Contains(s.j.Done, step) {
 		s.j.Done = append(s.j.Done, step)
 	}
+}
+
+// The journey's transitions that several steps share.
+
+// newSignIn starts the journey over for u, whose password (or a passkey
+// standing for it) was verified at now: the parked request is kept, earlier
+// progress is forgotten (it may have been another user's), and fresh
+// recovery codes not yet shown are kept only for the same user.
+func (s *session) newSignIn(u *store.User, now time.Time) {
+	j := journey{
+		ResumeURL: s.j.ResumeURL, ClientID: s.j.ClientID, ClientName: s.j.ClientName,
+		RequestedAt: s.j.RequestedAt, ForceLogin: s.j.ForceLogin,
+		Username: u.Username, PasswordVerified: true, PasswordAt: now,
+	}
+	if s.row.UserID == u.ID {
+		j.RecoveryCodes = s.j.RecoveryCodes
+	}
+	s.j = j
+	s.row.UserID, s.row.State = u.ID, stateJourney
+	s.row.AuthTime, s.row.AMR, s.row.ACR = now, nil, ""
+}
+
+// signInAgain sends a signed-in browser back to the username page, filled
+// in, for a new proof of the password and the second factor (prompt=login,
+// max_age): what was proved is forgotten; the parked request, the codes not
+// yet shown and the notices stay.
+func (s *session) signInAgain() {
+	if s.j.Username != "" {
+		s.j.Hint = s.j.Username
+	}
+	s.j.Username = ""
+	s.j.PasswordVerified, s.j.PasswordAt = false, time.Time{}
+	s.j.FactorVerified, s.j.FactorMethod, s.j.FactorAt = false, "", time.Time{}
+	s.j.Passwordless, s.j.PasskeyAMR, s.j.Ceremony, s.j.Approval = false, nil, nil, nil
+	s.j.PendingTOTP, s.j.Done = nil, nil
+	s.j.ForceLogin = true
+	s.row.State = stateJourney
+}
+
+// factorVerified records the second factor proved (or enrolled) in this
+// sign-in at now: method is otp, recovery-code or webauthn, and amr what a
+// passkey proved.
+func (j *journey) factorVerified(method string, now time.Time, amr []string) {
+	j.FactorVerified, j.FactorMethod, j.FactorAt = true, method, now
+	j.PasskeyAMR = amr
+}
+
+// confirmed records a proof given again on the account page (confirming it
+// is you): the second factor's, or the password's for an officer without
+// one.
+func (j *journey) confirmed(method string, now time.Time) {
+	if method == "password" {
+		j.PasswordAt = now
+		return
+	}
+	j.FactorAt = now
 }
 
 // newSessionID returns 256 random bits, URL-safe.
@@ -142,9 +206,6 @@ func loadCookieKeys(ctx context.Context, st *store.Store, box *seal.Box) (cookie
 
 func newCookieCodec(k cookieKeys, dev bool, maxAge time.Duration) *cookieCodec {
 	cs := sessions.NewCookieStore(k.Hash, k.Block)
-	if maxAge <= 0 {
-		maxAge = 24 * time.Hour
-	}
 	cs.Options = &sessions.Options{
 		Path:     "/",
 		HttpOnly: true,
@@ -274,17 +335,7 @@ func (h *Handler) create(ctx context.Context, w http.ResponseWriter, r *http.Req
 // a sign-in in progress, and the absolute limit of any session.
 func (h *Handler) timeouts() (idle, journeyIdle, absolute time.Duration) {
 	cfg := h.settings().cfg
-	idle, journeyIdle, absolute = cfg.Session.IdleTimeout.D(), cfg.Journey.Timeout.D(), cfg.Session.AbsoluteTimeout.D()
-	if idle <= 0 {
-		idle = time.Hour
-	}
-	if journeyIdle <= 0 {
-		journeyIdle = 30 * time.Minute
-	}
-	if absolute <= 0 {
-		absolute = 24 * time.Hour
-	}
-	return idle, journeyIdle, absolute
+	return cfg.Session.IdleTimeout.D(), cfg.Journey.Timeout.D(), cfg.Session.AbsoluteTimeout.D()
 }
 
 // expiry is the session row's ExpiresAt: the absolute limit from its

@@ -23,18 +23,11 @@ const (
 	msgBadUsernameFmt = "Enter your username. It is the email address you were invited with, like name@agency.example."
 )
 
-func (h *Handler) getIdentify(w http.ResponseWriter, r *http.Request) error {
-	s, err := h.load(r)
-	if err != nil {
-		return err
-	}
+func (h *Handler) getIdentify(w http.ResponseWriter, r *http.Request, f *flow) error {
+	s := f.s
 	data := identifyPage{page: h.page(nil, StepIdentify, "Sign in"), Passkey: h.passkeyUI(PathPasskeySignIn)}
 	data.SignedOut = r.URL.Query().Get("signed_out") == "1" && s == nil
 	if s != nil {
-		f, err := h.at(w, r, StepIdentify)
-		if err != nil || f == nil {
-			return err
-		}
 		data.Username = s.j.Username
 		if data.Username == "" {
 			data.Username = s.j.Hint
@@ -44,20 +37,8 @@ func (h *Handler) getIdentify(w http.ResponseWriter, r *http.Request) error {
 	return h.show(w, http.StatusOK, "identify", data)
 }
 
-func (h *Handler) postIdentify(w http.ResponseWriter, r *http.Request) error {
-	s, err := h.load(r)
-	if err != nil {
-		return err
-	}
-	if s != nil {
-		f, err := h.at(w, r, StepIdentify)
-		if err != nil || f == nil {
-			return err
-		}
-	}
-	if err := form(r); err != nil {
-		return err
-	}
+func (h *Handler) postIdentify(w http.ResponseWriter, r *http.Request, f *flow) error {
+	s := f.s
 	typed := r.PostForm.Get("username")
 	username, err := CanonicalUsername(typed)
 	if err != nil {
@@ -81,11 +62,7 @@ func (h *Handler) postIdentify(w http.ResponseWriter, r *http.Request) error {
 	return redirect(w, r, PathNext)
 }
 
-func (h *Handler) getPassword(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.at(w, r, StepPassword)
-	if err != nil || f == nil {
-		return err
-	}
+func (h *Handler) getPassword(w http.ResponseWriter, r *http.Request, f *flow) error {
 	return h.show(w, http.StatusOK, "password", h.passwordPage(f))
 }
 
@@ -93,14 +70,7 @@ func (h *Handler) passwordPage(f *flow) passwordPage {
 	return passwordPage{page: h.page(f, StepPassword, "Enter your password"), Username: f.s.j.Username}
 }
 
-func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.at(w, r, StepPassword)
-	if err != nil || f == nil {
-		return err
-	}
-	if err := form(r); err != nil {
-		return err
-	}
+func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request, f *flow) error {
 	s := f.s
 	ctx := r.Context()
 	pw := r.PostForm.Get("password")
@@ -138,7 +108,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 		if err := password.VerifyDummy(pw); err != nil {
 			return err // busy: 503, nothing counted
 		}
-		ev.Name, ev.Detail["reason"] = evSigninFailure, "locked"
+		ev.Name, ev.Detail["reason"] = evSigninFailure, store.ReasonLocked
 		h.auditLog(ctx, r, s, ev)
 		return refuse(msgSignInFailed)
 	}
@@ -148,7 +118,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 		if err := password.VerifyDummy(pw); err != nil {
 			return err // busy: 503, nothing counted
 		}
-		ev.Detail["reason"] = "unknown user"
+		ev.Detail["reason"] = store.ReasonUnknownUser
 	} else {
 		ok, err = password.Verify(u.PasswordHash, pw)
 		if errors.Is(err, password.ErrBusy) {
@@ -158,10 +128,10 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 			h.log.Error("stored password hash is unreadable", "user", u.ID, "err", err)
 			ok = false
 		}
-		ev.Detail["reason"] = "wrong password"
+		ev.Detail["reason"] = store.ReasonWrongPassword
 	}
 	if ok && u.State == store.UserDisabled {
-		ok, ev.Detail["reason"] = false, "disabled"
+		ok, ev.Detail["reason"] = false, store.ReasonDisabled
 	}
 	if !ok {
 		if err := h.failed(ctx, r, s, k, ev); err != nil {
@@ -171,25 +141,13 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) error {
 	}
 	now := h.now().UTC()
 	if u.PasswordInitial && !u.InviteExpiresAt.IsZero() && !now.Before(u.InviteExpiresAt) {
-		ev.Name, ev.Detail["reason"] = evSigninFailure, "invitation expired"
+		ev.Name, ev.Detail["reason"] = evSigninFailure, store.ReasonInvitationExpired
 		h.auditLog(ctx, r, s, ev)
 		return refuse(msgInviteExpired)
 	}
 	h.succeeded(ctx, k)
 
-	// A new sign-in: keep the parked request, forget any earlier progress
-	// (it may have been another user's), keep codes not yet shown to this user.
-	keep := journey{
-		ResumeURL: s.j.ResumeURL, ClientID: s.j.ClientID, ClientName: s.j.ClientName,
-		RequestedAt: s.j.RequestedAt, ForceLogin: s.j.ForceLogin,
-		Username: u.Username, PasswordVerified: true, PasswordAt: now,
-	}
-	if s.row.UserID == u.ID {
-		keep.RecoveryCodes = s.j.RecoveryCodes
-	}
-	s.j = keep
-	s.row.UserID, s.row.State = u.ID, stateJourney
-	s.row.AuthTime, s.row.AMR, s.row.ACR = now, nil, ""
+	s.newSignIn(u, now)
 	err = h.commitRotated(w, r, s, func(ctx context.Context) error {
 		return h.audit(ctx, r, s, event{Name: evSigninPassword, UserID: u.ID, Username: u.Username})
 	})

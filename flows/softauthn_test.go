@@ -197,9 +197,9 @@ func (e *env) failures(key string) int {
 }
 
 // lastEvent is the newest audit event of a name.
-func (e *env) lastEvent(name string) (store.AuditEvent, map[string]any) {
+func (e *env) lastEvent(name store.Event) (store.AuditEvent, map[string]any) {
 	e.t.Helper()
-	evs, err := e.st.Audit(e.t.Context(), store.AuditFilter{Event: name})
+	evs, err := e.st.Audit(e.t.Context(), store.AuditFilter{Event: string(name)})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -29,73 +29,22 @@ func (h *Handler) changePasswordPage(f *flow) changePasswordPage {
 	}
 }
 
-func (h *Handler) getChangePassword(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.at(w, r, StepChangePassword)
-	if err != nil || f == nil {
-		return err
-	}
+func (h *Handler) getChangePassword(w http.ResponseWriter, r *http.Request, f *flow) error {
 	return h.show(w, http.StatusOK, "change-password", h.changePasswordPage(f))
 }
 
-func (h *Handler) postChangePassword(w http.ResponseWriter, r *http.Request) error {
-	f, err := h.at(w, r, StepChangePassword)
-	if err != nil || f == nil {
-		return err
-	}
-	if err := form(r); err != nil {
-		return err
-	}
-	ctx, s, u := r.Context(), f.s, f.user
-	cur := r.PostForm.Get("current_password")
-	next := r.PostForm.Get("new_password")
-	confirm := r.PostForm.Get("confirm_password")
+func (h *Handler) postChangePassword(w http.ResponseWriter, r *http.Request, f *flow) error {
+	s, u := f.s, f.user
 	data := h.changePasswordPage(f)
-	if cur == "" {
-		data.fail("current_password", msgEnterCurrent)
-	}
-	if next == "" {
-		data.fail("new_password", msgEnterNew)
-	}
-	if len(data.Errors) > 0 {
-		return h.show(w, http.StatusBadRequest, "change-password", data)
-	}
-	k := keysFor(r, u.ID)
-	until, err := h.lockedUntil(ctx, k)
+	hash, status, err := h.passwordChange(r, f, &data.page)
 	if err != nil {
 		return err
 	}
-	if !until.IsZero() {
-		data.fail("current_password", msgTooManyTries)
-		return h.show(w, http.StatusTooManyRequests, "change-password", data)
-	}
-	ok, err := password.Verify(u.PasswordHash, cur)
-	if errors.Is(err, password.ErrBusy) {
-		return err
-	}
-	if err != nil {
-		h.log.Error("stored password hash is unreadable", "user", u.ID, "err", err)
-	}
-	if !ok {
-		ev := event{UserID: u.ID, Username: u.Username, Detail: map[string]any{"factor": "password", "reason": "wrong current password"}}
-		if err := h.failed(ctx, r, s, k, ev); err != nil {
-			return err
-		}
-		data.fail("current_password", msgCurrentWrong)
-		return h.show(w, http.StatusUnprocessableEntity, "change-password", data)
-	}
-	// The current password is the initial one here: the policy refuses it.
-	if err := checkNewPassword(f.set, u, cur, next, confirm, &data.page); err != nil {
-		return err
-	}
-	if len(data.Errors) > 0 {
-		return h.show(w, http.StatusUnprocessableEntity, "change-password", data)
-	}
-	hash, err := password.Hash(next)
-	if err != nil {
-		return fmt.Errorf("hash password: %w", err)
+	if status != 0 {
+		return h.show(w, status, "change-password", data)
 	}
 	s.markDone(StepChangePassword)
-	err = h.commit(ctx, s, func(ctx context.Context) error {
+	err = h.commit(r.Context(), s, func(ctx context.Context) error {
 		// Conditional on the hash we verified: of two racing changes, one wins.
 		if err := h.store.ChangePassword(ctx, u.ID, u.PasswordHash, hash, false); err != nil {
 			return err
@@ -103,13 +52,75 @@ func (h *Handler) postChangePassword(w http.ResponseWriter, r *http.Request) err
 		return h.audit(ctx, r, s, event{Name: evPasswordChange, UserID: u.ID, Username: u.Username})
 	})
 	if errors.Is(err, store.ErrConflict) {
-		return &pageError{status: http.StatusConflict, msg: msgPasswordChanged, cause: err}
+		return &pageError{Status: http.StatusConflict, Message: msgPasswordChanged, Cause: err}
 	}
 	if err != nil {
 		return err
 	}
-	h.succeeded(ctx, k)
 	return redirect(w, r, PathNext)
+}
+
+// passwordChange checks a form that changes the password, the journey's
+// change-password step's or the account page's: both boxes filled, the
+// current password right (counted like any guess; a right one resets the
+// account's count), the new one within the policy and typed twice alike.
+// What is wrong goes into p with the status to answer it with; otherwise
+// status is 0 and hash is the new password's.
+func (h *Handler) passwordChange(r *http.Request, f *flow, p *page) (hash string, status int, err error) {
+	ctx, s, u := r.Context(), f.s, f.user
+	cur := r.PostForm.Get("current_password")
+	next := r.PostForm.Get("new_password")
+	if cur == "" {
+		p.fail("current_password", msgEnterCurrent)
+	}
+	if next == "" {
+		p.fail("new_password", msgEnterNew)
+	}
+	if len(p.Errors) > 0 {
+		return "", http.StatusBadRequest, nil
+	}
+	k := keysFor(r, u.ID)
+	if l, err := h.locked(ctx, k); err != nil || l {
+		if err != nil {
+			return "", 0, err
+		}
+		p.fail("current_password", msgTooManyTries)
+		return "", http.StatusTooManyRequests, nil
+	}
+	ok, err := password.Verify(u.PasswordHash, cur)
+	if errors.Is(err, password.ErrBusy) {
+		return "", 0, err // busy: 503, nothing counted
+	}
+	if err != nil {
+		h.log.Error("stored password hash is unreadable", "user", u.ID, "err", err)
+	}
+	if !ok {
+		ev := event{UserID: u.ID, Username: u.Username, Detail: map[string]any{"factor": "password", "reason": store.ReasonWrongCurrentPassword}}
+		if err := h.failed(ctx, r, s, k, ev); err != nil {
+			return "", 0, err
+		}
+		p.fail("current_password", msgCurrentWrong)
+		return "", http.StatusUnprocessableEntity, nil
+	}
+	h.succeeded(ctx, k)
+	// In the journey the current password is the initial one, which the
+	// policy refuses as the new one.
+	if err := f.set.policy.Check(next, u.Username, cur); err != nil {
+		var pe *password.PolicyError
+		if !errors.As(err, &pe) {
+			return "", 0, err
+		}
+		p.fail("new_password", pe.Reason)
+	} else if next != r.PostForm.Get("confirm_password") {
+		p.fail("confirm_password", msgMismatch)
+	}
+	if len(p.Errors) > 0 {
+		return "", http.StatusUnprocessableEntity, nil
+	}
+	if hash, err = password.Hash(next); err != nil {
+		return "", 0, fmt.Errorf("hash password: %w", err)
+	}
+	return hash, 0, nil
 }
 
 func (h *Handler) policyPage(f *flow, step string) policyPage {
@@ -117,74 +128,46 @@ func (h *Handler) policyPage(f *flow, step string) policyPage {
 	return policyPage{page: h.page(f, step, d.Title), Doc: d}
 }
 
-func (h *Handler) policyGet(step string) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		f, err := h.at(w, r, step)
-		if err != nil || f == nil {
-			return err
-		}
-		return h.show(w, http.StatusOK, "policy", h.policyPage(f, step))
-	}
+// getPolicy and postPolicy are the step of every policy document; the
+// guard has made sure the browser is at the document's step.
+func (h *Handler) getPolicy(w http.ResponseWriter, r *http.Request, f *flow) error {
+	return h.show(w, http.StatusOK, "policy", h.policyPage(f, f.current()))
 }
 
-func (h *Handler) policyPost(step string) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		f, err := h.at(w, r, step)
-		if err != nil || f == nil {
-			return err
-		}
-		if err := form(r); err != nil {
-			return err
-		}
-		d := f.set.docs[step]
-		if r.PostForm.Get("accept") != "yes" {
-			data := h.policyPage(f, step)
-			data.fail("accept", fmt.Sprintf("Tick the box to accept the %s.", d.Title))
-			return h.show(w, http.StatusUnprocessableEntity, "policy", data)
-		}
-		s, u := f.s, f.user
-		now := h.now().UTC()
-		s.markDone(step)
-		err = h.commit(r.Context(), s, func(ctx context.Context) error {
-			// Racing posts of one form record one acceptance.
-			acc, err := h.store.Acceptances(ctx, u.ID)
-			if err != nil {
-				return fmt.Errorf("load acceptances: %w", err)
-			}
-			for _, a := range acc {
-				if a.Document == d.ID && a.Version == d.Version {
-					return errAlreadyDone
-				}
-			}
-			if err := h.store.Accept(ctx, store.Acceptance{
-				UserID: u.ID, Document: d.ID, Version: d.Version, AcceptedAt: now, ClientAddr: clientAddr(r),
-			}); err != nil {
-				return fmt.Errorf("record acceptance: %w", err)
-			}
-			return h.audit(ctx, r, s, event{Name: evPolicyAccept, UserID: u.ID, Username: u.Username,
-				Detail: map[string]any{"document": d.ID, "version": d.Version}})
-		})
-		if err != nil && !errors.Is(err, errAlreadyDone) {
-			return err
-		}
-		return redirect(w, r, PathNext)
+func (h *Handler) postPolicy(w http.ResponseWriter, r *http.Request, f *flow) error {
+	step := f.current()
+	d := f.set.docs[step]
+	if r.PostForm.Get("accept") != "yes" {
+		data := h.policyPage(f, step)
+		data.fail("accept", fmt.Sprintf("Tick the box to accept the %s.", d.Title))
+		return h.show(w, http.StatusUnprocessableEntity, "policy", data)
 	}
-}
-
-// checkNewPassword applies the password policy to replacing cur with next
-// (typed again as confirm) and adds what is wrong to p: the one check of
-// both the journey's change-password step and the account page.
-func checkNewPassword(set *settings, u *store.User, cur, next, confirm string, p *page) error {
-	if err := set.policy.Check(next, u.Username, cur); err != nil {
-		var pe *password.PolicyError
-		if !errors.As(err, &pe) {
-			return err
+	s, u := f.s, f.user
+	now := h.now().UTC()
+	s.markDone(step)
+	err := h.commit(r.Context(), s, func(ctx context.Context) error {
+		// Racing posts of one form record one acceptance.
+		acc, err := h.store.Acceptances(ctx, u.ID)
+		if err != nil {
+			return fmt.Errorf("load acceptances: %w", err)
 		}
-		p.fail("new_password", pe.Reason)
-	} else if next != confirm {
-		p.fail("confirm_password", msgMismatch)
+		for _, a := range acc {
+			if a.Document == d.ID && a.Version == d.Version {
+				return errAlreadyDone
+			}
+		}
+		if err := h.store.Accept(ctx, store.Acceptance{
+			UserID: u.ID, Document: d.ID, Version: d.Version, AcceptedAt: now, ClientAddr: clientAddr(r),
+		}); err != nil {
+			return fmt.Errorf("record acceptance: %w", err)
+		}
+		return h.audit(ctx, r, s, event{Name: evPolicyAccept, UserID: u.ID, Username: u.Username,
+			Detail: map[string]any{"document": d.ID, "version": d.Version}})
+	})
+	if err != nil && !errors.Is(err, errAlreadyDone) {
+		return err
 	}
-	return nil
+	return redirect(w, r, PathNext)
 }
 
 // renderSignedIn shows who is signed in; with a notice it is also the stop

@@ -27,6 +27,12 @@ func keysFor(r *http.Request, account string) throttleKeys {
 	return throttleKeys{acct: "acct:" + account, addr: "addr:" + clientAddr(r)}
 }
 
+// accountKeys are every key keysFor may have charged an account's failures
+// to: its user id, and its username from before the account existed.
+func accountKeys(u *store.User) []string {
+	return []string{"acct:" + u.ID, "acct:" + u.Username}
+}
+
 // lockedUntil returns when the later of the two locks ends, or the zero time
 // when neither key is locked now.
 func (h *Handler) lockedUntil(ctx context.Context, k throttleKeys) (time.Time, error) {
@@ -51,9 +57,6 @@ func (h *Handler) failed(ctx context.Context, r *http.Request, s *session, k thr
 	set := h.settings()
 	now := h.now().UTC()
 	window := set.cfg.Throttle.Window.D()
-	if window <= 0 {
-		window = time.Hour
-	}
 	acct, err := h.store.RecordFailure(ctx, k.acct, now, window)
 	if err != nil {
 		return fmt.Errorf("record failure: %w", err)
@@ -68,17 +71,10 @@ func (h *Handler) failed(ctx context.Context, r *http.Request, s *session, k thr
 	e.Name = evSigninFailure
 	e.Detail["failures"] = acct.Failures
 	h.auditLog(ctx, r, s, e)
-	maxAcct, maxAddr := set.cfg.Throttle.MaxAccountFailures, set.cfg.Throttle.MaxAddressFailures
-	if maxAcct <= 0 {
-		maxAcct = 5
-	}
-	if maxAddr <= 0 {
-		maxAddr = 50
-	}
-	if err := h.maybeLock(ctx, r, s, k.acct, acct, maxAcct, e); err != nil {
+	if err := h.maybeLock(ctx, r, s, k.acct, acct, set.cfg.Throttle.MaxAccountFailures, e); err != nil {
 		return err
 	}
-	if err := h.maybeLock(ctx, r, s, k.addr, addr, maxAddr, e); err != nil {
+	if err := h.maybeLock(ctx, r, s, k.addr, addr, set.cfg.Throttle.MaxAddressFailures, e); err != nil {
 		return err
 	}
 	if d := h.delay(acct.Failures); d > 0 {
@@ -114,9 +110,6 @@ func keyKind(key string) string {
 
 // lockDuration doubles the base lock time with every earlier lock.
 func lockDuration(base time.Duration, earlierLocks int) time.Duration {
-	if base <= 0 {
-		base = 15 * time.Minute
-	}
 	d := base
 	for i := 0; i < earlierLocks && d < maxLockFor; i++ {
 		d *= 2

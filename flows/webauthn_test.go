@@ -14,6 +14,7 @@ import (
 	"golang.org/x/net/html"
 
 	"github.com/lanyard-idp/lanyard/flows/internal/softauthn"
+	"github.com/lanyard-idp/lanyard/flows/passkey"
 )
 
 const (
@@ -107,7 +108,7 @@ func TestPasskeyEnrolmentInJourney(t *testing.T) {
 		!s.CreatedAt.Equal(e.clock.Now()) || !s.LastUsedAt.IsZero() || len(s.Data) == 0 {
 		t.Errorf("stored credential: %+v", s)
 	}
-	if synced(s) {
+	if passkey.Synced(s) {
 		t.Error("a device-bound key stored as synced")
 	}
 	if owner, err := e.st.UserByWebAuthnHandle(t.Context(), handle); err != nil || owner.ID != u.ID {

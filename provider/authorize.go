@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/lanyard-idp/lanyard/provider/authn"
 	"github.com/lanyard-idp/lanyard/provider/store"
+	"github.com/lanyard-idp/lanyard/templates"
 )
 
 // handleAuthorize is the authorization endpoint, in four moves: guard the raw
@@ -24,8 +26,8 @@ import (
 // signed in to the journey, and otherwise issue the code.
 func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	if len(r.URL.RawQuery) > maxAuthorizeQuery {
-		p.renderError(w, http.StatusBadRequest, "Request too large",
-			"The sign-in request is too large. Go back to the application and try again.", "invalid_request")
+		p.serveError(w, r, &templates.Error{Status: http.StatusBadRequest, Title: "Request too large",
+			Message: "The sign-in request is too large. Go back to the application and try again.", Code: "invalid_request"})
 		return
 	}
 	if r.Method == http.MethodPost {
@@ -39,20 +41,20 @@ func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 func (p *Provider) handleResume(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("id")
 	if id == "" || len(id) > 128 {
-		p.renderError(w, http.StatusBadRequest, "Sign-in link not valid",
-			"This sign-in link is not valid. Go back to the application and sign in again.", "")
+		p.serveError(w, r, &templates.Error{Status: http.StatusBadRequest, Title: "Sign-in link not valid",
+			Message: "This sign-in link is not valid. Go back to the application and sign in again."})
 		return
 	}
 	parked, err := p.store.AuthRequestByID(r.Context(), id, p.now())
 	if errors.Is(err, store.ErrNotFound) {
-		p.renderError(w, http.StatusBadRequest, "Sign-in expired",
-			"This sign-in has expired or is not known. Go back to the application and sign in again.", "")
+		p.serveError(w, r, &templates.Error{Status: http.StatusBadRequest, Title: "Sign-in expired",
+			Message: "This sign-in has expired or is not known. Go back to the application and sign in again."})
 		return
 	}
 	if err != nil {
-		p.log.Error("load parked authorization request", "err", err)
-		p.renderError(w, http.StatusServiceUnavailable, "Temporarily unavailable",
-			"Sign-in is temporarily unavailable. Please try again in a moment.", "temporarily_unavailable")
+		p.serveError(w, r, &templates.Error{Status: http.StatusServiceUnavailable, Title: "Temporarily unavailable",
+			Message: "Sign-in is temporarily unavailable. Please try again in a moment.", Code: "temporarily_unavailable",
+			Cause: fmt.Errorf("load parked authorization request: %w", err)})
 		return
 	}
 	// Rebuild the original request from the parked query, as if the browser had
@@ -84,7 +86,7 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request, parked *sto
 	ar, err := p.oauth.NewAuthorizeRequest(ctx, r)
 	if err != nil {
 		if ar == nil || ar.GetClient() == nil || !ar.IsRedirectURIValid() {
-			p.authorizeErrorPage(w, err)
+			p.authorizeErrorPage(w, r, err)
 			return
 		}
 		p.writeAuthorizeError(ctx, w, ar, err)
@@ -92,10 +94,11 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request, parked *sto
 	}
 	c, ok := ar.GetClient().(*client)
 	if !ok {
-		p.authorizeErrorPage(w, fosite.ErrInvalidClient)
+		p.authorizeErrorPage(w, r, fosite.ErrInvalidClient)
 		return
 	}
 	form := ar.GetRequestForm()
+	acr := requestedACR(form.Get("acr_values"), pre.claims)
 
 	// (2) Is the browser signed in, and recently enough?
 	b, err := p.journey.Browser(r)
@@ -119,6 +122,8 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request, parked *sto
 	tooOld := hasMaxAge && maxAge > 0 && authTime.Add(time.Duration(maxAge)*time.Second).Before(rat)
 	wantsLogin := slices.Contains(prompts, "login") || (hasMaxAge && maxAge == 0)
 
+	_, acrMet := acr.achieved(b.ACR)
+	h := handoff{claims: pre.claims, acr: acr}
 	if slices.Contains(prompts, "none") {
 		switch {
 		case !b.SignedIn && b.InProgress:
@@ -130,27 +135,46 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request, parked *sto
 		case tooOld:
 			p.writeAuthorizeError(ctx, w, ar, fosite.ErrLoginRequired.WithHint("The sign-in is older than max_age."))
 			return
+		case !acrMet && acr.essential:
+			p.writeAuthorizeError(ctx, w, ar, fosite.ErrInteractionRequired.WithHint("The sign-in does not reach the requested authentication level (acr)."))
+			return
 		}
 	} else {
 		// A fresh request that wants a new sign-in always gets one. A resumed
 		// request is satisfied by a sign-in at or after the moment it was
 		// parked; otherwise prompt=login would loop forever.
-		force := tooOld || (wantsLogin && (parked == nil || b.AuthTime.Before(parked.CreatedAt)))
-		if !b.SignedIn || force {
-			p.signIn(w, r, ar, c, parked, wantsLogin || tooOld)
+		h.force = tooOld || (wantsLogin && (parked == nil || b.AuthTime.Before(parked.CreatedAt)))
+		// A signed-in browser still goes through the journey once for a
+		// step-up (acr_values above what the session achieved) or for the
+		// officer's consent (prompt=consent); the resumed request takes
+		// what the journey achieved.
+		h.consent = slices.Contains(prompts, "consent")
+		if !b.SignedIn || h.force || (parked == nil && (!acrMet || h.consent)) {
+			h.force = h.force || wantsLogin
+			p.signIn(w, r, ar, c, parked, h)
 			return
 		}
 	}
 
 	// (3) Signed in: build the session and issue the code.
-	p.issueCode(w, r, ar, b, authTime, rat)
+	p.issueCode(w, r, ar, b, authTime, rat, h)
+}
+
+// handoff is what a request asks beyond a plain sign-in: the claims
+// parameter, the authentication context, a new sign-in, consent.
+type handoff struct {
+	claims  *claimsRequest
+	acr     acrRequest
+	force   bool
+	consent bool
 }
 
 // preAuthorize is the outcome of the guards: either an error to send through
 // fosite's writer (ar is then complete enough to redirect), or nothing.
 type preAuthorize struct {
-	ar  *fosite.AuthorizeRequest
-	err error
+	ar     *fosite.AuthorizeRequest
+	err    error
+	claims *claimsRequest // the claims parameter, parsed
 }
 
 // guardAuthorize checks what must be refused before fosite parses the request.
@@ -158,22 +182,22 @@ type preAuthorize struct {
 // client or its redirect URI cannot be trusted, so nothing may redirect).
 func (p *Provider) guardAuthorize(w http.ResponseWriter, r *http.Request) (preAuthorize, bool) {
 	if err := r.ParseForm(); err != nil {
-		p.renderError(w, http.StatusBadRequest, "Request not valid",
-			"The sign-in request could not be read. Go back to the application and try again.", "invalid_request")
+		p.serveError(w, r, &templates.Error{Status: http.StatusBadRequest, Title: "Request not valid",
+			Message: "The sign-in request could not be read. Go back to the application and try again.", Code: "invalid_request"})
 		return preAuthorize{}, false
 	}
 	f := r.Form
 	for _, k := range []string{"client_id", "redirect_uri", "request_uri"} {
 		if len(f[k]) > 1 {
-			p.renderError(w, http.StatusBadRequest, "Request not valid",
-				"The sign-in request repeats a parameter that may appear only once.", "invalid_request")
+			p.serveError(w, r, &templates.Error{Status: http.StatusBadRequest, Title: "Request not valid",
+				Message: "The sign-in request repeats a parameter that may appear only once.", Code: "invalid_request"})
 			return preAuthorize{}, false
 		}
 	}
 	c, ok := p.clients.get(f.Get("client_id"))
 	if !ok {
-		p.renderError(w, http.StatusBadRequest, "Unknown application",
-			"The application that sent you here is not registered with this sign-in service.", "invalid_client")
+		p.serveError(w, r, &templates.Error{Status: http.StatusBadRequest, Title: "Unknown application",
+			Message: "The application that sent you here is not registered with this sign-in service.", Code: "invalid_client"})
 		return preAuthorize{}, false
 	}
 
@@ -195,15 +219,15 @@ func (p *Provider) guardAuthorize(w http.ResponseWriter, r *http.Request) (preAu
 		redirect = c.redirectURIs[0]
 	case redirect == "" && isPAR:
 	default:
-		p.renderError(w, http.StatusBadRequest, "Unknown return address",
-			"The application asked to send you back to an address it has not registered. Nothing was sent to it.", "invalid_request")
+		p.serveError(w, r, &templates.Error{Status: http.StatusBadRequest, Title: "Unknown return address",
+			Message: "The application asked to send you back to an address it has not registered. Nothing was sent to it.", Code: "invalid_request"})
 		return preAuthorize{}, false
 	}
 	if redirect != "" {
 		u, err := url.Parse(redirect)
 		if err != nil {
-			p.renderError(w, http.StatusBadRequest, "Unknown return address",
-				"The application's return address is not valid.", "invalid_request")
+			p.serveError(w, r, &templates.Error{Status: http.StatusBadRequest, Title: "Unknown return address",
+				Message: "The application's return address is not valid.", Code: "invalid_request"})
 			return preAuthorize{}, false
 		}
 		ar.RedirectURI = u
@@ -225,16 +249,18 @@ func (p *Provider) guardAuthorize(w http.ResponseWriter, r *http.Request) (preAu
 		err = fosite.ErrRequestURINotSupported.WithHint("Only request_uri values from this server's pushed authorization endpoint are accepted.")
 	case f.Get("response_mode") != "" && f.Get("response_mode") != "query":
 		err = fosite.ErrUnsupportedResponseMode.WithHint("Only response_mode=query is supported.")
-	case f.Has("claims"):
-		err = fosite.ErrInvalidRequest.WithHint("The claims parameter is not supported.")
 	case !validPrompt(f.Get("prompt")):
-		err = fosite.ErrInvalidRequest.WithHint("prompt must be none or login (none alone).")
+		err = fosite.ErrInvalidRequest.WithHint("prompt must be none (alone), or any of login, consent and select_account.")
+	}
+	claims, cerr := parseClaims(f.Get("claims"))
+	if err == nil && cerr != nil {
+		err = fosite.ErrInvalidRequest.WithHint("The claims parameter must be a JSON object (OpenID Connect Core 5.5).")
 	}
 	if err != nil && !redirectable {
-		p.authorizeErrorPage(w, err)
+		p.authorizeErrorPage(w, r, err)
 		return preAuthorize{}, false
 	}
-	return preAuthorize{ar: ar, err: err}, true
+	return preAuthorize{ar: ar, err: err, claims: claims}, true
 }
 
 const parPrefix = "urn:ietf:params:oauth:request_uri:"
@@ -249,11 +275,17 @@ func duplicated(f url.Values) string {
 	return ""
 }
 
-// validPrompt accepts what discovery advertises: none (alone) and login.
+// promptValues are what discovery advertises. select_account is accepted
+// and needs nothing more: a browser holds one officer's session, and the
+// sign-in page always offers "Not you?".
+var promptValues = []string{"none", "login", "consent", "select_account"}
+
+// validPrompt accepts the advertised values, none only alone (OIDC Core
+// §3.1.2.1).
 func validPrompt(p string) bool {
 	prompts := fosite.RemoveEmpty(strings.Split(p, " "))
 	for _, v := range prompts {
-		if v != "none" && v != "login" {
+		if !slices.Contains(promptValues, v) {
 			return false
 		}
 	}
@@ -279,7 +311,7 @@ func parseMaxAge(s string) (int64, bool, error) {
 
 // signIn parks the request and hands the browser to the journey, which comes
 // back to the resume URL when the officer is fully signed in.
-func (p *Provider) signIn(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, c *client, parked *store.AuthRequest, force bool) {
+func (p *Provider) signIn(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, c *client, parked *store.AuthRequest, h handoff) {
 	ctx := r.Context()
 	if parked == nil {
 		q := url.Values{}
@@ -297,7 +329,7 @@ func (p *Provider) signIn(w http.ResponseWriter, r *http.Request, ar fosite.Auth
 			ClientID:  c.id,
 			Query:     q.Encode(),
 			CreatedAt: now,
-			ExpiresAt: now.Add(lifespan(p.cfg.Journey.Timeout, defaultJourneyTimeout)),
+			ExpiresAt: now.Add(p.cfg.Journey.Timeout.D()),
 		}
 		if err := p.store.CreateAuthRequest(ctx, parked); err != nil {
 			p.log.Error("park authorization request", "err", err)
@@ -309,19 +341,27 @@ func (p *Provider) signIn(w http.ResponseWriter, r *http.Request, ar fosite.Auth
 	if len(loginHint) > 256 || hasControlChars(loginHint) {
 		loginHint = ""
 	}
-	p.journey.SignIn(w, r, authn.SignInRequest{
-		ResumeURL:   p.issuer + pathResume + "?id=" + url.QueryEscape(parked.ID),
-		ClientID:    c.id,
-		ClientName:  c.displayName(),
-		ForceLogin:  force,
-		LoginHint:   loginHint,
-		RequestedAt: parked.CreatedAt,
-	})
+	req := authn.SignInRequest{
+		ResumeURL:    p.issuer + pathResume + "?id=" + url.QueryEscape(parked.ID),
+		ClientID:     c.id,
+		ClientName:   c.displayName(),
+		ForceLogin:   h.force,
+		LoginHint:    loginHint,
+		RequestedAt:  parked.CreatedAt,
+		Consent:      h.consent,
+		Scopes:       slices.Clone(ar.GetRequestedScopes()),
+		ACRValues:    slices.Clone(h.acr.values),
+		ACREssential: h.acr.essential,
+	}
+	if h.claims != nil {
+		req.Claims = slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(h.claims.UserInfo), h.claims.IDToken...))))
+	}
+	p.journey.SignIn(w, r, req)
 }
 
 // issueCode builds the OpenID Connect session for a signed-in browser and
 // issues the code. The code, PKCE and OIDC rows are written in one transaction.
-func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, b authn.Browser, authTime, requestedAt time.Time) {
+func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, b authn.Browser, authTime, requestedAt time.Time, h handoff) {
 	ctx := r.Context()
 	user, err := p.store.UserByID(ctx, b.UserID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && user.State == store.UserDisabled) {
@@ -343,7 +383,15 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 		ar.GrantAudience(a)
 	}
 
-	extra, err := p.userClaims(ctx, user, ar.GetGrantedScopes())
+	// Never an acr the sign-in did not achieve: a request that insists
+	// (essential) on more is refused; otherwise the session's own acr.
+	acr, met := h.acr.achieved(b.ACR)
+	if !met && h.acr.essential {
+		p.writeAuthorizeError(ctx, w, ar, fosite.ErrAccessDenied.WithHint("The sign-in does not reach the authentication level the application requires (acr)."))
+		return
+	}
+	c := ar.GetClient().(*client)
+	extra, err := p.userClaims(ctx, user, idTokenNames(c, ar.GetGrantedScopes(), h.claims))
 	if err != nil {
 		p.log.Error("load user claims", "err", err)
 		p.writeAuthorizeError(ctx, w, ar, fosite.ErrTemporarilyUnavailable)
@@ -352,18 +400,21 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 	if b.SessionID != "" {
 		extra["sid"] = b.SessionID
 	}
-	sess := &openid.DefaultSession{
-		Subject:  user.ID,
-		Username: user.Username,
-		Claims: &jwt.IDTokenClaims{
-			Subject:                             user.ID,
-			AuthTime:                            authTime,
-			RequestedAt:                         requestedAt,
-			AuthenticationMethodsReferences:     slices.Clone(b.AMR),
-			AuthenticationContextClassReference: b.ACR,
-			Extra:                               extra,
+	sess := &session{
+		DefaultSession: openid.DefaultSession{
+			Subject:  user.ID,
+			Username: user.Username,
+			Claims: &jwt.IDTokenClaims{
+				Subject:                             user.ID,
+				AuthTime:                            authTime,
+				RequestedAt:                         requestedAt,
+				AuthenticationMethodsReferences:     slices.Clone(b.AMR),
+				AuthenticationContextClassReference: acr,
+				Extra:                               extra,
+			},
+			Headers: &jwt.Headers{},
 		},
-		Headers: &jwt.Headers{},
+		Requested: h.claims,
 	}
 
 	txCtx, err := p.storage.BeginTX(ctx)
@@ -378,6 +429,18 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 		p.writeAuthorizeError(ctx, w, ar, err)
 		return
 	}
+	// The client gets tokens in this session: when the session ends, it is
+	// told (back-channel logout), in the same transaction as the code.
+	if b.SessionID != "" {
+		if err := p.store.RecordSessionClient(txCtx, &store.SessionClient{
+			SessionRef: b.SessionID, ClientID: c.id, Subject: user.ID, CreatedAt: p.now(),
+		}); err != nil {
+			_ = p.storage.Rollback(txCtx)
+			p.log.Error("record the session's client", "err", err)
+			p.writeAuthorizeError(ctx, w, ar, fosite.ErrTemporarilyUnavailable)
+			return
+		}
+	}
 	if err := p.storage.Commit(txCtx); err != nil {
 		_ = p.storage.Rollback(txCtx)
 		p.log.Error("commit authorization", "err", err)
@@ -386,31 +449,6 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 	}
 	resp.AddParameter("iss", p.issuer) // RFC 9207
 	p.oauth.WriteAuthorizeResponse(ctx, w, ar, resp)
-}
-
-// userClaims are the claims about the officer, limited by the granted scopes:
-// email → email, email_verified; profile → name, preferred_username. The
-// accepted policy versions are always included.
-func (p *Provider) userClaims(ctx context.Context, u *store.User, scopes fosite.Arguments) (map[string]any, error) {
-	claims := map[string]any{}
-	if scopes.Has("email") {
-		claims["email"] = u.Email
-		claims["email_verified"] = true
-	}
-	if scopes.Has("profile") {
-		claims["name"] = u.Name
-		claims["preferred_username"] = u.Username
-	}
-	acc, err := p.store.Acceptances(ctx, u.ID)
-	if err != nil {
-		return nil, err
-	}
-	policies := map[string]any{}
-	for _, a := range acc {
-		policies[a.Document] = a.Version
-	}
-	claims["lanyard_policies"] = policies
-	return claims, nil
 }
 
 // writeAuthorizeError sends an OAuth error to the client's (verified) redirect
@@ -422,8 +460,7 @@ func (p *Provider) writeAuthorizeError(ctx context.Context, w http.ResponseWrite
 
 // authorizeErrorPage is for errors that must not redirect: the client or its
 // redirect URI are unknown, so the browser is told here.
-func (p *Provider) authorizeErrorPage(w http.ResponseWriter, err error) {
-	p.logOAuthError("authorize", err)
+func (p *Provider) authorizeErrorPage(w http.ResponseWriter, r *http.Request, err error) {
 	rfc := fosite.ErrorToRFC6749Error(err)
 	status := http.StatusBadRequest
 	if rfc.CodeField >= 500 {
@@ -436,7 +473,8 @@ func (p *Provider) authorizeErrorPage(w http.ResponseWriter, err error) {
 	case "invalid_request_uri":
 		msg = "This sign-in request has expired or was already used. Go back to the application and try again."
 	}
-	p.renderError(w, status, "Sign-in request not valid", msg, rfc.ErrorField)
+	p.serveError(w, r, &templates.Error{Status: status, Title: "Sign-in request not valid", Message: msg,
+		Code: rfc.ErrorField, Cause: oauthCause(rfc)})
 }
 
 // issWriter adds iss to the query of the redirect fosite writes.
@@ -464,4 +502,14 @@ func (p *Provider) logOAuthError(endpoint string, err error) {
 		return
 	}
 	p.log.Info("oauth error", "endpoint", endpoint, "error", rfc.ErrorField, "hint", rfc.HintField)
+}
+
+// oauthCause is what the log keeps of an OAuth error shown on a page: its
+// code and, as logOAuthError writes them, the debug detail of a fault of
+// ours or the hint of a refusal.
+func oauthCause(rfc *fosite.RFC6749Error) error {
+	if rfc.CodeField >= 500 {
+		return fmt.Errorf("%s: %s", rfc.ErrorField, rfc.Debug())
+	}
+	return fmt.Errorf("%s: %s", rfc.ErrorField, rfc.HintField)
 }

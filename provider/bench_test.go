@@ -88,7 +88,7 @@ func benchEnv(b *testing.B, dialect string) *env {
 	if dialect == store.DialectSQLite {
 		return newEnvOn(b, filepath.Join(b.TempDir(), "l.db"))
 	}
-	return newEnvOn(b, postgresBenchSchema(b))
+	return newEnvOn(b, postgresSchema(b))
 }
 
 func benchClient(e *env) *http.Client {
@@ -330,10 +330,10 @@ func countRows(b *testing.B, st *store.Store, kind string) int {
 	return n
 }
 
-// postgresBenchSchema is a fresh schema on LANYARD_TEST_POSTGRES_URL, dropped
-// after the benchmark. Without the variable the benchmark skips (benchmarks
-// are not part of `go test ./...`); under CI it fails.
-func postgresBenchSchema(b *testing.B) string {
+// postgresSchema is a fresh schema on LANYARD_TEST_POSTGRES_URL, dropped
+// after the test or benchmark. Without the variable it skips; under CI it
+// fails.
+func postgresSchema(b testing.TB) string {
 	b.Helper()
 	base := os.Getenv("LANYARD_TEST_POSTGRES_URL")
 	if base == "" {

@@ -30,6 +30,12 @@ type client struct {
 	authMethod         string
 	jwks               *jose.JSONWebKeySet
 	assertionAlgorithm string
+
+	idTokenClaims []string // config id_token_claims
+	// Logout propagation (Back-Channel and Front-Channel Logout 1.0).
+	backchannelURI         string
+	frontchannelURI        string
+	frontchannelSessionReq bool
 }
 
 var (
@@ -73,8 +79,8 @@ func (c *client) displayName() string {
 	return c.id
 }
 
-// newClient turns a configured relying party into a fosite client, filling the
-// same defaults as config.ApplyDefaults so that a hand-built Config works too.
+// newClient turns a configured relying party (defaults applied by
+// config.ApplyDefaults) into a fosite client.
 func newClient(cc config.Client) (*client, error) {
 	if cc.ID == "" {
 		return nil, fmt.Errorf("client without id")
@@ -88,18 +94,11 @@ func newClient(cc config.Client) (*client, error) {
 		grantTypes:     fosite.Arguments(slices.Clone(cc.GrantTypes)),
 		scopes:         fosite.Arguments(slices.Clone(cc.Scopes)),
 		authMethod:     cc.TokenEndpointAuthMethod,
-	}
-	if len(c.grantTypes) == 0 {
-		c.grantTypes = fosite.Arguments{"authorization_code"}
-	}
-	if len(c.scopes) == 0 {
-		c.scopes = fosite.Arguments{"openid"}
-	}
-	if c.authMethod == "" {
-		c.authMethod = "client_secret_basic"
-		if c.public {
-			c.authMethod = "none"
-		}
+
+		idTokenClaims:          slices.Clone(cc.IDTokenClaims),
+		backchannelURI:         cc.BackchannelLogoutURI,
+		frontchannelURI:        cc.FrontchannelLogoutURI,
+		frontchannelSessionReq: cc.FrontchannelLogoutSessionRequired,
 	}
 	switch c.authMethod {
 	case "client_secret_basic", "client_secret_post":

@@ -4,10 +4,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
-)
 
-// ACR values the journey produces (flows sets them on the SSO session).
-var acrValues = []string{"urn:lanyard:acr:pwd", "urn:lanyard:acr:mfa"}
+	"github.com/lanyard-idp/lanyard/config"
+)
 
 // buildDiscovery renders the OpenID Provider metadata once: it depends only on
 // the configuration. Every URL comes from the configured issuer, never from
@@ -31,7 +30,7 @@ func (p *Provider) buildDiscovery() ([]byte, error) {
 
 		"response_types_supported":                         []string{"code"},
 		"response_modes_supported":                         []string{"query"},
-		"grant_types_supported":                            []string{"authorization_code", "refresh_token", "client_credentials"},
+		"grant_types_supported":                            config.GrantTypes,
 		"subject_types_supported":                          []string{"public"},
 		"id_token_signing_alg_values_supported":            algs,
 		"token_endpoint_auth_methods_supported":            []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"},
@@ -40,23 +39,36 @@ func (p *Provider) buildDiscovery() ([]byte, error) {
 		"revocation_endpoint_auth_methods_supported":       []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"},
 		"code_challenge_methods_supported":                 []string{"S256"},
 		"scopes_supported":                                 []string{"openid", "profile", "email", "offline_access"},
-		"claims_supported": []string{
-			"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr", "acr", "sid",
-			"email", "email_verified", "name", "preferred_username", "lanyard_policies",
-		},
-		"prompt_values_supported": []string{"none", "login"},
-		"acr_values_supported":    acrValues,
+		"claims_supported":                                 claimsSupported(),
+		"prompt_values_supported":                          promptValues,
+		"acr_values_supported":                             acrValues,
+		"claim_types_supported":                            []string{"normal"},
 
 		"request_parameter_supported":                    false,
 		"request_uri_parameter_supported":                false,
 		"require_request_uri_registration":               true,
-		"claims_parameter_supported":                     false,
+		"claims_parameter_supported":                     true,
 		"require_pushed_authorization_requests":          false,
 		"authorization_response_iss_parameter_supported": true,
-		"backchannel_logout_supported":                   false,
-		"frontchannel_logout_supported":                  false,
+		// Back-Channel Logout 1.0 §2.1 and Front-Channel Logout 1.0 §3: the
+		// sid is in every ID token and every logout.
+		"backchannel_logout_supported":          true,
+		"backchannel_logout_session_supported":  true,
+		"frontchannel_logout_supported":         true,
+		"frontchannel_logout_session_supported": true,
 	}
 	return json.Marshal(meta)
+}
+
+// claimsSupported is every claim Lanyard may issue: the ID token's own and
+// those about the officer (config.ClaimScopes).
+func claimsSupported() []string {
+	out := []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "at_hash", "jti"}
+	for c := range config.ClaimScopes {
+		out = append(out, c)
+	}
+	slices.Sort(out[12:])
+	return out
 }
 
 func (p *Provider) handleDiscovery(w http.ResponseWriter, r *http.Request) {

@@ -55,7 +55,8 @@ func TestDiscovery(t *testing.T) {
 		"subject_types_supported":               {"public"},
 		"id_token_signing_alg_values_supported": {"RS256", "ES256"},
 		"code_challenge_methods_supported":      {"S256"},
-		"prompt_values_supported":               {"none", "login"},
+		"prompt_values_supported":               {"none", "login", "consent", "select_account"},
+		"acr_values_supported":                  {"urn:lanyard:acr:pwd", "urn:lanyard:acr:mfa", "urn:lanyard:acr:phr"},
 		"grant_types_supported":                 {"authorization_code", "refresh_token", "client_credentials"},
 	}
 	for k, want := range wantList {
@@ -67,9 +68,11 @@ func TestDiscovery(t *testing.T) {
 		"authorization_response_iss_parameter_supported": true,
 		"request_parameter_supported":                    false,
 		"request_uri_parameter_supported":                false,
-		"claims_parameter_supported":                     false,
-		"backchannel_logout_supported":                   false,
-		"frontchannel_logout_supported":                  false,
+		"claims_parameter_supported":                     true,
+		"backchannel_logout_supported":                   true,
+		"backchannel_logout_session_supported":           true,
+		"frontchannel_logout_supported":                  true,
+		"frontchannel_logout_session_supported":          true,
 	} {
 		if meta[k] != want {
 			t.Errorf("%s = %v, want %v", k, meta[k], want)
@@ -176,12 +179,17 @@ func TestCodeFlow(t *testing.T) {
 	if !slices.Equal(claims.AMR, []string{"pwd", "otp", "mfa"}) || claims.ACR != "urn:lanyard:acr:mfa" {
 		t.Errorf("amr/acr = %v/%s", claims.AMR, claims.ACR)
 	}
-	if claims.SID == "" || claims.Email != aliceEmail || !claims.EmailVerified ||
-		claims.Name != "Alice Example" || claims.PreferredUsername != aliceEmail {
+	// OIDC Core §5.4: claims about the officer are at userinfo, not in the
+	// ID token (this client lists no id_token_claims and sent no claims
+	// parameter); nor does fosite's rat leak into it.
+	if claims.SID == "" || claims.Email != "" || claims.EmailVerified || claims.Name != "" ||
+		claims.PreferredUsername != "" || claims.Policies != nil {
 		t.Errorf("claims = %+v", claims)
 	}
-	if claims.Policies["privacy"] != "2026-01" || claims.Policies["terms"] != "2026-01" {
-		t.Errorf("lanyard_policies = %v", claims.Policies)
+	var all map[string]any
+	idt.Claims(&all)
+	if _, ok := all["rat"]; ok {
+		t.Errorf("ID token carries rat: %v", all)
 	}
 	if idt.AccessTokenHash == "" {
 		t.Error("no at_hash")
@@ -218,8 +226,11 @@ func TestCodeFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	if uic["sub"] != aliceID || uic["email"] != aliceEmail || uic["preferred_username"] != aliceEmail ||
-		uic["name"] != "Alice Example" || uic["email_verified"] != true || uic["lanyard_policies"] == nil {
+		uic["name"] != "Alice Example" || uic["email_verified"] != true || uic["updated_at"] == nil {
 		t.Errorf("userinfo = %v", uic)
+	}
+	if pol, _ := uic["lanyard_policies"].(map[string]any); pol["privacy"] != "2026-01" || pol["terms"] != "2026-01" {
+		t.Errorf("userinfo lanyard_policies = %v", uic["lanyard_policies"])
 	}
 
 	// Introspection sees the access token.

@@ -325,6 +325,9 @@ func generateKey(alg string, box *seal.Box, now time.Time) (*store.SigningKey, e
 // JWKS for keys.retire_after, so tokens signed before the rotation keep
 // verifying; running nodes switch to the new keys within 30 seconds.
 func RotateKeys(ctx context.Context, st *store.Store, box *seal.Box, cfg *config.Config) (newKIDs []string, err error) {
+	if !cfg.Defaulted() {
+		return nil, errNoDefaults
+	}
 	return rotateKeys(ctx, st, box, cfg, time.Now().UTC())
 }
 
@@ -337,7 +340,7 @@ func rotateKeys(ctx context.Context, st *store.Store, box *seal.Box, cfg *config
 		}
 		fresh = append(fresh, sk)
 	}
-	retireAfter := lifespan(cfg.Keys.RetireAfter, defaultRetireAfter)
+	retireAfter := cfg.Keys.RetireAfter.D()
 	err = st.InTx(ctx, func(ctx context.Context) error {
 		if err := st.LockSigningKeys(ctx); err != nil {
 			return err

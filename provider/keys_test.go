@@ -5,11 +5,13 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/lanyard-idp/lanyard/config"
 	"github.com/lanyard-idp/lanyard/provider/store/seal"
 	"github.com/lanyard-idp/lanyard/templates"
 )
@@ -162,5 +164,25 @@ func TestSecondNode(t *testing.T) {
 	other, _ := seal.New(seal.NewKey())
 	if _, err := New(ctx, Options{Config: e.cfg, Store: e.st, Box: other, Journey: e.journey, Pages: pages}); err == nil {
 		t.Error("started with the wrong encryption key")
+	}
+}
+
+// A Config that config.ApplyDefaults has not seen is refused, by New and by
+// RotateKeys, before anything is written: its zero lifespans would be
+// taken as settings.
+func TestConfigWithoutDefaultsRefused(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	pages, _ := templates.Parse()
+	bare := &config.Config{Issuer: e.issuer, Clients: e.cfg.Clients}
+	before, _ := e.st.SigningKeys(ctx)
+	if _, err := New(ctx, Options{Config: bare, Store: e.st, Box: e.box, Journey: e.journey, Pages: pages}); !errors.Is(err, errNoDefaults) {
+		t.Errorf("New with a bare Config: %v", err)
+	}
+	if _, err := RotateKeys(ctx, e.st, e.box, bare); !errors.Is(err, errNoDefaults) {
+		t.Errorf("RotateKeys with a bare Config: %v", err)
+	}
+	if after, _ := e.st.SigningKeys(ctx); len(after) != len(before) {
+		t.Errorf("signing keys %d → %d", len(before), len(after))
 	}
 }

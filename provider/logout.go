@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/ory/fosite/token/jwt"
 
+	"github.com/lanyard-idp/lanyard/provider/authn"
 	"github.com/lanyard-idp/lanyard/provider/store"
 	"github.com/lanyard-idp/lanyard/templates"
 )
@@ -24,6 +27,12 @@ type signedOutPage struct {
 	ClientName            string
 	PostLogoutRedirectURI string
 	State                 string
+	// FrontChannel are the front-channel logout URLs of the session's
+	// relying parties, framed by the signed-out page; Continue is where the
+	// browser goes next (the registered post_logout_redirect_uri) once
+	// they have loaded.
+	FrontChannel []string
+	Continue     string
 }
 
 // handleEndSession is OpenID Connect RP-Initiated Logout 1.0. A valid
@@ -38,7 +47,8 @@ func (p *Provider) handleEndSession(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 	}
 	bad := func(msg string) {
-		p.renderError(w, http.StatusBadRequest, "Sign-out request not valid", msg, "invalid_request")
+		p.serveError(w, r, &templates.Error{Status: http.StatusBadRequest, Title: "Sign-out request not valid",
+			Message: msg, Code: "invalid_request"})
 	}
 	if len(r.URL.RawQuery) > maxAuthorizeQuery {
 		bad("The sign-out request is too large.")
@@ -67,7 +77,7 @@ func (p *Provider) handleEndSession(w http.ResponseWriter, r *http.Request) {
 		claims, err := p.verifyIDTokenHint(ctx, hint)
 		if err != nil {
 			p.log.Info("end_session: id_token_hint refused", "err", err)
-			bad("The sign-out request was not issued by this service.")
+			bad("The sign-out request carries a token (id_token_hint) that this service did not issue, or that was altered.")
 			return
 		}
 		aud := audiences(claims)
@@ -90,7 +100,14 @@ func (p *Provider) handleEndSession(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if redirect != "" && (c == nil || !slices.Contains(c.postLogoutURIs, redirect)) {
+	// Each refusal says its own cause: an address can be checked only
+	// against the application that asks (client_id or id_token_hint).
+	switch {
+	case redirect == "":
+	case c == nil:
+		bad("The sign-out request asks to send you back to an application, but does not say which application it comes from, so the address cannot be checked.")
+		return
+	case !slices.Contains(c.postLogoutURIs, redirect):
 		bad("The application asked to send you back to an address it has not registered.")
 		return
 	}
@@ -104,8 +121,8 @@ func (p *Provider) handleEndSession(w http.ResponseWriter, r *http.Request) {
 	}
 	if !confirmed && r.Method == http.MethodPost && f.Get("confirm") == "yes" {
 		if err := p.cop.Check(r); err != nil {
-			p.renderError(w, http.StatusForbidden, "Sign-out refused",
-				"This sign-out form was not sent from this site.", "")
+			p.serveError(w, r, &templates.Error{Status: http.StatusForbidden, Title: "Sign-out refused",
+				Message: "This sign-out form was not sent from this site."})
 			return
 		}
 		confirmed = true
@@ -120,33 +137,80 @@ func (p *Provider) handleEndSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// The session's relying parties with a front-channel logout URI are
+	// framed by the signed-out page; the others hear through the back
+	// channel, queued by the sign-out itself.
+	frames, origins := p.frontChannel(r)
 	userID, err := p.journey.SignOut(w, r)
 	if err != nil {
-		p.log.Error("end_session: sign out", "err", err)
-		p.renderError(w, http.StatusServiceUnavailable, "Temporarily unavailable",
-			"Signing out failed. Please try again in a moment.", "temporarily_unavailable")
+		p.serveError(w, r, &templates.Error{Status: http.StatusServiceUnavailable, Title: "Temporarily unavailable",
+			Message: "Signing out failed. Please try again in a moment.", Code: "temporarily_unavailable",
+			Cause: fmt.Errorf("end_session: sign out: %w", err)})
 		return
 	}
+	p.nudgeLogouts()
 	detail, _ := json.Marshal(map[string]string{"initiator": "relying_party"})
-	ev := &store.AuditEvent{Event: "logout", UserID: userID, ClientAddr: clientAddr(r), UserAgent: r.UserAgent(), Detail: detail}
+	ev := &store.AuditEvent{Event: store.EventLogout, UserID: userID, ClientAddr: authn.ClientAddr(r), UserAgent: r.UserAgent(), Detail: detail}
 	if c != nil {
 		ev.ClientID = c.id
 	}
 	p.audit(ctx, ev)
 
+	next := ""
 	if redirect != "" {
-		u, err := url.Parse(redirect)
-		if err == nil {
+		if u, err := url.Parse(redirect); err == nil {
 			if state != "" {
 				q := u.Query()
 				q.Set("state", state)
 				u.RawQuery = q.Encode()
 			}
-			http.Redirect(w, r, u.String(), http.StatusSeeOther)
-			return
+			next = u.String()
 		}
 	}
-	p.render(w, http.StatusOK, "signed_out", signedOutPage{Base: p.base("Signed out")})
+	if next != "" && len(frames) == 0 {
+		http.Redirect(w, r, next, http.StatusSeeOther)
+		return
+	}
+	p.render(w, http.StatusOK, "signed_out", signedOutPage{Base: p.base("Signed out"), FrontChannel: frames, Continue: next}, origins...)
+}
+
+// frontChannel lists the front-channel logout URLs of the relying parties
+// that received tokens in the browser's session (Front-Channel Logout 1.0
+// §2: iss and sid added when the client requires them), and their origins
+// for the page's frame-src.
+func (p *Provider) frontChannel(r *http.Request) (frames, origins []string) {
+	b, err := p.journey.Browser(r)
+	if err != nil || b.SessionID == "" {
+		return nil, nil
+	}
+	recs, err := p.store.SessionClients(r.Context(), b.SessionID)
+	if err != nil {
+		p.log.Warn("end_session: cannot list the session's relying parties", "err", err)
+		return nil, nil
+	}
+	for _, rec := range recs {
+		c, ok := p.clients.get(rec.ClientID)
+		if !ok || c.frontchannelURI == "" {
+			continue
+		}
+		u, err := url.Parse(c.frontchannelURI)
+		if err != nil {
+			continue
+		}
+		if c.frontchannelSessionReq {
+			q := u.Query()
+			q.Set("iss", p.issuer)
+			q.Set("sid", rec.SID)
+			u.RawQuery = q.Encode()
+		}
+		if f := u.String(); !slices.Contains(frames, f) {
+			frames = append(frames, f)
+		}
+		if o := u.Scheme + "://" + u.Host; !slices.Contains(origins, o) {
+			origins = append(origins, o)
+		}
+	}
+	return frames, origins
 }
 
 var errHintIssuer = errors.New("id_token_hint was issued by another issuer")
@@ -162,6 +226,9 @@ func (p *Provider) verifyIDTokenHint(ctx context.Context, hint string) (jwt.MapC
 	}
 	if tok == nil || tok.Claims == nil {
 		return nil, errUnknownKey
+	}
+	if typ, _ := tok.Header["typ"].(string); strings.EqualFold(typ, "logout+jwt") {
+		return nil, errors.New("a logout token is not an ID token")
 	}
 	if iss, _ := tok.Claims["iss"].(string); iss != p.issuer {
 		return nil, errHintIssuer
@@ -187,7 +254,10 @@ func audiences(claims jwt.MapClaims) []string {
 	return nil
 }
 
-func (p *Provider) render(w http.ResponseWriter, status int, page string, data any) {
+// render writes a provider page with the headers of every page
+// (templates.SetPageHeaders); frames are the origins it may frame.
+func (p *Provider) render(w http.ResponseWriter, status int, page string, data any, frames ...string) {
+	templates.SetPageHeaders(w.Header(), p.cfg.Dev, frames...)
 	if err := p.pages.Render(w, status, page, data); err != nil {
 		p.log.Error("render page", "page", page, "err", err)
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)

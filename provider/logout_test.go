@@ -16,6 +16,7 @@ import (
 	"github.com/ory/fosite/token/jwt"
 
 	"github.com/lanyard-idp/lanyard/provider/store"
+	"github.com/lanyard-idp/lanyard/templates"
 )
 
 // idToken gets a real ID token for alice through the code flow, with the
@@ -100,37 +101,39 @@ func TestEndSession(t *testing.T) {
 	}
 	kid := e.p.keys.snapshot(context.Background()).current[algRS256].kid
 
+	// Each refusal names its own cause (the page's words, escaped).
 	bad := []struct {
 		name   string
 		params func() url.Values
+		cause  string
 	}{
 		{"unregistered post_logout_redirect_uri", func() url.Values {
 			return url.Values{"id_token_hint": {e.idToken(e.newBrowser())}, "post_logout_redirect_uri": {"https://evil.example/"}}
-		}},
+		}, "an address it has not registered"},
 		{"redirect registered for another client", func() url.Values {
 			return url.Values{"client_id": {otherID}, "post_logout_redirect_uri": {webappLogout}}
-		}},
+		}, "an address it has not registered"},
 		{"redirect without client", func() url.Values {
 			return url.Values{"post_logout_redirect_uri": {webappLogout}}
-		}},
+		}, "does not say which application it comes from"},
 		{"client_id not the hint's audience", func() url.Values {
 			return url.Values{"id_token_hint": {e.idToken(e.newBrowser())}, "client_id": {otherID}}
-		}},
+		}, "names another application than its token"},
 		{"hint signed by a foreign key", func() url.Values {
 			return url.Values{"id_token_hint": {signWith(t, foreignKey, kid, validClaims())}}
-		}},
+		}, "did not issue"},
 		{"hint with alg none", func() url.Values {
 			h := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","kid":"` + kid + `"}`))
 			p, _ := json.Marshal(validClaims())
 			return url.Values{"id_token_hint": {h + "." + base64.RawURLEncoding.EncodeToString(p) + "."}}
-		}},
+		}, "did not issue"},
 		{"hint with a tampered payload", func() url.Values {
 			parts := strings.Split(e.idToken(e.newBrowser()), ".")
 			c := validClaims()
 			c["sub"] = bobID
 			p, _ := json.Marshal(c)
 			return url.Values{"id_token_hint": {parts[0] + "." + base64.RawURLEncoding.EncodeToString(p) + "." + parts[2]}}
-		}},
+		}, "did not issue"},
 		{"hint from another issuer", func() url.Values {
 			c := validClaims()
 			c["iss"] = "https://evil.example"
@@ -139,9 +142,9 @@ func TestEndSession(t *testing.T) {
 				t.Fatal(err)
 			}
 			return url.Values{"id_token_hint": {hint}}
-		}},
-		{"hint is garbage", func() url.Values { return url.Values{"id_token_hint": {"not-a-jwt"}} }},
-		{"unknown client", func() url.Values { return url.Values{"client_id": {"nope"}} }},
+		}, "did not issue"},
+		{"hint is garbage", func() url.Values { return url.Values{"id_token_hint": {"not-a-jwt"}} }, "did not issue"},
+		{"unknown client", func() url.Values { return url.Values{"client_id": {"nope"}} }, "is not registered with this sign-in service"},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
@@ -151,6 +154,12 @@ func TestEndSession(t *testing.T) {
 			res := b.get(e.issuer + pathEndSession + "?" + params.Encode())
 			if res.status != http.StatusBadRequest || res.location != nil {
 				t.Fatalf("got %d %v, want an error page", res.status, res.location)
+			}
+			if !strings.Contains(res.body, tc.cause) {
+				t.Errorf("the page does not say %q:\n%s", tc.cause, truncate(res.body))
+			}
+			if tc.cause != "an address it has not registered" && strings.Contains(res.body, "not registered") && !strings.Contains(tc.cause, "not registered") {
+				t.Errorf("the page blames an unregistered address for another cause")
 			}
 			if e.journey.signOutCount() != before {
 				t.Error("signed out on a bad request")
@@ -201,4 +210,38 @@ func TestEndSession(t *testing.T) {
 			t.Errorf("got %d, signOuts +%d", res.status, e.journey.signOutCount()-before)
 		}
 	})
+}
+
+// The provider's pages (its error page and the sign-out pages) send the
+// headers every page of Lanyard sends, from the one place that sets them
+// (templates.SetPageHeaders): the journey's CSP, no framing, no caching,
+// and HSTS outside development.
+func TestProviderPageHeaders(t *testing.T) {
+	e := newEnv(t)
+	b := e.newBrowser()
+	pages := map[string]result{
+		"authorize error":       b.get(e.issuer + pathAuthorize + "?" + url.Values{"client_id": {"nope"}, "response_type": {"code"}}.Encode()),
+		"end_session error":     b.get(e.issuer + pathEndSession + "?" + url.Values{"client_id": {"nope"}}.Encode()),
+		"sign-out confirmation": e.signedInBrowser().get(e.issuer + pathEndSession + "?" + url.Values{"client_id": {webappID}}.Encode()),
+	}
+	want := map[string]string{
+		"Content-Security-Policy": templates.CSP,
+		"X-Frame-Options":         "DENY",
+		"X-Content-Type-Options":  "nosniff",
+		"Referrer-Policy":         "no-referrer",
+		"Cache-Control":           "no-store",
+	}
+	for name, res := range pages {
+		if res.status != http.StatusOK && res.status != http.StatusBadRequest {
+			t.Errorf("%s: status %d", name, res.status)
+		}
+		for k, v := range want {
+			if got := res.header.Get(k); got != v {
+				t.Errorf("%s: %s = %q, want %q", name, k, got, v)
+			}
+		}
+		if !strings.HasPrefix(res.header.Get("Strict-Transport-Security"), "max-age=") {
+			t.Errorf("%s: no HSTS outside development", name)
+		}
+	}
 }

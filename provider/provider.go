@@ -4,7 +4,10 @@
 // revocation), the endpoints (discovery, JWKS, authorize, token, introspect,
 // revoke, userinfo, end_session, par), the relying parties from the
 // configuration, the signing keys and the fosite storage adapter on
-// provider/store.
+// provider/store. Which claim goes where (ID token or userinfo, the claims
+// parameter) is claims.go; the authentication context (acr) acr.go;
+// back-channel logout delivery, which every node runs (RunLogoutDelivery),
+// backchannel.go; front-channel logout is on the signed-out page (logout.go).
 //
 // It is the only package that imports fosite. It never renders a journey page:
 // when a browser is not fully signed in it parks the authorization request and
@@ -61,18 +64,11 @@ const (
 	parLifespan       = 90 * time.Second
 )
 
-// Defaults when the configuration leaves a lifespan unset (config.ApplyDefaults
-// normally fills them; the provider must not depend on it being called).
-const (
-	defaultCodeLifespan    = 5 * time.Minute
-	defaultAccessLifespan  = time.Hour
-	defaultIDLifespan      = time.Hour
-	defaultRefreshLifespan = 720 * time.Hour
-	defaultJourneyTimeout  = 30 * time.Minute
-	defaultRetireAfter     = 24 * time.Hour
-)
+// errNoDefaults refuses a Config that config.ApplyDefaults has not seen:
+// its zeros would be read as settings.
+var errNoDefaults = errors.New("provider: the configuration has no defaults applied (load it with config.Load or config.Dev, or call ApplyDefaults)")
 
-// Options are the provider's dependencies; the lead wires them in cmd/lanyard.
+// Options are the provider's dependencies, wired in cmd/lanyard.
 type Options struct {
 	Config  *config.Config
 	Store   *store.Store
@@ -81,6 +77,9 @@ type Options struct {
 	Pages   *templates.Set
 	Logger  *slog.Logger
 	Now     func() time.Time // default time.Now
+	// LogoutClient posts back-channel logout tokens (default: a client with
+	// a 10 s timeout that follows no redirect).
+	LogoutClient *http.Client
 }
 
 // Provider serves the OAuth 2.0 / OpenID Connect endpoints.
@@ -102,6 +101,10 @@ type Provider struct {
 	cop     *http.CrossOriginProtection
 
 	discoveryJSON []byte
+
+	// Back-channel logout delivery (backchannel.go).
+	logoutClient *http.Client
+	logoutNudge  chan struct{}
 }
 
 // New builds the provider: it loads (or, on a fresh database, generates) the
@@ -119,6 +122,8 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 		return nil, errors.New("provider: Options.Journey is required")
 	case o.Pages == nil:
 		return nil, errors.New("provider: Options.Pages is required")
+	case !o.Config.Defaulted():
+		return nil, errNoDefaults
 	}
 	if !o.Pages.Has("error") || !o.Pages.Has("signed_out") {
 		return nil, errors.New("provider: templates \"error\" and \"signed_out\" are required")
@@ -148,7 +153,7 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 		return nil, err
 	}
 
-	keys := newKeyring(o.Store, o.Box, algorithms(cfg), lifespan(cfg.Keys.RetireAfter, defaultRetireAfter), utcNow, log)
+	keys := newKeyring(o.Store, o.Box, algorithms(cfg), cfg.Keys.RetireAfter.D(), utcNow, log)
 	if err := keys.ensure(ctx); err != nil {
 		return nil, err
 	}
@@ -165,6 +170,12 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 		keys:    keys,
 		signer:  &signer{keys: keys},
 		cop:     http.NewCrossOriginProtection(),
+
+		logoutClient: o.LogoutClient,
+		logoutNudge:  make(chan struct{}, 1),
+	}
+	if p.logoutClient == nil {
+		p.logoutClient = newLogoutClient()
 	}
 	// Behind a proxy that rewrites Host, the logout confirmation form is still
 	// posted from the issuer's own origin.
@@ -176,10 +187,10 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 	p.storage = &Storage{store: o.Store, clients: clients, now: utcNow, group: newGroupCommit(o.Store)}
 
 	p.fcfg = &fosite.Config{
-		AuthorizeCodeLifespan: lifespan(cfg.Tokens.AuthorizeCode, defaultCodeLifespan),
-		AccessTokenLifespan:   lifespan(cfg.Tokens.AccessToken, defaultAccessLifespan),
-		IDTokenLifespan:       lifespan(cfg.Tokens.IDToken, defaultIDLifespan),
-		RefreshTokenLifespan:  lifespan(cfg.Tokens.RefreshToken, defaultRefreshLifespan),
+		AuthorizeCodeLifespan: cfg.Tokens.AuthorizeCode.D(),
+		AccessTokenLifespan:   cfg.Tokens.AccessToken.D(),
+		IDTokenLifespan:       cfg.Tokens.IDToken.D(),
+		RefreshTokenLifespan:  cfg.Tokens.RefreshToken.D(),
 		IDTokenIssuer:         issuer,
 		AccessTokenIssuer:     issuer,
 		TokenURL:              issuer + pathToken,
@@ -194,7 +205,7 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 		EnforcePKCE:                    false,
 		EnforcePKCEForPublicClients:    true,
 		EnablePKCEPlainChallengeMethod: false,
-		AllowedPromptValues:            []string{"login", "none"},
+		AllowedPromptValues:            promptValues,
 		RefreshTokenScopes:             []string{"offline_access"},
 		ClientSecretsHasher:            secretHasher{},
 		GlobalSecret:                   secret,
@@ -205,7 +216,7 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 
 	strategy := &compose.CommonStrategy{
 		CoreStrategy:               compose.NewOAuth2HMACStrategy(p.fcfg),
-		OpenIDConnectTokenStrategy: &openid.DefaultStrategy{Signer: p.signer, Config: p.fcfg},
+		OpenIDConnectTokenStrategy: &openid.DefaultStrategy{Signer: idTokenSigner{p.signer}, Config: p.fcfg},
 		Signer:                     p.signer,
 	}
 	// Order matters: the OpenID Connect and PKCE handlers need the code the
@@ -324,22 +335,11 @@ func loadHMACSecret(ctx context.Context, st *store.Store, box *seal.Box) ([]byte
 	return secret, nil
 }
 
-func lifespan(d config.Duration, def time.Duration) time.Duration {
-	if d.D() > 0 {
-		return d.D()
-	}
-	return def
-}
-
 // algorithms returns the ID token signing algorithms on offer: RS256 always,
 // ES256 when configured (the configuration's default list has both).
 func algorithms(cfg *config.Config) []string {
 	algs := []string{algRS256}
-	list := cfg.Keys.Algorithms
-	if len(list) == 0 {
-		list = []string{algRS256, algES256}
-	}
-	for _, a := range list {
+	for _, a := range cfg.Keys.Algorithms {
 		if a == algES256 {
 			algs = append(algs, algES256)
 		}
@@ -347,24 +347,16 @@ func algorithms(cfg *config.Config) []string {
 	return algs
 }
 
-// renderError shows the error page. Everything in it is escaped by
-// html/template; the cause goes to the log, never to the page.
-func (p *Provider) renderError(w http.ResponseWriter, status int, title, message, code string) {
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Pragma", "no-cache")
-	data := templates.ErrorPage{Base: p.base(title), Message: message, Code: code}
-	if err := p.pages.Render(w, status, "error", data); err != nil {
-		p.log.Error("render error page", "err", err)
-		http.Error(w, message, status)
-	}
+// serveError answers with the error page by the path every page of Lanyard
+// shares (templates.ServeError): the reader gets e's plain sentence, the
+// log gets its cause.
+func (p *Provider) serveError(w http.ResponseWriter, r *http.Request, e *templates.Error) {
+	templates.SetPageHeaders(w.Header(), p.cfg.Dev)
+	p.pages.ServeError(w, r, p.log, p.base(""), e)
 }
 
 func (p *Provider) base(title string) templates.Base {
-	product := p.cfg.Journey.DisplayName
-	if product == "" {
-		product = "Lanyard"
-	}
-	return templates.Base{Product: product, Environment: p.cfg.Journey.Environment, Title: title}
+	return templates.Base{Product: p.cfg.Journey.DisplayName, Environment: p.cfg.Journey.Environment, Title: title}
 }
 
 func (p *Provider) audit(ctx context.Context, e *store.AuditEvent) {

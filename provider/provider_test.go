@@ -62,8 +62,10 @@ func mustHash(t testing.TB, secret string) string {
 	return h
 }
 
+// testClients are the relying parties of the tests, with the defaults the
+// configuration gives them.
 func testClients(t testing.TB) []config.Client {
-	return []config.Client{
+	cfg := config.Config{Clients: []config.Client{
 		{
 			ID: webappID, Name: "Web app", SecretHash: mustHash(t, webappSecret),
 			RedirectURIs:           []string{webappRedir, "https://rp.example/cb2"},
@@ -95,7 +97,9 @@ func testClients(t testing.TB) []config.Client {
 			GrantTypes:              []string{"authorization_code", "client_credentials"},
 			Scopes:                  []string{"openid", "docs:read"},
 		},
-	}
+	}}
+	cfg.ApplyDefaults()
+	return cfg.Clients
 }
 
 // clock is the injected clock; tests move it forward.
@@ -156,8 +160,10 @@ func newEnvOn(t testing.TB, dbURL string, opts ...envOption) *env {
 	for _, o := range opts {
 		o(cfg)
 	}
+	cfg.ApplyDefaults()
 	e := &env{t: t, srv: srv, issuer: srv.URL, st: st, box: box, cfg: cfg, clock: &clock{}}
 	e.journey = newTestJourney(srv.URL)
+	e.journey.st = st
 	logs := &syncBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -208,6 +214,9 @@ func (e *env) seedUser(id, email, name string) {
 // resume URL.
 type testJourney struct {
 	issuer string
+	// st: SignOut revokes the session's tokens as flows does, which queues
+	// its back-channel logouts.
+	st *store.Store
 
 	mu       sync.Mutex
 	sessions map[string]authn.Browser
@@ -250,6 +259,11 @@ func (j *testJourney) SignOut(w http.ResponseWriter, r *http.Request) (string, e
 	delete(j.sessions, c.Value)
 	j.signOuts++
 	http.SetCookie(w, &http.Cookie{Name: testCookie, Value: "", Path: "/", MaxAge: -1})
+	if j.st != nil && b.SessionID != "" {
+		if err := j.st.RevokeOAuthBySession(r.Context(), b.SessionID); err != nil {
+			return "", err
+		}
+	}
 	return b.UserID, nil
 }
 

@@ -14,7 +14,6 @@ import (
 	"github.com/ory/fosite/handler/openid"
 	"github.com/ory/fosite/handler/pkce"
 	"github.com/ory/fosite/storage"
-	"github.com/ory/fosite/token/jwt"
 
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
@@ -139,15 +138,15 @@ func (s *Storage) injectFault(op string) error {
 // flow later, and nothing secret (client_secret, code_verifier, assertions and
 // tokens are dropped from the form).
 type record struct {
-	ID                string                 `json:"id"`
-	RequestedAt       time.Time              `json:"requested_at"`
-	ClientID          string                 `json:"client_id"`
-	RequestedScopes   []string               `json:"requested_scopes,omitempty"`
-	GrantedScopes     []string               `json:"granted_scopes,omitempty"`
-	RequestedAudience []string               `json:"requested_audience,omitempty"`
-	GrantedAudience   []string               `json:"granted_audience,omitempty"`
-	Form              url.Values             `json:"form,omitempty"`
-	Session           *openid.DefaultSession `json:"session,omitempty"`
+	ID                string     `json:"id"`
+	RequestedAt       time.Time  `json:"requested_at"`
+	ClientID          string     `json:"client_id"`
+	RequestedScopes   []string   `json:"requested_scopes,omitempty"`
+	GrantedScopes     []string   `json:"granted_scopes,omitempty"`
+	RequestedAudience []string   `json:"requested_audience,omitempty"`
+	GrantedAudience   []string   `json:"granted_audience,omitempty"`
+	Form              url.Values `json:"form,omitempty"`
+	Session           *session   `json:"session,omitempty"`
 	// Authorize is set for pushed authorization requests, which fosite hydrates
 	// back into a full authorize request.
 	Authorize *authorizeRecord `json:"authorize,omitempty"`
@@ -167,19 +166,14 @@ var secretParams = []string{
 	"code_verifier", "code", "refresh_token", "token", "access_token", "password",
 }
 
-func sessionOf(r fosite.Requester) *openid.DefaultSession {
-	if s, ok := r.GetSession().(*openid.DefaultSession); ok && s != nil {
+func sessionOf(r fosite.Requester) *session {
+	if s, ok := r.GetSession().(*session); ok && s != nil {
 		return s
 	}
 	return newSession()
 }
 
-// newSession is the only session type Lanyard hands fosite.
-func newSession() *openid.DefaultSession {
-	return &openid.DefaultSession{Claims: &jwt.IDTokenClaims{}, Headers: &jwt.Headers{}}
-}
-
-func sidOf(sess *openid.DefaultSession) string {
+func sidOf(sess *session) string {
 	if sess.Claims == nil {
 		return ""
 	}
@@ -281,7 +275,7 @@ func (s *Storage) load(ctx context.Context, kind, signature string, into fosite.
 	if sess == nil {
 		sess = newSession()
 	}
-	if dst, ok := into.(*openid.DefaultSession); ok && dst != nil {
+	if dst, ok := into.(*session); ok && dst != nil {
 		hydrate(dst, sess)
 		sess = dst
 	}
@@ -321,7 +315,7 @@ func (s *Storage) load(ctx context.Context, kind, signature string, into fosite.
 // hydrate copies a stored session into the one fosite passed in. Expiry times
 // fosite already set on it (the new access and refresh tokens', set between its
 // two reads of a code) are kept, as a JSON decode into it would keep them.
-func hydrate(dst, stored *openid.DefaultSession) {
+func hydrate(dst, stored *session) {
 	kept := dst.ExpiresAt
 	*dst = *stored
 	dst.ExpiresAt = make(map[fosite.TokenType]time.Time, len(kept)+len(stored.ExpiresAt))

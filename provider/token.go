@@ -12,8 +12,9 @@ import (
 	"slices"
 
 	"github.com/ory/fosite"
-	"github.com/ory/fosite/handler/openid"
 
+	"github.com/lanyard-idp/lanyard/config"
+	"github.com/lanyard-idp/lanyard/provider/authn"
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
 
@@ -40,7 +41,7 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 
 	grant := ar.GetGrantTypes()
 	switch {
-	case grant.ExactOne("client_credentials"):
+	case grant.ExactOne(config.GrantClientCredentials):
 		// A service gets every scope it asks for among those registered for it
 		// (fosite has refused any other).
 		for _, s := range ar.GetRequestedScopes() {
@@ -49,7 +50,7 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		for _, a := range ar.GetRequestedAudience() {
 			ar.GrantAudience(a)
 		}
-	case grant.ExactOne("authorization_code"), grant.ExactOne("refresh_token"):
+	case grant.ExactOne(config.GrantAuthorizationCode), grant.ExactOne(config.GrantRefreshToken):
 		if err := p.checkSubject(ctx, ar); err != nil {
 			p.writeTokenError(ctx, w, ar, err)
 			return
@@ -73,10 +74,10 @@ func (p *Provider) issueEvent(r *http.Request, ar fosite.AccessRequester) *store
 	detail, _ := json.Marshal(map[string]string{"grant": ar.GetGrantTypes()[0]})
 	return &store.AuditEvent{
 		At:         p.now(),
-		Event:      "token.issue",
+		Event:      store.EventTokenIssue,
 		UserID:     ar.GetSession().GetSubject(),
 		ClientID:   ar.GetClient().GetID(),
-		ClientAddr: clientAddr(r),
+		ClientAddr: authn.ClientAddr(r),
 		Detail:     detail,
 	}
 }
@@ -112,8 +113,8 @@ func (p *Provider) guardClientCredentials(r *http.Request) error {
 }
 
 // checkSubject refuses tokens for an officer who can no longer sign in, and
-// refreshes the claims about them (name, email, accepted policies) carried into
-// the new ID token.
+// refreshes the claims about them the new ID token carries (those the
+// client asked for: see claims.go).
 func (p *Provider) checkSubject(ctx context.Context, ar fosite.AccessRequester) error {
 	sub := ar.GetSession().GetSubject()
 	if sub == "" {
@@ -126,14 +127,15 @@ func (p *Provider) checkSubject(ctx context.Context, ar fosite.AccessRequester) 
 	if err != nil {
 		return fosite.ErrTemporarilyUnavailable.WithWrap(err)
 	}
-	if !ar.GetGrantTypes().ExactOne("refresh_token") {
+	if !ar.GetGrantTypes().ExactOne(config.GrantRefreshToken) {
 		return nil
 	}
-	sess, ok := ar.GetSession().(*openid.DefaultSession)
-	if !ok {
+	sess, ok := ar.GetSession().(*session)
+	c, cok := ar.GetClient().(*client)
+	if !ok || !cok {
 		return nil
 	}
-	extra, err := p.userClaims(ctx, user, ar.GetGrantedScopes())
+	extra, err := p.userClaims(ctx, user, idTokenNames(c, ar.GetGrantedScopes(), sess.Requested))
 	if err != nil {
 		return fosite.ErrTemporarilyUnavailable.WithWrap(err)
 	}
@@ -153,7 +155,11 @@ func (p *Provider) checkSubject(ctx context.Context, ar fosite.AccessRequester) 
 func (p *Provider) writeTokenError(ctx context.Context, w http.ResponseWriter, ar fosite.AccessRequester, err error) {
 	// fosite reads the code twice: a code still valid at the first read and
 	// invalidated by a concurrent request before the second is a lost race too.
-	if errors.Is(err, errLostRace) || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+	// So is one the second read no longer finds (the issuing client's own
+	// retry of a used code is "not found", see GetAuthorizeCodeSession),
+	// which fosite's second read reports as server_error.
+	if errors.Is(err, errLostRace) || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) ||
+		(errors.Is(err, fosite.ErrNotFound) && fosite.ErrorToRFC6749Error(err).ErrorField == fosite.ErrServerError.ErrorField) {
 		err = fosite.ErrInvalidGrant.WithHint("The grant was used by a concurrent request.").WithWrap(err)
 	}
 	p.logOAuthError("token", err)
@@ -271,12 +277,6 @@ func (p *Provider) handlePAR(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.oauth.WritePushedAuthorizeResponse(ctx, w, ar, resp)
-}
-
-// clientAddr is the peer address for the audit trail (the lead's middleware
-// may have replaced RemoteAddr with the trusted forwarded address).
-func clientAddr(r *http.Request) string {
-	return r.RemoteAddr
 }
 
 // redemption is what a token request proves about who redeems a code: the

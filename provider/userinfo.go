@@ -12,7 +12,8 @@ import (
 )
 
 // handleUserinfo returns the claims about the officer an access token was
-// issued for, limited by its scopes (OIDC Core §5.3).
+// issued for: those of its scopes and those the claims parameter asked for
+// (OIDC Core §5.3, §5.5; see claims.go).
 func (p *Provider) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	w.Header().Set("Cache-Control", "no-store")
@@ -54,7 +55,12 @@ func (p *Provider) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
 		return
 	}
-	claims, err := p.userClaims(ctx, user, ar.GetGrantedScopes())
+	c, _ := ar.GetClient().(*client)
+	var requested *claimsRequest
+	if sess, ok := ar.GetSession().(*session); ok {
+		requested = sess.Requested
+	}
+	claims, err := p.userClaims(ctx, user, userinfoNames(c, ar.GetGrantedScopes(), requested))
 	if err != nil {
 		p.log.Error("userinfo: load claims", "err", err)
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})

@@ -4,8 +4,11 @@
 // buffer, then write status and body.
 //
 // Pages are "layout.html" plus one page file that defines "title" and
-// "content". Each page's data embeds Base. No inline script or style may appear
-// here: the CSP is script-src 'self' and style-src 'self'.
+// "content". Each page's data embeds Base. errors.go is the one path from an
+// error to what its reader sees (Error, Classify, ServeError), shared by the
+// journey and the provider's pages; headers.go is the one place the page
+// security headers are set (SetPageHeaders, PageHeaders). No inline script
+// or style may appear here: the CSP is script-src 'self' and style-src 'self'.
 package templates
 
 import (
@@ -49,6 +52,8 @@ var funcs = template.FuncMap{
 	"add":        func(a, b int) int { return a + b },
 	"lower":      strings.ToLower,
 	"errorField": errorField,
+	// in reports whether s is one of the space-separated words of list.
+	"in": func(s, list string) bool { return slices.Contains(strings.Fields(list), s) },
 }
 
 // errorField names the field a message of the error summary is about, so the

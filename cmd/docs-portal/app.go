@@ -64,6 +64,9 @@ type App struct {
 	logins   map[string]*login   // by login cookie
 	sessions map[string]*session // by session cookie
 	signouts map[string]time.Time
+	// logoutJTIs are the jtis of the logout tokens accepted recently
+	// (replays are refused).
+	logoutJTIs map[string]time.Time
 }
 
 // New returns the portal for cfg. Discovery happens on first use, so the
@@ -77,6 +80,8 @@ func New(cfg Config) *App {
 		logins:   map[string]*login{},
 		sessions: map[string]*session{},
 		signouts: map[string]time.Time{},
+
+		logoutJTIs: map[string]time.Time{},
 	}
 }
 
@@ -96,6 +101,17 @@ func (a *App) Handler() http.Handler {
 	})
 	protected := http.NewCrossOriginProtection().Handler(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Lanyard's server-to-server POST: no browser, no cookie, no CSRF
+		// to guard against; the signed logout token is the credential.
+		if r.URL.Path == "/backchannel-logout" {
+			if r.Method != http.MethodPost {
+				w.Header().Set("Allow", http.MethodPost)
+				http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+				return
+			}
+			a.backchannelLogout(w, r)
+			return
+		}
 		h := w.Header()
 		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self' "+a.cfg.Issuer)
 		h.Set("X-Content-Type-Options", "nosniff")

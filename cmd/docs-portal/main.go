@@ -10,7 +10,9 @@
 // with PKCE (S256), state and nonce; the code exchanged with the verifier; the
 // ID token verified (signature, issuer, audience, expiry, nonce); tokens kept
 // server-side and the browser holding only a random session cookie; refresh;
-// and RP-initiated logout through the issuer's end_session_endpoint.
+// RP-initiated logout through the issuer's end_session_endpoint; and a
+// back-channel logout receiver (POST /backchannel-logout): when the
+// officer's Lanyard session ends anywhere, the portal's session ends too.
 //
 // It is an example, not part of Lanyard: it imports nothing of the project.
 package main

@@ -119,7 +119,7 @@ func newFakeOP(t *testing.T) *fakeOP {
 			"id_token": op.sign(t, map[string]any{
 				"iss": iss, "sub": "user-1", "aud": "docs-portal-staging", "nonce": nonce,
 				"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(),
-				"name": "Alice Martin", "email": "alice@agency.example",
+				"name": "Alice Martin", "email": "alice@agency.example", "sid": "sid-1",
 			}),
 		})
 	})
@@ -134,7 +134,12 @@ func newFakeOP(t *testing.T) *fakeOP {
 }
 
 func (op *fakeOP) sign(t *testing.T, claims map[string]any) string {
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: op.key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", "k1"))
+	return op.signAs(t, "JWT", op.key, claims)
+}
+
+// signAs signs claims with typ and key under the OP's kid.
+func (op *fakeOP) signAs(t *testing.T, typ string, key *rsa.PrivateKey, claims map[string]any) string {
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithType(jose.ContentType(typ)).WithHeader("kid", "k1"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,10 +20,7 @@ func encodeKey(k []byte) string { return base64.StdEncoding.EncodeToString(k) }
 
 func cmdMigrate(ctx context.Context, args []string, e env) error {
 	cmd := newCommand("migrate [--config FILE | --dev]", e)
-	if _, err := cmd.parse(args, e, 0, 0); err != nil {
-		return err
-	}
-	cfg, err := cmd.c.load(e)
+	cfg, err := cmd.loadConfig(args, e)
 	if err != nil {
 		return err
 	}
@@ -48,17 +45,11 @@ func cmdMigrate(ctx context.Context, args []string, e env) error {
 
 func cmdConfigCheck(ctx context.Context, args []string, e env) error {
 	cmd := newCommand("config check [--config FILE | --dev]", e)
-	if _, err := cmd.parse(args, e, 0, 0); err != nil {
-		return err
-	}
-	cfg, err := cmd.c.load(e)
+	cfg, err := cmd.loadConfig(args, e)
 	if err != nil {
 		return err
 	}
-	src := cfg.Source
-	if src == "" {
-		src = "built-in development configuration"
-	}
+	src := source(cfg, "built-in development configuration")
 	fmt.Fprintf(e.stdout, "%s: OK\nissuer %s\n", src, cfg.Issuer)
 	for _, cl := range cfg.Clients {
 		where := ""
@@ -85,17 +76,11 @@ type clientInfo struct {
 
 func cmdClientList(ctx context.Context, args []string, e env) error {
 	cmd := newCommand("client list [--config FILE | --dev] [--json]", e)
-	if _, err := cmd.parse(args, e, 0, 0); err != nil {
-		return err
-	}
-	cfg, err := cmd.c.load(e)
+	cfg, err := cmd.loadConfig(args, e)
 	if err != nil {
 		return err
 	}
-	src := cfg.Source
-	if src == "" {
-		src = "dev.yaml (built in)"
-	}
+	src := source(cfg, "dev.yaml (built in)")
 	out := []clientInfo{}
 	for _, cl := range cfg.Clients {
 		c := clientInfo{ID: cl.ID, Name: cl.Name, Public: cl.Public, GrantTypes: nonNil(cl.GrantTypes), Scopes: nonNil(cl.Scopes),
@@ -124,10 +109,7 @@ func nonNil(s []string) []string {
 
 func cmdKeysRotate(ctx context.Context, args []string, e env) error {
 	cmd := newCommand("keys rotate [--config FILE | --dev]", e)
-	if _, err := cmd.parse(args, e, 0, 0); err != nil {
-		return err
-	}
-	cfg, err := cmd.c.load(e)
+	cfg, err := cmd.loadConfig(args, e)
 	if err != nil {
 		return err
 	}
@@ -140,7 +122,7 @@ func cmdKeysRotate(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	if err := adminEvent(ctx, d.store, "admin.keys.rotate", nil, map[string]any{"kids": kids}); err != nil {
+	if err := adminEvent(ctx, d.store, store.EventKeysRotate, nil, map[string]any{"kids": kids}); err != nil {
 		return fmt.Errorf("the keys are rotated, but the audit event was not written: %w", err)
 	}
 	if cmd.json {
@@ -172,10 +154,12 @@ func cmdHashSecret(_ context.Context, args []string, e env) error {
 }
 
 func cmdInvite(ctx context.Context, args []string, e env) error {
-	cmd := newCommand(`invite EMAIL --name "FULL NAME" | --resend | --revoke [--show-password] [--json]`, e)
-	var name string
+	cmd := newCommand(`invite EMAIL --name "FULL NAME" [--given-name G --family-name F] | --resend | --revoke [--show-password] [--json]`, e)
+	var name, given, family string
 	var resend, revoke, show bool
-	cmd.fs.StringVar(&name, "name", "", "the officer's full `name`")
+	cmd.fs.StringVar(&name, "name", "", "the officer's full `name` (two words: also the given and family names)")
+	cmd.fs.StringVar(&given, "given-name", "", "the officer's given `name` (OpenID Connect given_name)")
+	cmd.fs.StringVar(&family, "family-name", "", "the officer's family `name` (OpenID Connect family_name)")
 	cmd.fs.BoolVar(&resend, "resend", false, "issue a new initial password and expiry for a pending invitation")
 	cmd.fs.BoolVar(&revoke, "revoke", false, "withdraw a pending invitation: the account is deleted, the initial password stops working")
 	cmd.fs.BoolVar(&show, "show-password", false, "print the initial password (it is also in the email)")
@@ -184,36 +168,43 @@ func cmdInvite(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	switch {
-	case revoke && (resend || name != "" || show):
+	case revoke && (resend || name != "" || given != "" || family != "" || show):
 		return usagef("--revoke takes no other option than --json")
-	case name == "" && !resend && !revoke:
-		return usagef("--name is required: the officer's full name, as the email greets them")
+	case name == "" && (given == "" || family == "") && !resend && !revoke:
+		return usagef("--name is required (or --given-name and --family-name): the officer's full name, as the email greets them")
 	}
 	if _, err := canonical(pos[0]); err != nil {
 		return err
+	}
+	if revoke {
+		return inviteRevoke(ctx, cmd, pos[0], e)
 	}
 	cfg, err := cmd.c.load(e)
 	if err != nil {
 		return err
 	}
-	if revoke {
-		return inviteRevoke(ctx, cmd, cfg, pos[0], e)
-	}
+	// open, not openStore: the first invitation may come before the server
+	// has ever started, and creates the database.
 	d, err := open(ctx, cfg, e)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	iv, outbox, err := newInviter(cfg, d.store, e)
+	admin, outbox, err := newAdmin(cfg, d.store, e, true)
 	if err != nil {
 		return err
 	}
-	inv, err := iv.Invite(ctx, pos[0], name, resend)
+	invite := admin.Invite
+	if resend {
+		invite = admin.Resend
+	}
+	inv, err := invite(ctx, store.ActorCLI, pos[0], flows.Names{Full: name, Given: given, Family: family})
 	if err != nil {
 		return inviteError(err)
 	}
 	if cmd.json {
-		out := map[string]any{"username": inv.Username, "expires_at": stamp(inv.ExpiresAt), "resent": inv.Resent, "mail_sent": inv.MailErr == nil}
+		out := map[string]any{"username": inv.Username, "name": inv.Name, "given_name": inv.GivenName, "family_name": inv.FamilyName,
+			"expires_at": stamp(inv.ExpiresAt), "resent": inv.Resent, "mail_sent": inv.MailErr == nil}
 		if show {
 			out["initial_password"] = inv.InitialPassword
 		}
@@ -250,14 +241,13 @@ func inviteError(err error) error {
 	return err
 }
 
-func inviteRevoke(ctx context.Context, cmd *command, cfg *config.Config, email string, e env) error {
-	_, st, err := cmd.openStore(ctx, e)
+func inviteRevoke(ctx context.Context, cmd *command, email string, e env) error {
+	d, err := cmd.openAdmin(ctx, e, false)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	iv := &flows.Inviter{Config: cfg, Store: st, Logger: newLogger(cfg, e.stderr), Actor: "cli", Now: e.now}
-	u, err := iv.Revoke(ctx, email)
+	defer d.Close()
+	u, err := d.admin.Revoke(ctx, store.ActorCLI, email)
 	if err != nil {
 		return inviteError(err)
 	}
@@ -287,13 +277,12 @@ func cmdInviteList(ctx context.Context, args []string, e env) error {
 	if status != "" && !slices.Contains([]string{flows.InvitePending, flows.InviteExpired, flows.InviteAccepted, flows.InviteDisabled}, status) {
 		return usagef("--status %q: want pending, expired, accepted or disabled", truncate(status, 40))
 	}
-	_, st, err := cmd.openStore(ctx, e)
+	d, err := cmd.openAdmin(ctx, e, false)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	iv := &flows.Inviter{Store: st, Now: e.now}
-	list, err := iv.List(ctx)
+	defer d.Close()
+	list, err := d.admin.Invitations(ctx)
 	if err != nil {
 		return err
 	}

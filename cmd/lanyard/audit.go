@@ -164,7 +164,7 @@ func cmdAudit(ctx context.Context, args []string, e env) error {
 
 func printEvent(w io.Writer, ev store.AuditEvent, asJSON bool) error {
 	if asJSON {
-		l := auditLine{ID: ev.ID, At: ev.At.UTC().Format(time.RFC3339Nano), Event: ev.Event, UserID: ev.UserID,
+		l := auditLine{ID: ev.ID, At: ev.At.UTC().Format(time.RFC3339Nano), Event: string(ev.Event), UserID: ev.UserID,
 			Username: ev.Username, ClientID: ev.ClientID, ClientAddr: ev.ClientAddr, UserAgent: ev.UserAgent, Hash: ev.Hash}
 		if len(ev.Detail) > 0 && json.Valid(ev.Detail) {
 			l.Detail = ev.Detail
@@ -190,7 +190,7 @@ func printEvent(w io.Writer, ev store.AuditEvent, asJSON bool) error {
 	if len(ev.Detail) > 0 && string(ev.Detail) != "{}" && string(ev.Detail) != "null" {
 		extra += " " + string(ev.Detail)
 	}
-	_, err := fmt.Fprintf(w, "%s  #%-6d %-30s %-32s%s\n", ev.At.UTC().Format("2006-01-02 15:04:05Z"), ev.ID, oneLine(ev.Event), oneLine(who), oneLine(extra))
+	_, err := fmt.Fprintf(w, "%s  #%-6d %-30s %-32s%s\n", ev.At.UTC().Format("2006-01-02 15:04:05Z"), ev.ID, oneLine(string(ev.Event)), oneLine(who), oneLine(extra))
 	return err
 }
 

@@ -21,11 +21,6 @@ import (
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
 
-const (
-	evBackup  = "admin.backup"
-	evRestore = "admin.restore"
-)
-
 const pgBackupHint = "this deployment uses PostgreSQL: back it up with pg_dump and restore with pg_restore (see \"Backup and restore\" in the README)"
 
 func cmdBackup(ctx context.Context, args []string, e env) error {
@@ -68,7 +63,7 @@ func cmdBackup(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	if err := adminEvent(ctx, st, evBackup, nil, map[string]any{"file": target, "bytes": fi.Size()}); err != nil {
+	if err := adminEvent(ctx, st, store.EventBackup, nil, map[string]any{"file": target, "bytes": fi.Size()}); err != nil {
 		return fmt.Errorf("the backup is written to %s, but its audit event was not: %w", target, err)
 	}
 	if cmd.json {
@@ -129,7 +124,7 @@ func cmdRestore(ctx context.Context, args []string, e env) error {
 		return fmt.Errorf("the backup is in place at %s, but it does not open: %w", dst, err)
 	}
 	defer st.Close()
-	if err := adminEvent(ctx, st, evRestore, nil, map[string]any{"from": src, "previous": aside}); err != nil {
+	if err := adminEvent(ctx, st, store.EventRestore, nil, map[string]any{"from": src, "previous": aside}); err != nil {
 		return fmt.Errorf("the backup is in place, but its audit event was not written: %w", err)
 	}
 	if cmd.json {

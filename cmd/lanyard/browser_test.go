@@ -5,8 +5,8 @@ package main
 // port and the real example relying party (cmd/docs-portal, built and run as
 // its own process on the dev clients' ports 9001 and 9002). It walks the
 // officer's journey as a person does — clicks, typing, the keyboard, the back
-// button — checks every page with axe-core (node_modules/axe-core, see
-// package.json) and at 320 px wide, and with LANYARD_SCREENSHOTS=1 saves the
+// button — checks every page with axe-core (installed by `npm ci` from
+// testdata/browser/package.json, pinned in its lock file) and at 320 px wide, and with LANYARD_SCREENSHOTS=1 saves the
 // pictures the README shows (static/screenshots).
 //
 // Without Chromium or axe-core the suite skips with the command to install
@@ -92,6 +92,7 @@ func TestBrowser(t *testing.T) {
 	t.Run("bad input is explained where it happened", s.badInput)
 	t.Run("expired invitation", s.expiredInvitation)
 	t.Run("first login with a passkey, then passwordless sign-in", s.firstLoginPasskey)
+	t.Run("the approval app on a phone: pairing, sign-in, No, wrong numbers, expiry, replay, races", s.approvalApp)
 	t.Logf("browser suite took %s", time.Since(start).Round(100*time.Millisecond))
 }
 
@@ -125,12 +126,17 @@ func findChromium(t *testing.T) string {
 	return ""
 }
 
-// loadAxe reads axe-core, installed from package.json by `npm ci`.
+// axeDir holds the test-only package.json that pins axe-core; `npm ci
+// --prefix cmd/lanyard/testdata/browser` installs it into node_modules there
+// (testdata: the go tool never looks inside).
+var axeDir = filepath.Join("testdata", "browser")
+
+// loadAxe reads axe-core, installed from axeDir's package.json by `npm ci`.
 func loadAxe(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "node_modules", "axe-core", "axe.min.js"))
+	b, err := os.ReadFile(filepath.Join(axeDir, "node_modules", "axe-core", "axe.min.js"))
 	if err != nil {
-		msg := fmt.Sprintf("axe-core is not installed (%v): run `npm ci` at the repository root.", err)
+		msg := fmt.Sprintf("axe-core is not installed (%v): run `npm ci --prefix cmd/lanyard/testdata/browser` at the repository root.", err)
 		if inCI() {
 			t.Fatal(msg)
 		}
@@ -164,6 +170,7 @@ func startLanyardLocalhost(t *testing.T) *lanyard {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
+	d.now = func() time.Time { return time.Now().Add(time.Duration(browserSkew.Load())) }
 	log := newLogger(cfg, io.Discard)
 	mailer, _, err := newMailer(cfg, log)
 	if err != nil {

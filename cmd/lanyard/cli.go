@@ -86,6 +86,66 @@ func (cmd *command) openStore(ctx context.Context, e env) (*config.Config, *stor
 	return cfg, st, nil
 }
 
+// loadConfig parses a command that takes no argument and loads the
+// configuration its flags name.
+func (cmd *command) loadConfig(args []string, e env) (*config.Config, error) {
+	if _, err := cmd.parse(args, e, 0, 0); err != nil {
+		return nil, err
+	}
+	return cmd.c.load(e)
+}
+
+// source names where cfg came from: its file, or builtIn for the built-in
+// development configuration.
+func source(cfg *config.Config, builtIn string) string {
+	if cfg.Source == "" {
+		return builtIn
+	}
+	return cfg.Source
+}
+
+// openAccount opens a command about one officer's account (EMAIL and
+// flags): it checks the address, then opens the admin service (openAdmin).
+// It returns the address as typed: the admin service canonicalises it.
+func (cmd *command) openAccount(ctx context.Context, args []string, e env, mail bool) (string, *adminDeps, error) {
+	pos, err := cmd.parse(args, e, 1, 1)
+	if err != nil {
+		return "", nil, err
+	}
+	if _, err := canonical(pos[0]); err != nil {
+		return "", nil, err
+	}
+	d, err := cmd.openAdmin(ctx, e, mail)
+	return pos[0], d, err
+}
+
+// adminDeps are what a command on officers' accounts works with: the
+// deployment's configuration and store, and the admin service on them.
+type adminDeps struct {
+	cfg    *config.Config
+	store  *store.Store
+	admin  *flows.Admin
+	outbox string // where dev mail goes, with mail
+}
+
+func (d *adminDeps) Close() error { return d.store.Close() }
+
+// openAdmin opens the deployment's store (openStore) and the admin service
+// on it, with the configuration's mail when the command emails an initial
+// password.
+func (cmd *command) openAdmin(ctx context.Context, e env, mail bool) (*adminDeps, error) {
+	cfg, st, err := cmd.openStore(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	d := &adminDeps{cfg: cfg, store: st}
+	if d.admin, d.outbox, err = newAdmin(cfg, st, e, mail); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
 // sqliteFile is the file of a SQLite database URL (the spellings store.Open
 // accepts).
 func sqliteFile(url string) string {
@@ -110,29 +170,13 @@ func canonical(email string) (string, error) {
 	return u, nil
 }
 
-// lookupUser finds the account of an address typed on the command line.
-func lookupUser(ctx context.Context, st *store.Store, email string) (*store.User, error) {
-	username, err := canonical(email)
-	if err != nil {
-		return nil, err
-	}
-	u, err := st.UserByUsername(ctx, username)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("there is no account for %s", username)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("look up %s: %w", username, err)
-	}
-	return u, nil
-}
-
 // adminEvent appends the audit event of an admin action, in ctx's
 // transaction: the change and its record are stored together or not at all.
-func adminEvent(ctx context.Context, st *store.Store, name string, u *store.User, detail map[string]any) error {
+func adminEvent(ctx context.Context, st *store.Store, name store.Event, u *store.User, detail map[string]any) error {
 	if detail == nil {
 		detail = map[string]any{}
 	}
-	detail["by"] = "cli"
+	detail["by"] = store.ActorCLI
 	b, err := json.Marshal(detail)
 	if err != nil {
 		return fmt.Errorf("audit %s: %w", name, err)
@@ -142,23 +186,6 @@ func adminEvent(ctx context.Context, st *store.Store, name string, u *store.User
 		ev.UserID, ev.Username = u.ID, u.Username
 	}
 	return st.AppendAudit(ctx, ev)
-}
-
-// inTx runs fn in a transaction, again when the database aborted it for a
-// concurrent one.
-func inTx(ctx context.Context, st *store.Store, fn func(ctx context.Context) error) error {
-	var err error
-	for attempt := 1; attempt <= 5; attempt++ {
-		if err = st.InTx(ctx, fn); !errors.Is(err, store.ErrSerialization) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Duration(attempt*20) * time.Millisecond):
-		}
-	}
-	return err
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -12,8 +12,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/lanyard-idp/lanyard/config"
+	"github.com/lanyard-idp/lanyard/flows"
 	"github.com/lanyard-idp/lanyard/flows/mail"
 	"github.com/lanyard-idp/lanyard/provider/store"
 	"github.com/lanyard-idp/lanyard/provider/store/seal"
@@ -35,12 +37,6 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.data, "data", "", "data `dir` (default ./data in dev, data_dir in the config)")
 	fs.StringVar(&c.addr, "addr", "", "listen `host:port` (dev default localhost:8080)")
 	fs.StringVar(&c.issuer, "issuer", "", "public issuer `URL` (dev default http://<addr>)")
-}
-
-func newFlags(name string, e env) *flag.FlagSet {
-	fs := flag.NewFlagSet("lanyard "+name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	return fs
 }
 
 // parseFlags parses, allowing flags after positional arguments
@@ -107,7 +103,7 @@ func (c *common) load(e env) (*config.Config, error) {
 	} else {
 		// Check reports every problem of the file at once; the flags below
 		// are validated again with it.
-		if cfg, err = config.Check(c.configFile); err != nil {
+		if cfg, err = config.Check(c.configFile, flows.ConfigRule); err != nil {
 			return nil, err
 		}
 		if c.data != "" {
@@ -124,7 +120,7 @@ func (c *common) load(e env) (*config.Config, error) {
 		if c.issuer != "" {
 			cfg.Issuer = strings.TrimRight(c.issuer, "/")
 		}
-		if err := cfg.Validate(); err != nil {
+		if err := cfg.Validate(flows.ConfigRule); err != nil {
 			return nil, err
 		}
 	}
@@ -147,6 +143,17 @@ type deps struct {
 	cfg   *config.Config
 	store *store.Store
 	box   *seal.Box
+	// now is the clock of the journey and the provider (nil: time.Now);
+	// the browser suite moves it to let a request expire.
+	now func() time.Time
+}
+
+// clock is the deps' clock.
+func (d *deps) clock() func() time.Time {
+	if d.now == nil {
+		return time.Now
+	}
+	return d.now
 }
 
 func (d *deps) Close() error { return d.store.Close() }
@@ -230,11 +237,7 @@ func encryptionKey(cfg *config.Config, e env) ([]byte, error) {
 // .eml files to the outbox folder.
 func newMailer(cfg *config.Config, log *slog.Logger) (mail.Mailer, string, error) {
 	if cfg.Dev || cfg.Mail.SMTP.Host == "" {
-		dir := cfg.Mail.Outbox
-		if dir == "" {
-			dir = filepath.Join(cfg.DataDir, "outbox")
-		}
-		return mail.NewOutbox(dir, cfg.Mail.From, log), dir, nil
+		return mail.NewOutbox(cfg.Mail.Outbox, cfg.Mail.From, log), cfg.Mail.Outbox, nil
 	}
 	m, err := mail.NewSMTP(cfg.Mail.SMTP, cfg.Mail.From)
 	return m, "", err

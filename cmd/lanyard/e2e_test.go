@@ -31,6 +31,7 @@ import (
 	"golang.org/x/net/html"
 	"golang.org/x/oauth2"
 
+	"github.com/lanyard-idp/lanyard/config"
 	"github.com/lanyard-idp/lanyard/flows/otp"
 )
 
@@ -45,14 +46,31 @@ type lanyard struct {
 
 func startLanyard(t *testing.T) *lanyard {
 	t.Helper()
+	return startLanyardWith(t, devFlags, nil)
+}
+
+// devFlags are the flags of `lanyard serve --dev` at issuer, listening on
+// addr, with its data in data.
+func devFlags(issuer, addr, data string) common {
+	return common{dev: true, data: data, issuer: issuer, addr: addr}
+}
+
+// startLanyardWith starts Lanyard with the configuration the flags from
+// flags give for its issuer, listen address and data dir, then changed by
+// edit (when not nil).
+func startLanyardWith(t *testing.T, flags func(issuer, addr, data string) common, edit func(*config.Config)) *lanyard {
+	t.Helper()
 	ts := httptest.NewUnstartedServer(nil)
 	issuer := "http://" + ts.Listener.Addr().String()
 	l := &lanyard{t: t, issuer: issuer, data: t.TempDir()}
 	l.env = env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}
-	c := common{dev: true, data: l.data, issuer: issuer, addr: ts.Listener.Addr().String()}
+	c := flags(issuer, ts.Listener.Addr().String(), l.data)
 	cfg, err := c.load(l.env)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(cfg)
 	}
 	d, err := open(t.Context(), cfg, l.env)
 	if err != nil {

@@ -22,7 +22,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -31,39 +30,42 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/lanyard-idp/lanyard/config"
+	"github.com/lanyard-idp/lanyard/flows"
 	"github.com/lanyard-idp/lanyard/flows/mail"
 	"github.com/lanyard-idp/lanyard/flows/password"
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
 
-// Label values of the metrics fed by the audit trail.
+// Label values of the metrics fed by the audit trail, keyed by the audit
+// vocabulary (provider/store's events.go).
 var (
 	// signinOutcomes maps the reason of a signin.failure to its label.
-	signinOutcomes = map[string]string{
-		"wrong password":       "wrong_password",
-		"unknown user":         "unknown_user",
-		"locked":               "locked",
-		"disabled":             "disabled",
-		"invitation expired":   "invitation_expired",
-		"wrong code":           "wrong_code",
-		"wrong enrolment code": "wrong_code",
-		"malformed code":       "wrong_code",
-		"code already used":    "wrong_code",
+	signinOutcomes = map[store.Reason]string{
+		store.ReasonWrongPassword:      "wrong_password",
+		store.ReasonUnknownUser:        "unknown_user",
+		store.ReasonLocked:             "locked",
+		store.ReasonDisabled:           "disabled",
+		store.ReasonInvitationExpired:  "invitation_expired",
+		store.ReasonWrongCode:          "wrong_code",
+		store.ReasonWrongEnrolmentCode: "wrong_code",
+		store.ReasonMalformedCode:      "wrong_code",
+		store.ReasonCodeUsed:           "wrong_code",
 	}
 	// journeySteps maps the audit event of a completed step to the step.
-	journeySteps = map[string]string{
-		"signin.password":       "password",
-		"signin.passkey":        "passkey",
-		"mfa.challenge":         "mfa-challenge",
-		"mfa.recovery_code.use": "mfa-challenge",
-		"mfa.enrol":             "mfa-enrol",
-		"password.change":       "change-password",
+	journeySteps = map[store.Event]string{
+		store.EventSigninPassword: "password",
+		store.EventSigninPasskey:  "passkey",
+		store.EventMFAChallenge:   "mfa-challenge",
+		store.EventRecoveryUse:    "mfa-challenge",
+		store.EventMFAEnrol:       "mfa-enrol",
+		store.EventPasswordChange: "change-password",
 	}
-	stepLabels   = []string{"password", "passkey", "mfa-challenge", "mfa-enrol", "change-password", "privacy", "terms"}
-	grantLabels  = []string{"authorization_code", "refresh_token", "client_credentials"}
-	mailMessages = map[string]string{
-		"invite.mail_failed":                    "invitation",
-		"admin.user.reset_password.mail_failed": "password_reset",
+	// mailFailures maps the audit event of an email that could not be sent
+	// to the message it was. The server's own notices have no event: they
+	// are counted as they fail (countMail).
+	mailFailures = map[store.Event]string{
+		store.EventInviteMailFailed: "invitation",
+		store.EventResetMailFailed:  "password_reset",
 	}
 )
 
@@ -86,6 +88,8 @@ type metrics struct {
 	mail       *prometheus.CounterVec
 	reloads    *prometheus.CounterVec
 	reloadedAt prometheus.Gauge
+	logouts    *prometheus.CounterVec
+	outbox     prometheus.GaugeFunc
 
 	st  *store.Store
 	cfg func() *config.Config
@@ -149,10 +153,27 @@ func newMetrics(ctx context.Context, st *store.Store, cfg func() *config.Config,
 			Name: "lanyard_config_last_reload_success_timestamp_seconds",
 			Help: "When the configuration was last loaded successfully (start or SIGHUP).",
 		}),
+		logouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lanyard_backchannel_logouts_total",
+			Help: "Back-channel logout token deliveries by result (delivered, failed and retried later, gave_up) and client id.",
+		}, []string{"result", "client"}),
+		outbox: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "lanyard_backchannel_logout_outbox",
+			Help: "Back-channel logout tokens waiting in the outbox (deployment-wide).",
+		}, func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			n, err := st.PendingLogouts(ctx)
+			if err != nil {
+				return -1
+			}
+			return float64(n)
+		}),
 		st: st, cfg: cfg, now: now, log: log,
 		lastID: last, journeys: map[string]journeyMark{},
 	}
 	m.reg.MustRegister(m.requests, m.tokens, m.signins, m.steps, m.abandoned, m.locks, m.mail, m.reloads, m.reloadedAt,
+		m.logouts, m.outbox,
 		collectors.NewDBStatsCollector(st.DB(), "lanyard"),
 		// The argon2id pool (flows/password): a sign-in burst shows here
 		// first, as waiting hashes and then as busy answers (503).
@@ -180,7 +201,7 @@ func newMetrics(ctx context.Context, st *store.Store, cfg func() *config.Config,
 	for _, o := range []string{"success", "wrong_password", "unknown_user", "locked", "disabled", "invitation_expired", "wrong_code", "other"} {
 		m.signins.WithLabelValues(o)
 	}
-	for _, s := range stepLabels {
+	for _, s := range flows.FunnelLabels(cfg()) {
 		m.steps.WithLabelValues(s)
 		m.abandoned.WithLabelValues(s)
 	}
@@ -198,11 +219,16 @@ func newMetrics(ctx context.Context, st *store.Store, cfg func() *config.Config,
 	return m, nil
 }
 
-// clientsChanged creates the token counters of the configured clients.
+// clientsChanged creates the token and logout counters of the configured clients.
 func (m *metrics) clientsChanged(cfg *config.Config) {
 	for _, c := range cfg.Clients {
+		if c.BackchannelLogoutURI != "" {
+			for _, r := range store.LogoutResults {
+				m.logouts.WithLabelValues(string(r), c.ID)
+			}
+		}
 		for _, g := range c.GrantTypes {
-			if slices.Contains(grantLabels, g) {
+			if slices.Contains(config.GrantTypes, g) {
 				m.tokens.WithLabelValues(g, c.ID)
 			}
 		}
@@ -298,6 +324,15 @@ func (m *metrics) catchUp(ctx context.Context) {
 	m.sweep()
 }
 
+// clientLabel is a configured client's id, or "other": a label never
+// carries an id the configuration does not know.
+func (m *metrics) clientLabel(id string) string {
+	if _, ok := m.cfg().Client(id); ok {
+		return id
+	}
+	return "other"
+}
+
 func (m *metrics) observe(ev *store.AuditEvent) {
 	var detail map[string]any
 	if len(ev.Detail) > 0 {
@@ -305,38 +340,42 @@ func (m *metrics) observe(ev *store.AuditEvent) {
 	}
 	str := func(k string) string { s, _ := detail[k].(string); return s }
 	switch ev.Event {
-	case "token.issue":
+	case store.EventTokenIssue:
 		grant := str("grant")
-		if !slices.Contains(grantLabels, grant) {
+		if !slices.Contains(config.GrantTypes, grant) {
 			grant = "other"
 		}
-		client := "other"
-		if _, ok := m.cfg().Client(ev.ClientID); ok {
-			client = ev.ClientID
-		}
-		m.tokens.WithLabelValues(grant, client).Inc()
+		m.tokens.WithLabelValues(grant, m.clientLabel(ev.ClientID)).Inc()
 		return
-	case "signin.success":
+	case store.EventSigninSuccess:
 		m.signins.WithLabelValues("success").Inc()
 		delete(m.journeys, ev.UserID)
 		return
-	case "signin.failure":
-		o, ok := signinOutcomes[str("reason")]
+	case store.EventSigninFailure:
+		o, ok := signinOutcomes[store.Reason(str("reason"))]
 		if !ok {
 			o = "other"
 		}
 		m.signins.WithLabelValues(o).Inc()
 		return
-	case "lock":
+	case store.EventLogoutBackchannel:
+		result := store.LogoutResult(str("result"))
+		if !slices.Contains(store.LogoutResults, result) {
+			result = "other"
+		}
+		m.logouts.WithLabelValues(string(result), m.clientLabel(ev.ClientID)).Inc()
+		return
+	case store.EventLock:
 		kind := "account"
 		if str("key") == "addr" {
 			kind = "address"
 		}
 		m.locks.WithLabelValues(kind).Inc()
 		return
-	case "policy.accept":
-		if d := str("document"); d == "privacy" || d == "terms" {
-			m.step(ev, d)
+	case store.EventPolicyAccept:
+		// Only a configured document's id becomes a label.
+		if d, ok := m.cfg().Document(str("document")); ok {
+			m.step(ev, d.ID)
 		}
 		return
 	}
@@ -344,11 +383,7 @@ func (m *metrics) observe(ev *store.AuditEvent) {
 		m.step(ev, step)
 		return
 	}
-	if strings.HasSuffix(ev.Event, ".mail_failed") {
-		msg, ok := mailMessages[ev.Event]
-		if !ok {
-			msg = "other"
-		}
+	if msg, ok := mailFailures[ev.Event]; ok {
 		m.mail.WithLabelValues(msg).Inc()
 	}
 }
@@ -374,9 +409,6 @@ func (m *metrics) step(ev *store.AuditEvent, step string) {
 // abandoned at their last step: the journey has expired for them.
 func (m *metrics) sweep() {
 	timeout := m.cfg().Journey.Timeout.D()
-	if timeout <= 0 {
-		timeout = 30 * time.Minute
-	}
 	now := m.now()
 	for id, j := range m.journeys {
 		if now.Sub(j.at) > timeout {

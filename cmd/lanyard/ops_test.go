@@ -250,9 +250,9 @@ func (l *lanyard) snapshot() string {
 	return sb.String()
 }
 
-func (l *lanyard) events(name string) []store.AuditEvent {
+func (l *lanyard) events(name store.Event) []store.AuditEvent {
 	l.t.Helper()
-	evs, err := l.store().Audit(context.Background(), store.AuditFilter{Event: name})
+	evs, err := l.store().Audit(context.Background(), store.AuditFilter{Event: string(name)})
 	if err != nil {
 		l.t.Fatal(err)
 	}
@@ -294,7 +294,7 @@ func TestUserDisableEnable(t *testing.T) {
 	if p == nil || p.step != "password" || strings.Join(steps, ",") != "identify,password,password" {
 		t.Fatalf("disabled sign-in went %v", steps)
 	}
-	ev := l.events(evUserDisable)
+	ev := l.events(store.EventUserDisable)
 	if len(ev) != 1 || ev[0].UserID != u.ID || !strings.Contains(string(ev[0].Detail), `"by":"cli"`) {
 		t.Fatalf("audit %+v", ev)
 	}
@@ -317,7 +317,7 @@ func TestUserDisableEnable(t *testing.T) {
 	} else {
 		o.rp.finish(t, a, cb)
 	}
-	if len(l.events(evUserEnable)) != 1 {
+	if len(l.events(store.EventUserEnable)) != 1 {
 		t.Fatal("no admin.user.enable event")
 	}
 }
@@ -348,8 +348,8 @@ func TestUserDisableRace(t *testing.T) {
 			t.Errorf("racing disable: %v", err)
 		}
 	}
-	if ok != 1 || len(l.events(evUserDisable)) != 1 {
-		t.Fatalf("%d disables succeeded, %d audited; want exactly 1", ok, len(l.events(evUserDisable)))
+	if ok != 1 || len(l.events(store.EventUserDisable)) != 1 {
+		t.Fatalf("%d disables succeeded, %d audited; want exactly 1", ok, len(l.events(store.EventUserDisable)))
 	}
 }
 
@@ -373,7 +373,7 @@ func TestUserResetMFA(t *testing.T) {
 	if p == nil || p.step != "mfa-enrol" {
 		t.Fatalf("after reset-mfa the sign-in went %v", steps)
 	}
-	if ev := l.events(evUserResetMFA); len(ev) != 1 || ev[0].UserID != u.ID {
+	if ev := l.events(store.EventUserResetMFA); len(ev) != 1 || ev[0].UserID != u.ID {
 		t.Fatalf("audit %+v", ev)
 	}
 }
@@ -405,7 +405,7 @@ func TestUserUnlock(t *testing.T) {
 	if err := json.Unmarshal([]byte(l.mustCmd("user", "list", "--state", "locked", "--json")), &rows); err != nil || len(rows) != 0 {
 		t.Fatalf("still listed as locked: %+v", rows)
 	}
-	if ev := l.events(evUserUnlock); len(ev) != 1 || !strings.Contains(string(ev[0].Detail), `"was_locked":true`) {
+	if ev := l.events(store.EventUserUnlock); len(ev) != 1 || !strings.Contains(string(ev[0].Detail), `"was_locked":true`) {
 		t.Fatalf("audit %+v", ev)
 	}
 }
@@ -424,7 +424,7 @@ func TestUserSignOutAndResetPassword(t *testing.T) {
 	if p, _ := o.b.visit("GET", l.issuer+"/account", nil, ""); p == nil || p.step != "identify" {
 		t.Fatal("the browser is still signed in after sign-out")
 	}
-	if len(l.events(evUserSignOut)) != 1 {
+	if len(l.events(store.EventUserSignOut)) != 1 {
 		t.Fatal("no admin.user.sign_out event")
 	}
 
@@ -485,6 +485,51 @@ func TestUserListAndShow(t *testing.T) {
 	for _, want := range []string{"state:            invited", "initial password: valid until", "authenticator:    none", "privacy: not accepted"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("user show lacks %q:\n%s", want, text)
+		}
+	}
+}
+
+// lanyard invite passes the officer's names to the admin service: given
+// and family names as given, or derived from a two-word --name; a resend
+// with names replaces them.
+func TestInviteNamesCommand(t *testing.T) {
+	l := startOps(t, "", io.Discard)
+	type names struct{ Name, GivenName, FamilyName string }
+	invite := func(args ...string) names {
+		t.Helper()
+		var n struct {
+			Name       string `json:"name"`
+			GivenName  string `json:"given_name"`
+			FamilyName string `json:"family_name"`
+		}
+		if err := json.Unmarshal([]byte(l.mustCmd(append([]string{"invite"}, append(args, "--json")...)...)), &n); err != nil {
+			t.Fatal(err)
+		}
+		return names{n.Name, n.GivenName, n.FamilyName}
+	}
+	for _, c := range []struct {
+		args []string
+		want names
+	}{
+		{[]string{"maria@agency.example", "--name", "Maria de la Cruz", "--given-name", "Maria", "--family-name", "de la Cruz"}, names{"Maria de la Cruz", "Maria", "de la Cruz"}},
+		{[]string{"jl@agency.example", "--given-name", "Jean-Luc", "--family-name", "Picard"}, names{"Jean-Luc Picard", "Jean-Luc", "Picard"}},
+		{[]string{"alice@agency.example", "--name", "Alice Martin"}, names{"Alice Martin", "Alice", "Martin"}},
+		{[]string{"alice@agency.example", "--resend", "--name", "Alice Martin-Lee"}, names{"Alice Martin-Lee", "Alice", "Martin-Lee"}},
+	} {
+		if got := invite(c.args...); got != c.want {
+			t.Errorf("%q: %+v, want %+v", c.args, got, c.want)
+		}
+	}
+	u, err := l.srv.d.store.UserByUsername(t.Context(), "maria@agency.example")
+	if err != nil || u.GivenName != "Maria" || u.FamilyName != "de la Cruz" {
+		t.Errorf("stored: %+v, %v", u, err)
+	}
+	for _, args := range [][]string{
+		{"invite", "bob@agency.example", "--given-name", "Bob"},             // no family name, no full name
+		{"invite", "--revoke", "maria@agency.example", "--given-name", "M"}, // --revoke takes no names
+	} {
+		if _, _, err := l.runCmd(args...); exitCode(err) != 2 {
+			t.Errorf("%q: exit %d (%v), want a usage error", args, exitCode(err), err)
 		}
 	}
 }
@@ -787,7 +832,7 @@ func TestBackupUnderLoadRestores(t *testing.T) {
 	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("backup file: %v %v", fi, err)
 	}
-	if len(l.events(evBackup)) != 1 {
+	if len(l.events(store.EventBackup)) != 1 {
 		t.Fatal("no admin.backup event")
 	}
 
@@ -841,7 +886,7 @@ func TestBackupUnderLoadRestores(t *testing.T) {
 	if out := l2.mustCmd("audit", "verify"); !strings.Contains(out, "intact") {
 		t.Fatalf("the restored trail: %s", out)
 	}
-	if len(l2.events(evRestore)) != 1 {
+	if len(l2.events(store.EventRestore)) != 1 {
 		t.Fatal("the restore is not in the restored database's audit trail")
 	}
 	o.rp = l2.staging()
@@ -999,6 +1044,31 @@ func TestMetrics(t *testing.T) {
 	samples = scrape(t, l.srv.metrics.handler())
 	if got := value(samples, "lanyard_journey_abandoned_total", map[string]string{"last_step": "password"}); got != "1" {
 		t.Errorf("abandoned at password = %q, want 1", got)
+	}
+
+	// Back-channel logout: an admin's sign-out queues one delivery (quinn
+	// got tokens for the staging portal), which the outbox gauge shows; each
+	// delivery's audit event is counted by result and client.
+	u, err := l.srv.d.store.UserByUsername(t.Context(), o.email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.srv.d.store.RevokeOAuthBySubject(t.Context(), u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.srv.d.store.AppendAudit(t.Context(), &store.AuditEvent{Event: store.EventLogoutBackchannel, UserID: u.ID,
+		ClientID: "docs-portal-staging", Detail: []byte(`{"result":"delivered","attempt":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	samples = scrape(t, l.srv.metrics.handler())
+	if got := value(samples, "lanyard_backchannel_logout_outbox", nil); got != "1" {
+		t.Errorf("logout outbox = %q, want 1", got)
+	}
+	if got := value(samples, "lanyard_backchannel_logouts_total", map[string]string{"result": "delivered", "client": "docs-portal-staging"}); got != "1" {
+		t.Errorf("delivered back-channel logouts = %q, want 1", got)
+	}
+	if got := value(samples, "lanyard_backchannel_logouts_total", map[string]string{"result": "gave_up", "client": "docs-portal-production"}); got != "0" {
+		t.Errorf("gave-up back-channel logouts = %q, want 0", got)
 	}
 
 	// The server's own mail (security notices) is counted when it fails: an
@@ -1177,7 +1247,7 @@ func TestReloadKeepsServingOnBrokenConfig(t *testing.T) {
 	if got := value(samples, "lanyard_config_reloads_total", map[string]string{"result": "failure"}); got != "4" {
 		t.Errorf("reload failures counted %q, want 4", got)
 	}
-	if len(l.events(evConfigReload)) != 1 {
+	if len(l.events(store.EventConfigReload)) != 1 {
 		t.Error("the successful reload is not in the audit trail")
 	}
 }

@@ -30,7 +30,8 @@ func parseProxies(list []string) ([]netip.Prefix, error) {
 // that is not itself a trusted proxy (entries to its left are whatever the
 // client claimed and are never believed). A request from anywhere else keeps
 // its connection address, whatever headers it sends. Everything downstream
-// (per-address throttling, the audit log) reads r.RemoteAddr.
+// (per-address throttling, sessions, the audit log) reads the address from
+// r.RemoteAddr through authn.ClientAddr, which drops the port.
 func clientAddress(proxies []netip.Prefix, next http.Handler) http.Handler {
 	if len(proxies) == 0 {
 		return next

@@ -17,8 +17,6 @@ import (
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
 
-const evConfigReload = "admin.config.reload"
-
 // reload loads the configuration and applies it. It returns why it refused.
 func (s *server) reload(load func() (*config.Config, error)) error {
 	err := s.applyReload(load)
@@ -63,8 +61,8 @@ func (s *server) applyReload(load func() (*config.Config, error)) error {
 		s.log.Warn("configuration reloaded, but these settings take effect only at the next restart", "settings", later)
 	}
 	s.log.Info("configuration reloaded", "clients", ids, "documents", docs, "journey_steps", next.Journey.Steps)
-	detail, _ := json.Marshal(map[string]any{"by": "sighup", "clients": ids, "documents": docs})
-	if err := s.d.store.AppendAudit(context.Background(), &store.AuditEvent{Event: evConfigReload, Detail: detail}); err != nil {
+	detail, _ := json.Marshal(map[string]any{"by": store.ActorSIGHUP, "clients": ids, "documents": docs})
+	if err := s.d.store.AppendAudit(context.Background(), &store.AuditEvent{Event: store.EventConfigReload, Detail: detail}); err != nil {
 		s.log.Error("audit of the reload not written", "err", err)
 	}
 	return nil

@@ -23,7 +23,7 @@ import (
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
 
-const evAuditPrune = "admin.audit.prune"
+const evAuditPrune = store.EventAuditPrune
 
 // archiveLine is one event in an archive. The text fields are what the
 // database holds; a field JSON text cannot carry byte for byte (not UTF-8, a
@@ -42,7 +42,7 @@ func toArchive(e *store.AuditEvent) archiveLine {
 		v    string
 		dst  *string
 	}{
-		{"event", e.Event, &l.Event}, {"user_id", e.UserID, &l.UserID}, {"username", e.Username, &l.Username},
+		{"event", string(e.Event), &l.Event}, {"user_id", e.UserID, &l.UserID}, {"username", e.Username, &l.Username},
 		{"client_id", e.ClientID, &l.ClientID}, {"client_addr", e.ClientAddr, &l.ClientAddr}, {"user_agent", e.UserAgent, &l.UserAgent},
 	} {
 		if utf8.ValidString(f.v) {
@@ -73,13 +73,13 @@ func (l archiveLine) event() (store.AuditEvent, error) {
 	if err != nil {
 		return store.AuditEvent{}, fmt.Errorf("event #%d: bad time %q", l.ID, l.At)
 	}
-	e := store.AuditEvent{ID: l.ID, At: at.UTC(), Event: l.Event, UserID: l.UserID, Username: l.Username,
+	e := store.AuditEvent{ID: l.ID, At: at.UTC(), Event: store.Event(l.Event), UserID: l.UserID, Username: l.Username,
 		ClientID: l.ClientID, ClientAddr: l.ClientAddr, UserAgent: l.UserAgent, Detail: []byte(l.Detail),
 		PrevHash: l.PrevHash, Hash: l.Hash}
 	for k, v := range l.Raw {
 		switch k {
 		case "event":
-			e.Event = string(v)
+			e.Event = store.Event(v)
 		case "user_id":
 			e.UserID = string(v)
 		case "username":
@@ -372,7 +372,7 @@ func checkAnchor(ctx context.Context, st *store.Store) (store.AuditAnchor, error
 	if err != nil || anchor.ThroughID == 0 {
 		return anchor, err
 	}
-	evs, err := st.Audit(ctx, store.AuditFilter{Event: evAuditPrune})
+	evs, err := st.Audit(ctx, store.AuditFilter{Event: string(evAuditPrune)})
 	if err != nil {
 		return anchor, err
 	}

@@ -1,9 +1,8 @@
 package main
 
-// lanyard user …: what an admin does to an officer's account. Each change
-// runs in one transaction with its audit event, decides from what is stored
-// inside that transaction (so of racing commands exactly one acts), and takes
-// effect at once: sessions and tokens are ended in the same transaction.
+// lanyard user …: what an admin does to an officer's account. The changes
+// are the admin service's (flows.Admin, acting as "cli"): these commands
+// parse, call it and print.
 
 import (
 	"context"
@@ -19,15 +18,6 @@ import (
 	"github.com/lanyard-idp/lanyard/flows"
 	"github.com/lanyard-idp/lanyard/provider/store"
 	"github.com/lanyard-idp/lanyard/templates"
-)
-
-// Audit events of the user commands.
-const (
-	evUserDisable  = "admin.user.disable"
-	evUserEnable   = "admin.user.enable"
-	evUserUnlock   = "admin.user.unlock"
-	evUserResetMFA = "admin.user.reset_mfa"
-	evUserSignOut  = "admin.user.sign_out"
 )
 
 // stateLocked is the state `user list --state locked` asks for: a lock is a
@@ -55,29 +45,6 @@ func cmdUser(ctx context.Context, args []string, e env) error {
 	return usagef("unknown subcommand %q of lanyard user (want %s)", args[0], strings.Join(subs, ", "))
 }
 
-// accountKeys are the throttle keys flows charges an account's failures to:
-// the user id once the account exists, the typed username before.
-func accountKeys(u *store.User) []string {
-	return []string{"acct:" + u.ID, "acct:" + u.Username}
-}
-
-// lockedUntil is when the account's lock ends (zero: not locked at now).
-func lockedUntil(ctx context.Context, st *store.Store, u *store.User, now time.Time) (time.Time, int, error) {
-	var until time.Time
-	failures := 0
-	for _, k := range accountKeys(u) {
-		t, err := st.GetThrottle(ctx, k)
-		if err != nil {
-			return time.Time{}, 0, err
-		}
-		if t.LockedUntil.After(now) && t.LockedUntil.After(until) {
-			until = t.LockedUntil
-		}
-		failures = max(failures, t.Failures)
-	}
-	return until, failures, nil
-}
-
 type userRow struct {
 	Username        string `json:"username"`
 	Name            string `json:"name"`
@@ -102,19 +69,18 @@ func cmdUserList(ctx context.Context, args []string, e env) error {
 	if utf8.RuneCountInString(search) > 200 || strings.IndexFunc(search, unicode.IsControl) >= 0 || !utf8.ValidString(search) {
 		return usagef("--search: at most 200 printable characters")
 	}
-	_, st, err := cmd.openStore(ctx, e)
+	d, err := cmd.openAdmin(ctx, e, false)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	users, err := st.ListUsers(ctx, state, strings.TrimSpace(search))
+	defer d.Close()
+	users, err := d.store.ListUsers(ctx, state, strings.TrimSpace(search))
 	if err != nil {
 		return err
 	}
-	now := e.now()
 	rows := []userRow{}
 	for _, u := range users {
-		until, _, err := lockedUntil(ctx, st, &u, now)
+		until, _, err := d.admin.AccountLock(ctx, &u)
 		if err != nil {
 			return err
 		}
@@ -192,37 +158,31 @@ type sessionDetail struct {
 
 func cmdUserShow(ctx context.Context, args []string, e env) error {
 	cmd := newCommand("user show EMAIL [--json]", e)
-	pos, err := cmd.parse(args, e, 1, 1)
+	email, d, err := cmd.openAccount(ctx, args, e, false)
 	if err != nil {
 		return err
 	}
-	if _, err := canonical(pos[0]); err != nil {
-		return err
-	}
-	cfg, st, err := cmd.openStore(ctx, e)
+	defer d.Close()
+	u, err := d.admin.Account(ctx, email)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	u, err := lookupUser(ctx, st, pos[0])
-	if err != nil {
-		return err
-	}
-	d, err := describeUser(ctx, cfg, st, u, e.now())
+	detail, err := describeUser(ctx, d, u, e.now())
 	if err != nil {
 		return err
 	}
 	if cmd.json {
-		return writeJSON(e.stdout, d)
+		return writeJSON(e.stdout, detail)
 	}
-	return printUser(e, d)
+	return printUser(e, detail)
 }
 
-func describeUser(ctx context.Context, cfg *config.Config, st *store.Store, u *store.User, now time.Time) (*userDetail, error) {
+func describeUser(ctx context.Context, deps *adminDeps, u *store.User, now time.Time) (*userDetail, error) {
+	cfg, st := deps.cfg, deps.store
 	d := &userDetail{Username: u.Username, Name: u.Name, ID: u.ID, State: u.State, PasswordInitial: u.PasswordInitial,
 		CreatedAt: stamp(u.CreatedAt), LastSignInAt: stamp(u.LastSignInAt), TOTP: "none",
 		Passkeys: []passkeyInfo{}, Documents: []acceptedDoc{}, Sessions: []sessionDetail{}}
-	until, failures, err := lockedUntil(ctx, st, u, now)
+	until, failures, err := deps.admin.AccountLock(ctx, u)
 	if err != nil {
 		return nil, err
 	}
@@ -341,49 +301,34 @@ type actionResult struct {
 }
 
 type mfa struct {
-	TOTP          bool `json:"totp"`
-	Passkeys      int  `json:"passkeys"`
-	RecoveryCodes int  `json:"recovery_codes"`
+	TOTP           bool `json:"totp"`
+	Passkeys       int  `json:"passkeys"`
+	ApprovalPhones int  `json:"approval_phones"`
+	RecoveryCodes  int  `json:"recovery_codes"`
 }
 
 // cmdUserAction runs disable, enable, unlock, reset-mfa and sign-out.
 func cmdUserAction(ctx context.Context, action string, args []string, e env) error {
 	cmd := newCommand("user "+action+" EMAIL [--json]", e)
-	pos, err := cmd.parse(args, e, 1, 1)
+	email, d, err := cmd.openAccount(ctx, args, e, false)
 	if err != nil {
 		return err
 	}
-	if _, err := canonical(pos[0]); err != nil {
-		return err
-	}
-	_, st, err := cmd.openStore(ctx, e)
+	defer d.Close()
+	change := map[string]func(context.Context, store.Actor, string) (*flows.AccountChange, error){
+		"disable": d.admin.Disable, "enable": d.admin.Enable, "unlock": d.admin.Unlock,
+		"reset-mfa": d.admin.ResetMFA, "sign-out": d.admin.SignOutEverywhere,
+	}[action]
+	c, err := change(ctx, store.ActorCLI, email)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	now := e.now()
-	var res actionResult
-	err = inTx(ctx, st, func(ctx context.Context) error {
-		u, err := lookupUser(ctx, st, pos[0])
-		if err != nil {
-			return err
-		}
-		res = actionResult{Username: u.Username, Action: action, State: u.State}
-		switch action {
-		case "disable":
-			return disableUser(ctx, st, u, now, &res)
-		case "enable":
-			return enableUser(ctx, st, u, now, &res)
-		case "unlock":
-			return unlockUser(ctx, st, u, now, &res)
-		case "reset-mfa":
-			return resetMFA(ctx, st, u, &res)
-		default:
-			return signOutUser(ctx, st, u, &res)
-		}
-	})
-	if err != nil {
-		return err
+	res := actionResult{Username: c.User.Username, Action: action, State: c.User.State, SessionsEnded: c.SessionsEnded}
+	switch action {
+	case "unlock":
+		res.WasLocked = &c.WasLocked
+	case "reset-mfa":
+		res.Removed = &mfa{TOTP: c.Removed.TOTP, Passkeys: c.Removed.Passkeys, ApprovalPhones: c.Removed.Devices, RecoveryCodes: c.Removed.RecoveryCodes}
 	}
 	if cmd.json {
 		return writeJSON(e.stdout, res)
@@ -405,147 +350,24 @@ func cmdUserAction(ctx context.Context, action string, args []string, e env) err
 		if r.TOTP {
 			totp = "the authenticator app"
 		}
-		fmt.Fprintf(e.stdout, "removed %s, %d passkey(s) and %d recovery code(s) of %s; %d session(s) ended. The officer sets up a second factor again at the next sign-in.\n",
-			totp, r.Passkeys, r.RecoveryCodes, res.Username, res.SessionsEnded)
+		fmt.Fprintf(e.stdout, "removed %s, %d passkey(s), %d phone(s) paired with the approval app and %d recovery code(s) of %s; %d session(s) ended. The officer sets up a second factor again at the next sign-in.\n",
+			totp, r.Passkeys, r.ApprovalPhones, r.RecoveryCodes, res.Username, res.SessionsEnded)
 	default:
 		fmt.Fprintf(e.stdout, "signed %s out everywhere: %d session(s) ended, every token revoked\n", res.Username, res.SessionsEnded)
 	}
 	return nil
 }
 
-// endEverything ends every session of u and revokes every token issued to u.
-func endEverything(ctx context.Context, st *store.Store, u *store.User) (int, error) {
-	refs, err := st.DeleteUserSessions(ctx, u.ID, "")
-	if err != nil {
-		return 0, fmt.Errorf("end sessions: %w", err)
-	}
-	if err := st.RevokeOAuthBySubject(ctx, u.ID); err != nil {
-		return 0, fmt.Errorf("revoke tokens: %w", err)
-	}
-	return len(refs), nil
-}
-
-func disableUser(ctx context.Context, st *store.Store, u *store.User, now time.Time, res *actionResult) error {
-	if u.State == store.UserDisabled {
-		return fmt.Errorf("%s is already disabled", u.Username)
-	}
-	prev := u.State
-	u.State, u.UpdatedAt = store.UserDisabled, now
-	if err := st.UpdateUser(ctx, u); err != nil {
-		return fmt.Errorf("disable %s: %w", u.Username, err)
-	}
-	n, err := endEverything(ctx, st, u)
-	if err != nil {
-		return err
-	}
-	res.State, res.SessionsEnded = u.State, n
-	return adminEvent(ctx, st, evUserDisable, u, map[string]any{"previous_state": prev, "sessions_ended": n})
-}
-
-// enableUser gives a disabled account back the state it would have: active
-// when the officer has ever finished a sign-in, else invited.
-func enableUser(ctx context.Context, st *store.Store, u *store.User, now time.Time, res *actionResult) error {
-	if u.State != store.UserDisabled {
-		return fmt.Errorf("%s is not disabled (state %s)", u.Username, u.State)
-	}
-	u.State = store.UserInvited
-	if !u.LastSignInAt.IsZero() {
-		u.State = store.UserActive
-	}
-	u.UpdatedAt = now
-	if err := st.UpdateUser(ctx, u); err != nil {
-		return fmt.Errorf("enable %s: %w", u.Username, err)
-	}
-	res.State = u.State
-	return adminEvent(ctx, st, evUserEnable, u, map[string]any{"state": u.State})
-}
-
-// unlockUser forgets the account's failures and lock. Address locks stay:
-// they protect against a guesser, whoever they target.
-func unlockUser(ctx context.Context, st *store.Store, u *store.User, now time.Time, res *actionResult) error {
-	until, _, err := lockedUntil(ctx, st, u, now)
-	if err != nil {
-		return err
-	}
-	for _, k := range accountKeys(u) {
-		if err := st.ResetThrottle(ctx, k); err != nil {
-			return fmt.Errorf("unlock %s: %w", u.Username, err)
-		}
-	}
-	locked := !until.IsZero()
-	res.WasLocked = &locked
-	return adminEvent(ctx, st, evUserUnlock, u, map[string]any{"was_locked": locked})
-}
-
-// resetMFA removes every second factor; with none left the journey's
-// mfa-enrol step is pending again at the next sign-in.
-func resetMFA(ctx context.Context, st *store.Store, u *store.User, res *actionResult) error {
-	var r mfa
-	if _, err := st.TOTPByUser(ctx, u.ID); err == nil {
-		r.TOTP = true
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	if err := st.DeleteTOTP(ctx, u.ID); err != nil {
-		return fmt.Errorf("reset-mfa %s: %w", u.Username, err)
-	}
-	n, err := st.RecoveryCodesLeft(ctx, u.ID)
-	if err != nil {
-		return err
-	}
-	r.RecoveryCodes = n
-	if err := st.DeleteRecoveryCodes(ctx, u.ID); err != nil {
-		return fmt.Errorf("reset-mfa %s: %w", u.Username, err)
-	}
-	creds, err := st.WebAuthnCredentials(ctx, u.ID)
-	if err != nil {
-		return err
-	}
-	for _, c := range creds {
-		if err := st.DeleteWebAuthnCredential(ctx, u.ID, c.ID); err != nil {
-			return fmt.Errorf("reset-mfa %s: %w", u.Username, err)
-		}
-	}
-	r.Passkeys = len(creds)
-	ended, err := endEverything(ctx, st, u)
-	if err != nil {
-		return err
-	}
-	res.Removed, res.SessionsEnded = &r, ended
-	return adminEvent(ctx, st, evUserResetMFA, u, map[string]any{
-		"totp": r.TOTP, "passkeys": r.Passkeys, "recovery_codes": r.RecoveryCodes, "sessions_ended": ended})
-}
-
-func signOutUser(ctx context.Context, st *store.Store, u *store.User, res *actionResult) error {
-	n, err := endEverything(ctx, st, u)
-	if err != nil {
-		return err
-	}
-	res.SessionsEnded = n
-	return adminEvent(ctx, st, evUserSignOut, u, map[string]any{"sessions_ended": n})
-}
-
 func cmdUserResetPassword(ctx context.Context, args []string, e env) error {
 	cmd := newCommand("user reset-password EMAIL [--show-password] [--json]", e)
 	var show bool
 	cmd.fs.BoolVar(&show, "show-password", false, "also print the new initial password (it is in the email)")
-	pos, err := cmd.parse(args, e, 1, 1)
+	email, d, err := cmd.openAccount(ctx, args, e, true)
 	if err != nil {
 		return err
 	}
-	if _, err := canonical(pos[0]); err != nil {
-		return err
-	}
-	cfg, st, err := cmd.openStore(ctx, e)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	iv, outbox, err := newInviter(cfg, st, e)
-	if err != nil {
-		return err
-	}
-	inv, err := iv.ResetPassword(ctx, pos[0])
+	defer d.Close()
+	inv, err := d.admin.ResetPassword(ctx, store.ActorCLI, email)
 	if err != nil {
 		return err
 	}
@@ -563,7 +385,7 @@ func cmdUserResetPassword(ctx context.Context, args []string, e env) error {
 			fmt.Fprintf(e.stdout, "initial password: %s\n", inv.InitialPassword)
 		}
 		if inv.MailErr == nil {
-			fmt.Fprintln(e.stdout, mailNote(outbox))
+			fmt.Fprintln(e.stdout, mailNote(d.outbox))
 		}
 	}
 	if inv.MailErr != nil {
@@ -572,23 +394,21 @@ func cmdUserResetPassword(ctx context.Context, args []string, e env) error {
 	return nil
 }
 
-// newInviter is the Inviter of the admin commands, on the configuration's
-// mail, recording "by":"cli" in its audit events.
-func newInviter(cfg *config.Config, st *store.Store, e env) (*flows.Inviter, string, error) {
-	log := newLogger(cfg, e.stderr)
-	mailer, outbox, err := newMailer(cfg, log)
-	if err != nil {
-		return nil, "", err
+// newAdmin is the admin service of the commands on the deployment's store,
+// with the configuration's mail when mail is set (the commands that email
+// an initial password); outbox is where dev mail is written.
+func newAdmin(cfg *config.Config, st *store.Store, e env, mail bool) (admin *flows.Admin, outbox string, err error) {
+	o := flows.Options{Config: cfg, Store: st, Logger: newLogger(cfg, e.stderr), Now: e.now}
+	if mail {
+		if o.Mailer, outbox, err = newMailer(cfg, o.Logger); err != nil {
+			return nil, "", err
+		}
+		if o.Pages, err = templates.Parse(); err != nil {
+			return nil, "", err
+		}
 	}
-	pages, err := templates.Parse()
-	if err != nil {
-		return nil, "", err
-	}
-	now := time.Now
-	if e.clock != nil {
-		now = e.clock
-	}
-	return &flows.Inviter{Config: cfg, Store: st, Mailer: mailer, Pages: pages, Now: now, Logger: log, Actor: "cli"}, outbox, nil
+	admin, err = flows.NewAdmin(o)
+	return admin, outbox, err
 }
 
 func mailNote(outbox string) string {

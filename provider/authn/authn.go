@@ -1,7 +1,9 @@
 // Package authn is the seam between the provider (OAuth2/OIDC on fosite) and
 // flows (the officer journey): the provider asks one question — is this browser
 // fully signed in, and how — and hands the browser over when it is not. Neither
-// side imports the other; both import this package. Nothing else belongs here.
+// side imports the other; both import this package. Besides that question it
+// holds only what both sides must compute alike about a browser's request:
+// its client address (ClientAddr). Nothing else belongs here.
 package authn
 
 import (
@@ -55,4 +57,25 @@ type SignInRequest struct {
 	LoginHint string
 	// RequestedAt: the journey must produce an AuthTime after it when ForceLogin.
 	RequestedAt time.Time
+
+	// Consent: the request asks for the officer's consent (prompt=consent).
+	// The journey shows the consent page, listing ClientName, Scopes and
+	// Claims, before it resumes; a declined consent resumes nothing (the
+	// provider answers access_denied). Until the journey has a consent
+	// page, a first-party client's request resumes at once.
+	Consent bool
+	// Scopes and Claims are what the client asks for (the claims are those
+	// named in the claims request parameter), for the consent page.
+	Scopes []string
+	Claims []string
+	// ACRValues are the authentication context classes the request asks
+	// for (acr_values, or acr in the claims parameter), among those the
+	// journey produces, weakest first. When the browser's session has
+	// achieved less, the journey steps the officer up (a second factor for
+	// urn:lanyard:acr:mfa, a passkey for urn:lanyard:acr:phr) before it
+	// resumes. The provider never states an acr the session did not
+	// achieve: when the resumed session still falls short it issues the
+	// session's own acr, or, with ACREssential, refuses (access_denied).
+	ACRValues    []string
+	ACREssential bool
 }

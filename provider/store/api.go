@@ -34,7 +34,11 @@ type User struct {
 	Username string // canonical: NFKC, trimmed, lower-cased email address; unique
 	Email    string
 	Name     string
-	State    string // UserInvited | UserActive | UserDisabled
+	// GivenName and FamilyName are the OIDC given_name and family_name; ""
+	// when unknown (Name alone does not say which part is which).
+	GivenName  string
+	FamilyName string
+	State      string // UserInvited | UserActive | UserDisabled
 	// PasswordHash is an encoded argon2id hash (parameters inside).
 	PasswordHash string
 	// PasswordInitial is true while the password is the one from the invitation
@@ -42,10 +46,9 @@ type User struct {
 	PasswordInitial bool
 	// InviteExpiresAt is when the initial password stops working (zero: no expiry).
 	InviteExpiresAt time.Time
-	// MFAResetAt: set by an admin reset; nothing special for the store.
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
-	LastSignInAt time.Time
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+	LastSignInAt    time.Time
 }
 
 // TOTP is a user's authenticator-app secret. One per user.
@@ -116,7 +119,7 @@ type Throttle struct {
 type AuditEvent struct {
 	ID         int64
 	At         time.Time
-	Event      string // "invite", "signin.success", "signin.failure", "lock", "mfa.enrol", ...
+	Event      Event // one of the constants of events.go
 	UserID     string
 	Username   string
 	ClientID   string
@@ -234,6 +237,23 @@ type AuthRequest struct {
 //   SetWebAuthnHandle(ctx, userID string, handle []byte) error / UserByWebAuthnHandle(ctx, handle) (*User, error)
 //   WebAuthnHandle(ctx, userID) ([]byte, error)                    ErrNotFound
 //
+// The approval app (approval.go, where its types live too):
+//   AddApprovalDevice(ctx, *ApprovalDevice) error                  ErrConflict on duplicate id, ErrNotFound: no user
+//   ApprovalDevices(ctx, userID) / ApprovalDeviceByID(ctx, id)     oldest first / ErrNotFound
+//   RenameApprovalDevice / DeleteApprovalDevice(ctx, userID, id…)  ErrNotFound unless the user's
+//   DeleteApprovalDevices(ctx, userID) (int, error)                also cancels the user's waiting requests
+//   SetApprovalPush / ForgetApprovalPush(ctx, id, endpoint)        the latter only while the endpoint is still that one
+//   UseApprovalDevice(ctx, id, at) error
+//   CreateApprovalRequest(ctx, *ApprovalRequest) error             expires the user's stale ones; ErrConflict while another waits (pairings aside)
+//   ApprovalRequestByID(ctx, id) / PairingByToken(ctx, tokenHash)  ErrNotFound
+//   ClaimPairing(ctx, id, publicKey, now) error                    once, while live; else ErrConflict
+//   AnswerApproval(ctx, id, ApprovalAnswer) error                  pending → approved|denied while live; else ErrConflict
+//   WrongApprovalNumber(ctx, id, max, reason, now) (int, bool, error)  counts atomically; the max-th denies
+//   UseApproval(ctx, id) error                                     approved → used, once; else ErrConflict
+//   CancelApprovalRequest / ExpireApprovalRequest(ctx, id…) error
+//   PendingApprovals(ctx, userID, now) / CountApprovalRequests(ctx, userID, since)
+//   ReportApproval(ctx, id) error                                  a denied request, once; else ErrConflict
+//
 // Policies:
 //   Accept(ctx, Acceptance) error                                  every acceptance kept
 //   Acceptances(ctx, userID) ([]Acceptance, error)                 latest per document, by document name
@@ -245,7 +265,7 @@ type AuthRequest struct {
 //   UpdateSession(ctx, *Session) error                             ErrNotFound
 //   RotateSession(ctx, oldID, newID string) error                  re-keys the row; the old id is dead; its OAuth rows follow
 //   TouchSession(ctx, id string, at time.Time) error               ErrNotFound
-//   DeleteSession(ctx, id) error                                   tokens untouched (RevokeOAuthBySession for that)
+//   DeleteSession(ctx, id) error                                   tokens untouched (RevokeOAuthBySession for that); logouts queued
 //   DeleteSessionByRef(ctx, userID, ref string) error              one of the user's sessions + its tokens
 //   UserSessions(ctx, userID string, now time.Time) ([]Session, error)  unexpired, newest first; ID "" and Ref set
 //   DeleteUserSessions(ctx, userID string, except string) ([]string, error)
@@ -279,8 +299,19 @@ type AuthRequest struct {
 //   DeleteOAuth(ctx, kind, signature string) error
 //   DeactivateOAuthByRequestID(ctx, kind, requestID string) error
 //   DeleteOAuthByRequestID(ctx, kind, requestID string) error
-//   RevokeOAuthBySubject(ctx, subject string) error                deactivates code+access+refresh of the user
-//   RevokeOAuthBySession(ctx, sessionRef string) error             deactivates code+access+refresh of an SSO session
+//   RevokeOAuthBySubject(ctx, subject string) error                deactivates code+access+refresh of the user; logouts queued
+//   RevokeOAuthBySession(ctx, sessionRef string) error             deactivates code+access+refresh of an SSO session; logouts queued
+//
+// Logout propagation (logout.go): every method above that ends a session or
+// revokes by session or user moves the matching SessionClient records into
+// the outbox in its own transaction ("logouts queued"); DeleteExpired does
+// the same for expired sessions.
+//   RecordSessionClient(ctx, *SessionClient) error                 idempotent; SID defaults to SessionRef
+//   SessionClients(ctx, ref string) ([]SessionClient, error)       oldest first
+//   ClaimLogouts(ctx, now, lease, limit) ([]LogoutDelivery, error) due rows, each to one caller across nodes
+//   FinishLogout(ctx, id, claim) error / RetryLogout(ctx, id, claim, next, lastErr) error
+//                                                                  ErrConflict when the lease was lost, ErrNotFound when gone
+//   PendingLogouts(ctx) (int64, error)
 //
 // Pending authorization requests:
 //   CreateAuthRequest(ctx, *AuthRequest) error                     ExpiresAt required

@@ -26,7 +26,7 @@ const auditLockID = 0x61756474 // "audt"
 // keyed hash can replace it without touching them.
 func (s *Store) AuditHash(prev string, e *AuditEvent) string {
 	fields := []string{
-		strconv.FormatInt(e.At.UnixMicro(), 10), e.Event, e.UserID, e.Username,
+		strconv.FormatInt(e.At.UnixMicro(), 10), string(e.Event), e.UserID, e.Username,
 		e.ClientID, e.ClientAddr, e.UserAgent, string(e.Detail),
 	}
 	canon, _ := json.Marshal(fields) // strings only: cannot fail

@@ -206,7 +206,7 @@ func (s *Store) pipeline(ctx context.Context, pc *pgx.Conn, rows []oauthArgs, ev
 		ev.PrevHash = prev
 		ev.Hash = s.AuditHash(prev, ev)
 		prev = ev.Hash
-		at[i], event[i], uid[i], uname[i], ecli[i], addr[i], ua[i] = ev.At.UnixMicro(), ev.Event, ev.UserID, ev.Username, ev.ClientID, ev.ClientAddr, ev.UserAgent
+		at[i], event[i], uid[i], uname[i], ecli[i], addr[i], ua[i] = ev.At.UnixMicro(), string(ev.Event), ev.UserID, ev.Username, ev.ClientID, ev.ClientAddr, ev.UserAgent
 		detail[i], prevs[i], hashes[i] = ev.Detail, ev.PrevHash, ev.Hash
 		byHash[ev.Hash] = ev
 	}

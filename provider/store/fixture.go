@@ -165,13 +165,16 @@ func (s *Store) fixtureAudit(ctx context.Context, f Fixture, progress func(done,
 	}
 	start := f.Now.Add(-365 * 24 * time.Hour)
 	step := 365 * 24 * time.Hour / time.Duration(f.AuditEvents)
-	kinds := []struct{ event, detail string }{
-		{"token.issue", `{"grant":"client_credentials"}`},
-		{"token.issue", `{"grant":"authorization_code"}`},
-		{"token.issue", `{"grant":"refresh_token"}`},
-		{"signin.password", ``},
-		{"signin.success", `{"amr":["pwd","otp","mfa"]}`},
-		{"signin.failure", `{"factor":"password","reason":"wrong password"}`},
+	kinds := []struct {
+		event  Event
+		detail string
+	}{
+		{EventTokenIssue, `{"grant":"client_credentials"}`},
+		{EventTokenIssue, `{"grant":"authorization_code"}`},
+		{EventTokenIssue, `{"grant":"refresh_token"}`},
+		{EventSigninPassword, ``},
+		{EventSigninSuccess, `{"amr":["pwd","otp","mfa"]}`},
+		{EventSigninFailure, `{"factor":"password","reason":"wrong password"}`},
 	}
 	cols := strings.Split("at, event, user_id, username, client_id, client_addr, user_agent, detail, prev_hash, hash", ", ")
 	return s.bulk(ctx, "audit", cols, f.AuditEvents, progress, func(i int) ([]any, error) {

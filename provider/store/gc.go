@@ -19,8 +19,10 @@ const gcMaxPause = 200 * time.Millisecond
 // DeleteExpired removes what has expired at now, in batches of gcBatch rows
 // with a rest after each (gcMaxPause), and returns how many rows went: OAuth
 // rows past expires_at, sessions past expires_at (a journey abandoned before
-// its password expires within the journey timeout), parked authorization
-// requests past expires_at, and throttle rows whose window
+// its password expires within the journey timeout; queuing the logout of
+// their relying parties, see RecordSessionClient), parked authorization
+// requests past expires_at, approval requests an hour past theirs, and
+// throttle rows whose window
 // started more than the retention (OpenOptions.ThrottleRetention) ago and
 // whose lock is over. Used recovery codes, signing keys (see
 // DeleteRetiredSigningKeys) and the audit trail are kept.
@@ -38,6 +40,10 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 			WHERE expires_at IS NOT NULL AND expires_at < ? LIMIT ?)`, []any{t, gcBatch}},
 		{"authorization requests", `DELETE FROM auth_requests WHERE id IN (SELECT id FROM auth_requests
 			WHERE expires_at IS NOT NULL AND expires_at < ? LIMIT ?)`, []any{t, gcBatch}},
+		// Approval requests stay an hour past their expiry: the hourly cap
+		// counts them.
+		{"approval requests", `DELETE FROM approval_requests WHERE id IN (SELECT id FROM approval_requests
+			WHERE expires_at < ? LIMIT ?)`, []any{now.Add(-time.Hour).UnixMicro(), gcBatch}},
 		{"throttle rows", `DELETE FROM throttle WHERE key_name IN (SELECT key_name FROM throttle
 			WHERE (window_start IS NULL OR window_start < ?) AND (locked_until IS NULL OR locked_until < ?) LIMIT ?)`,
 			[]any{keep, t, gcBatch}},
@@ -57,6 +63,23 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 				return total, ctx.Err()
 			case <-time.After(min(2*time.Since(start), gcMaxPause)):
 			}
+		}
+	}
+	// The relying parties of the sessions that expired above (or of any
+	// session gone without a word) are told now, in batches.
+	for {
+		var n int
+		err := s.InTx(ctx, func(ctx context.Context) (err error) {
+			n, err = s.queueLogouts(ctx, ReasonSessionExpired, now, `(session_ref, client_id, sid) IN
+				(SELECT session_ref, client_id, sid FROM session_clients WHERE NOT EXISTS
+					(SELECT 1 FROM sessions WHERE sessions.id_hash = session_clients.session_ref) LIMIT ?)`, gcBatch)
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("queue logouts of expired sessions: %w", err)
+		}
+		if n < gcBatch {
+			break
 		}
 	}
 	return total, nil

@@ -15,7 +15,7 @@ func TestLastAuditID(t *testing.T) {
 		t.Fatalf("empty trail: %d, %v", id, err)
 	}
 	var last store.AuditEvent
-	for _, name := range []string{"a", "b", "c"} {
+	for _, name := range []store.Event{"a", "b", "c"} {
 		last = store.AuditEvent{Event: name}
 		if err := s.AppendAudit(ctx, &last); err != nil {
 			t.Fatal(err)

@@ -118,30 +118,44 @@ func (s *Store) DeleteOAuthByRequestID(ctx context.Context, kind, requestID stri
 }
 
 // RevokeOAuthBySubject deactivates every code, access and refresh token of a
-// user (disable, reset, sign out everywhere).
+// user (disable, reset, sign out everywhere) and queues the logout of every
+// relying party that received tokens in any of the user's sessions.
 func (s *Store) RevokeOAuthBySubject(ctx context.Context, subject string) error {
 	if subject == "" {
 		return invalid("subject is empty") // would hit every client_credentials token
 	}
-	if _, err := s.exec(ctx, `UPDATE oauth SET active = 0 WHERE subject = ? AND subject <> '' AND active = 1 AND kind IN `+revocableKinds,
-		subject); err != nil {
+	if err := s.revokeAndQueue(ctx, "subject", subject, `subject = ?`, ReasonUserRevoked); err != nil {
 		return fmt.Errorf("revoke tokens of %q: %w", subject, err)
 	}
 	return nil
 }
 
 // RevokeOAuthBySession deactivates every code, access and refresh token issued
-// to an SSO session; sessionID is the session's ref (SessionRef), the value
-// the provider stores in OAuthRow.SessionID.
+// to an SSO session, and queues the logout of the relying parties that
+// received them; sessionID is the session's ref (SessionRef), the value the
+// provider stores in OAuthRow.SessionID.
 func (s *Store) RevokeOAuthBySession(ctx context.Context, sessionID string) error {
 	if sessionID == "" {
 		return invalid("session id is empty") // would hit every token without a session
 	}
-	if _, err := s.exec(ctx, `UPDATE oauth SET active = 0 WHERE session_id = ? AND session_id <> '' AND active = 1 AND kind IN `+revocableKinds,
-		sessionID); err != nil {
+	if err := s.revokeAndQueue(ctx, "session_id", sessionID, `session_ref = ?`, ReasonSessionEnded); err != nil {
 		return fmt.Errorf("revoke tokens of session: %w", err)
 	}
 	return nil
+}
+
+// revokeAndQueue deactivates the codes and tokens whose column (subject or
+// session_id) is value, and queues the logouts of the session_clients rows
+// matching where, in one transaction.
+func (s *Store) revokeAndQueue(ctx context.Context, column, value, where string, reason Reason) error {
+	return s.InTx(ctx, func(ctx context.Context) error {
+		if _, err := s.exec(ctx, `UPDATE oauth SET active = 0 WHERE `+column+` = ? AND `+column+` <> '' AND active = 1 AND kind IN `+revocableKinds,
+			value); err != nil {
+			return err
+		}
+		_, err := s.queueLogouts(ctx, reason, s.now(), where, value)
+		return err
+	})
 }
 
 // CreateAuthRequest parks an authorization request. ExpiresAt is required (a

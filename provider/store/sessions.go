@@ -123,7 +123,12 @@ func (s *Store) RotateSession(ctx context.Context, oldID, newID string) error {
 		if n == 0 {
 			return ErrNotFound
 		}
-		_, err = s.exec(ctx, `UPDATE oauth SET session_id = ? WHERE session_id = ? AND session_id <> ''`, newRef, oldRef)
+		if _, err = s.exec(ctx, `UPDATE oauth SET session_id = ? WHERE session_id = ? AND session_id <> ''`, newRef, oldRef); err != nil {
+			return err
+		}
+		// The relying parties keep the sid they were given; only the
+		// session's current ref moves.
+		_, err = s.exec(ctx, `UPDATE session_clients SET session_ref = ? WHERE session_ref = ?`, newRef, oldRef)
 		return err
 	})
 	if err != nil {
@@ -146,18 +151,27 @@ func (s *Store) TouchSession(ctx context.Context, id string, at time.Time) error
 }
 
 // DeleteSession deletes a session by raw id (no error when it does not
-// exist). Its tokens are left alone: call RevokeOAuthBySession(SessionRef(id))
-// for that (logout does).
+// exist) and queues the logout of the relying parties that received tokens
+// in it (see RecordSessionClient). Its tokens are left alone: call
+// RevokeOAuthBySession(SessionRef(id)) for that (logout does).
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
-	if _, err := s.exec(ctx, `DELETE FROM sessions WHERE id_hash = ?`, SessionRef(id)); err != nil {
+	ref := SessionRef(id)
+	err := s.InTx(ctx, func(ctx context.Context) error {
+		if _, err := s.queueLogouts(ctx, ReasonSessionEnded, s.now(), `session_ref = ?`, ref); err != nil {
+			return err
+		}
+		_, err := s.exec(ctx, `DELETE FROM sessions WHERE id_hash = ?`, ref)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("delete session: %w", err)
 	}
 	return nil
 }
 
 // DeleteSessionByRef deletes one of the user's sessions by its public ref
-// (the account page's "sign out that device") and deactivates its codes and
-// tokens, atomically. ErrNotFound when the user has no such session.
+// (the account page's "sign out that device"), deactivates its codes and
+// tokens and queues the logout of its relying parties, atomically. ErrNotFound when the user has no such session.
 func (s *Store) DeleteSessionByRef(ctx context.Context, userID, ref string) error {
 	err := s.InTx(ctx, func(ctx context.Context) error {
 		n, err := s.execN(ctx, `DELETE FROM sessions WHERE user_id = ? AND id_hash = ?`, userID, ref)
@@ -205,7 +219,8 @@ func (s *Store) UserSessions(ctx context.Context, userID string, now time.Time) 
 // DeleteUserSessions deletes every session of the user except the one whose
 // raw id is except ("" for none: sign out everywhere), deactivates the codes
 // and tokens issued to the deleted sessions (OAuthRow.SessionID equal to
-// their ref), and returns the refs it deleted — all in one transaction.
+// their ref), queues the logout of their relying parties, and returns the
+// refs it deleted — all in one transaction.
 func (s *Store) DeleteUserSessions(ctx context.Context, userID string, except string) ([]string, error) {
 	if userID == "" {
 		return nil, invalid("user id is empty")
@@ -219,6 +234,10 @@ func (s *Store) DeleteUserSessions(ctx context.Context, userID string, except st
 		if _, err := s.exec(ctx, `UPDATE oauth SET active = 0
 			WHERE active = 1 AND kind IN `+revocableKinds+` AND session_id <> '' AND session_id IN
 				(SELECT id_hash FROM sessions WHERE user_id = ? AND id_hash <> ?)`, userID, exceptRef); err != nil {
+			return err
+		}
+		if _, err := s.queueLogouts(ctx, ReasonSessionEnded, s.now(),
+			`session_ref IN (SELECT id_hash FROM sessions WHERE user_id = ? AND id_hash <> ?)`, userID, exceptRef); err != nil {
 			return err
 		}
 		rows, err := s.query(ctx, wr, `DELETE FROM sessions WHERE user_id = ? AND id_hash <> ? RETURNING id_hash`,

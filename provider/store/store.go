@@ -1,9 +1,10 @@
 // Package store is Lanyard's persistence: one SQL implementation on
 // database/sql with a small dialect table for SQLite (modernc.org/sqlite, the
-// embedded default) and PostgreSQL (pgx), embedded forward-only migrations, and
-// domain-shaped methods (api.go lists them). Every method joins the
-// transaction carried in the context, so fosite's code exchange and refresh
-// rotation are atomic.
+// embedded default) and PostgreSQL (pgx), embedded forward-only migrations,
+// domain-shaped methods (api.go lists them), and the audit trail's
+// vocabulary (events.go: every event name, failure reason and actor). Every
+// method joins the transaction carried in the context, so fosite's code
+// exchange and refresh rotation are atomic.
 //
 // Secrets that are lookup keys (session ids, fosite signatures) are stored
 // only as SHA-256; secrets that must be read back (TOTP seeds, signing keys)

@@ -8,14 +8,14 @@ import (
 	"strings"
 )
 
-const userCols = `id, username, email, name, state, password_hash, password_initial,
+const userCols = `id, username, email, name, given_name, family_name, state, password_hash, password_initial,
 	invite_expires_at, created_at, updated_at, last_sign_in_at`
 
 func scanUser(sc interface{ Scan(...any) error }) (*User, error) {
 	var u User
 	var initial int64
 	var invite, created, updated, last sql.NullInt64
-	if err := sc.Scan(&u.ID, &u.Username, &u.Email, &u.Name, &u.State, &u.PasswordHash, &initial,
+	if err := sc.Scan(&u.ID, &u.Username, &u.Email, &u.Name, &u.GivenName, &u.FamilyName, &u.State, &u.PasswordHash, &initial,
 		&invite, &created, &updated, &last); err != nil {
 		return nil, err
 	}
@@ -57,8 +57,8 @@ func (s *Store) CreateUser(ctx context.Context, u *User) error {
 	if u.UpdatedAt.IsZero() {
 		u.UpdatedAt = u.CreatedAt
 	}
-	_, err := s.exec(ctx, `INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		u.ID, u.Username, u.Email, u.Name, u.State, u.PasswordHash, boolInt(u.PasswordInitial),
+	_, err := s.exec(ctx, `INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		u.ID, u.Username, u.Email, u.Name, u.GivenName, u.FamilyName, u.State, u.PasswordHash, boolInt(u.PasswordInitial),
 		micro(u.InviteExpiresAt), micro(u.CreatedAt), micro(u.UpdatedAt), micro(u.LastSignInAt))
 	if err != nil {
 		return fmt.Errorf("create user %q: %w", u.Username, err)
@@ -98,9 +98,9 @@ func (s *Store) UpdateUser(ctx context.Context, u *User) error {
 	if err := checkUser(u); err != nil {
 		return err
 	}
-	n, err := s.execN(ctx, `UPDATE users SET username = ?, email = ?, name = ?, state = ?, password_hash = ?,
-		password_initial = ?, invite_expires_at = ?, updated_at = ?, last_sign_in_at = ? WHERE id = ?`,
-		u.Username, u.Email, u.Name, u.State, u.PasswordHash, boolInt(u.PasswordInitial),
+	n, err := s.execN(ctx, `UPDATE users SET username = ?, email = ?, name = ?, given_name = ?, family_name = ?, state = ?,
+		password_hash = ?, password_initial = ?, invite_expires_at = ?, updated_at = ?, last_sign_in_at = ? WHERE id = ?`,
+		u.Username, u.Email, u.Name, u.GivenName, u.FamilyName, u.State, u.PasswordHash, boolInt(u.PasswordInitial),
 		micro(u.InviteExpiresAt), micro(u.UpdatedAt), micro(u.LastSignInAt), u.ID)
 	if err != nil {
 		return fmt.Errorf("update user %q: %w", u.ID, err)

@@ -67,7 +67,7 @@ func testAudit(t *testing.T, open func(t *testing.T) *store.Store) {
 			must(t, err)
 			var names []string
 			for _, e := range got {
-				names = append(names, e.Event)
+				names = append(names, string(e.Event))
 			}
 			if len(names) != len(tc.want) {
 				t.Errorf("%s: got %v, want %v", tc.name, names, tc.want)

@@ -17,6 +17,8 @@ import (
 func testConcurrency(t *testing.T, open func(t *testing.T) *store.Store) {
 	const n = 20
 
+	t.Run("LogoutClaims", func(t *testing.T) { testLogoutConcurrency(t, open) })
+
 	t.Run("DeactivateOAuth", func(t *testing.T) {
 		s := open(t)
 		must(t, s.CreateOAuth(t.Context(), oauthRow(store.KindCode, "code", "req", "u1", "")))

@@ -14,7 +14,7 @@ func testUsers(t *testing.T, open func(t *testing.T) *store.Store) {
 		ctx := t.Context()
 		u := &store.User{
 			ID: "u1", Username: "alice@agency.example", Email: "alice@agency.example", Name: "Alice Ärger",
-			State: store.UserInvited, PasswordHash: "$argon2id$v=19$x", PasswordInitial: true,
+			GivenName: "Alice", FamilyName: "Ärger", State: store.UserInvited, PasswordHash: "$argon2id$v=19$x", PasswordInitial: true,
 			InviteExpiresAt: at(30 * 24 * time.Hour), CreatedAt: t0, UpdatedAt: at(time.Second),
 		}
 		must(t, s.CreateUser(ctx, u))
@@ -25,7 +25,7 @@ func testUsers(t *testing.T, open func(t *testing.T) *store.Store) {
 			got, err := load()
 			must(t, err)
 			if got.ID != "u1" || got.Username != u.Username || got.Email != u.Email || got.Name != u.Name ||
-				got.State != store.UserInvited || got.PasswordHash != u.PasswordHash || !got.PasswordInitial {
+				got.GivenName != "Alice" || got.FamilyName != "Ärger" || got.State != store.UserInvited || got.PasswordHash != u.PasswordHash || !got.PasswordInitial {
 				t.Fatalf("loaded %+v, want %+v", got, u)
 			}
 			sameTime(t, "InviteExpiresAt", got.InviteExpiresAt, u.InviteExpiresAt)
@@ -34,6 +34,12 @@ func testUsers(t *testing.T, open func(t *testing.T) *store.Store) {
 			if !got.LastSignInAt.IsZero() {
 				t.Fatalf("LastSignInAt = %v, want zero", got.LastSignInAt)
 			}
+		}
+		// UpdateUser writes the names too.
+		u.GivenName, u.FamilyName = "Alicia", "Ärger-Smith"
+		must(t, s.UpdateUser(ctx, u))
+		if got, err := s.UserByID(ctx, "u1"); err != nil || got.GivenName != "Alicia" || got.FamilyName != "Ärger-Smith" {
+			t.Fatalf("after UpdateUser: %+v, %v", got, err)
 		}
 	})
 

@@ -1,0 +1,157 @@
+package store
+
+// The vocabulary of the audit trail: every event name Lanyard writes, the
+// reasons a failure records, and who made an admin change. Each is written
+// here once and used by name everywhere else — by the journey (flows), the
+// provider, the admin commands and the metrics, which count these constants
+// and never parse an event's name. A new event is a new constant here.
+
+// Event names an audit event (AuditEvent.Event).
+type Event string
+
+// The officer's journey: sign-in, second factors, steps, sign-out.
+const (
+	EventSigninPassword Event = "signin.password"
+	EventSigninPasskey  Event = "signin.passkey"
+	EventSigninSuccess  Event = "signin.success"
+	EventSigninFailure  Event = "signin.failure" // Detail "reason": a Reason
+	EventLock           Event = "lock"           // Detail "key": "acct" or "addr"
+	EventMFAEnrol       Event = "mfa.enrol"
+	EventMFAChallenge   Event = "mfa.challenge"
+	EventRecoveryUse    Event = "mfa.recovery_code.use"
+	EventPasswordChange Event = "password.change"
+	EventPolicyAccept   Event = "policy.accept" // Detail "document", "version"
+	EventLogout         Event = "logout"
+	EventWebAuthnClone  Event = "webauthn.clone_warning"
+)
+
+// The account page.
+const (
+	EventAccountReauth   Event = "account.reauth"
+	EventPasskeyAdd      Event = "account.passkey.add"
+	EventPasskeyRename   Event = "account.passkey.rename"
+	EventPasskeyRemove   Event = "account.passkey.remove"
+	EventTOTPAdd         Event = "account.totp.add"
+	EventTOTPRemove      Event = "account.totp.remove"
+	EventRecoveryRenew   Event = "account.recovery_codes.renew"
+	EventSignOutSessions Event = "account.sessions.sign_out"
+)
+
+// The approval app: pairing a phone, requests sent to it and its answers.
+const (
+	EventApprovalPairingOpen Event = "approval.pairing.open" // a phone opened a pairing link
+	EventApprovalRequest     Event = "approval.request"      // Detail "kind": signin | reauth; "devices", "pushed"
+	EventApprovalApprove     Event = "approval.approve"      // Detail "kind", "device"
+	EventApprovalDeny        Event = "approval.deny"         // Detail "kind", "reason": a Reason
+	EventApprovalReport      Event = "approval.report"       // the officer reported a denied request: signed out everywhere
+	EventApprovalPushGone    Event = "approval.push.gone"    // the push service no longer knows a device's subscription
+	EventDeviceAdd           Event = "account.approval_device.add"
+	EventDeviceRename        Event = "account.approval_device.rename"
+	EventDeviceRemove        Event = "account.approval_device.remove"
+)
+
+// The provider.
+const (
+	EventTokenIssue Event = "token.issue" // Detail "grant": one of config.GrantTypes
+	// Each attempt to deliver a back-channel logout token. Detail "result":
+	// a LogoutResult; "reason": why it was queued, a Reason.
+	EventLogoutBackchannel Event = "logout.backchannel"
+)
+
+// LogoutResult is the outcome of one back-channel logout delivery: the
+// "result" in the detail of logout.backchannel.
+type LogoutResult string
+
+const (
+	LogoutDelivered LogoutResult = "delivered"
+	LogoutFailed    LogoutResult = "failed" // retried later
+	LogoutGaveUp    LogoutResult = "gave_up"
+)
+
+// LogoutResults lists every LogoutResult.
+var LogoutResults = []LogoutResult{LogoutDelivered, LogoutFailed, LogoutGaveUp}
+
+// Invitations and the other admin changes; each detail carries "by", an Actor.
+const (
+	EventInvite            Event = "invite"
+	EventInviteResend      Event = "invite.resend"
+	EventInviteRevoke      Event = "invite.revoke"
+	EventInviteMailFailed  Event = "invite.mail_failed"
+	EventUserDisable       Event = "admin.user.disable"
+	EventUserEnable        Event = "admin.user.enable"
+	EventUserUnlock        Event = "admin.user.unlock"
+	EventUserResetMFA      Event = "admin.user.reset_mfa"
+	EventUserSignOut       Event = "admin.user.sign_out"
+	EventUserResetPassword Event = "admin.user.reset_password"
+	EventResetMailFailed   Event = "admin.user.reset_password.mail_failed"
+	EventKeysRotate        Event = "admin.keys.rotate"
+	EventBackup            Event = "admin.backup"
+	EventRestore           Event = "admin.restore"
+	EventConfigReload      Event = "admin.config.reload"
+	EventAuditPrune        Event = "admin.audit.prune" // Detail "through_id", "hash": the last event removed
+)
+
+// Reason is why a sign-in, a code or a passkey ceremony failed (the
+// "reason" in the detail of signin.failure), or why a relying party's
+// logout was queued (LogoutDelivery.Reason, the "reason" of
+// logout.backchannel).
+type Reason string
+
+const (
+	ReasonUnknownUser          Reason = "unknown user"
+	ReasonWrongPassword        Reason = "wrong password"
+	ReasonWrongCurrentPassword Reason = "wrong current password"
+	ReasonLocked               Reason = "locked"
+	ReasonDisabled             Reason = "disabled"
+	ReasonInvitationExpired    Reason = "invitation expired"
+	ReasonWrongCode            Reason = "wrong code"
+	ReasonWrongEnrolmentCode   Reason = "wrong enrolment code"
+	ReasonMalformedCode        Reason = "malformed code"
+	ReasonCodeUsed             Reason = "code already used"
+	ReasonNoSession            Reason = "no session"
+
+	// Passkey ceremonies. The four prefixes are followed by ": " and what
+	// go-webauthn said.
+	ReasonOversized             Reason = "oversized request"
+	ReasonUnreadableRequest     Reason = "unreadable request"
+	ReasonMalformedRequest      Reason = "malformed request"
+	ReasonNoChallenge           Reason = "no challenge (replayed or never started)"
+	ReasonOtherCeremony         Reason = "challenge of another ceremony"
+	ReasonOtherUser             Reason = "challenge of another user"
+	ReasonChallengeExpired      Reason = "challenge expired"
+	ReasonUnreadableChallenge   Reason = "unreadable challenge"
+	ReasonChallengeUsed         Reason = "challenge already used"
+	ReasonCredentialExists      Reason = "credential already registered"
+	ReasonBadPasskeyName        Reason = "bad passkey name"
+	ReasonNoUserVerification    Reason = "user verification missing"
+	ReasonUnknownUserHandle     Reason = "unknown user handle"
+	ReasonMalformedRegistration Reason = "malformed registration"
+	ReasonRegistrationRefused   Reason = "registration refused"
+	ReasonMalformedAssertion    Reason = "malformed assertion"
+	ReasonAssertionRefused      Reason = "assertion refused"
+	ReasonNotUsersCredential    Reason = "credential not the user's"
+	ReasonSignCountRegression   Reason = "sign count regression (clone warning)"
+
+	// Why a logout was queued for the relying parties of a session.
+	ReasonSessionEnded   Reason = "session_ended"   // sign-out, RP-initiated logout, a session ended on the account page
+	ReasonUserRevoked    Reason = "user_revoked"    // every session and token of the user: disable, reset, sign out everywhere
+	ReasonSessionExpired Reason = "session_expired" // removed by DeleteExpired
+
+	// The approval app.
+	ReasonWrongNumber       Reason = "wrong number"
+	ReasonWrongNumbers      Reason = "three wrong numbers" // denied: approval.deny
+	ReasonNotMe             Reason = "not me"              // denied on the phone: approval.deny
+	ReasonApprovalSignature Reason = "approval signature refused"
+	ReasonOtherDevice       Reason = "device not the user's"
+	ReasonApprovalAnswered  Reason = "approval request already answered"
+	ReasonApprovalExpired   Reason = "approval request expired"
+)
+
+// Actor is who made an admin change: the "by" in its audit detail. Besides
+// these, an admin acting in the web console is their user id.
+type Actor string
+
+const (
+	ActorCLI    Actor = "cli"    // a lanyard command on the server
+	ActorSIGHUP Actor = "sighup" // a configuration reload
+)
