@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -88,11 +89,14 @@ func (s *Store) GenerateFixture(ctx context.Context, f Fixture) error {
 		}
 	}
 
-	err := s.bulk(ctx, "users", strings.Split(strings.ReplaceAll(userCols, "\n\t", " "), ", "), f.Officers, progress("users"),
+	// The columns named here; any other keeps its default.
+	userColumns := []string{"id", "username", "email", "name", "given_name", "family_name", "state", "password_hash",
+		"password_initial", "created_at", "updated_at"}
+	err := s.bulk(ctx, "users", userColumns, f.Officers, progress("users"),
 		func(i int) ([]any, error) {
 			n := i + 1
 			return []any{FixtureUserID(n), FixtureUsername(n), FixtureUsername(n), fmt.Sprintf("Officer %d", n),
-				UserActive, f.PasswordHash, int64(0), nil, now, now, nil}, nil
+				"Officer", strconv.Itoa(n), UserActive, f.PasswordHash, int64(0), now, now}, nil
 		})
 	if err != nil {
 		return err
