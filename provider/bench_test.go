@@ -2,9 +2,6 @@ package provider
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -22,6 +19,7 @@ import (
 
 	"github.com/lanyard-idp/lanyard/provider/store"
 	"github.com/lanyard-idp/lanyard/provider/store/seal"
+	"github.com/lanyard-idp/lanyard/provider/store/storetest"
 )
 
 // Benchmarks of the token endpoint's hot paths, through the real HTTP handler
@@ -333,40 +331,9 @@ func countRows(b *testing.B, st *store.Store, kind string) int {
 // postgresSchema is a fresh schema on LANYARD_TEST_POSTGRES_URL, dropped
 // after the test or benchmark. Without the variable it skips; under CI it
 // fails.
-func postgresSchema(b testing.TB) string {
-	b.Helper()
-	base := os.Getenv("LANYARD_TEST_POSTGRES_URL")
-	if base == "" {
-		if os.Getenv("CI") == "true" {
-			b.Fatal("LANYARD_TEST_POSTGRES_URL is required under CI")
-		}
-		b.Skip("LANYARD_TEST_POSTGRES_URL is not set (e.g. postgres://lanyard:lanyard@127.0.0.1/lanyard_test)")
-	}
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		b.Fatal("LANYARD_TEST_POSTGRES_URL is not a PostgreSQL URL")
-	}
-	r := make([]byte, 8)
-	rand.Read(r)
-	schema := "lanyard_bench_" + hex.EncodeToString(r)
-	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-		admin.Close()
-		b.Fatalf("create schema: %v", err)
-	}
-	b.Cleanup(func() {
-		defer admin.Close()
-		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			b.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		b.Fatal("LANYARD_TEST_POSTGRES_URL is not a URL")
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+func postgresSchema(t testing.TB) string {
+	t.Helper()
+	return storetest.FreshSchema(t, storetest.PostgresURL(t))
 }
 
 // benchMaxConnections is the pool size LANYARD_BENCH_MAX_CONNECTIONS asks for
