@@ -100,6 +100,7 @@ const (
 	EventBackup            Event = "admin.backup"
 	EventRestore           Event = "admin.restore"
 	EventConfigReload      Event = "admin.config.reload"
+	EventAuditPrune        Event = "admin.audit.prune" // Detail "through_id", "hash": the last event removed
 )
 
 // Reason is why a sign-in, a code or a passkey ceremony failed (the
