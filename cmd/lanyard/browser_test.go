@@ -1252,16 +1252,7 @@ func (s *browserSuite) firstLoginPasskey(t *testing.T) {
 	}
 	b.tick("#accept")
 	b.submit()
-	b.wantStep("change-password")
-	b.typeInto("#current_password", initial)
-	b.typeInto("#new_password", firstPassword)
-	b.typeInto("#confirm_password", firstPassword)
-	b.submit()
-	for _, step := range []string{"privacy", "terms"} {
-		b.wantStep(step)
-		b.tick("#accept")
-		b.submit()
-	}
+	b.finishOnboarding(initial)
 	b.wantSignedIn(passkeyOfficer)
 
 	// Later, after signing out: the passkey alone, no username or password.
@@ -1280,6 +1271,22 @@ func (s *browserSuite) firstLoginPasskey(t *testing.T) {
 	}
 	b.open(s.l.issuer + "/account")
 	b.audit("account with a passkey")
+}
+
+// finishOnboarding answers the last steps of a first sign-in, from the new
+// password (replacing initial) to the Terms of use.
+func (b *browserTab) finishOnboarding(initial string) {
+	b.t.Helper()
+	b.wantStep("change-password")
+	b.typeInto("#current_password", initial)
+	b.typeInto("#new_password", firstPassword)
+	b.typeInto("#confirm_password", firstPassword)
+	b.submit()
+	for _, step := range []string{"privacy", "terms"} {
+		b.wantStep(step)
+		b.tick("#accept")
+		b.submit()
+	}
 }
 
 // waitSignedOut waits (up to 15 s: the logout is delivered in the
@@ -1324,16 +1331,7 @@ func (s *browserSuite) consentAndSignOutEverywhere(t *testing.T) {
 	b.wantStep("recovery-codes")
 	b.tick("#accept")
 	b.submit()
-	b.wantStep("change-password")
-	b.typeInto("#current_password", initial)
-	b.typeInto("#new_password", firstPassword)
-	b.typeInto("#confirm_password", firstPassword)
-	b.submit()
-	for _, step := range []string{"privacy", "terms"} {
-		b.wantStep(step)
-		b.tick("#accept")
-		b.submit()
-	}
+	b.finishOnboarding(initial)
 	b.wantSignedIn(consentOfficer)
 
 	// The consent page: the portal, what it asks for, Allow and Decline.

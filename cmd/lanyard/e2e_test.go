@@ -462,8 +462,32 @@ func TestFirstLoginJourney(t *testing.T) {
 func firstSignIn(t *testing.T, b *browser, inv invitation, authURL, prefix string) (steps []string, secret string, recovery []string, cb *url.URL) {
 	t.Helper()
 	p, _ := b.visit("GET", authURL, nil, prefix)
+	w := walkFirstSignIn(t, b, p, inv, prefix, nil)
+	return w.steps, w.secret, w.recovery, w.cb
+}
+
+// firstWalk is what an officer's first sign-in showed.
+type firstWalk struct {
+	steps    []string
+	secret   string   // the authenticator app's key, from #totp-secret
+	recovery []string // the recovery codes shown once
+	cb       *url.URL // where the browser left for the relying party
+}
+
+// walkFirstSignIn answers each journey page from p on as the invited
+// officer would — the username, the initial password, the authenticator
+// app, the recovery codes, a new password, every policy document — until
+// the browser leaves for the relying party's callback under prefix. before,
+// when set, runs before each answer is posted. It is the one first sign-in
+// of the end-to-end tests.
+func walkFirstSignIn(t *testing.T, b *browser, p *page, inv invitation, prefix string, before func(step string)) firstWalk {
+	t.Helper()
+	var w firstWalk
 	for p != nil {
-		steps = append(steps, p.step)
+		w.steps = append(w.steps, p.step)
+		if len(w.steps) > 12 {
+			t.Fatalf("journey loops: %v", w.steps)
+		}
 		var fields map[string]string
 		switch p.step {
 		case "identify":
@@ -471,27 +495,30 @@ func firstSignIn(t *testing.T, b *browser, inv invitation, authURL, prefix strin
 		case "password":
 			fields = map[string]string{"username": inv.Username, "password": inv.InitialPassword}
 		case "mfa-enrol":
-			secret = byID(p.doc, "totp-secret")
-			if secret == "" {
+			w.secret = byID(p.doc, "totp-secret")
+			if w.secret == "" {
 				t.Fatal("no #totp-secret on the enrolment page")
 			}
-			fields = map[string]string{"code": totpNow(t, secret)}
+			fields = map[string]string{"code": totpNow(t, w.secret)}
 		case "recovery-codes":
-			recovery = byClass(p.doc, "recovery-code")
+			w.recovery = byClass(p.doc, "recovery-code")
 			fields = map[string]string{"accept": "yes"}
 		case "change-password":
 			fields = map[string]string{"current_password": inv.InitialPassword, "new_password": newPassword, "confirm_password": newPassword}
-		case "privacy", "terms":
-			fields = map[string]string{"accept": "yes"}
 		default:
-			t.Fatalf("unexpected page %q at %s: %s", p.step, p.url, text(p.doc))
+			// The Privacy policy, the Terms of use, or a further policy
+			// document's step, named by its id.
+			if find(p.form, func(n *html.Node) bool { return n.Data == "input" && attr(n, "name") == "accept" }) == nil {
+				t.Fatalf("unexpected page %q at %s: %s", p.step, p.url, text(p.doc))
+			}
+			fields = map[string]string{"accept": "yes"}
 		}
-		if len(steps) > 12 {
-			t.Fatalf("journey loops: %v", steps)
+		if before != nil {
+			before(p.step)
 		}
-		p, cb = b.submit(p, fields, prefix)
+		p, w.cb = b.submit(p, fields, prefix)
 	}
-	return steps, secret, recovery, cb
+	return w
 }
 
 func totpNow(t *testing.T, secret string) string {
