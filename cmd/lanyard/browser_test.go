@@ -1246,16 +1246,7 @@ func (s *browserSuite) firstLoginPasskey(t *testing.T) {
 	}
 	b.tick("#accept")
 	b.submit()
-	b.wantStep("change-password")
-	b.typeInto("#current_password", initial)
-	b.typeInto("#new_password", firstPassword)
-	b.typeInto("#confirm_password", firstPassword)
-	b.submit()
-	for _, step := range []string{"privacy", "terms"} {
-		b.wantStep(step)
-		b.tick("#accept")
-		b.submit()
-	}
+	b.newPasswordAndPolicies(initial, firstPassword)
 	b.wantSignedIn(passkeyOfficer)
 
 	// Later, after signing out: the passkey alone, no username or password.

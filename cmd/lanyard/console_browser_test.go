@@ -64,6 +64,14 @@ func (b *browserTab) firstSignIn(email, initial, newPassword string) {
 	b.typeInto("#password", initial)
 	b.submit()
 	b.enrolApp()
+	b.newPasswordAndPolicies(initial, newPassword)
+}
+
+// newPasswordAndPolicies answers the first sign-in's last steps: the
+// initial password replaced, the Privacy policy and the Terms of use
+// accepted.
+func (b *browserTab) newPasswordAndPolicies(initial, newPassword string) {
+	b.t.Helper()
 	b.wantStep("change-password")
 	b.typeInto("#current_password", initial)
 	b.typeInto("#new_password", newPassword)
