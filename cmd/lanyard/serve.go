@@ -197,6 +197,11 @@ func banner(w io.Writer, cfg *config.Config, addr, metricsAddr, outbox string) {
 		}
 		fmt.Fprintf(w, "Invite a first officer in another terminal:\n  go run ./cmd/lanyard invite officer@agency.example --name \"Alex Officer\" --dev --data %s%s\n", cfg.DataDir, issuerFlag)
 		fmt.Fprintf(w, "Then sign in through the example relying party:\n  go run ./cmd/docs-portal --env staging --issuer %s   (open http://localhost:9001)\n", cfg.Issuer)
+		if len(cfg.AdminRoles("admin@agency.example")) > 0 {
+			fmt.Fprintf(w, "Officers can also request an account at %s/request; approve it in the admin console (%s/admin)\n"+
+				"after inviting its dev admin: go run ./cmd/lanyard invite admin@agency.example --name \"Ada Admin\" --dev --data %s%s\n",
+				cfg.Issuer, cfg.Issuer, cfg.DataDir, issuerFlag)
+		}
 	}
 }
 
