@@ -103,7 +103,10 @@ func (h *Handler) postReauth(w http.ResponseWriter, r *http.Request, f *flow) er
 	if !f.state.HasSecondFactor {
 		field = "password"
 	}
-	k := keysFor(r, u.ID)
+	k := h.factorKeys(r, u)
+	if !f.state.HasSecondFactor {
+		k = h.passwordKeys(r, u.Username, u)
+	}
 	if l, err := h.locked(ctx, k); err != nil || l {
 		if err != nil {
 			return err
@@ -162,7 +165,6 @@ func (h *Handler) postReauth(w http.ResponseWriter, r *http.Request, f *flow) er
 	if err != nil {
 		return err
 	}
-	h.succeeded(ctx, k)
 	return redirect(w, r, back)
 }
 

@@ -253,7 +253,7 @@ func (h *Handler) startRequest(r *http.Request, f *flow, use approvalUse) (*stor
 	if len(devices) == 0 {
 		return nil, &approvalRefusal{http.StatusConflict, msgApprovalNone}, nil
 	}
-	if l, err := h.locked(ctx, keysFor(r, u.ID)); err != nil || l {
+	if l, err := h.locked(ctx, h.factorKeys(r, u)); err != nil || l {
 		return nil, &approvalRefusal{http.StatusTooManyRequests, msgTooManyTries}, err
 	}
 	if n, err := h.store.CountApprovalRequests(ctx, u.ID, now.Add(-time.Hour)); err != nil || n >= set.cfg.Approval.HourlyLimit {
@@ -444,7 +444,6 @@ func (h *Handler) postEnrolApproveFinish(w http.ResponseWriter, r *http.Request,
 	if err != nil {
 		return err
 	}
-	h.succeeded(r.Context(), keysFor(r, u.ID))
 	return redirect(w, r, PathNext)
 }
 
@@ -518,10 +517,11 @@ var (
 	finishSignIn = requestFinish{use: useSignIn, show: (*Handler).showChallenge,
 		prove: func(j *journey, now time.Time) { j.factorVerified(methodApproval, now, nil) },
 		event: evMFAChallenge, done: PathNext, raced: PathNext}
-	// Confirm it is you on the account page.
+	// Confirm it is you, for the account page or the admin console (done
+	// "": where the confirmation returns, confirmedReturn).
 	finishReauth = requestFinish{use: useReauth, show: (*Handler).showReauth,
-		prove: func(j *journey, now time.Time) { j.confirmed(methodApproval, now); j.AccountNotice = msgConfirmed },
-		event: evAccountReauth, done: PathAccount, raced: PathReauth}
+		prove: func(j *journey, now time.Time) { j.confirmed(methodApproval, now) },
+		event: evAccountReauth, done: "", raced: PathReauth}
 )
 
 // postRequestFinish takes the approval: the request is used once, under a
@@ -538,6 +538,10 @@ func (h *Handler) postRequestFinish(fin requestFinish) flowHandler {
 		}
 		before := s.j
 		fin.prove(&s.j, h.now().UTC())
+		done := fin.done
+		if done == "" {
+			done = s.j.confirmedReturn()
+		}
 		s.j.Approval = nil
 		err = h.commitRotated(w, r, s, func(ctx context.Context) error {
 			if err := h.store.UseApproval(ctx, req.ID); err != nil {
@@ -553,8 +557,7 @@ func (h *Handler) postRequestFinish(fin requestFinish) flowHandler {
 		if err != nil {
 			return err
 		}
-		h.succeeded(ctx, keysFor(r, u.ID))
-		return redirect(w, r, fin.done)
+		return redirect(w, r, done)
 	}
 }
 

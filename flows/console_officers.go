@@ -73,6 +73,17 @@ func officerState(u *store.User, lockedUntil, now time.Time) (key, label string)
 	return store.UserActive, "Active"
 }
 
+// accountOfKey is the user id (or, for failures from before the account
+// existed, the username) whose account counter key is.
+func accountOfKey(key string) (string, bool) {
+	for _, p := range []string{keyAccount, keyFactor, keyFactorPerDay} {
+		if who, ok := strings.CutPrefix(key, p); ok {
+			return who, true
+		}
+	}
+	return "", false
+}
+
 // lockOf is when the account's lock ends, from the locked keys.
 func lockOf(u *store.User, locked map[string]time.Time) time.Time {
 	var until time.Time
@@ -101,7 +112,7 @@ func (h *Handler) consoleOfficers(w http.ResponseWriter, r *http.Request, c *con
 		return h.show(w, http.StatusBadRequest, "admin-officers", p)
 	}
 	after := truncate(q.Get("after"), 254)
-	locked, err := h.store.LockedKeys(ctx, "acct:", now)
+	locked, err := h.store.LockedKeys(ctx, "", now)
 	if err != nil {
 		return err
 	}
@@ -134,13 +145,17 @@ func (h *Handler) consoleOfficers(w http.ResponseWriter, r *http.Request, c *con
 }
 
 // lockedOfficers are the locked accounts (few: a lock is a short-lived
-// throttle row) matching search, by username after after.
+// throttle row) matching search, by username after after: locked on a
+// password counter or a second-factor one (not a browser's own).
 func (h *Handler) lockedOfficers(ctx context.Context, locked map[string]time.Time, search, after string, limit int) ([]store.User, error) {
 	words := store.SearchWords(search)
 	seen := map[string]bool{}
 	var out []store.User
 	for k := range locked {
-		who := strings.TrimPrefix(k, "acct:")
+		who, ok := accountOfKey(k)
+		if !ok {
+			continue // an address, or a browser's own counter
+		}
 		u, err := h.store.UserByID(ctx, who)
 		if errors.Is(err, store.ErrNotFound) {
 			u, err = h.store.UserByUsername(ctx, who)

@@ -262,7 +262,7 @@ func (e *consoleEnv) disabledState(u *store.User) {
 
 func (e *consoleEnv) lockedState(u *store.User) {
 	e.t.Helper()
-	if err := e.st.Lock(e.t.Context(), "acct:"+u.ID, e.clock.Now().Add(time.Hour)); err != nil {
+	if err := e.st.Lock(e.t.Context(), "acct:"+u.ID, e.clock.Now().Add(time.Hour), 1); err != nil {
 		e.t.Fatal(err)
 	}
 }

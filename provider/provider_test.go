@@ -216,6 +216,8 @@ type testJourney struct {
 
 	mu       sync.Mutex
 	sessions map[string]authn.Browser
+	// pending names a journey step pending for a user id (StepPending).
+	pending  map[string]string
 	next     *authn.Browser
 	signIns  []authn.SignInRequest
 	signOuts int
@@ -224,7 +226,20 @@ type testJourney struct {
 const testCookie = "testsess"
 
 func newTestJourney(issuer string) *testJourney {
-	return &testJourney{issuer: issuer, sessions: map[string]authn.Browser{}}
+	return &testJourney{issuer: issuer, sessions: map[string]authn.Browser{}, pending: map[string]string{}}
+}
+
+func (j *testJourney) StepPending(_ context.Context, userID string) (string, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.pending[userID], nil
+}
+
+// setPending makes step pending for the user ("" for none).
+func (j *testJourney) setPending(userID, step string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.pending[userID] = step
 }
 
 func (j *testJourney) Browser(r *http.Request) (authn.Browser, error) {

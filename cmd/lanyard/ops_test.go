@@ -383,7 +383,7 @@ func TestUserUnlock(t *testing.T) {
 	o := l.onboard("dave@agency.example")
 	u := l.user(o.email)
 	// The lock flows sets after too many failures: on the account's key.
-	if err := l.store().Lock(t.Context(), "acct:"+u.ID, time.Now().Add(time.Hour)); err != nil {
+	if err := l.store().Lock(t.Context(), "acct:"+u.ID, time.Now().Add(time.Hour), 1); err != nil {
 		t.Fatal(err)
 	}
 	if steps, p, _, _ := l.signIn(o, o.password, true); p == nil || p.step != "password" {

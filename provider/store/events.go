@@ -15,7 +15,11 @@ const (
 	EventSigninPasskey  Event = "signin.passkey"
 	EventSigninSuccess  Event = "signin.success"
 	EventSigninFailure  Event = "signin.failure" // Detail "reason": a Reason
-	EventLock           Event = "lock"           // Detail "key": "acct" or "addr"
+	EventLock           Event = "lock"           // Detail "key": "acct", "mfa", "dev" or "addr"; "seconds"
+	// Second-factor failures from browsers the account does not know
+	// reached a lock or the daily cap. Detail "after_password": whether they
+	// followed a correct password (the officer is then emailed); "until".
+	EventFactorGuessing Event = "mfa.guessing"
 	EventMFAEnrol       Event = "mfa.enrol"
 	EventMFAChallenge   Event = "mfa.challenge"
 	EventRecoveryUse    Event = "mfa.recovery_code.use"

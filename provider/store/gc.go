@@ -59,7 +59,7 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 		err := s.InTx(ctx, func(ctx context.Context) (err error) {
 			n, err = s.queueLogouts(ctx, ReasonSessionExpired, now, `(session_ref, client_id, sid) IN
 				(SELECT session_ref, client_id, sid FROM session_clients WHERE NOT EXISTS
-					(SELECT 1 FROM sessions WHERE sessions.id_hash = session_clients.session_ref) LIMIT ?)`, gcBatch)
+					(SELECT 1 FROM sessions WHERE sessions.sid = session_clients.session_ref) LIMIT ?)`, gcBatch)
 			return err
 		})
 		if err != nil {

@@ -243,9 +243,9 @@ func testSearch(t *testing.T, open func(t *testing.T) *store.Store) {
 	t.Run("LockedKeysAndAuditPages", func(t *testing.T) {
 		s := open(t)
 		ctx := t.Context()
-		must(t, s.Lock(ctx, "acct:u1", at(time.Hour)))
-		must(t, s.Lock(ctx, "acct:u2", at(-time.Hour)))
-		must(t, s.Lock(ctx, "addr:192.0.2.1", at(time.Hour)))
+		must(t, s.Lock(ctx, "acct:u1", at(time.Hour), 1))
+		must(t, s.Lock(ctx, "acct:u2", at(-time.Hour), 1))
+		must(t, s.Lock(ctx, "addr:192.0.2.1", at(time.Hour), 1))
 		keys, err := s.LockedKeys(ctx, "acct:", t0)
 		must(t, err)
 		if len(keys) != 1 || !keys["acct:u1"].Equal(utc(at(time.Hour))) {

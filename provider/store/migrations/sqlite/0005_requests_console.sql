@@ -1,4 +1,4 @@
--- Account requests and the admin console (postgres). Keep in step with ../sqlite/0004_requests_console.sql.
+-- Account requests and the admin console (sqlite). Keep in step with ../postgres/0005_requests_console.sql.
 
 -- One row per request on /request. token_hash is the hex SHA-256 of the
 -- emailed verification token ('' once the mailbox is proved). A mailbox has
@@ -33,7 +33,7 @@ CREATE INDEX account_requests_expires ON account_requests(expires_at) WHERE stat
 -- keeps it in step with users (CreateUser, UpdateUser).
 CREATE TABLE user_search (
     username TEXT NOT NULL REFERENCES users(username) ON DELETE CASCADE ON UPDATE CASCADE,
-    term     TEXT COLLATE "C" NOT NULL,
+    term     TEXT NOT NULL,
     PRIMARY KEY (username, term)
 );
 CREATE INDEX user_search_term ON user_search(term, username);
