@@ -77,6 +77,11 @@ type Database struct {
 	// URL is "sqlite:///path/to/file.db" or "postgres://user:pass@host/db".
 	// LANYARD_DATABASE_URL overrides it.
 	URL Secret `yaml:"url"`
+	// MaxConnections caps the connections each node opens: on PostgreSQL its
+	// pool (0: 20); every node opens its own, so the sum over the nodes must
+	// stay below the server's max_connections. On SQLite it caps the readers
+	// (at most 8; there is always one writer).
+	MaxConnections int `yaml:"max_connections"`
 }
 
 // Keys configures signing keys and the key-encryption key that protects every

@@ -229,7 +229,14 @@ func (k *checker) issuer() {
 	}
 }
 
+// maxDatabaseConnections is the largest database.max_connections (the
+// store's own limit, which config cannot import).
+const maxDatabaseConnections = 1000
+
 func (k *checker) database() {
+	if n := k.c.Database.MaxConnections; n < 0 || n > maxDatabaseConnections {
+		k.add("database.max_connections", "%d is out of range: use 1 to %d (or leave it out for 20); every node opens this many, and together they must stay below the PostgreSQL server's max_connections", n, maxDatabaseConnections)
+	}
 	u := k.c.Database.URL.Value()
 	if u == "" {
 		return

@@ -105,7 +105,9 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request, f *flow) 
 	}
 	if !until.IsZero() {
 		// Locked, even for the right password; it reads like a wrong one.
-		password.VerifyDummy(pw)
+		if err := password.VerifyDummy(pw); err != nil {
+			return err // busy: 503, nothing counted
+		}
 		ev.Name, ev.Detail["reason"] = evSigninFailure, store.ReasonLocked
 		h.auditLog(ctx, r, s, ev)
 		return refuse(msgSignInFailed)
@@ -113,10 +115,15 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request, f *flow) 
 
 	ok := false
 	if u == nil {
-		password.VerifyDummy(pw)
+		if err := password.VerifyDummy(pw); err != nil {
+			return err // busy: 503, nothing counted
+		}
 		ev.Detail["reason"] = store.ReasonUnknownUser
 	} else {
 		ok, err = password.Verify(u.PasswordHash, pw)
+		if errors.Is(err, password.ErrBusy) {
+			return err
+		}
 		if err != nil {
 			h.log.Error("stored password hash is unreadable", "user", u.ID, "err", err)
 			ok = false

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -131,12 +132,12 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 func newEnvOn(t testing.TB, dbURL string, opts ...envOption) *env {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, dbURL)
+	st, err := store.Open(ctx, dbURL, store.OpenOptions{MaxConnections: benchMaxConnections(t)})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { st.Close() })
-	box, err := seal.New(seal.NewKey())
+	box, err := seal.New(testKEK(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,6 +183,9 @@ func newEnvOn(t testing.TB, dbURL string, opts ...envOption) *env {
 	mux.HandleFunc("GET /test/login", e.journey.handleLogin)
 	handler.Store(mux)
 
+	if _, err := st.UserByID(ctx, aliceID); err == nil && os.Getenv("LANYARD_BENCH_SQLITE")+os.Getenv("LANYARD_BENCH_POSTGRES") != "" {
+		return e // a benchmark's full database, seeded by an earlier run
+	}
 	e.seedUser(aliceID, aliceEmail, "Alice Example")
 	e.seedUser(bobID, "bob@agency.example", "Bob Example")
 	return e

@@ -989,6 +989,8 @@ func TestMetrics(t *testing.T) {
 		"lanyard_http_request_duration_seconds", "lanyard_tokens_issued_total", "lanyard_signins_total",
 		"lanyard_journey_steps_completed_total", "lanyard_journey_abandoned_total", "lanyard_locks_total",
 		"lanyard_mail_failures_total", "lanyard_config_reloads_total", "go_sql_open_connections", "go_sql_wait_count_total",
+		"lanyard_password_hashes_running", "lanyard_password_hashes_waiting", "lanyard_password_hash_workers",
+		"lanyard_password_hash_busy_total",
 	} {
 		if !families[f] {
 			t.Errorf("/metrics lacks %s", f)

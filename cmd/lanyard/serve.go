@@ -58,6 +58,9 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	log := newLogger(cfg, e.stderr)
+	if gc, limit := tuneMemory(e.getenv); gc != 0 || limit != 0 {
+		log.Debug("garbage collector tuned for the argon2id pool (GOGC, GOMEMLIMIT override)", "gogc", gc, "memory_limit_mib", limit>>20)
+	}
 	if url := databaseURL(cfg, e); !isPostgres(url) {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return fmt.Errorf("create data dir: %w", err)

@@ -92,6 +92,7 @@ const (
 	EventBackup            Event = "admin.backup"
 	EventRestore           Event = "admin.restore"
 	EventConfigReload      Event = "admin.config.reload"
+	EventAuditPrune        Event = "admin.audit.prune" // Detail "through_id", "hash": the last event removed
 )
 
 // Account requests (/request) and their decisions: Username is the

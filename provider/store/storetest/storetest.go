@@ -38,6 +38,8 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"Keys", testKeys},
 		{"Secrets", testSecrets},
 		{"OAuth", testOAuth},
+		{"Batch", testBatch},
+		{"Retention", testRetention},
 		{"AuthRequests", testAuthRequests},
 		{"Requests", testRequests},
 		{"Search", testSearch},
