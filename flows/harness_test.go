@@ -482,16 +482,7 @@ func (r *resp) fieldError(t *testing.T, name string) string {
 	if in == nil {
 		t.Fatalf("no field %q", name)
 	}
-	if attr(in, "aria-invalid") != "true" {
-		return ""
-	}
-	for _, id := range strings.Fields(attr(in, "aria-describedby")) {
-		if el := byID(r.doc, id); el != nil && strings.Contains(attr(el, "class"), "error-message") {
-			return strings.TrimPrefix(text(el), "Error: ")
-		}
-	}
-	t.Fatalf("field %q is invalid but no error message is tied to it", name)
-	return ""
+	return r.errorAt(t, attr(in, "id"))
 }
 
 func (r *resp) buttonText() string {

@@ -74,6 +74,11 @@ type journey struct {
 	// parties of a session this browser just signed out of, for the
 	// signed-out page to frame once (a fresh session carries them there).
 	FrontChannel []string `json:"front_channel,omitempty"`
+	// AdminNotice is a message for the next console page ("Approved").
+	AdminNotice string `json:"admin_notice,omitempty"`
+	// AdminReturn is the console page a change came from when it had to
+	// confirm it is you first: the confirmation returns there.
+	AdminReturn string `json:"admin_return,omitempty"`
 
 	// PendingTOTP is the sealed secret shown during enrolment, kept until a
 	// correct code confirms it (so a reload shows the same QR code).

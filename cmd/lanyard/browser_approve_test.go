@@ -265,7 +265,7 @@ func (s *browserSuite) approvalApp(t *testing.T) {
 	}
 	c.tick("#accept")
 	c.submit()
-	c.finishOnboarding(initial)
+	c.newPasswordAndPolicies(initial, firstPassword)
 	c.wantSignedIn(approveOfficer)
 	if claims := c.text("#id-token-claims"); !strings.Contains(claims, "swk") {
 		t.Errorf("the ID token's amr lacks swk:\n%s", claims)

@@ -95,6 +95,7 @@ func TestBrowser(t *testing.T) {
 	t.Run("first login with a passkey, then passwordless sign-in", s.firstLoginPasskey)
 	t.Run("the approval app on a phone: pairing, sign-in, No, wrong numbers, expiry, replay, races", s.approvalApp)
 	t.Run("the consent page, then sign out everywhere signs out of both portals", s.consentAndSignOutEverywhere)
+	t.Run("account request, approval in the console, a helpdesk reset", s.requestAndConsole)
 	t.Logf("browser suite took %s", time.Since(start).Round(100*time.Millisecond))
 }
 
@@ -167,6 +168,7 @@ func startLanyardLocalhost(t *testing.T) *lanyard {
 	if err != nil {
 		t.Fatal(err)
 	}
+	consoleAdmins(cfg)
 	d, err := open(t.Context(), cfg, l.env)
 	if err != nil {
 		t.Fatal(err)
@@ -1252,7 +1254,7 @@ func (s *browserSuite) firstLoginPasskey(t *testing.T) {
 	}
 	b.tick("#accept")
 	b.submit()
-	b.finishOnboarding(initial)
+	b.newPasswordAndPolicies(initial, firstPassword)
 	b.wantSignedIn(passkeyOfficer)
 
 	// Later, after signing out: the passkey alone, no username or password.
@@ -1271,22 +1273,6 @@ func (s *browserSuite) firstLoginPasskey(t *testing.T) {
 	}
 	b.open(s.l.issuer + "/account")
 	b.audit("account with a passkey")
-}
-
-// finishOnboarding answers the last steps of a first sign-in, from the new
-// password (replacing initial) to the Terms of use.
-func (b *browserTab) finishOnboarding(initial string) {
-	b.t.Helper()
-	b.wantStep("change-password")
-	b.typeInto("#current_password", initial)
-	b.typeInto("#new_password", firstPassword)
-	b.typeInto("#confirm_password", firstPassword)
-	b.submit()
-	for _, step := range []string{"privacy", "terms"} {
-		b.wantStep(step)
-		b.tick("#accept")
-		b.submit()
-	}
 }
 
 // waitSignedOut waits (up to 15 s: the logout is delivered in the
@@ -1331,7 +1317,7 @@ func (s *browserSuite) consentAndSignOutEverywhere(t *testing.T) {
 	b.wantStep("recovery-codes")
 	b.tick("#accept")
 	b.submit()
-	b.finishOnboarding(initial)
+	b.newPasswordAndPolicies(initial, firstPassword)
 	b.wantSignedIn(consentOfficer)
 
 	// The consent page: the portal, what it asks for, Allow and Decline.

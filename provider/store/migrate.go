@@ -21,6 +21,13 @@ var migrations embed.FS
 // together from applying the same migration twice.
 const migrateLockID = 0x6c616e79 // "lany"
 
+// migrationThen is the Go half of a migration, where SQL alone cannot do
+// the same on both backends: run in the migration's transaction, after its
+// SQL.
+var migrationThen = map[string]func(ctx context.Context, s *Store, tx *sql.Tx) error{
+	"0006_requests_console": backfillUserSearch,
+}
+
 // MigrationNames lists the embedded migrations of a dialect in order.
 func MigrationNames(dialect string) ([]string, error) {
 	entries, err := fs.ReadDir(migrations, "migrations/"+dialect)
@@ -101,6 +108,11 @@ func (s *Store) applyMigration(ctx context.Context, conn *sql.Conn, version, bod
 	}
 	if _, err := tx.ExecContext(ctx, body); err != nil {
 		return false, s.mapErr(err)
+	}
+	if then := migrationThen[version]; then != nil {
+		if err := then(ctx, s, tx); err != nil {
+			return false, s.mapErr(err)
+		}
 	}
 	if _, err := tx.ExecContext(ctx, s.sq("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)"),
 		version, s.now().UnixMicro()); err != nil {

@@ -42,6 +42,8 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"Retention", testRetention},
 		{"AuthRequests", testAuthRequests},
 		{"Consent", testConsent},
+		{"Requests", testRequests},
+		{"Search", testSearch},
 		{"GC", testGC},
 		{"Logout", testLogout},
 		{"Tx", testTx},

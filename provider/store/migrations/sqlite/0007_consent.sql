@@ -1,6 +1,6 @@
 -- Consent (issue 12): what an officer allowed each relying party, and the
 -- decision taken on a parked authorization request. Keep in step with
--- ../postgres/0006_consent.sql: same tables and columns.
+-- ../postgres/0007_consent.sql: same tables and columns.
 
 -- An officer's remembered decision to let a relying party have the scopes
 -- and claims it asked for (each a space-separated, sorted list). It stands
