@@ -230,7 +230,14 @@ func (k *checker) issuer() {
 	}
 }
 
+// maxDatabaseConnections is the largest database.max_connections (the
+// store's own limit, which config cannot import).
+const maxDatabaseConnections = 1000
+
 func (k *checker) database() {
+	if n := k.c.Database.MaxConnections; n < 0 || n > maxDatabaseConnections {
+		k.add("database.max_connections", "%d is out of range: use 1 to %d (or leave it out for 20); every node opens this many, and together they must stay below the PostgreSQL server's max_connections", n, maxDatabaseConnections)
+	}
 	u := k.c.Database.URL.Value()
 	if u == "" {
 		return
@@ -432,12 +439,11 @@ func (k *checker) client(p string, cl Client) {
 			}
 		}
 	}
-	// Relying parties are first-party: no consent screen. "required" is
-	// refused rather than silently ignored until Lanyard has one.
-	if cl.Consent == "required" {
-		k.add(p+".consent", "a consent screen is not supported yet: relying parties are first-party; remove the key or set none")
-	} else {
-		k.oneOf(p+".consent", cl.Consent, []string{"", "none"})
+	// Relying parties are first-party (no consent page) unless one says
+	// otherwise; only an officer's sign-in has someone to ask.
+	if k.oneOf(p+".consent", cl.Consent, []string{"", ConsentNone, ConsentRequired}) &&
+		cl.Consent == ConsentRequired && !seen[GrantAuthorizationCode] {
+		k.add(p+".consent", "only a client that signs officers in (authorization_code) can ask for their consent")
 	}
 }
 

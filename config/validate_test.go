@@ -124,7 +124,7 @@ func TestValidateRules(t *testing.T) {
 		{name: "scope with space", edits: []edit{{"scopes: [openid, offline_access]", `scopes: [openid, offline_access, "a b"]`}},
 			field: "clients[0].scopes[2]", marker: `"a b"`, msg: "not a scope"},
 		{name: "bad consent", edits: []edit{{"- id: svc\n", "- id: svc\n    consent: always\n"}},
-			field: "clients[2].consent", marker: "consent:", msg: `"always" is not one of none`},
+			field: "clients[2].consent", marker: "consent:", msg: `"always" is not one of none, required`},
 		// claims in the ID token, logout propagation
 		{name: "id_token_claims", edits: []edit{{"scopes: [openid, offline_access]", "scopes: [openid, email, offline_access]\n    id_token_claims: [email, lanyard_policies]"}}},
 		{name: "id_token_claims unknown", edits: []edit{{"scopes: [openid, offline_access]", "scopes: [openid, offline_access]\n    id_token_claims: [shoe_size]"}},
@@ -142,8 +142,9 @@ func TestValidateRules(t *testing.T) {
 			field: "clients[1].backchannel_logout_session_required", marker: "session_required", msg: "backchannel_logout_uri is not"},
 		{name: "frontchannel logout for a service", edits: []edit{{"- id: svc\n", "- id: svc\n    frontchannel_logout_uri: https://svc.agency.example/fcl\n"}},
 			field: "clients[2].frontchannel_logout_uri", marker: "frontchannel_logout_uri", msg: "only a client that signs officers in"},
-		{name: "consent required (no consent screen yet)", edits: []edit{{"- id: svc\n", "- id: svc\n    consent: required\n"}},
-			field: "clients[2].consent", marker: "consent:", msg: "not supported yet"},
+		{name: "consent required", edits: []edit{{"- id: spa\n", "- id: spa\n    consent: required\n"}}},
+		{name: "consent required for a service", edits: []edit{{"- id: svc\n", "- id: svc\n    consent: required\n"}},
+			field: "clients[2].consent", marker: "consent:", msg: "only a client that signs officers in"},
 
 		// journey and documents
 		{name: "duplicate step", edits: []edit{{"documents:", "journey:\n  steps: [terms, terms]\ndocuments:"}},
@@ -258,6 +259,11 @@ func TestValidateRules(t *testing.T) {
 			field: "database.url", marker: "mysql", msg: "must start with sqlite://"},
 		{name: "database postgres", edits: []edit{{"keys:", "database:\n  url: postgresql://u:p@db/x\nkeys:"}}},
 		{name: "database sqlite", edits: []edit{{"keys:", "database:\n  url: sqlite:///var/lib/lanyard/l.db\nkeys:"}}},
+		{name: "database max_connections", edits: []edit{{"keys:", "database:\n  url: postgres://u:p@db/x\n  max_connections: 50\nkeys:"}}},
+		{name: "database max_connections negative", edits: []edit{{"keys:", "database:\n  max_connections: -1\nkeys:"}},
+			field: "database.max_connections", marker: "max_connections: -1", msg: "out of range: use 1 to 1000"},
+		{name: "database max_connections huge", edits: []edit{{"keys:", "database:\n  max_connections: 5000\nkeys:"}},
+			field: "database.max_connections", marker: "max_connections: 5000", msg: "out of range"},
 		{name: "bad listen", edits: []edit{{"keys:", "listen: 8080\nkeys:"}},
 			field: "listen", marker: "listen:", msg: "not a host:port"},
 		{name: "metrics on main listener", edits: []edit{{"keys:", "metrics:\n  listen: \"\"\nkeys:"}}},

@@ -135,6 +135,9 @@ func (h *Handler) postReauth(w http.ResponseWriter, r *http.Request, f *flow) er
 			return refuse(http.StatusBadRequest, field, msgEnterPassword)
 		}
 		ok, err := password.Verify(u.PasswordHash, pw)
+		if errors.Is(err, password.ErrBusy) {
+			return err // busy: 503, nothing counted
+		}
 		if err != nil {
 			h.log.Error("stored password hash is unreadable", "user", u.ID, "err", err)
 		}

@@ -137,7 +137,7 @@ func (h *Handler) guard(need roleSet, back string, fn consoleHandler) handlerFun
 		if r.Method != http.MethodGet {
 			here = back
 		}
-		if f == nil || f.s.row.State != stateAuthenticated || len(f.pending) > 0 {
+		if f == nil || f.s.row.State != stateAuthenticated || !f.settled {
 			return h.signIn(w, r, authn.SignInRequest{ResumeURL: h.settings().issuer.String() + here, RequestedAt: h.now()})
 		}
 		names := h.settings().cfg.AdminRoles(f.user.Username)
@@ -256,6 +256,7 @@ func consoleMessage(err error, who string) string {
 		{ErrAlreadyInvited, who + " is already invited: resend the invitation from the officer's page instead."},
 		{ErrDomainNotAllowed, "Only addresses in the allowed domains can be invited (" + who + " is not)."},
 		{ErrRefusedMailbox, who + " is a refused mailbox (LiteMail or similar): invite the officer's standard mailbox."},
+		{ErrLookAlike, who + " could be mistaken for another address (letters of other alphabets, or an xn-- domain): invite the officer's plain address."},
 		{ErrBadUsername, "Enter the officer's email address, like name@agency.example."},
 		{ErrBadName, "Enter the name on one line, in at most 200 characters."},
 		{ErrRequestNotPending, ""},

@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -74,6 +73,17 @@ func officerState(u *store.User, lockedUntil, now time.Time) (key, label string)
 	return store.UserActive, "Active"
 }
 
+// accountOfKey is the user id (or, for failures from before the account
+// existed, the username) whose account counter key is.
+func accountOfKey(key string) (string, bool) {
+	for _, p := range []string{keyAccount, keyFactor, keyFactorPerDay} {
+		if who, ok := strings.CutPrefix(key, p); ok {
+			return who, true
+		}
+	}
+	return "", false
+}
+
 // lockOf is when the account's lock ends, from the locked keys.
 func lockOf(u *store.User, locked map[string]time.Time) time.Time {
 	var until time.Time
@@ -102,7 +112,7 @@ func (h *Handler) consoleOfficers(w http.ResponseWriter, r *http.Request, c *con
 		return h.show(w, http.StatusBadRequest, "admin-officers", p)
 	}
 	after := truncate(q.Get("after"), 254)
-	locked, err := h.lockedAccountKeys(ctx, now)
+	locked, err := h.store.LockedKeys(ctx, "", now)
 	if err != nil {
 		return err
 	}
@@ -134,28 +144,18 @@ func (h *Handler) consoleOfficers(w http.ResponseWriter, r *http.Request, c *con
 	return h.show(w, http.StatusOK, "admin-officers", p)
 }
 
-// lockedAccountKeys are the account counters (accountKeys: passwords from
-// unknown browsers, second factors, their daily cap) locked at now, with
-// when each lock ends.
-func (h *Handler) lockedAccountKeys(ctx context.Context, now time.Time) (map[string]time.Time, error) {
-	all, err := h.store.LockedKeys(ctx, "", now)
-	if err != nil {
-		return nil, err
-	}
-	maps.DeleteFunc(all, func(k string, _ time.Time) bool {
-		return !strings.HasPrefix(k, keyAccount) && !strings.HasPrefix(k, keyFactor) && !strings.HasPrefix(k, keyFactorPerDay)
-	})
-	return all, nil
-}
-
 // lockedOfficers are the locked accounts (few: a lock is a short-lived
-// throttle row) matching search, by username after after.
+// throttle row) matching search, by username after after: locked on a
+// password counter or a second-factor one (not a browser's own).
 func (h *Handler) lockedOfficers(ctx context.Context, locked map[string]time.Time, search, after string, limit int) ([]store.User, error) {
 	words := store.SearchWords(search)
 	seen := map[string]bool{}
 	var out []store.User
 	for k := range locked {
-		who := k[strings.IndexByte(k, ':')+1:]
+		who, ok := accountOfKey(k)
+		if !ok {
+			continue // an address, or a browser's own counter
+		}
 		u, err := h.store.UserByID(ctx, who)
 		if errors.Is(err, store.ErrNotFound) {
 			u, err = h.store.UserByUsername(ctx, who)

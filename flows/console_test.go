@@ -166,19 +166,63 @@ func TestConsoleRoles(t *testing.T) {
 			}
 		})
 	}
-	// Request actions and invitations, by the roles that lack them.
-	for _, who := range []string{helpdesk} {
-		b, _ := e.signIn(who, PathAdmin)
-		for _, path := range []string{"/admin/requests/0123456789abcdef/approve", "/admin/requests/0123456789abcdef/deny"} {
-			mustStatus(t, b.post(path, url.Values{"reason": {"no"}}), http.StatusForbidden)
+	// Request decisions and invitations, by every role.
+	a := e.h.admin()
+	pendingRequest := func(who string) string {
+		t.Helper()
+		if err := a.submitRequest(t.Context(), who, RequestInput{Name: "Pat Pending", Reason: "x"}, "192.0.2.1"); err != nil {
+			t.Fatal(err)
 		}
+		r, err := e.st.OpenAccountRequest(t.Context(), who)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.st.VerifyAccountRequest(t.Context(), r.ID, e.clock.Now(), e.clock.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		return r.ID
 	}
-	b, _ := e.signIn(approver, PathAdmin)
-	mustStatus(t, b.post(PathAdminInvite, url.Values{"email": {"forged@agency.example"}, "name": {"Forged"}}), http.StatusForbidden)
-	mustStatus(t, b.post(PathAdminCSVSend, url.Values{"csv": {"forged2@agency.example,Forged"}}), http.StatusForbidden)
-	for _, u := range []string{"forged@agency.example", "forged2@agency.example"} {
-		if _, err := e.st.UserByUsername(t.Context(), u); err == nil {
-			t.Errorf("an approver invited %s", u)
+	for i, who := range []string{bossAdmin, approver, helpdesk} {
+		b, _ := e.signIn(who, PathAdmin)
+		decides := who != helpdesk
+		for _, action := range []string{"approve", "deny"} {
+			id := pendingRequest(fmt.Sprintf("pat.%s.%d@agency.example", action, i))
+			before := len(e.eventsOf(store.EventConsoleForbidden))
+			r := b.post("/admin/requests/"+id+"/"+action, url.Values{"reason": {"Not this time."}})
+			got, err := e.st.AccountRequestByID(t.Context(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if decides {
+				mustRedirect(t, r, PathAdminRequests)
+				if got.Status == store.RequestPending || got.DecidedBy != e.users[who].ID {
+					t.Errorf("%s %s: %+v", who, action, got)
+				}
+				continue
+			}
+			mustStatus(t, r, http.StatusForbidden)
+			if got.Status != store.RequestPending || len(e.eventsOf(store.EventConsoleForbidden)) != before+1 {
+				t.Errorf("%s %s: the refusal changed %+v or was not audited", who, action, got)
+			}
+		}
+		invitee := fmt.Sprintf("invitee%d@agency.example", i)
+		r := b.post(PathAdminInvite, url.Values{"email": {invitee}, "name": {"In Vitee"}})
+		_, err := e.st.UserByUsername(t.Context(), invitee)
+		if who == bossAdmin {
+			mustRedirect(t, r, PathAdminInvite)
+			if err != nil {
+				t.Errorf("the admin's invitation: %v", err)
+			}
+		} else {
+			mustStatus(t, r, http.StatusForbidden)
+			if err == nil {
+				t.Errorf("%s invited someone", who)
+			}
+		}
+		csvInvitee := fmt.Sprintf("csv%d@agency.example", i)
+		r = b.post(PathAdminCSVSend, url.Values{"csv": {csvInvitee + ",Cee Ess"}})
+		if _, err := e.st.UserByUsername(t.Context(), csvInvitee); (err == nil) != (who == bossAdmin) || (who != bossAdmin && r.status != http.StatusForbidden) {
+			t.Errorf("%s sending a CSV: status %d, account made: %v", who, r.status, err == nil)
 		}
 	}
 }

@@ -59,6 +59,7 @@ const (
 	msgRequestReasonLong  = "Keep the reason under 1,000 characters."
 	msgRequestMailbox     = "This kind of mailbox cannot have an account (LiteMail and similar addresses are refused). Use your standard work mailbox."
 	msgRequestPolicy      = "This address cannot be used for an account. Use your standard work mailbox."
+	msgRequestLookAlike   = "This address has letters that can be mistaken for others. Type your work address in plain letters (a to z, digits, and . _ - +)."
 	msgRequestTooMany     = "Too many account requests have come from your network in the last hour. Try again later."
 	msgRequestMailboxMany = "We have already sent several emails to this address today. Check your inbox (and your spam folder), or try again tomorrow."
 	msgRequestMailDown    = "We could not send the email just now. Please try again in a few minutes."
@@ -135,6 +136,9 @@ func (h *Handler) postRequest(w http.ResponseWriter, r *http.Request) error {
 		case errors.Is(perr, ErrRefusedMailbox):
 			p.fail("email", msgRequestMailbox)
 			a.auditRefusal(ctx, username, store.ReasonRefusedMailbox)
+		case errors.Is(perr, ErrLookAlike):
+			p.fail("email", msgRequestLookAlike)
+			a.auditRefusal(ctx, username, store.ReasonAddressPolicy)
 		case errors.Is(perr, ErrDomainNotAllowed):
 			p.fail("email", h.domainMessage())
 			a.auditRefusal(ctx, username, store.ReasonDomainNotAllowed)

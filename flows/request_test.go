@@ -213,6 +213,7 @@ func TestRequestNoEnumeration(t *testing.T) {
 func TestRequestRefusedInPlace(t *testing.T) {
 	t.Parallel()
 	e := newConsoleEnv(t, func(c *config.Config) { c.Requests.Organisations = []string{"Headquarters", "Regional office"} })
+	e.h.reqLimits.perAddress = 100
 	for _, tc := range []struct {
 		name, field, msg string
 		form             url.Values
@@ -221,6 +222,7 @@ func TestRequestRefusedInPlace(t *testing.T) {
 		{"no address", "email", msgRequestEmail, requestForm("", "Kim", "x"), ""},
 		{"not an address", "email", msgRequestEmail, requestForm("kim at agency", "Kim", "x"), ""},
 		{"LiteMail", "email", msgRequestMailbox, requestForm("kim@litemail.agency.example", "Kim", "x"), store.ReasonRefusedMailbox},
+		{"a Cyrillic letter", "email", msgRequestLookAlike, requestForm("\u0430lice@agency.example", "Alice", "x"), store.ReasonAddressPolicy},
 		{"another domain", "email", "accounts can only be requested for addresses at agency.example or partner.example", requestForm("kim@gmail.example", "Kim", "x"), store.ReasonDomainNotAllowed},
 		{"no name", "name", msgRequestName, requestForm("kim@agency.example", " ", "x"), ""},
 		{"name on two lines", "name", msgRequestNameLong, requestForm("kim@agency.example", "Kim\r\nBcc: x@evil.example", "x"), ""},

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/lanyard-idp/lanyard/flows/password"
 	"github.com/lanyard-idp/lanyard/provider/store"
+	"github.com/lanyard-idp/lanyard/templates"
 )
 
 // Sign-in: the username page, then the password page. Neither reveals
@@ -27,6 +30,22 @@ func (h *Handler) getIdentify(w http.ResponseWriter, r *http.Request, f *flow) e
 	s := f.s
 	data := identifyPage{page: h.page(nil, StepIdentify, "Sign in"), Passkey: h.passkeyUI(PathPasskeySignIn)}
 	data.SignedOut = r.URL.Query().Get("signed_out") == "1" && s == nil
+	if s != nil && len(s.j.FrontChannel) > 0 {
+		// Just signed out: frame the relying parties' front-channel
+		// logout addresses, once, and let the page frame exactly them.
+		data.SignedOut, data.FrontChannel = true, s.j.FrontChannel
+		s.j.FrontChannel = nil
+		if err := h.save(r.Context(), s); err != nil {
+			return err
+		}
+		var origins []string
+		for _, f := range data.FrontChannel {
+			if u, err := url.Parse(f); err == nil && !slices.Contains(origins, u.Scheme+"://"+u.Host) {
+				origins = append(origins, u.Scheme+"://"+u.Host)
+			}
+		}
+		templates.SetPageHeaders(w.Header(), f.set.cfg.Dev, origins...)
+	}
 	if s != nil {
 		data.Username = s.j.Username
 		if data.Username == "" {
@@ -105,7 +124,9 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request, f *flow) 
 	}
 	if !until.IsZero() {
 		// Locked, even for the right password; it reads like a wrong one.
-		password.VerifyDummy(pw)
+		if err := password.VerifyDummy(pw); err != nil {
+			return err // busy: 503, nothing counted
+		}
 		ev.Name, ev.Detail["reason"] = evSigninFailure, store.ReasonLocked
 		h.auditLog(ctx, r, s, ev)
 		return refuse(msgSignInFailed)
@@ -113,10 +134,15 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request, f *flow) 
 
 	ok := false
 	if u == nil {
-		password.VerifyDummy(pw)
+		if err := password.VerifyDummy(pw); err != nil {
+			return err // busy: 503, nothing counted
+		}
 		ev.Detail["reason"] = store.ReasonUnknownUser
 	} else {
 		ok, err = password.Verify(u.PasswordHash, pw)
+		if errors.Is(err, password.ErrBusy) {
+			return err
+		}
 		if err != nil {
 			h.log.Error("stored password hash is unreadable", "user", u.ID, "err", err)
 			ok = false

@@ -88,6 +88,9 @@ func (h *Handler) passwordChange(r *http.Request, f *flow, p *page) (hash string
 		return "", http.StatusTooManyRequests, nil
 	}
 	ok, err := password.Verify(u.PasswordHash, cur)
+	if errors.Is(err, password.ErrBusy) {
+		return "", 0, err // busy: 503, nothing counted
+	}
 	if err != nil {
 		h.log.Error("stored password hash is unreadable", "user", u.ID, "err", err)
 	}

@@ -6,6 +6,8 @@
 // configuration, the signing keys and the fosite storage adapter on
 // provider/store. Which claim goes where (ID token or userinfo, the claims
 // parameter) is claims.go; the authentication context (acr) acr.go;
+// whether a request needs the officer's consent, and whether the journey
+// got it for that very request, authorize.go (consentFor);
 // back-channel logout delivery, which every node runs (RunLogoutDelivery),
 // backchannel.go; front-channel logout is on the signed-out page (logout.go).
 //
@@ -184,7 +186,7 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 			return nil, fmt.Errorf("provider: issuer %q as trusted origin: %w", issuer, err)
 		}
 	}
-	p.storage = &Storage{store: o.Store, clients: clients, now: utcNow, group: &groupCommit{store: o.Store}}
+	p.storage = &Storage{store: o.Store, clients: clients, now: utcNow, group: newGroupCommit(o.Store)}
 
 	p.fcfg = &fosite.Config{
 		AuthorizeCodeLifespan: cfg.Tokens.AuthorizeCode.D(),

@@ -195,7 +195,9 @@ func printEvent(w io.Writer, ev store.AuditEvent, asJSON bool) error {
 }
 
 func cmdAuditVerify(ctx context.Context, args []string, e env) error {
-	cmd := newCommand("audit verify [--json]", e)
+	cmd := newCommand("audit verify [--archive FILE]... [--json]", e)
+	var archives stringList
+	cmd.fs.Var(&archives, "archive", "also verify this archive `file` of pruned events (repeat, oldest first): together with the database, one chain")
 	if _, err := cmd.parse(args, e, 0, 0); err != nil {
 		return err
 	}
@@ -204,6 +206,11 @@ func cmdAuditVerify(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	defer st.Close()
+	sums, err := verifyArchives(ctx, st, archives)
+	if err != nil {
+		return err
+	}
+	anchor, anchorErr := checkAnchor(ctx, st)
 	bad, err := st.VerifyAudit(ctx)
 	if err != nil {
 		return err
@@ -213,9 +220,15 @@ func cmdAuditVerify(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	if cmd.json {
-		out := map[string]any{"intact": bad == 0, "last_id": last}
+		out := map[string]any{"intact": bad == 0 && anchorErr == nil, "last_id": last}
 		if bad != 0 {
 			out["first_bad_id"] = bad
+		}
+		if anchor.ThroughID != 0 {
+			out["starts_after_id"], out["pruned_events"] = anchor.ThroughID, anchor.Events
+		}
+		if len(sums) > 0 {
+			out["archives"] = sums
 		}
 		if err := writeJSON(e.stdout, out); err != nil {
 			return err
@@ -224,8 +237,29 @@ func cmdAuditVerify(ctx context.Context, args []string, e env) error {
 	if bad != 0 {
 		return fmt.Errorf("the audit trail is broken at event #%d: that event, or the one before it, was changed or removed after it was written", bad)
 	}
-	if !cmd.json {
+	if anchorErr != nil {
+		return anchorErr
+	}
+	if cmd.json {
+		return nil
+	}
+	for _, s := range sums {
+		fmt.Fprintf(e.stdout, "archive %s is intact: events #%d to #%d (%d events)\n", s.File, s.First, s.Last, s.Events)
+	}
+	switch {
+	case anchor.ThroughID == 0:
 		fmt.Fprintf(e.stdout, "the audit trail is intact: every event up to #%d chains to the one before it\n", last)
+	case len(sums) > 0:
+		fmt.Fprintf(e.stdout, "the audit trail is intact: the archives and every event up to #%d are one chain\n", last)
+	default:
+		fmt.Fprintf(e.stdout, "the audit trail is intact from event #%d (after %d pruned events) up to #%d; give the archives with --archive to check them too\n",
+			anchor.ThroughID+1, anchor.Events, last)
 	}
 	return nil
 }
+
+// stringList is a flag that may be repeated.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }

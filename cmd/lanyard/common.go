@@ -172,7 +172,14 @@ func open(ctx context.Context, cfg *config.Config, e env, opts ...store.OpenOpti
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil && !isPostgres(databaseURL(cfg, e)) {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	st, err := store.Open(ctx, databaseURL(cfg, e), opts...)
+	var o store.OpenOptions
+	if len(opts) > 0 {
+		o = opts[len(opts)-1]
+	}
+	if o.MaxConnections == 0 {
+		o.MaxConnections = cfg.Database.MaxConnections
+	}
+	st, err := store.Open(ctx, databaseURL(cfg, e), o)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}

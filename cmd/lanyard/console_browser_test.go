@@ -65,6 +65,15 @@ func (b *browserTab) firstSignIn(email, initial, newPassword string) (secret str
 	b.typeInto("#password", initial)
 	b.submit()
 	secret, codes = b.enrolApp()
+	b.newPasswordAndPolicies(initial, newPassword)
+	return secret, codes
+}
+
+// newPasswordAndPolicies answers the first sign-in's last steps: the
+// initial password replaced, the Privacy policy and the Terms of use
+// accepted.
+func (b *browserTab) newPasswordAndPolicies(initial, newPassword string) {
+	b.t.Helper()
 	b.wantStep("change-password")
 	b.typeInto("#current_password", initial)
 	b.typeInto("#new_password", newPassword)
@@ -75,7 +84,6 @@ func (b *browserTab) firstSignIn(email, initial, newPassword string) (secret str
 		b.tick("#accept")
 		b.submit()
 	}
-	return secret, codes
 }
 
 // enrolApp sets up an authenticator app (the key typed by hand) and keeps
@@ -158,7 +166,7 @@ func (s *browserSuite) requestAndConsole(t *testing.T) {
 	o.open(s.l.issuer + "/signin")
 	o.click(`a[href="/request"]`)
 	o.wantStep("request-access")
-	o.check("30-request-account")
+	o.check("50-request-account")
 	o.typeInto("#email", "noor@litemail.agency.example")
 	o.typeInto("#name", "Noor Requester")
 	o.typeInto("#organisation", "Regional office")
@@ -166,13 +174,13 @@ func (s *browserSuite) requestAndConsole(t *testing.T) {
 	o.submit()
 	o.wantStep("request-access")
 	o.wantError("email", "LiteMail and similar addresses are refused")
-	o.check("31-request-error")
+	o.check("51-request-error")
 	o.typeInto("#email", requester)
 	o.submit()
 	if !strings.Contains(o.text("main"), "Check your email") {
 		t.Fatalf("after the request form\n%s", o.describe())
 	}
-	o.check("32-request-sent")
+	o.check("52-request-sent")
 
 	// The link in the email: a page that asks for one click.
 	link := verifyLinkRE.FindString(s.onboardingMail(t, requester))
@@ -181,12 +189,12 @@ func (s *browserSuite) requestAndConsole(t *testing.T) {
 	}
 	o.open(link)
 	o.wantStep("request-verify")
-	o.check("33-request-confirm")
+	o.check("53-request-confirm")
 	o.submit()
 	if !strings.Contains(o.text("main"), "waits for an approver") {
 		t.Fatalf("after confirming\n%s", o.describe())
 	}
-	o.check("34-request-confirmed")
+	o.check("54-request-confirmed")
 
 	// The approver is emailed a link to the request; they sign in (their
 	// first time: the whole journey) and land on it.
@@ -205,7 +213,7 @@ func (s *browserSuite) requestAndConsole(t *testing.T) {
 	if nav := evalJS[[]string](a, `[...document.querySelectorAll("nav[aria-label='Admin console'] a")].map(a => a.textContent)`); strings.Join(nav, ",") != "Requests" {
 		t.Errorf("an approver's console shows %v", nav)
 	}
-	a.wideCheck("40-console-requests")
+	a.wideCheck("60-console-requests")
 	a.keyboardTo(`form[data-action=approve] button`)
 	if n := a.text(".notice"); !strings.Contains(n, "Approved: "+requester) {
 		t.Fatalf("after approving: %q\n%s", n, a.describe())
@@ -229,13 +237,13 @@ func (s *browserSuite) requestAndConsole(t *testing.T) {
 	if rows := evalJS[[]string](d, `[...document.querySelectorAll("tr[data-officer]")].map(r => r.dataset.officer)`); strings.Join(rows, ",") != requester {
 		t.Fatalf("searching noor requester: %v", rows)
 	}
-	d.wideCheck("41-console-officers")
+	d.wideCheck("61-console-officers")
 	d.click(`tr[data-officer="` + requester + `"] a`)
 	d.wantPage("officer")
 	if got := strings.Join(d.actions(), ","); got != "reset-mfa,reset-password,sign-out" {
 		t.Errorf("the helpdesk's actions on an active officer: %s", got)
 	}
-	d.wideCheck("42-console-officer")
+	d.wideCheck("62-console-officer")
 	d.keyboardTo(`form[data-action="reset-mfa"] button`)
 	if n := d.text(".notice"); !strings.Contains(n, "second factors of "+requester+" are removed") {
 		t.Fatalf("after the reset: %q\n%s", n, d.describe())
@@ -260,14 +268,14 @@ func (s *browserSuite) requestAndConsole(t *testing.T) {
 	// the audit trail, the relying parties.
 	m := s.onboardAdmin(t, consoleAdmin, "/admin/invite")
 	m.wantPage("invite")
-	m.wideCheck("43-console-invite")
+	m.wideCheck("63-console-invite")
 	m.fill("#csv", "email,name\nrae.one@agency.example,Rae One\nnot-an-address,Nobody\nsid@litemail.agency.example,Sid\n"+requester+",Noor Again")
 	m.click(`form[data-action=preview] button`)
 	m.wantPage("invite")
 	if ready := m.text(`form[data-action="invite-csv"] button`); ready != "Send 1 invitation" {
 		t.Fatalf("the preview offers %q", ready)
 	}
-	m.wideCheck("44-console-invite-preview")
+	m.wideCheck("64-console-invite-preview")
 	m.click(`form[data-action="invite-csv"] button`)
 	if n := m.text(".notice"); !strings.Contains(n, "1 of 4 officers invited") {
 		t.Fatalf("after sending: %q", n)
@@ -277,10 +285,10 @@ func (s *browserSuite) requestAndConsole(t *testing.T) {
 	if chain := evalJS[string](m, `(document.querySelector("[data-chain]") || {dataset: {}}).dataset.chain || ""`); chain != "intact" {
 		t.Fatalf("the audit chain: %q", chain)
 	}
-	m.wideCheck("45-console-audit")
+	m.wideCheck("65-console-audit")
 	m.open(s.l.issuer + "/admin/clients")
 	m.wantPage("clients")
-	m.wideCheck("46-console-clients")
+	m.wideCheck("66-console-clients")
 	m.open(s.l.issuer + "/admin/officers?state=active")
 	m.wantPage("officers")
 	m.audit("console officers (admin)")

@@ -34,6 +34,7 @@ import (
 	"github.com/lanyard-idp/lanyard/config"
 	"github.com/lanyard-idp/lanyard/flows"
 	"github.com/lanyard-idp/lanyard/flows/mail"
+	"github.com/lanyard-idp/lanyard/flows/password"
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
 
@@ -184,6 +185,24 @@ func newMetrics(ctx context.Context, st *store.Store, cfg func() *config.Config,
 	m.reg.MustRegister(m.requests, m.tokens, m.signins, m.steps, m.abandoned, m.locks, m.mail, m.reloads, m.reloadedAt,
 		m.logouts, m.outbox,
 		collectors.NewDBStatsCollector(st.DB(), "lanyard"),
+		// The argon2id pool (flows/password): a sign-in burst shows here
+		// first, as waiting hashes and then as busy answers (503).
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "lanyard_password_hashes_running",
+			Help: "Password hashes (argon2id) being computed now; at most lanyard_password_hash_workers.",
+		}, func() float64 { return float64(password.Stats().Running) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "lanyard_password_hashes_waiting",
+			Help: "Password hashes waiting for a worker.",
+		}, func() float64 { return float64(password.Stats().Waiting) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "lanyard_password_hash_workers",
+			Help: "How many password hashes may run at once (one per core).",
+		}, func() float64 { return float64(password.Stats().Workers) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "lanyard_password_hash_busy_total",
+			Help: "Password checks refused because the hashing pool was full (answered 503 with Retry-After).",
+		}, func() float64 { return float64(password.Stats().Rejected) }),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -58,6 +58,9 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	log := newLogger(cfg, e.stderr)
+	if gc, limit := tuneMemory(e.getenv); gc != 0 || limit != 0 {
+		log.Debug("garbage collector tuned for the argon2id pool (GOGC, GOMEMLIMIT override)", "gogc", gc, "memory_limit_mib", limit>>20)
+	}
 	if url := databaseURL(cfg, e); !isPostgres(url) {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return fmt.Errorf("create data dir: %w", err)
@@ -197,6 +200,11 @@ func banner(w io.Writer, cfg *config.Config, addr, metricsAddr, outbox string) {
 		}
 		fmt.Fprintf(w, "Invite a first officer in another terminal:\n  go run ./cmd/lanyard invite officer@agency.example --name \"Alex Officer\" --dev --data %s%s\n", cfg.DataDir, issuerFlag)
 		fmt.Fprintf(w, "Then sign in through the example relying party:\n  go run ./cmd/docs-portal --env staging --issuer %s   (open http://localhost:9001)\n", cfg.Issuer)
+		if len(cfg.AdminRoles("admin@agency.example")) > 0 {
+			fmt.Fprintf(w, "Officers can also request an account at %s/request; approve it in the admin console (%s/admin)\n"+
+				"after inviting its dev admin: go run ./cmd/lanyard invite admin@agency.example --name \"Ada Admin\" --dev --data %s%s\n",
+				cfg.Issuer, cfg.Issuer, cfg.DataDir, issuerFlag)
+		}
 	}
 }
 
@@ -296,12 +304,20 @@ func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, "ready\n")
 }
 
-// housekeeping removes expired codes, tokens, sessions and parked requests,
-// and expires the account requests whose time has run out.
+// housekeeping ends idle sessions (queuing their back-channel logouts),
+// removes expired codes, tokens, sessions and parked requests, and expires
+// the account requests whose time has run out, every housekeepingEvery: an
+// idle session's relying parties hear of its end at most that long after
+// its idle timeout.
 func (s *server) housekeeping(ctx context.Context) {
-	t := time.NewTicker(5 * time.Minute)
+	t := time.NewTicker(housekeepingEvery)
 	defer t.Stop()
 	for {
+		if n, err := s.flows.EndIdleSessions(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("ending idle sessions failed", "err", err)
+		} else if n > 0 {
+			s.log.Info("ended idle sessions", "sessions", n)
+		}
 		n, err := s.d.store.DeleteExpired(ctx, time.Now())
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("garbage collection failed", "err", err)
@@ -320,6 +336,9 @@ func (s *server) housekeeping(ctx context.Context) {
 		}
 	}
 }
+
+// housekeepingEvery is how often housekeeping runs.
+const housekeepingEvery = 5 * time.Minute
 
 type ctxKey struct{}
 

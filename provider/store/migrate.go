@@ -25,7 +25,7 @@ const migrateLockID = 0x6c616e79 // "lany"
 // the same on both backends: run in the migration's transaction, after its
 // SQL.
 var migrationThen = map[string]func(ctx context.Context, s *Store, tx *sql.Tx) error{
-	"0005_requests_console": backfillUserSearch,
+	"0006_requests_console": backfillUserSearch,
 }
 
 // MigrationNames lists the embedded migrations of a dialect in order.

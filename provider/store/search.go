@@ -307,7 +307,7 @@ func (s *Store) indexUser(ctx context.Context, u *User) error {
 }
 
 // backfillUserSearch writes the terms of the users that existed before
-// user_search did (migration 0005's Go half, in its transaction).
+// user_search did (migration 0006's Go half, in its transaction).
 func backfillUserSearch(ctx context.Context, s *Store, tx *sql.Tx) error {
 	rows, err := tx.QueryContext(ctx, `SELECT username, name FROM users`)
 	if err != nil {

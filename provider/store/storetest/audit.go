@@ -62,6 +62,10 @@ func testAudit(t *testing.T, open func(t *testing.T) *store.Store) {
 			{"limit", store.AuditFilter{Limit: 2}, []string{"invite", "signin.failure"}},
 			{"combined", store.AuditFilter{UserID: "u1", Event: "signin.", Limit: 1}, []string{"signin.failure"}},
 			{"no match", store.AuditFilter{Event: "logout"}, nil},
+			{"events", store.AuditFilter{Events: []store.Event{"invite", "signinx"}}, []string{"invite", "signinx"}},
+			{"events and user", store.AuditFilter{UserID: "u1", Events: []store.Event{"invite", "signinx", "signin.success"}}, []string{"invite", "signin.success"}},
+			{"newest", store.AuditFilter{Newest: true, Limit: 2}, []string{"signinx", "signin.success"}},
+			{"newest of a user", store.AuditFilter{UserID: "u1", Newest: true}, []string{"signin.success", "signin.failure", "invite"}},
 		} {
 			got, err := s.Audit(ctx, tc.f)
 			must(t, err)
@@ -91,6 +95,48 @@ func testAudit(t *testing.T, open func(t *testing.T) *store.Store) {
 		wantErr(t, "detail not JSON", s.AppendAudit(ctx, &store.AuditEvent{Event: "x", Detail: []byte("{oops")}), store.ErrInvalid)
 		if got, _ := s.Audit(ctx, store.AuditFilter{}); len(got) != 5 {
 			t.Fatalf("refused events were appended: %d rows", len(got))
+		}
+	})
+
+	t.Run("InTransaction", func(t *testing.T) {
+		// An event appended in a transaction joins the chain when the
+		// transaction commits — after whatever other transactions appended
+		// meanwhile — and never if it rolls back.
+		s := open(t)
+		ctx := t.Context()
+		tctx, err := s.BeginTx(ctx)
+		must(t, err)
+		mine := &store.AuditEvent{Event: "mine"}
+		must(t, s.AppendAudit(tctx, mine))
+		wantErr(t, "a malformed event in a transaction", s.AppendAudit(tctx, &store.AuditEvent{Event: "x", Detail: []byte("{")}), store.ErrInvalid)
+		if mine.ID != 0 || mine.Hash != "" {
+			t.Fatalf("filled before the commit: %+v", mine)
+		}
+		if s.Dialect() == store.DialectPostgres { // SQLite's transaction holds the only writer
+			other := &store.AuditEvent{Event: "other"}
+			must(t, s.AppendAudit(ctx, other))
+			must(t, s.Commit(tctx))
+			if mine.PrevHash != other.Hash || mine.ID <= other.ID {
+				t.Fatalf("committed after %+v, chained as %+v", other, mine)
+			}
+		} else {
+			must(t, s.Commit(tctx))
+		}
+		if mine.ID == 0 || len(mine.Hash) != 64 {
+			t.Fatalf("not filled at commit: %+v", mine)
+		}
+		gone := &store.AuditEvent{Event: "gone"}
+		tctx, err = s.BeginTx(ctx)
+		must(t, err)
+		must(t, s.AppendAudit(tctx, gone))
+		must(t, s.Rollback(tctx))
+		if got, _ := s.Audit(ctx, store.AuditFilter{Event: "gone"}); len(got) != 0 || gone.ID != 0 {
+			t.Fatalf("a rolled-back event was stored: %+v", got)
+		}
+		bad, err := s.VerifyAudit(ctx)
+		must(t, err)
+		if bad != 0 {
+			t.Fatalf("chain broken at #%d", bad)
 		}
 	})
 

@@ -1,4 +1,4 @@
--- Account requests and the admin console (sqlite). Keep in step with ../postgres/0005_requests_console.sql.
+-- Account requests and the admin console (sqlite). Keep in step with ../postgres/0006_requests_console.sql.
 
 -- One row per request on /request. token_hash is the hex SHA-256 of the
 -- emailed verification token ('' once the mailbox is proved). A mailbox has
