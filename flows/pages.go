@@ -95,6 +95,8 @@ type challengePage struct {
 type changePasswordPage struct {
 	page
 	MinLength, MaxLength int
+	// FocusNew: the new password is the page's first field.
+	FocusNew bool
 }
 
 type policyPage struct {

@@ -650,7 +650,7 @@ func (h *Handler) noFactorAdvice(u *store.User) (lines []string, link, label str
 func (h *Handler) resetPasswordPage(f *flow) resetPasswordPage {
 	p := resetPasswordPage{changePasswordPage: h.changePasswordPage(f), Username: f.user.Username}
 	p.page = h.page(f, StepResetPassword, "Choose a new password")
-	p.MinLength, p.MaxLength = f.set.policy.MinLength, f.set.policy.MaxLength
+	p.MinLength, p.MaxLength, p.FocusNew = f.set.policy.MinLength, f.set.policy.MaxLength, true
 	return p
 }
 
