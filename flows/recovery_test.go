@@ -584,6 +584,7 @@ func TestForgotSameAnswer(t *testing.T) {
 			t.Errorf("an answer came before the floor: %v", ds)
 		}
 	}
+	t.Logf("floor %v: median %v for an account, %v for none (of %d each)", e.h.recoveryFloor, median(known), median(unknown), len(known))
 	if diff := (median(known) - median(unknown)).Abs(); diff > 50*time.Millisecond {
 		t.Errorf("median %v for an account, %v for none: they tell them apart", median(known), median(unknown))
 	}
