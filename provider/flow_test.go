@@ -629,26 +629,24 @@ func TestRefreshReuseRevokesFamily(t *testing.T) {
 	}
 }
 
-// TestCodeReuse: a used code is always refused. A replay that cannot be the
-// issuing client's own retry — no verifier, a wrong one, or another client —
-// is treated as theft and revokes what the first redemption issued; the
-// issuing client retrying with its own verifier (a lost response) is refused
-// without logging the officer out of that client.
+// TestCodeReuse: a used code is always refused, and every replay revokes
+// what the first redemption issued (RFC 6749 §4.1.2, the conformance suite's
+// oidcc-codereuse-30seconds) — the issuing client's own retry with the right
+// verifier included: whoever replays it may hold the verifier too.
 func TestCodeReuse(t *testing.T) {
 	cases := []struct {
-		name        string
-		client      func(e *env) *rp
-		verifier    func(first string) string
-		wantRevoked bool
+		name     string
+		client   func(e *env) *rp
+		verifier func(first string) string
 	}{
 		{"own retry with the right verifier", func(e *env) *rp { return e.newRP(webappID, webappSecret, webappRedir) },
-			func(v string) string { return v }, false},
+			func(v string) string { return v }},
 		{"no verifier", func(e *env) *rp { return e.newRP(webappID, webappSecret, webappRedir) },
-			func(string) string { return "" }, true},
+			func(string) string { return "" }},
 		{"wrong verifier", func(e *env) *rp { return e.newRP(webappID, webappSecret, webappRedir) },
-			func(string) string { return oauth2.GenerateVerifier() }, true},
+			func(string) string { return oauth2.GenerateVerifier() }},
 		{"another client with the verifier", func(e *env) *rp { return e.newRP(otherID, otherSecret, webappRedir) },
-			func(v string) string { return v }, true},
+			func(v string) string { return v }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -667,8 +665,8 @@ func TestCodeReuse(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "invalid_grant") {
 				t.Fatalf("second redemption: %v", err)
 			}
-			if got := e.active(tok.AccessToken) || e.active(tok.RefreshToken); got == c.wantRevoked {
-				t.Errorf("tokens of the first redemption active=%v after the replay, want revoked=%v", got, c.wantRevoked)
+			if e.active(tok.AccessToken) || e.active(tok.RefreshToken) {
+				t.Error("the tokens of the first redemption are still active after the replay")
 			}
 		})
 	}

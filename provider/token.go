@@ -2,9 +2,6 @@ package provider
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -31,7 +28,6 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ctx = withRedemption(ctx, r)
 	sess := newSession()
 	ar, err := p.oauth.NewAccessRequest(ctx, r, sess)
 	if err != nil {
@@ -155,9 +151,8 @@ func (p *Provider) checkSubject(ctx context.Context, ar fosite.AccessRequester) 
 func (p *Provider) writeTokenError(ctx context.Context, w http.ResponseWriter, ar fosite.AccessRequester, err error) {
 	// fosite reads the code twice: a code still valid at the first read and
 	// invalidated by a concurrent request before the second is a lost race too.
-	// So is one the second read no longer finds (the issuing client's own
-	// retry of a used code is "not found", see GetAuthorizeCodeSession),
-	// which fosite's second read reports as server_error.
+	// So is one the second read no longer finds (removed by a concurrent
+	// request), which fosite's second read reports as server_error.
 	if errors.Is(err, errLostRace) || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) ||
 		(errors.Is(err, fosite.ErrNotFound) && fosite.ErrorToRFC6749Error(err).ErrorField == fosite.ErrServerError.ErrorField) {
 		err = fosite.ErrInvalidGrant.WithHint("The grant was used by a concurrent request.").WithWrap(err)
@@ -277,40 +272,4 @@ func (p *Provider) handlePAR(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.oauth.WritePushedAuthorizeResponse(ctx, w, ar, resp)
-}
-
-// redemption is what a token request proves about who redeems a code: the
-// client it authenticates as (fosite has checked that before any grant
-// handler reads the code) and the PKCE verifier it presents.
-type redemption struct{ clientID, verifier string }
-
-type redemptionKey struct{}
-
-func withRedemption(ctx context.Context, r *http.Request) context.Context {
-	if err := r.ParseForm(); err != nil {
-		return ctx // fosite answers the malformed request itself
-	}
-	id := r.PostForm.Get("client_id")
-	if u, _, ok := r.BasicAuth(); ok {
-		if dec, err := url.QueryUnescape(u); err == nil {
-			id = dec
-		}
-	}
-	return context.WithValue(ctx, redemptionKey{}, redemption{clientID: id, verifier: r.PostForm.Get("code_verifier")})
-}
-
-// isOwnRetry reports whether a request for an already used code comes from
-// the very client the code was issued to, proving the PKCE verifier of that
-// authorization request (challenge, S256). Only the legitimate client can do
-// that — an intercepted code comes without its verifier — so such a replay is
-// a retry (a lost response, a double click): it is refused without revoking
-// the tokens the first redemption issued. Any other replay is treated as the
-// theft RFC 6749 §4.1.2 describes and revokes them.
-func isOwnRetry(ctx context.Context, code fosite.Requester, challenge string) bool {
-	red, ok := ctx.Value(redemptionKey{}).(redemption)
-	if !ok || red.verifier == "" || challenge == "" || red.clientID != code.GetClient().GetID() {
-		return false
-	}
-	sum := sha256.Sum256([]byte(red.verifier))
-	return subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(challenge)) == 1
 }
