@@ -880,3 +880,79 @@ func TestExpiry(t *testing.T) {
 		t.Errorf("userinfo with an expired token: %d", uresp.StatusCode)
 	}
 }
+
+// TestIntrospectionOwnTokensOnly: a client learns about its own tokens; a
+// resource server (introspection: true) about every client's; any other
+// client gets active:false for a live token of another client — the same
+// answer as for a dead one — and the attempt is audited.
+func TestIntrospectionOwnTokensOnly(t *testing.T) {
+	e := newEnv(t)
+	r := e.newRP(webappID, webappSecret, webappRedir)
+	b := e.newBrowser()
+	e.journey.setNext(alice())
+	tok, _ := r.exchange(r.authorize(b))
+	svc, err := clientCredentials(e, serviceID, serviceSecret, "docs:read").Token(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	introspect := func(token, id, secret string) map[string]any {
+		t.Helper()
+		resp, body := e.postForm(pathIntrospect, url.Values{"token": {token}}, id, secret)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("introspect as %s: status %d %v", id, resp.StatusCode, body)
+		}
+		return body
+	}
+	cases := []struct {
+		name, token, id, secret string
+		want                    bool
+	}{
+		{"own access token", tok.AccessToken, webappID, webappSecret, true},
+		{"own refresh token", tok.RefreshToken, webappID, webappSecret, true},
+		{"service's own token", svc.AccessToken, serviceID, serviceSecret, true},
+		{"resource server, the web app's token", tok.AccessToken, rsID, rsSecret, true},
+		{"resource server, the service's token", svc.AccessToken, rsID, rsSecret, true},
+		{"another app, the web app's access token", tok.AccessToken, otherID, otherSecret, false},
+		{"another app, the web app's refresh token", tok.RefreshToken, otherID, otherSecret, false},
+		{"the service, the web app's token", tok.AccessToken, serviceID, serviceSecret, false},
+		{"the web app, the service's token", svc.AccessToken, webappID, webappSecret, false},
+	}
+	for _, c := range cases {
+		in := introspect(c.token, c.id, c.secret)
+		if in["active"] != c.want {
+			t.Errorf("%s: active = %v, want %v", c.name, in["active"], c.want)
+		}
+		if !c.want && len(in) != 1 {
+			t.Errorf("%s: the inactive answer says more than active: %v", c.name, in)
+		}
+	}
+
+	// Authenticated by a bearer token instead: the bearer's client is the caller.
+	other := e.newRP(otherID, otherSecret, otherRedir)
+	e.journey.setNext(alice())
+	otherTok, _ := other.exchange(other.authorize(e.newBrowser()))
+	req, _ := http.NewRequest(http.MethodPost, e.issuer+pathIntrospect, strings.NewReader(url.Values{"token": {tok.RefreshToken}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer "+otherTok.AccessToken)
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in map[string]any
+	json.NewDecoder(resp.Body).Decode(&in)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || in["active"] != false {
+		t.Errorf("another client's bearer: status %d %v, want active false", resp.StatusCode, in)
+	}
+
+	evs, err := e.st.Audit(t.Context(), store.AuditFilter{Event: string(store.EventIntrospectRefused)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 5 {
+		t.Fatalf("%d refusals audited, want 5", len(evs))
+	}
+	if evs[0].ClientID != otherID || !strings.Contains(string(evs[0].Detail), `"owner":"`+webappID+`"`) {
+		t.Errorf("audit event = %+v", evs[0])
+	}
+}

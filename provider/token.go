@@ -170,6 +170,11 @@ func setWWWAuthenticate(w http.ResponseWriter, err error) {
 }
 
 // handleIntrospect is RFC 7662 token introspection, for authenticated clients.
+// A client learns about its own tokens only; a resource server (config
+// introspection: true) about every client's. Another client's token is
+// "active": false, exactly like an unknown one (RFC 7662 §2.2 lets the
+// server answer so), so a rogue relying party cannot tell a live token of
+// another client from a dead one.
 func (p *Provider) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	w.Header().Set("Cache-Control", "no-store")
@@ -185,7 +190,44 @@ func (p *Provider) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		p.oauth.WriteIntrospectionError(ctx, w, err)
 		return
 	}
+	if ir.IsActive() {
+		owner := ir.GetAccessRequester().GetClient().GetID()
+		if caller := p.introspectingClient(ctx, r); caller == nil || caller.id != owner && !caller.introspection {
+			callerID := ""
+			if caller != nil {
+				callerID = caller.id
+			}
+			detail, _ := json.Marshal(map[string]string{"owner": owner})
+			p.audit(ctx, &store.AuditEvent{Event: store.EventIntrospectRefused, ClientID: callerID,
+				ClientAddr: authn.ClientAddr(r), UserAgent: r.UserAgent(), Detail: detail})
+			ir = &fosite.IntrospectionResponse{Active: false}
+		}
+	}
 	p.oauth.WriteIntrospectionResponse(ctx, w, ir)
+}
+
+// introspectingClient is the client an introspection request authenticated
+// as (fosite has checked the credentials): the Basic user, or the client of
+// the bearer access token. nil when it cannot be told.
+func (p *Provider) introspectingClient(ctx context.Context, r *http.Request) *client {
+	id := ""
+	if bearer := fosite.AccessTokenFromRequest(r); bearer != "" {
+		_, ar, err := p.oauth.IntrospectToken(ctx, bearer, fosite.AccessToken, newSession())
+		if err != nil {
+			return nil
+		}
+		id = ar.GetClient().GetID()
+	} else if u, _, ok := r.BasicAuth(); ok {
+		var err error
+		if id, err = url.QueryUnescape(u); err != nil {
+			return nil
+		}
+	}
+	c, ok := p.clients.get(id)
+	if !ok {
+		return nil
+	}
+	return c
 }
 
 // handleRevoke is RFC 7009 token revocation. When storage cannot be reached the

@@ -40,6 +40,10 @@ const (
 // The provider.
 const (
 	EventTokenIssue Event = "token.issue" // Detail "grant": one of config.GrantTypes
+	// A client introspected another client's token without being a resource
+	// server (config introspection): answered inactive. Detail "owner": the
+	// token's client.
+	EventIntrospectRefused Event = "token.introspect.refused"
 	// Each attempt to deliver a back-channel logout token. Detail "result":
 	// a LogoutResult; "reason": why it was queued, a Reason.
 	EventLogoutBackchannel Event = "logout.backchannel"
