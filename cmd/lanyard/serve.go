@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -237,7 +238,7 @@ func newServer(ctx context.Context, d *deps, mailer mail.Mailer, log *slog.Logge
 	}
 	s.provider.Mount(s.mux)
 	s.flows.Mount(s.mux)
-	s.mux.Handle("GET /static/", http.StripPrefix("/static/", cacheForever(http.FileServerFS(static.FS))))
+	s.mux.Handle("GET /static/", http.StripPrefix("/static/", cacheForever(http.FileServerFS(filesOnly{static.FS}))))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		io.WriteString(w, "ok\n")
@@ -253,7 +254,7 @@ func newServer(ctx context.Context, d *deps, mailer mail.Mailer, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	s.handler = clientAddress(proxies, s.requestID(s.observe(s.recover(limitBody(s.mux)))))
+	s.handler = clientAddress(proxies, s.requestID(templates.BaseHeaders(d.cfg.Dev, s.observe(s.recover(limitBody(s.mux))))))
 	return s, nil
 }
 
@@ -425,10 +426,25 @@ func limitBody(next http.Handler) http.Handler {
 	})
 }
 
+// filesOnly serves the files of an fs.FS and no directory: a directory is
+// "not found", so /static/ lists nothing.
+type filesOnly struct{ fs.FS }
+
+func (f filesOnly) Open(name string) (fs.File, error) {
+	file, err := f.FS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := file.Stat(); err != nil || st.IsDir() {
+		file.Close()
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return file, nil
+}
+
 func cacheForever(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "public, max-age=3600")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
 		next.ServeHTTP(w, r)
 	})
 }
