@@ -1,8 +1,12 @@
 package main
 
 import (
+	"errors"
 	"io"
+	"io/fs"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -45,5 +49,36 @@ func TestEveryResponseCarriesSecurityHeaders(t *testing.T) {
 		if path == "/static/lanyard.css" && (resp.StatusCode != http.StatusOK || !strings.HasPrefix(h.Get("Content-Type"), "text/css")) {
 			t.Errorf("GET %s: status %d %s", path, resp.StatusCode, h.Get("Content-Type"))
 		}
+	}
+}
+
+// TestServeDevRefusesNonLoopback: --dev (plain-http cookies, published
+// client secrets) serves this machine only. An issuer or a listen address
+// beyond loopback is a usage error that says why and what to use instead,
+// before anything is created.
+func TestServeDevRefusesNonLoopback(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"every interface", []string{"--addr", "0.0.0.0:0"}, "--addr 0.0.0.0:0 listens beyond this machine"},
+		{"empty host", []string{"--addr", ":0"}, "--addr :0 listens beyond this machine"},
+		{"a LAN address", []string{"--addr", "192.0.2.10:0"}, "http://192.0.2.10:0 is not a loopback address"},
+		{"a public issuer", []string{"--addr", "127.0.0.1:0", "--issuer", "https://id.agency.example"}, "the issuer https://id.agency.example is not a loopback address"},
+		{"metrics everywhere", []string{"--addr", "127.0.0.1:0", "--metrics-listen", "[::]:0"}, "--metrics-listen [::]:0 listens beyond this machine"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			data := filepath.Join(t.TempDir(), "data")
+			e := env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}
+			err := run(t.Context(), append([]string{"serve", "--dev", "--data", data}, c.args...), e)
+			var u usageError
+			if !errors.As(err, &u) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "use --addr 127.0.0.1:PORT") {
+				t.Fatalf("serve --dev %v: %v; want a usage error saying %q and what to use", c.args, err, c.want)
+			}
+			if _, err := os.Stat(data); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("the refused server created its data dir: %v", err)
+			}
+		})
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -57,6 +59,11 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	cfg, err := load()
 	if err != nil {
 		return err
+	}
+	if cfg.Dev {
+		if err := devLoopbackOnly(cfg); err != nil {
+			return err
+		}
 	}
 	log := newLogger(cfg, e.stderr)
 	if url := databaseURL(cfg, e); !isPostgres(url) {
@@ -159,6 +166,39 @@ loop:
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// devLoopbackOnly refuses a development server reachable from, or named
+// for, another machine: --dev allows cookies over plain http, keeps the
+// key-encryption key in a file beside the database and registers test
+// clients whose secrets are published in this repository.
+func devLoopbackOnly(cfg *config.Config) error {
+	const instead = "--dev is for this machine only (cookies over plain http, published client secrets): " +
+		"use --addr 127.0.0.1:PORT and --issuer http://localhost:PORT, or serve other machines with --config FILE (see config/lanyard.example.yaml)"
+	u, err := url.Parse(cfg.Issuer)
+	if err != nil || !isLoopbackHost(u.Hostname()) {
+		return usagef("serve --dev: the issuer %s is not a loopback address; %s", cfg.Issuer, instead)
+	}
+	for _, l := range []struct{ flag, addr string }{{"--addr", cfg.Listen}, {"--metrics-listen", cfg.Metrics.Listen}} {
+		if l.addr == "" && l.flag == "--metrics-listen" {
+			continue // on the main listener
+		}
+		host, _, err := net.SplitHostPort(l.addr)
+		if err != nil || !isLoopbackHost(host) {
+			return usagef("serve --dev: %s %s listens beyond this machine; %s", l.flag, l.addr, instead)
+		}
+	}
+	return nil
+}
+
+// isLoopbackHost reports whether host names this machine only: localhost
+// or a loopback IP (an empty host, 0.0.0.0 and :: are every interface).
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // optString is a flag that knows whether it was given (an empty value is
