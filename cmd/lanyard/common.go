@@ -157,14 +157,37 @@ func open(ctx context.Context, cfg *config.Config, e env, opts ...store.OpenOpti
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil && !isPostgres(databaseURL(cfg, e)) {
-		return nil, fmt.Errorf("create data dir: %w", err)
+	log := newLogger(cfg, e.stderr)
+	if err := privateDataDir(cfg.DataDir, log); err != nil && !isPostgres(databaseURL(cfg, e)) {
+		return nil, err
 	}
-	st, err := store.Open(ctx, databaseURL(cfg, e), opts...)
+	if cfg.Dev {
+		if err := store.Private(filepath.Join(cfg.DataDir, "kek"), 0o600, log); err != nil {
+			return nil, err
+		}
+	}
+	var o store.OpenOptions
+	if len(opts) > 0 {
+		o = opts[len(opts)-1]
+	}
+	if o.Logger == nil {
+		o.Logger = log
+	}
+	st, err := store.Open(ctx, databaseURL(cfg, e), o)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	return &deps{cfg: cfg, store: st, box: box}, nil
+}
+
+// privateDataDir creates the data dir 0700, or makes an existing one that
+// others can read private (with a warning): it holds the SQLite database, the
+// dev key-encryption key and the mail outbox.
+func privateDataDir(dir string, log *slog.Logger) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	return store.Private(dir, 0o700, log)
 }
 
 func isPostgres(u string) bool {

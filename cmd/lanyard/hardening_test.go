@@ -82,3 +82,48 @@ func TestServeDevRefusesNonLoopback(t *testing.T) {
 		})
 	}
 }
+
+// TestDataDirIsPrivate: the data dir (database, dev key, outbox) is created
+// 0700, its database and key 0600; a data dir or key found readable by
+// others is made private, with a warning on stderr.
+func TestDataDirIsPrivate(t *testing.T) {
+	invite := func(data, email string) string {
+		t.Helper()
+		var stderr strings.Builder
+		e := env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: &stderr, getenv: func(string) string { return "" }}
+		if err := run(t.Context(), []string{"invite", email, "--name", "Alex Officer", "--dev", "--data", data}, e); err != nil {
+			t.Fatalf("invite: %v\n%s", err, stderr.String())
+		}
+		return stderr.String()
+	}
+	check := func(data string) {
+		t.Helper()
+		for p, want := range map[string]fs.FileMode{data: 0o700, filepath.Join(data, "kek"): 0o600, filepath.Join(data, "lanyard.db"): 0o600} {
+			st, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Mode().Perm() != want {
+				t.Errorf("%s is %#o, want %#o", p, st.Mode().Perm(), want)
+			}
+		}
+	}
+	data := filepath.Join(t.TempDir(), "data")
+	if logs := invite(data, "new@agency.example"); strings.Contains(logs, "made private") {
+		t.Errorf("a new data dir needed tightening: %s", logs)
+	}
+	check(data)
+
+	for p, m := range map[string]fs.FileMode{data: 0o755, filepath.Join(data, "kek"): 0o644, filepath.Join(data, "lanyard.db"): 0o644} {
+		if err := os.Chmod(p, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logs := invite(data, "second@agency.example")
+	check(data)
+	for _, p := range []string{data, filepath.Join(data, "kek"), filepath.Join(data, "lanyard.db")} {
+		if !strings.Contains(logs, "made private") || !strings.Contains(logs, "path="+p+" ") {
+			t.Errorf("no warning for %s: %s", p, logs)
+		}
+	}
+}

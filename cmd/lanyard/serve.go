@@ -67,8 +67,8 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	}
 	log := newLogger(cfg, e.stderr)
 	if url := databaseURL(cfg, e); !isPostgres(url) {
-		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-			return fmt.Errorf("create data dir: %w", err)
+		if err := privateDataDir(cfg.DataDir, log); err != nil {
+			return err
 		}
 		release, err := lockShared(sqliteFile(url))
 		if err != nil {

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -80,6 +81,9 @@ type OpenOptions struct {
 	// its window started and its lock ended, so growing lock times survive a
 	// quiet spell. Default 24h.
 	ThrottleRetention time.Duration
+	// Logger receives the warning when a SQLite file is found readable by
+	// others and made private (files.go). Default slog.Default().
+	Logger *slog.Logger
 }
 
 // Open connects to the database named by url and, unless opts says
@@ -118,6 +122,9 @@ func Open(ctx context.Context, url string, opts ...OpenOptions) (*Store, error) 
 		if err != nil {
 			return nil, err
 		}
+		if err := privateSQLite(path, o.Logger); err != nil {
+			return nil, err
+		}
 		dsn := path + "?" + sqlitePragmas
 		w, err := sql.Open("sqlite", dsn)
 		if err != nil {
@@ -152,6 +159,15 @@ func Open(ctx context.Context, url string, opts ...OpenOptions) (*Store, error) 
 			return nil, err
 		}
 		if err := s.warmStatements(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	if s.dialect == DialectSQLite {
+		// The WAL and shared-memory files exist now; ones left by an
+		// earlier process may predate the database's tightening.
+		path, _ := sqlitePath(url)
+		if err := privateSQLite(path, o.Logger); err != nil {
 			s.Close()
 			return nil, err
 		}

@@ -1,0 +1,67 @@
+package store_test
+
+import (
+	"bytes"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lanyard-idp/lanyard/provider/store"
+)
+
+func mode(t *testing.T, path string) fs.FileMode {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Mode().Perm()
+}
+
+// TestSQLiteFilesArePrivate: a new database, its WAL and its shared-memory
+// file are 0600 whatever the umask allows; files found readable by others
+// are made private at Open, with a warning naming each.
+func TestSQLiteFilesArePrivate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lanyard.db")
+	s, err := store.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateUser(t.Context(), &store.User{ID: "u1", Username: "a@agency.example", State: store.UserInvited, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if m := mode(t, p); m != 0o600 {
+			t.Errorf("%s created %#o, want 0600", filepath.Base(p), m)
+		}
+	}
+	s.Close()
+
+	// An older Lanyard (or a restore) left them world-readable.
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o644); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	var logs bytes.Buffer
+	s, err = store.Open(t.Context(), path, store.OpenOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if m := mode(t, path); m != 0o600 {
+		t.Errorf("database left %#o", m)
+	}
+	for _, p := range []string{path + "-wal", path + "-shm"} {
+		if _, err := os.Stat(p); err == nil && mode(t, p) != 0o600 {
+			t.Errorf("%s left %#o", filepath.Base(p), mode(t, p))
+		}
+	}
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "path="+path+" ") || !strings.Contains(logs.String(), "was=0644") {
+		t.Errorf("no warning naming the database: %s", logs.String())
+	}
+}
