@@ -54,12 +54,15 @@ type Options struct {
 
 // Handler serves the officer journey and implements authn.Journey.
 type Handler struct {
-	store  *store.Store
-	box    *seal.Box
-	pages  *templates.Set
-	mailer mail.Mailer
-	log    *slog.Logger
-	now    func() time.Time
+	store *store.Store
+	box   *seal.Box
+	// recovery hashes recovery codes under the deployment's recovery-code
+	// key (recovery.go).
+	recovery recoveryHasher
+	pages    *templates.Set
+	mailer   mail.Mailer
+	log      *slog.Logger
+	now      func() time.Time
 
 	cookies *cookieCodec
 	set     atomic.Pointer[settings]
@@ -141,6 +144,16 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 		return nil, err
 	}
 	h.cookies = newCookieCodec(keys, o.Config.Dev, o.Config.Session.AbsoluteTimeout.D())
+	h.recovery = recoveryHasher{key: o.Box.Derive(purposeRecoveryKey)}
+	// Recovery codes an older Lanyard stored with an unkeyed hash are
+	// rewrapped once (recovery.go); later starts find none.
+	n, err := o.Store.RekeyRecoveryCodes(ctx, recoveryKeyedPrefix, h.recovery.rekeyer())
+	if err != nil {
+		return nil, err
+	}
+	if n > 0 {
+		h.log.Info("recovery codes re-keyed: their hashes are now salted and keyed", "codes", n)
+	}
 	return h, nil
 }
 

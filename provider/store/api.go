@@ -226,6 +226,9 @@ type AuthRequest struct {
 //   DeleteTOTP(ctx, userID) error
 //   ReplaceRecoveryCodes(ctx, userID string, hashes []string) error  atomic; empty/duplicate hashes refused
 //   UseRecoveryCode(ctx, userID, hash string, now time.Time) error  once; else ErrNotFound
+//   RecoveryCodeHashes(ctx, userID) ([]string, error)             the unused codes' stored hashes (the caller finds its match)
+//   RekeyRecoveryCodes(ctx, keyedPrefix string, rekey func(userID, hash string) string) (int, error)
+//       rewrites every hash not starting with keyedPrefix to rekey's, in one transaction
 //   RecoveryCodesLeft(ctx, userID) (int, error)
 //   DeleteRecoveryCodes(ctx, userID) error
 //   AddWebAuthnCredential(ctx, *WebAuthnCredential) error          ErrConflict on duplicate id

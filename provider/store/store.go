@@ -7,9 +7,10 @@
 // exchange and refresh rotation are atomic.
 //
 // Secrets that are lookup keys (session ids, fosite signatures) are stored
-// only as SHA-256; secrets that must be read back (TOTP seeds, signing keys)
-// arrive sealed by the caller (package seal), so the store never holds a
-// usable secret in the clear.
+// only as SHA-256; recovery codes arrive salted and keyed by the caller
+// (flows/recovery.go); secrets that must be read back (TOTP seeds, signing
+// keys) arrive sealed by the caller (package seal), so the store never holds
+// a usable secret in the clear.
 //
 // No HTTP, no fosite and no page logic here: provider adapts fosite to these
 // methods, flows builds the journey on them. The conformance suite every
