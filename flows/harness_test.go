@@ -68,15 +68,15 @@ type env struct {
 func newEnv(t *testing.T, tweak ...func(*config.Config)) *env {
 	t.Helper()
 	ctx := t.Context()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "lanyard.db"))
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(func() { st.Close() })
 	box, err := seal.New(seal.NewKey())
 	if err != nil {
 		t.Fatal(err)
 	}
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "lanyard.db"), store.OpenOptions{AuditKey: box.Derive(store.AuditKeyPurpose)})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
 	pages, err := templates.Parse()
 	if err != nil {
 		t.Fatalf("parse templates: %v", err)

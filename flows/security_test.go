@@ -314,7 +314,7 @@ func TestSecurityHeaders(t *testing.T) {
 
 func TestProductionCookie(t *testing.T) {
 	t.Parallel()
-	st, err := store.Open(t.Context(), t.TempDir()+"/l.db")
+	st, err := store.Open(t.Context(), t.TempDir()+"/l.db", store.OpenOptions{AuditKey: seal.NewKey()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -194,38 +195,96 @@ func printEvent(w io.Writer, ev store.AuditEvent, asJSON bool) error {
 	return err
 }
 
+// headPattern is --expect-head: an event id and its hash, as audit verify
+// prints the head.
+var headPattern = regexp.MustCompile(`^#?([0-9]{1,18}):([0-9a-f]{64})$`)
+
 func cmdAuditVerify(ctx context.Context, args []string, e env) error {
-	cmd := newCommand("audit verify [--json]", e)
+	cmd := newCommand("audit verify [--expect-head ID:HASH] [--json]", e)
+	var expect string
+	cmd.fs.StringVar(&expect, "expect-head", "", "fail unless event `ID:HASH` (a head printed earlier and kept outside the database) is still in the chain with that hash")
 	if _, err := cmd.parse(args, e, 0, 0); err != nil {
 		return err
+	}
+	var wantID int64
+	var wantHash string
+	if expect != "" {
+		m := headPattern.FindStringSubmatch(strings.ToLower(strings.TrimSpace(expect)))
+		if m == nil {
+			return usagef("--expect-head %q: want ID:HASH as audit verify prints the head, e.g. 1234:9f86d081…", truncate(expect, 80))
+		}
+		wantID, _ = strconv.ParseInt(m[1], 10, 64)
+		wantHash = m[2]
 	}
 	_, st, err := cmd.openStore(ctx, e)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	bad, err := st.VerifyAudit(ctx)
+	c, err := st.CheckAudit(ctx)
 	if err != nil {
 		return err
 	}
-	last, err := st.LastAuditID(ctx)
-	if err != nil {
-		return err
+	anchorErr := error(nil)
+	if c.BadID == 0 && wantID != 0 {
+		anchorErr = checkExpectedHead(ctx, st, c, wantID, wantHash)
 	}
 	if cmd.json {
-		out := map[string]any{"intact": bad == 0, "last_id": last}
-		if bad != 0 {
-			out["first_bad_id"] = bad
+		out := map[string]any{"intact": c.BadID == 0 && anchorErr == nil, "last_id": c.HeadID, "head_id": c.HeadID, "head_hash": c.HeadHash}
+		if c.BadID != 0 {
+			out["first_bad_id"], out["problem"] = c.BadID, c.Problem
+		}
+		if c.UnkeyedThrough != 0 {
+			out["unkeyed_through_id"] = c.UnkeyedThrough
+		}
+		if wantID != 0 {
+			out["expected_head_found"] = c.BadID == 0 && anchorErr == nil
 		}
 		if err := writeJSON(e.stdout, out); err != nil {
 			return err
 		}
 	}
-	if bad != 0 {
-		return fmt.Errorf("the audit trail is broken at event #%d: that event, or the one before it, was changed or removed after it was written", bad)
+	if c.BadID != 0 {
+		return fmt.Errorf("the audit trail is broken at event #%d: %s", c.BadID, c.Problem)
 	}
-	if !cmd.json {
-		fmt.Fprintf(e.stdout, "the audit trail is intact: every event up to #%d chains to the one before it\n", last)
+	if anchorErr != nil {
+		return anchorErr
+	}
+	if cmd.json {
+		return nil
+	}
+	if c.HeadID == 0 {
+		fmt.Fprintln(e.stdout, "the audit trail is empty")
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "the audit trail is intact: every event up to #%d chains to the one before it under the deployment's key\n", c.HeadID)
+	if c.UnkeyedThrough != 0 {
+		fmt.Fprintf(e.stdout, "events up to #%d were written by an older Lanyard, before the chain was keyed; the keyed event after them vouches for them\n", c.UnkeyedThrough)
+	}
+	if wantID != 0 {
+		fmt.Fprintf(e.stdout, "event #%d still has the expected hash\n", wantID)
+	}
+	fmt.Fprintf(e.stdout, "head: %d:%s\n", c.HeadID, c.HeadHash)
+	fmt.Fprintln(e.stdout, "keep the head outside this database (a ticket, a log, paper) and give it later as --expect-head: a trail cut short or rewritten before it will not match")
+	return nil
+}
+
+// checkExpectedHead checks an intact chain c against a head kept outside
+// the database: event id must still be there with hash. The chain is keyed,
+// so everything up to it is as it was then.
+func checkExpectedHead(ctx context.Context, st *store.Store, c store.AuditCheck, id int64, hash string) error {
+	if id > c.HeadID {
+		return fmt.Errorf("the audit trail ends at event #%d, before the expected head #%d: events were removed from its end", c.HeadID, id)
+	}
+	evs, err := st.Audit(ctx, store.AuditFilter{AfterID: id - 1, Limit: 1})
+	if err != nil {
+		return err
+	}
+	if len(evs) == 0 || evs[0].ID != id {
+		return fmt.Errorf("the expected head, event #%d, is not in the audit trail: events were removed", id)
+	}
+	if evs[0].Hash != hash {
+		return fmt.Errorf("event #%d has hash %s, not the expected %s: the audit trail was rewritten", id, evs[0].Hash, hash)
 	}
 	return nil
 }

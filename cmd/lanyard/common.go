@@ -149,11 +149,7 @@ func (d *deps) Close() error { return d.store.Close() }
 // open opens the store (running migrations unless opts say otherwise) and the
 // key-encryption key.
 func open(ctx context.Context, cfg *config.Config, e env, opts ...store.OpenOptions) (*deps, error) {
-	key, err := encryptionKey(cfg, e)
-	if err != nil {
-		return nil, err
-	}
-	box, err := seal.New(key)
+	box, err := keyBox(cfg, e, true)
 	if err != nil {
 		return nil, err
 	}
@@ -173,6 +169,7 @@ func open(ctx context.Context, cfg *config.Config, e env, opts ...store.OpenOpti
 	if o.Logger == nil {
 		o.Logger = log
 	}
+	o.AuditKey = box.Derive(store.AuditKeyPurpose)
 	st, err := store.Open(ctx, databaseURL(cfg, e), o)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
@@ -194,10 +191,21 @@ func isPostgres(u string) bool {
 	return strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://")
 }
 
+// keyBox is the key-encryption key's box (encryptionKey); create as there.
+func keyBox(cfg *config.Config, e env, create bool) (*seal.Box, error) {
+	key, err := encryptionKey(cfg, e, create)
+	if err != nil {
+		return nil, err
+	}
+	return seal.New(key)
+}
+
 // encryptionKey is the key-encryption key: from the config (or
 // LANYARD_ENCRYPTION_KEY), or in dev generated once into <data>/kek so that a
-// restart decrypts what the last run stored.
-func encryptionKey(cfg *config.Config, e env) ([]byte, error) {
+// restart decrypts what the last run stored. Without create, a dev key that
+// is not there yet is an error: a command on an existing database must not
+// make up a key of its own.
+func encryptionKey(cfg *config.Config, e env, create bool) ([]byte, error) {
 	if k := e.getenv("LANYARD_ENCRYPTION_KEY"); k != "" {
 		return seal.ParseKey(k)
 	}
@@ -214,6 +222,9 @@ func encryptionKey(cfg *config.Config, e env) ([]byte, error) {
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("read dev key: %w", err)
+	}
+	if !create {
+		return nil, fmt.Errorf("there is no key-encryption key at %s: the server makes it when it first starts", path)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err

@@ -1,14 +1,23 @@
 package main
 
 import (
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/lanyard-idp/lanyard/provider/store"
 )
 
 // TestEveryResponseCarriesSecurityHeaders: whatever answers — a page, a
@@ -125,5 +134,106 @@ func TestDataDirIsPrivate(t *testing.T) {
 		if !strings.Contains(logs, "made private") || !strings.Contains(logs, "path="+p+" ") {
 			t.Errorf("no warning for %s: %s", p, logs)
 		}
+	}
+}
+
+// unkeyedRechain does what someone with a copy of the database but not the
+// key-encryption key can: recompute the chain (the unkeyed SHA-256 of older
+// Lanyards) from event from on, after rewriting rows.
+func unkeyedRechain(t *testing.T, db *sql.DB, from int64) {
+	t.Helper()
+	rows, err := db.Query(`SELECT id, at, event, user_id, username, client_id, client_addr, user_agent, COALESCE(detail, ''), hash FROM audit ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type ev struct {
+		id         int64
+		fields     []string
+		hash, prev string
+	}
+	var evs []ev
+	for rows.Next() {
+		var e ev
+		var at int64
+		f := make([]string, 7)
+		if err := rows.Scan(&e.id, &at, &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &e.hash); err != nil {
+			t.Fatal(err)
+		}
+		e.fields = append([]string{strconv.FormatInt(at, 10)}, f...)
+		evs = append(evs, e)
+	}
+	rows.Close()
+	prev := ""
+	for _, e := range evs {
+		if e.id >= from {
+			canon, _ := json.Marshal(e.fields)
+			sum := sha256.Sum256(append([]byte(prev), canon...))
+			e.hash = hex.EncodeToString(sum[:])
+			if _, err := db.Exec(`UPDATE audit SET prev_hash = ?, hash = ? WHERE id = ?`, prev, e.hash, e.id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		prev = e.hash
+	}
+}
+
+// TestAuditVerifyHeadAndAnchor: audit verify prints the head (id:hash) for
+// the operator to keep outside the database; --expect-head later catches a
+// trail cut short (which a chain alone cannot show) and one rewritten
+// before the head. A rewrite with the chain recomputed without the key is
+// caught with no anchor at all.
+func TestAuditVerifyHeadAndAnchor(t *testing.T) {
+	l := startOps(t, "", io.Discard)
+	for _, who := range []string{"nina", "omar", "pia"} {
+		l.invite(who + "@agency.example")
+	}
+	out := l.mustCmd("audit", "verify")
+	m := regexp.MustCompile(`(?m)^head: ([0-9]+):([0-9a-f]{64})$`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("audit verify printed no head: %q", out)
+	}
+	headID, _ := strconv.ParseInt(m[1], 10, 64)
+	last, err := l.store().Audit(t.Context(), store.AuditFilter{AfterID: headID - 1})
+	if err != nil || len(last) != 1 || last[0].Hash != m[2] {
+		t.Fatalf("the printed head %s is not the newest event %+v (%v)", m[0], last, err)
+	}
+	anchor := m[1] + ":" + m[2]
+
+	l.invite("quinn@agency.example") // the trail grows: the anchor still holds
+	if out := l.mustCmd("audit", "verify", "--expect-head", anchor); !strings.Contains(out, "still has the expected hash") {
+		t.Fatalf("verify against the anchor: %q", out)
+	}
+	if _, _, err := l.runCmd("audit", "verify", "--expect-head", "12:nothex"); exitCode(err) != 2 {
+		t.Errorf("a malformed --expect-head: %v, want a usage error", err)
+	}
+
+	db, err := sql.Open("sqlite", filepath.Join(l.data, "lanyard.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+
+	// Cut short below the anchor: the chain alone still checks, the anchor
+	// does not.
+	if _, err := db.Exec(`DELETE FROM audit WHERE id >= ?`, headID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := l.runCmd("audit", "verify"); err != nil {
+		t.Fatalf("a truncated chain should still chain: %v", err)
+	}
+	_, _, err = l.runCmd("audit", "verify", "--expect-head", anchor)
+	if exitCode(err) != 1 || !strings.Contains(err.Error(), "removed from its end") {
+		t.Fatalf("verify of a truncated trail against the anchor: %v", err)
+	}
+
+	// Rewritten and recomputed without the key: found at the rewritten event.
+	evs := l.events(store.EventInvite)
+	if _, err := db.Exec(`UPDATE audit SET username = 'mallory@agency.example' WHERE id = ?`, evs[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	unkeyedRechain(t, db, evs[1].ID)
+	_, _, err = l.runCmd("audit", "verify")
+	if exitCode(err) != 1 || !strings.Contains(err.Error(), fmt.Sprintf("#%d", evs[1].ID)) {
+		t.Fatalf("verify after a rewrite recomputed without the key: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
@@ -16,21 +17,63 @@ import (
 // two appends reading the same last hash would fork the chain.
 const auditLockID = 0x61756474 // "audt"
 
-// auditHash chains an event to its predecessor: hex SHA-256 of the previous
-// hash followed by the canonical encoding of the fields. The canonical
-// encoding is a JSON array of strings (time as unix microseconds): unambiguous,
-// and stable across Go versions because it holds only strings.
-func auditHash(prev string, e *AuditEvent) string {
+// The audit chain. Each event's Hash is
+//
+//	hex HMAC-SHA-256(audit key, PrevHash ‖ canonical fields)
+//
+// under the audit key (OpenOptions.AuditKey: derived from the deployment's
+// key-encryption key, never stored), so whoever edits, removes or reorders
+// rows in a copy of the database cannot recompute the chain to hide it. The
+// canonical encoding is a JSON array of strings (time as unix
+// microseconds): unambiguous, and stable across Go versions because it
+// holds only strings.
+//
+// Lanyards before the key chained with an unkeyed SHA-256 of the same
+// input. Those events stay as they are, a prefix of the chain: the
+// migration that brought the key appended EventAuditKeyed, keyed and
+// chained to the last of them (keyAuditChain), so they are vouched for too —
+// changing one changes the hash the keyed event holds. AuditChain accepts
+// unkeyed events only before that event, and a trail with no keyed event
+// not at all.
+
+func auditCanon(e *AuditEvent) []byte {
 	fields := []string{
 		strconv.FormatInt(e.At.UnixMicro(), 10), string(e.Event), e.UserID, e.Username,
 		e.ClientID, e.ClientAddr, e.UserAgent, string(e.Detail),
 	}
 	canon, _ := json.Marshal(fields) // strings only: cannot fail
+	return canon
+}
+
+// AuditHash is the keyed hash that chains e to prev. It is the one place
+// the chain's hash is computed: appends, CheckAudit and the verification of
+// anything that holds events (an exported archive) call it. "" when the
+// store has no audit key.
+func (s *Store) AuditHash(prev string, e *AuditEvent) string {
+	if s.auditKey == nil {
+		return ""
+	}
+	m := hmac.New(sha256.New, s.auditKey)
+	m.Write([]byte(prev))
+	m.Write(auditCanon(e))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// unkeyedAuditHash is the hash older Lanyards chained with.
+func unkeyedAuditHash(prev string, e *AuditEvent) string {
 	h := sha256.New()
 	h.Write([]byte(prev))
-	h.Write(canon)
+	h.Write(auditCanon(e))
 	return hex.EncodeToString(h.Sum(nil))
 }
+
+// AuditKeyPurpose is what the audit key is derived for from the
+// key-encryption key: OpenOptions.AuditKey = box.Derive(AuditKeyPurpose).
+const AuditKeyPurpose = "audit-chain"
+
+// ErrNoAuditKey is returned by the methods that write or check the audit
+// chain when the store was opened without OpenOptions.AuditKey.
+var ErrNoAuditKey = errors.New("store: the audit trail's key is not set (open the store with the key-encryption key's audit key)")
 
 // AppendAudit appends an event and fills e.ID, e.PrevHash and e.Hash (and e.At
 // with now when zero; e.At is truncated to the microsecond stored). Appends are
@@ -44,33 +87,80 @@ func (s *Store) AppendAudit(ctx context.Context, e *AuditEvent) error {
 	if len(e.Detail) > 0 && !json.Valid(e.Detail) {
 		return invalid("audit detail is not JSON")
 	}
+	if s.auditKey == nil {
+		return fmt.Errorf("append audit event %s: %w", e.Event, ErrNoAuditKey)
+	}
 	ev := *e
 	if ev.At.IsZero() {
 		ev.At = s.now()
 	}
 	ev.At = truncUTC(ev.At)
 	err := s.InTx(ctx, func(ctx context.Context) error {
-		if s.dialect == DialectPostgres {
-			if _, err := s.exec(ctx, fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", auditLockID)); err != nil {
-				return err
-			}
-		}
-		err := s.row(ctx, wr, qAuditLast, nil, &ev.PrevHash)
-		if errors.Is(err, ErrNotFound) {
-			ev.PrevHash = ""
-		} else if err != nil {
+		prev, err := s.lockAuditHead(ctx)
+		if err != nil {
 			return err
 		}
-		ev.Hash = auditHash(ev.PrevHash, &ev)
-		return s.row(ctx, wr, qAuditInsert,
-			[]any{ev.At.UnixMicro(), ev.Event, ev.UserID, ev.Username, ev.ClientID, ev.ClientAddr, ev.UserAgent,
-				ev.Detail, ev.PrevHash, ev.Hash}, &ev.ID)
+		ev.PrevHash = prev
+		ev.Hash = s.AuditHash(ev.PrevHash, &ev)
+		return s.row(ctx, wr, qAuditInsert, auditValues(&ev), &ev.ID)
 	})
 	if err != nil {
 		return fmt.Errorf("append audit event %s: %w", e.Event, err)
 	}
 	*e = ev
 	return nil
+}
+
+// lockAuditHead serializes appends to the chain for the rest of the ctx's
+// transaction and returns the newest event's hash ("" for an empty trail).
+// On SQLite the transaction already holds the write lock; PostgreSQL takes
+// an advisory transaction lock first, in its own statement, so the read
+// that follows sees every append committed before.
+func (s *Store) lockAuditHead(ctx context.Context) (string, error) {
+	if s.dialect == DialectPostgres {
+		if _, err := s.exec(ctx, fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", auditLockID)); err != nil {
+			return "", err
+		}
+	}
+	var prev string
+	err := s.row(ctx, wr, qAuditLast, nil, &prev)
+	if errors.Is(err, ErrNotFound) {
+		return "", nil
+	}
+	return prev, err
+}
+
+// keyAuditChain is the migration hook of 0003_audit_keyed (migrate.go): in
+// that migration's transaction, the upgrade from an unkeyed chain appends
+// EventAuditKeyed, keyed and chained to the newest unkeyed event, naming it.
+// It is the only place a keyed event may follow unkeyed ones (AuditChain
+// refuses any other), so it happens once, at the upgrade: a chain rewritten
+// without the key later is not vouched for by the next start.
+func (s *Store) keyAuditChain(ctx context.Context, tx *sql.Tx) error {
+	if s.dialect == DialectPostgres {
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", auditLockID)); err != nil {
+			return err
+		}
+	}
+	head, err := scanAudit(tx.QueryRowContext(ctx, `SELECT `+auditCols+` FROM audit ORDER BY id DESC LIMIT 1`))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // an empty trail is keyed from its first event
+	}
+	if err != nil {
+		return err
+	}
+	if s.auditKey == nil {
+		return fmt.Errorf("this version keys the audit chain, which needs the key-encryption key: %w", ErrNoAuditKey)
+	}
+	detail, _ := json.Marshal(map[string]int64{"unkeyed_through": head.ID})
+	ev := AuditEvent{At: truncUTC(s.now()), Event: EventAuditKeyed, Detail: detail, PrevHash: head.Hash}
+	ev.Hash = s.AuditHash(ev.PrevHash, &ev)
+	return tx.QueryRowContext(ctx, s.sq(qAuditInsert), auditValues(&ev)...).Scan(&ev.ID)
+}
+
+func auditValues(ev *AuditEvent) []any {
+	return []any{ev.At.UnixMicro(), ev.Event, ev.UserID, ev.Username, ev.ClientID, ev.ClientAddr, ev.UserAgent,
+		ev.Detail, ev.PrevHash, ev.Hash}
 }
 
 const (
@@ -139,30 +229,124 @@ func (s *Store) Audit(ctx context.Context, f AuditFilter) ([]AuditEvent, error) 
 	return out, nil
 }
 
-// VerifyAudit walks the whole chain and returns the id of the first event
-// whose PrevHash is not its predecessor's Hash or whose Hash does not match
-// its fields; 0 when the chain is intact.
-func (s *Store) VerifyAudit(ctx context.Context) (badID int64, err error) {
+// AuditCheck is what CheckAudit found.
+type AuditCheck struct {
+	// Events is how many events were checked; HeadID and HeadHash are the
+	// newest one's (0 and "" for an empty trail): what an operator writes
+	// down to anchor the trail outside the database (`lanyard audit verify
+	// --expect-head`).
+	Events   int64
+	HeadID   int64
+	HeadHash string
+	// UnkeyedThrough is the last event written without the key by an older
+	// Lanyard (0 when there is none): vouched for by the keyed event after it.
+	UnkeyedThrough int64
+	// BadID is the first event that does not check (0 when the chain is
+	// intact), and Problem says why.
+	BadID   int64
+	Problem string
+}
+
+// AuditChain checks events one by one in chain order (CheckAudit, and any
+// holder of events such as an archive, use it).
+type AuditChain struct {
+	s     *Store
+	check AuditCheck
+	prev  string
+	keyed bool
+}
+
+// NewAuditChain starts a chain check at prev (the hash of the event before
+// the first one checked: "" at the beginning of the trail).
+func (s *Store) NewAuditChain(prev string) *AuditChain { return &AuditChain{s: s, prev: prev} }
+
+// Next checks e, the next event; false (and Result's BadID and Problem)
+// when it does not check. After a false, the chain stays broken.
+func (c *AuditChain) Next(e *AuditEvent) bool {
+	if c.check.BadID != 0 {
+		return false
+	}
+	fail := func(problem string) bool {
+		c.check.BadID, c.check.Problem = e.ID, problem
+		return false
+	}
+	if e.PrevHash != c.prev {
+		return fail("it does not chain to the event before it: an event was removed, inserted or reordered")
+	}
+	switch {
+	case hmac.Equal([]byte(c.s.AuditHash(c.prev, e)), []byte(e.Hash)):
+		if !c.keyed && c.check.UnkeyedThrough != 0 && !isKeyedAfter(e, c.check.UnkeyedThrough) {
+			return fail("the unkeyed events before it are not vouched for by the upgrade's " + string(EventAuditKeyed) +
+				" event: they were rewritten without the key")
+		}
+		c.keyed = true
+	case c.keyed:
+		return fail("it does not match its keyed hash: it was changed, or its hash recomputed without the key")
+	case unkeyedAuditHash(c.prev, e) == e.Hash:
+		c.check.UnkeyedThrough = e.ID
+	default:
+		return fail("it does not match its hash: it was changed after it was written")
+	}
+	c.prev = e.Hash
+	c.check.Events++
+	c.check.HeadID, c.check.HeadHash = e.ID, e.Hash
+	return true
+}
+
+// isKeyedAfter reports whether e is the EventAuditKeyed that vouches for
+// the unkeyed events up to id.
+func isKeyedAfter(e *AuditEvent, id int64) bool {
+	var d struct {
+		Through int64 `json:"unkeyed_through"`
+	}
+	return e.Event == EventAuditKeyed && json.Unmarshal(e.Detail, &d) == nil && d.Through == id
+}
+
+// Result is the check so far. A chain whose newest event is unkeyed is
+// broken there: the migration that brought the key keyed the chain, so
+// unkeyed events at the head were written, or recomputed, by someone
+// without the key (or by a node of an older version still running).
+func (c *AuditChain) Result() AuditCheck {
+	r := c.check
+	if r.BadID == 0 && r.Events > 0 && !c.keyed {
+		r.BadID = r.HeadID
+		r.Problem = "the newest events are not keyed: the chain was recomputed without the key, or a node of an older Lanyard is still writing to this database"
+	}
+	return r
+}
+
+// CheckAudit walks the whole chain (see AuditChain) and reports its head.
+// ErrNoAuditKey without the audit key.
+func (s *Store) CheckAudit(ctx context.Context) (AuditCheck, error) {
+	if s.auditKey == nil {
+		return AuditCheck{}, fmt.Errorf("verify audit: %w", ErrNoAuditKey)
+	}
 	rows, err := s.query(ctx, rd, `SELECT `+auditCols+` FROM audit ORDER BY id`)
 	if err != nil {
-		return 0, fmt.Errorf("verify audit: %w", err)
+		return AuditCheck{}, fmt.Errorf("verify audit: %w", err)
 	}
 	defer rows.Close()
-	prev := ""
+	c := s.NewAuditChain("")
 	for rows.Next() {
 		e, err := scanAudit(rows)
 		if err != nil {
-			return 0, fmt.Errorf("verify audit: %w", s.mapErr(err))
+			return AuditCheck{}, fmt.Errorf("verify audit: %w", s.mapErr(err))
 		}
-		if e.PrevHash != prev || auditHash(prev, &e) != e.Hash {
-			return e.ID, nil
+		if !c.Next(&e) {
+			break
 		}
-		prev = e.Hash
 	}
 	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("verify audit: %w", s.mapErr(err))
+		return AuditCheck{}, fmt.Errorf("verify audit: %w", s.mapErr(err))
 	}
-	return 0, nil
+	return c.Result(), nil
+}
+
+// VerifyAudit is CheckAudit's verdict: the id of the first event that does
+// not check, 0 when the chain is intact.
+func (s *Store) VerifyAudit(ctx context.Context) (badID int64, err error) {
+	c, err := s.CheckAudit(ctx)
+	return c.BadID, err
 }
 
 // LastAuditID is the id of the newest audit event (0 when there is none): where

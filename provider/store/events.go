@@ -81,6 +81,14 @@ const (
 	EventConfigReload      Event = "admin.config.reload"
 )
 
+// The audit trail itself.
+const (
+	// The chain became keyed: the first event a Lanyard with the audit key
+	// wrote after events of an older, unkeyed Lanyard. Detail
+	// "unkeyed_through": the last unkeyed event's id.
+	EventAuditKeyed Event = "audit.chain.keyed"
+)
+
 // Reason is why a sign-in, a code or a passkey ceremony failed (the
 // "reason" in the detail of signin.failure), or why a relying party's
 // logout was queued (LogoutDelivery.Reason, the "reason" of

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"bytes"
+	"errors"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lanyard-idp/lanyard/provider/store"
+	"github.com/lanyard-idp/lanyard/provider/store/storetest"
 )
 
 func mode(t *testing.T, path string) fs.FileMode {
@@ -63,5 +65,57 @@ func TestSQLiteFilesArePrivate(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "path="+path+" ") || !strings.Contains(logs.String(), "was=0644") {
 		t.Errorf("no warning naming the database: %s", logs.String())
+	}
+}
+
+// TestAuditNeedsItsKey: without the audit key nothing is appended to the
+// chain and nothing is checked; under another deployment's key the chain
+// does not check from its first event.
+func TestAuditNeedsItsKey(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lanyard.db")
+	s, err := store.Open(t.Context(), path, store.OpenOptions{AuditKey: storetest.AuditKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := &store.AuditEvent{Event: store.EventInvite}
+	if err := s.AppendAudit(t.Context(), first); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s, err = store.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendAudit(t.Context(), &store.AuditEvent{Event: store.EventInvite}); !errors.Is(err, store.ErrNoAuditKey) {
+		t.Errorf("append without the key: %v, want ErrNoAuditKey", err)
+	}
+	if _, err := s.CheckAudit(t.Context()); !errors.Is(err, store.ErrNoAuditKey) {
+		t.Errorf("check without the key: %v, want ErrNoAuditKey", err)
+	}
+	if n, _ := s.LastAuditID(t.Context()); n != first.ID {
+		t.Errorf("last event #%d, want #%d: something was appended without the key", n, first.ID)
+	}
+	s.Close()
+
+	s, err = store.Open(t.Context(), path, store.OpenOptions{AuditKey: []byte("another deployment's key, 32 b..")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.CheckAudit(t.Context()); err != nil || c.BadID != first.ID {
+		t.Errorf("under another key: %+v, %v; want broken at #%d", c, err, first.ID)
+	}
+
+	// The upgrade that keys a trail needs the key: without it, it is not
+	// applied (and nothing else is written).
+	if _, err := s.DB().ExecContext(t.Context(), `DELETE FROM schema_migrations WHERE version = '0003_audit_keyed'`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err := store.Open(t.Context(), path); !errors.Is(err, store.ErrNoAuditKey) {
+		if err == nil {
+			s.Close()
+		}
+		t.Fatalf("upgrading a trail without the key: %v, want ErrNoAuditKey", err)
 	}
 }

@@ -83,6 +83,14 @@ func (s *Store) Migrate(ctx context.Context) (applied []string, err error) {
 	return applied, nil
 }
 
+// migrationHooks are the steps of a migration that SQL alone cannot do,
+// run in its transaction after its SQL.
+func (s *Store) migrationHooks() map[string]func(context.Context, *sql.Tx) error {
+	return map[string]func(context.Context, *sql.Tx) error{
+		"0003_audit_keyed": s.keyAuditChain,
+	}
+}
+
 // applyMigration applies one migration unless it is recorded already. The
 // check is inside the transaction: on SQLite the immediate transaction holds
 // the write lock, so another process cannot apply it in between.
@@ -101,6 +109,11 @@ func (s *Store) applyMigration(ctx context.Context, conn *sql.Conn, version, bod
 	}
 	if _, err := tx.ExecContext(ctx, body); err != nil {
 		return false, s.mapErr(err)
+	}
+	if hook := s.migrationHooks()[version]; hook != nil {
+		if err := hook(ctx, tx); err != nil {
+			return false, s.mapErr(err)
+		}
 	}
 	if _, err := tx.ExecContext(ctx, s.sq("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)"),
 		version, s.now().UnixMicro()); err != nil {

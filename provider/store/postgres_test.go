@@ -65,7 +65,7 @@ func freshSchema(t *testing.T, base string) string {
 
 func openPostgres(t *testing.T, base string) *store.Store {
 	t.Helper()
-	s, err := store.Open(t.Context(), freshSchema(t, base))
+	s, err := store.Open(t.Context(), freshSchema(t, base), store.OpenOptions{AuditKey: storetest.AuditKey})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -64,6 +65,7 @@ type Store struct {
 	now     func() time.Time
 
 	throttleRetention time.Duration
+	auditKey          []byte // see OpenOptions.AuditKey
 
 	rebound sync.Map // query text -> PostgreSQL text ($1...)
 	wstmts  sync.Map // SQLite: query -> *sql.Stmt prepared on db
@@ -82,6 +84,11 @@ type OpenOptions struct {
 	// its window started and its lock ended, so growing lock times survive a
 	// quiet spell. Default 24h.
 	ThrottleRetention time.Duration
+	// AuditKey keys the audit chain (audit.go): 32 bytes derived from the
+	// key-encryption key (seal.Box.Derive(AuditKeyPurpose)). Without it the
+	// store reads but cannot append to or check the chain (ErrNoAuditKey),
+	// nor migrate a trail written before the key (0003_audit_keyed).
+	AuditKey []byte
 	// Logger receives the warning when a SQLite file is found readable by
 	// others and made private (files.go). Default slog.Default().
 	Logger *slog.Logger
@@ -100,7 +107,10 @@ func Open(ctx context.Context, url string, opts ...OpenOptions) (*Store, error) 
 	if len(opts) > 0 {
 		o = opts[len(opts)-1]
 	}
-	s := &Store{now: o.Now, throttleRetention: o.ThrottleRetention}
+	if o.AuditKey != nil && len(o.AuditKey) < 32 {
+		return nil, errors.New("store: the audit key must be at least 32 bytes")
+	}
+	s := &Store{now: o.Now, throttleRetention: o.ThrottleRetention, auditKey: bytes.Clone(o.AuditKey)}
 	if s.now == nil {
 		s.now = time.Now
 	}
