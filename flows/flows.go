@@ -74,6 +74,10 @@ type Handler struct {
 
 	// mailWG tracks security notices still being sent (Wait).
 	mailWG sync.WaitGroup
+
+	// failures aggregates an address's failures beyond a few a minute in
+	// the audit trail (auditflood.go).
+	failures *failureGate
 }
 
 var _ authn.Journey = (*Handler)(nil)
@@ -129,6 +133,8 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 		now:    o.Now,
 		delay:  defaultDelay,
 		sleep:  sleepCtx,
+
+		failures: newFailureGate(failuresAudited),
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)

@@ -107,7 +107,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request, f *flow) 
 		// Locked, even for the right password; it reads like a wrong one.
 		password.VerifyDummy(pw)
 		ev.Name, ev.Detail["reason"] = evSigninFailure, store.ReasonLocked
-		h.auditLog(ctx, r, s, ev)
+		h.auditFailure(ctx, r, s, k, ev)
 		return refuse(msgSignInFailed)
 	}
 

@@ -70,7 +70,7 @@ func (h *Handler) failed(ctx context.Context, r *http.Request, s *session, k thr
 	}
 	e.Name = evSigninFailure
 	e.Detail["failures"] = acct.Failures
-	h.auditLog(ctx, r, s, e)
+	h.auditFailure(ctx, r, s, k, e)
 	if err := h.maybeLock(ctx, r, s, k.acct, acct, set.cfg.Throttle.MaxAccountFailures, e); err != nil {
 		return err
 	}

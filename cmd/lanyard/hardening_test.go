@@ -237,3 +237,35 @@ func TestAuditVerifyHeadAndAnchor(t *testing.T) {
 		t.Fatalf("verify after a rewrite recomputed without the key: %v", err)
 	}
 }
+
+// TestFailureFloodServed: through the real server, the failures of one
+// address beyond the few audited one by one become one aggregate event,
+// and the sign-in metric still counts every failure.
+func TestFailureFloodServed(t *testing.T) {
+	l := startOps(t, "", io.Discard)
+	inv := l.invite("sam@agency.example")
+	o := &officer{email: inv.Username, rp: l.staging()}
+	const n = 15
+	for range n {
+		l.signIn(o, "not-the-initial-password", false)
+	}
+	if got := len(l.events(store.EventSigninFailure)); got != 10 {
+		t.Fatalf("%d failures audited one by one, want 10", got)
+	}
+	l.srv.flows.FlushFailureAudit(t.Context(), true)
+	agg := l.events(store.EventSigninFailureAggregated)
+	if len(agg) != 1 || !strings.Contains(string(agg[0].Detail), `"summary":"5 more failures from 127.0.0.1"`) {
+		t.Fatalf("aggregates: %+v", agg)
+	}
+	// Wrong passwords, then the lock's answers: every one is counted.
+	failures := 0.0
+	for _, s := range scrape(t, l.srv.metrics.handler()) {
+		if s.name == "lanyard_signins_total" && s.labels["outcome"] != "success" {
+			v, _ := strconv.ParseFloat(s.value, 64)
+			failures += v
+		}
+	}
+	if failures != n {
+		t.Errorf("lanyard_signins_total counts %v failures, want %d", failures, n)
+	}
+}

@@ -161,6 +161,7 @@ loop:
 		errs = append(errs, s.Shutdown(sctx))
 	}
 	srv.flows.Wait() // security notices still being sent
+	srv.flows.FlushFailureAudit(context.WithoutCancel(ctx), true)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
@@ -338,6 +339,7 @@ func (s *server) housekeeping(ctx context.Context) {
 	t := time.NewTicker(5 * time.Minute)
 	defer t.Stop()
 	for {
+		s.flows.FlushFailureAudit(ctx, false)
 		n, err := s.d.store.DeleteExpired(ctx, time.Now())
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("garbage collection failed", "err", err)

@@ -15,14 +15,18 @@ const (
 	EventSigninPasskey  Event = "signin.passkey"
 	EventSigninSuccess  Event = "signin.success"
 	EventSigninFailure  Event = "signin.failure" // Detail "reason": a Reason
-	EventLock           Event = "lock"           // Detail "key": "acct" or "addr"
-	EventMFAEnrol       Event = "mfa.enrol"
-	EventMFAChallenge   Event = "mfa.challenge"
-	EventRecoveryUse    Event = "mfa.recovery_code.use"
-	EventPasswordChange Event = "password.change"
-	EventPolicyAccept   Event = "policy.accept" // Detail "document", "version"
-	EventLogout         Event = "logout"
-	EventWebAuthnClone  Event = "webauthn.clone_warning"
+	// The failures of one client address beyond the few audited one by one
+	// in a minute (flows/auditflood.go). Detail "count", "reasons" (count by
+	// Reason), "accounts" (how many), "from", "until", "summary".
+	EventSigninFailureAggregated Event = "signin.failure.aggregated"
+	EventLock                    Event = "lock" // Detail "key": "acct" or "addr"
+	EventMFAEnrol                Event = "mfa.enrol"
+	EventMFAChallenge            Event = "mfa.challenge"
+	EventRecoveryUse             Event = "mfa.recovery_code.use"
+	EventPasswordChange          Event = "password.change"
+	EventPolicyAccept            Event = "policy.accept" // Detail "document", "version"
+	EventLogout                  Event = "logout"
+	EventWebAuthnClone           Event = "webauthn.clone_warning"
 )
 
 // The account page.
