@@ -51,7 +51,7 @@ func (c *testClock) Advance(d time.Duration) {
 }
 
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	h     *Handler
 	st    *store.Store
 	box   *seal.Box
@@ -65,7 +65,7 @@ type env struct {
 
 // newEnv starts a journey server. tweak adjusts the configuration before the
 // handler is built.
-func newEnv(t *testing.T, tweak ...func(*config.Config)) *env {
+func newEnv(t testing.TB, tweak ...func(*config.Config)) *env {
 	t.Helper()
 	ctx := t.Context()
 	box, err := seal.New(seal.NewKey())
@@ -222,7 +222,7 @@ func (e *env) countEvents(name store.Event) int {
 
 // browser is one cookie jar.
 type browser struct {
-	t   *testing.T
+	t   testing.TB
 	e   *env
 	c   *http.Client
 	jar http.CookieJar
