@@ -46,6 +46,7 @@ type Config struct {
 	Throttle    Throttle    `yaml:"throttle"`
 	Documents   []Document  `yaml:"documents"`
 	WebAuthn    WebAuthn    `yaml:"webauthn"`
+	Approval    Approval    `yaml:"approval"`
 	Metrics     Metrics     `yaml:"metrics"`
 	Log         Log         `yaml:"log"`
 

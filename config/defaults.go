@@ -84,6 +84,7 @@ func (c *Config) ApplyDefaults() {
 	setDuration(&c.Journey.Timeout, 30*time.Minute)
 	setString(&c.Journey.DisplayName, DefaultDisplayName)
 	setString(&c.WebAuthn.RPDisplayName, c.Journey.DisplayName)
+	c.approvalDefaults()
 
 	setInt(&c.Password.MinLength, 12)
 	setInt(&c.Password.MaxLength, 128)

@@ -154,6 +154,7 @@ func (c *Config) Validate(rules ...Rule) error {
 	k.throttle()
 	k.documents()
 	k.webauthn()
+	k.approval()
 	if c.Metrics.Listen != "" {
 		k.listen("metrics.listen", c.Metrics.Listen)
 	}

@@ -245,6 +245,19 @@ func TestValidateRules(t *testing.T) {
 		{name: "webauthn origin with path", edits: []edit{{"keys:", "webauthn:\n  extra_origins: [https://x.agency.example/app]\nkeys:"}},
 			field: "webauthn.extra_origins[0]", marker: "extra_origins", msg: "not an origin"},
 
+		// the approval app
+		{name: "approval defaults", edits: []edit{{"keys:", "approval:\n  push_contact: security@agency.example\nkeys:"}}},
+		{name: "approval timeout too short", edits: []edit{{"keys:", "approval:\n  request_timeout: 5s\nkeys:"}},
+			field: "approval.request_timeout", marker: "request_timeout", msg: "between 15s and 10m0s"},
+		{name: "approval pairing too long", edits: []edit{{"keys:", "approval:\n  pairing_timeout: 2h\nkeys:"}},
+			field: "approval.pairing_timeout", marker: "pairing_timeout", msg: "between 1m0s and 30m0s"},
+		{name: "approval hourly limit", edits: []edit{{"keys:", "approval:\n  hourly_limit: 1000\nkeys:"}},
+			field: "approval.hourly_limit", marker: "hourly_limit", msg: "between 1 and 100"},
+		{name: "approval push host", edits: []edit{{"keys:", "approval:\n  push_hosts: [\"https://fcm.googleapis.com\"]\nkeys:"}},
+			field: "approval.push_hosts[0]", marker: "push_hosts", msg: "not a host name"},
+		{name: "approval push contact", edits: []edit{{"keys:", "approval:\n  push_contact: http://agency.example\nkeys:"}},
+			field: "approval.push_contact", marker: "push_contact", msg: "neither an email address nor an https URL"},
+
 		// throttle
 		{name: "zero lock", edits: []edit{{"documents:", "throttle:\n  lock_for: 0s\ndocuments:"}}}, // 0 means default
 		{name: "invitation validity", edits: []edit{{"  allowed_domains:", "  valid_for: 14d\n  allowed_domains:"}}},

@@ -54,7 +54,7 @@ const (
 
 const (
 	msgConfirmed      = "Thank you. For the next 10 minutes you can change how you sign in."
-	msgLastMethod     = "You cannot remove your only way to prove it is you. Add another one first (an authenticator app, a passkey or a security key), then remove this one."
+	msgLastMethod     = "You cannot remove your only way to prove it is you. Add another one first (an authenticator app, a passkey, a security key or a phone with the Lanyard approval app), then remove this one."
 	msgNoSuchPasskey  = "That passkey or security key is no longer on your account. The page below is up to date."
 	msgEnterName      = "Enter a name for the passkey, like “Work laptop” or “Blue security key”."
 	msgNeedFactor     = "Set up an authenticator app or a passkey first: recovery codes stand in for them."
@@ -104,6 +104,7 @@ type accountPage struct {
 	HasTOTP        bool
 	TOTPAdded      string
 	Passkeys       []passkeyView
+	Devices        []deviceView // phones paired with the approval app
 	RecoveryLeft   int
 	Methods        int
 	Policies       []policyView
@@ -155,6 +156,10 @@ func (h *Handler) accountPage(ctx context.Context, f *flow) (accountPage, error)
 			Added: displayTime(c.CreatedAt), LastUsed: displayTime(c.LastUsedAt)})
 		p.Methods++
 	}
+	if p.Devices, err = h.deviceViews(ctx, u.ID); err != nil {
+		return p, err
+	}
+	p.Methods += len(p.Devices)
 	if p.RecoveryLeft, err = h.store.RecoveryCodesLeft(ctx, u.ID); err != nil {
 		return p, err
 	}
@@ -220,6 +225,8 @@ func describeEvent(e store.AuditEvent) string {
 			return "recovery code"
 		case methodWebAuthn:
 			return "passkey or security key"
+		case methodApproval:
+			return "approval on your phone"
 		}
 		return ""
 	}
@@ -239,6 +246,11 @@ func describeEvent(e store.AuditEvent) string {
 			return "Failed sign-in: wrong password"
 		case methodWebAuthn:
 			return "Failed sign-in: passkey or security key refused"
+		case methodApproval:
+			if str("reason") == string(store.ReasonWrongNumber) {
+				return "Failed sign-in: a wrong number on your phone"
+			}
+			return "Failed sign-in: an answer from a phone refused"
 		}
 		return "Failed sign-in: wrong code"
 	case evLock:
@@ -285,6 +297,30 @@ func describeEvent(e store.AuditEvent) string {
 		return "Signed out one session"
 	case evWebAuthnClone:
 		return "A passkey or security key was refused: it may have been copied"
+	case evApprovalOpen:
+		return "A phone opened a pairing link"
+	case evApprovalRequest:
+		if str("kind") == store.ApprovalPairing {
+			return "Pairing link shown for the approval app"
+		}
+		return "Sign-in request sent to your phone"
+	case evApprovalApprove:
+		return "Approved on your phone"
+	case evApprovalDeny:
+		if str("reason") == string(store.ReasonWrongNumbers) {
+			return "Refused: the wrong number was entered three times on your phone"
+		}
+		return "Refused on your phone (“No, it's not me”)"
+	case evApprovalReport:
+		return "Reported as not you on your phone: signed out everywhere"
+	case evApprovalGone:
+		return "Your phone no longer receives notifications: " + str("name")
+	case evDeviceAdd:
+		return "Phone paired: " + str("name")
+	case evDeviceRename:
+		return "Phone renamed: " + str("name")
+	case evDeviceRemove:
+		return "Phone removed: " + str("name")
 	case store.EventInvite:
 		return "Invitation sent"
 	}

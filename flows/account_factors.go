@@ -180,6 +180,7 @@ func (h *Handler) accountTOTPPage(f *flow, secret []byte) (enrolPage, error) {
 	p.page = h.page(nil, "", "Add an authenticator app")
 	p.SignedIn = true
 	p.Action = PathAccountTOTP
+	p.Approval = "" // the account page pairs a phone from its own section
 	return p, nil
 }
 

@@ -32,6 +32,7 @@ type reauthPage struct {
 	HasCode      bool
 	UsePassword  bool
 	Passkey      passkeyUI
+	Approval     approvalView // a paired phone: approve on it
 	RecoveryLeft int
 }
 
@@ -54,6 +55,9 @@ func (h *Handler) reauthPage(ctx context.Context, f *flow) (reauthPage, error) {
 	}
 	if len(creds) > 0 {
 		p.Passkey = h.passkeyUI(PathReauthPasskey)
+	}
+	if p.Approval, err = h.approvalOffer(ctx, f, useReauth); err != nil {
+		return p, err
 	}
 	p.HasCode = p.HasTOTP || (f.state.HasSecondFactor && p.RecoveryLeft > 0)
 	p.UsePassword = !f.state.HasSecondFactor

@@ -103,6 +103,7 @@ type AccountChange struct {
 type RemovedFactors struct {
 	TOTP          bool
 	Passkeys      int
+	Devices       int // phones paired with the approval app
 	RecoveryCodes int
 }
 
@@ -165,7 +166,8 @@ func (a *Admin) Unlock(ctx context.Context, by store.Actor, email string) (*Acco
 }
 
 // ResetMFA removes every second factor (authenticator app, passkeys,
-// recovery codes) and ends every session; with none left, the journey's
+// phones paired with the approval app, recovery codes) and ends every
+// session; with none left, the journey's
 // mfa-enrol step is pending again at the next sign-in.
 func (a *Admin) ResetMFA(ctx context.Context, by store.Actor, email string) (*AccountChange, error) {
 	return a.change(ctx, by, email, func(ctx context.Context, u *store.User, c *AccountChange) (store.Event, map[string]any, error) {
@@ -196,11 +198,14 @@ func (a *Admin) ResetMFA(ctx context.Context, by store.Actor, email string) (*Ac
 			}
 		}
 		r.Passkeys = len(creds)
+		if r.Devices, err = a.store.DeleteApprovalDevices(ctx, u.ID); err != nil {
+			return "", nil, fmt.Errorf("reset-mfa %s: %w", u.Username, err)
+		}
 		if c.SessionsEnded, err = SignOutEverywhere(ctx, a.store, u.ID, ""); err != nil {
 			return "", nil, err
 		}
 		return store.EventUserResetMFA, map[string]any{
-			"totp": r.TOTP, "passkeys": r.Passkeys, "recovery_codes": r.RecoveryCodes, "sessions_ended": c.SessionsEnded}, nil
+			"totp": r.TOTP, "passkeys": r.Passkeys, "approval_devices": r.Devices, "recovery_codes": r.RecoveryCodes, "sessions_ended": c.SessionsEnded}, nil
 	})
 }
 

@@ -32,6 +32,15 @@ const (
 	evTOTPRemove      = store.EventTOTPRemove
 	evRecoveryRenew   = store.EventRecoveryRenew
 	evSignOutSessions = store.EventSignOutSessions
+	evApprovalOpen    = store.EventApprovalPairingOpen
+	evApprovalRequest = store.EventApprovalRequest
+	evApprovalApprove = store.EventApprovalApprove
+	evApprovalDeny    = store.EventApprovalDeny
+	evApprovalReport  = store.EventApprovalReport
+	evApprovalGone    = store.EventApprovalPushGone
+	evDeviceAdd       = store.EventDeviceAdd
+	evDeviceRename    = store.EventDeviceRename
+	evDeviceRemove    = store.EventDeviceRemove
 )
 
 // event is one audit line before the request's context is added. Detail

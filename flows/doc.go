@@ -49,6 +49,19 @@
 //     the mfa-enrol step, the second factor, passwordless sign-in, adding one
 //     on the account page; challenges live in the server-side session, single
 //     use. The WebAuthn mechanics (go-webauthn) are in the passkey subpackage.
+//   - approve.go, approve_phone.go, approve_push.go, approve_account.go:
+//     the Lanyard approval app (the guide's step 3.5). The computer's side:
+//     a browser waits for the phone at mfa-enrol and on the account page
+//     (pairing: a one-time link, then the number), at mfa-challenge and on
+//     the confirm page (a request pushed to the phone); it is bound to the
+//     request by the id in its server-side session, and finishing is the
+//     journey's own transition (storeFactor with the recovery codes, or
+//     factorVerified). The phone's side: the installable app at /approve
+//     and its JSON API, where every answer is signed by the phone's
+//     device-bound key; wrong numbers are failed second factors in the one
+//     throttle. Web Push with the deployment's sealed VAPID key. The
+//     protocol itself (numbers, tokens, signatures, push encryption) is the
+//     approval subpackage.
 //   - account.go: the account page (methods, recovery codes, password,
 //     sessions, security events); account_reauth.go the recent-proof check
 //     before any change and the confirm-it-is-you page; account_factors.go
@@ -65,6 +78,6 @@
 // provider, through authn.Browser, who is signed in and how, and hands the
 // browser back to the resume URL the provider gave it. HTML lives in
 // templates/ (one typed data struct per page, pages.go), SQL in
-// provider/store, TOTP, passkeys, passwords and mail in the subpackages otp,
-// passkey, password and mail.
+// provider/store, TOTP, passkeys, passwords, mail and the approval app's
+// protocol in the subpackages otp, passkey, password, mail and approval.
 package flows

@@ -19,6 +19,7 @@ import (
 	"github.com/yuin/goldmark"
 
 	"github.com/lanyard-idp/lanyard/config"
+	"github.com/lanyard-idp/lanyard/flows/approval"
 	"github.com/lanyard-idp/lanyard/flows/mail"
 	"github.com/lanyard-idp/lanyard/flows/passkey"
 	"github.com/lanyard-idp/lanyard/flows/password"
@@ -75,6 +76,12 @@ type Handler struct {
 	// mailWG tracks security notices still being sent (Wait).
 	mailWG sync.WaitGroup
 
+	// The approval app's Web Push: the deployment's VAPID key pair, the
+	// client for push services, and the pushes still being sent (Wait).
+	vapid      approval.VAPID
+	pushClient *http.Client
+	pushWG     sync.WaitGroup
+
 	// failures aggregates an address's failures beyond a few a minute in
 	// the audit trail (auditflood.go).
 	failures *failureGate
@@ -119,7 +126,7 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 	case o.Pages == nil:
 		return nil, errors.New("flows: Options.Pages is required")
 	}
-	for _, p := range append(pageTemplates(), "signed-in", "error", "account", "account-reauth", "account-totp") {
+	for _, p := range append(pageTemplates(), "signed-in", "error", "account", "account-reauth", "account-totp", "approve", "approve-pair") {
 		if !o.Pages.Has(p) {
 			return nil, fmt.Errorf("flows: page template %q is missing", p)
 		}
@@ -150,6 +157,10 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 		return nil, err
 	}
 	h.cookies = newCookieCodec(keys, o.Config.Dev, o.Config.Session.AbsoluteTimeout.D())
+	if h.vapid, err = loadVAPID(ctx, o.Store, o.Box); err != nil {
+		return nil, err
+	}
+	h.pushClient = approval.NewClient(pushTimeout)
 	h.recovery = recoveryHasher{key: o.Box.Derive(purposeRecoveryKey)}
 	// Recovery codes an older Lanyard stored with an unkeyed hash are
 	// rewrapped once (recovery.go); later starts find none.
@@ -220,10 +231,13 @@ func (h *Handler) SetConfig(cfg *config.Config) error {
 
 func (h *Handler) settings() *settings { return h.set.Load() }
 
-// Wait returns when the security notices being sent in the background have
-// been handed to the mailer (or failed): call it on shutdown, after the
-// server has stopped taking requests.
-func (h *Handler) Wait() { h.mailWG.Wait() }
+// Wait returns when the security notices and the approval app's pushes
+// being sent in the background have been handed on (or failed): call it on
+// shutdown, after the server has stopped taking requests.
+func (h *Handler) Wait() {
+	h.mailWG.Wait()
+	h.pushWG.Wait()
+}
 
 // Mount registers the journey's routes, each behind the security headers,
 // cross-origin protection and a body limit: every step's page (from the
@@ -290,6 +304,7 @@ func (h *Handler) Mount(mux *http.ServeMux) {
 	}
 	ceremony(PathAccountPasskey, recentProof, h.postAccountPasskeyOptions, h.postAccountPasskey)
 	ceremony(PathReauthPasskey, signedInOnly, h.postReauthPasskeyOptions, h.postReauthPasskey)
+	h.mountApproval(route, routeJSON)
 }
 
 // The guards of the router: each loads the browser's flow, answers a

@@ -67,12 +67,19 @@ type env struct {
 // handler is built.
 func newEnv(t testing.TB, tweak ...func(*config.Config)) *env {
 	t.Helper()
+	return newEnvAt(t, filepath.Join(t.TempDir(), "lanyard.db"), tweak...)
+}
+
+// newEnvAt is newEnv on the database at dbURL (a SQLite path or a
+// postgres:// URL).
+func newEnvAt(t testing.TB, dbURL string, tweak ...func(*config.Config)) *env {
+	t.Helper()
 	ctx := t.Context()
 	box, err := seal.New(seal.NewKey())
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "lanyard.db"), store.OpenOptions{AuditKey: box.Derive(store.AuditKeyPurpose)})
+	st, err := store.Open(ctx, dbURL, store.OpenOptions{AuditKey: box.Derive(store.AuditKeyPurpose)})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

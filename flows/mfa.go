@@ -54,12 +54,13 @@ func (h *Handler) enrolPage(f *flow, secret []byte) (enrolPage, error) {
 		return enrolPage{}, err
 	}
 	return enrolPage{
-		page:    h.page(f, StepMFAEnrol, "Set up your authenticator app"),
-		QR:      template.URL(qr),
-		Label:   fmt.Sprintf("%s (%s)", issuer, account),
-		Secret:  groupSecret(otp.EncodeSecret(secret)),
-		Account: account,
-		Passkey: h.passkeyUI(PathPasskeyEnrol),
+		page:     h.page(f, StepMFAEnrol, "Set up your authenticator app"),
+		QR:       template.URL(qr),
+		Label:    fmt.Sprintf("%s (%s)", issuer, account),
+		Secret:   groupSecret(otp.EncodeSecret(secret)),
+		Account:  account,
+		Passkey:  h.passkeyUI(PathPasskeyEnrol),
+		Approval: PathEnrolApprove,
 	}, nil
 }
 
@@ -162,10 +163,13 @@ func (h *Handler) confirmTOTP(w http.ResponseWriter, r *http.Request, f *flow, f
 }
 
 // newFactor is a second factor its officer has just proved: an
-// authenticator app confirmed by a correct code, or a registered passkey.
+// authenticator app confirmed by a correct code, a registered passkey, or a
+// phone paired with the approval app (confirmed with the number, signed by
+// its new key).
 type newFactor struct {
 	totp    *store.TOTP
 	passkey *store.WebAuthnCredential
+	device  *store.ApprovalDevice
 }
 
 // enrolled is the journey's transition when mfa-enrol's factor is
@@ -224,12 +228,19 @@ func (h *Handler) storeFactor(r *http.Request, f *flow, fa newFactor, hashes []s
 				return cmp.Or(err, errAlreadyDone)
 			}
 		}
-		if fa.totp != nil {
+		switch {
+		case fa.totp != nil:
 			if err := h.store.PutTOTP(ctx, fa.totp); err != nil {
 				return fmt.Errorf("store TOTP: %w", err)
 			}
-		} else if err := h.store.AddWebAuthnCredential(ctx, fa.passkey); err != nil {
-			return fmt.Errorf("store passkey: %w", err)
+		case fa.device != nil:
+			if err := h.store.AddApprovalDevice(ctx, fa.device); err != nil {
+				return fmt.Errorf("store approval device: %w", err)
+			}
+		default:
+			if err := h.store.AddWebAuthnCredential(ctx, fa.passkey); err != nil {
+				return fmt.Errorf("store passkey: %w", err)
+			}
 		}
 		if hashes != nil {
 			if err := h.store.ReplaceRecoveryCodes(ctx, u.ID, hashes); err != nil {
@@ -278,7 +289,8 @@ func (h *Handler) getChallenge(w http.ResponseWriter, r *http.Request, f *flow) 
 }
 
 // challengePage offers the code field and, to an officer with a passkey or
-// security key, the button that uses it.
+// security key, the button that uses it; to an officer with a paired
+// phone, first of all the approval on the phone (approve.go).
 func (h *Handler) challengePage(ctx context.Context, f *flow) (challengePage, error) {
 	data := challengePage{page: h.page(f, StepMFAChallenge, "Enter your code")}
 	creds, err := h.store.WebAuthnCredentials(ctx, f.user.ID)
@@ -287,6 +299,12 @@ func (h *Handler) challengePage(ctx context.Context, f *flow) (challengePage, er
 	}
 	if len(creds) > 0 {
 		data.Passkey = h.passkeyUI(PathPasskeyChallenge)
+	}
+	if data.Approval, err = h.approvalOffer(ctx, f, useSignIn); err != nil {
+		return data, err
+	}
+	if data.Approval.Available {
+		data.Title = "Approve the sign-in on your phone"
 	}
 	return data, nil
 }

@@ -94,7 +94,8 @@ func (h *Handler) flowFor(ctx context.Context, s *session) (*flow, error) {
 	return f, nil
 }
 
-// hasSecondFactor: a confirmed authenticator app or a passkey.
+// hasSecondFactor: a confirmed authenticator app, a passkey or a phone
+// paired with the approval app.
 func (h *Handler) hasSecondFactor(ctx context.Context, userID string) (bool, error) {
 	t, err := h.store.TOTPByUser(ctx, userID)
 	switch {
@@ -107,7 +108,14 @@ func (h *Handler) hasSecondFactor(ctx context.Context, userID string) (bool, err
 	if err != nil {
 		return false, fmt.Errorf("load passkeys: %w", err)
 	}
-	return len(creds) > 0, nil
+	if len(creds) > 0 {
+		return true, nil
+	}
+	devices, err := h.store.ApprovalDevices(ctx, userID)
+	if err != nil {
+		return false, fmt.Errorf("load approval devices: %w", err)
+	}
+	return len(devices) > 0, nil
 }
 
 // flowOf loads the browser's flow: nil when the browser has no live
@@ -229,8 +237,9 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, f *flow) error 
 }
 
 // amr and acr are what this sign-in proved (RFC 8176 values): the
-// password, then an authenticator code ("otp") or a passkey ("hwk"/"swk",
-// with "user" when it verified the user); a passkey with user verification
+// password, then an authenticator code ("otp"), a passkey ("hwk"/"swk",
+// with "user" when it verified the user) or the approval app's
+// device-bound software key ("swk"); a passkey with user verification
 // alone stands for both factors.
 func (j *journey) amr() ([]string, string) {
 	switch {
@@ -238,6 +247,9 @@ func (j *journey) amr() ([]string, string) {
 		return append(slices.Clone(j.PasskeyAMR), "mfa"), acrPhishingResistant
 	case j.FactorVerified && j.FactorMethod == methodWebAuthn:
 		return append(append([]string{"pwd"}, j.PasskeyAMR...), "mfa"), acrPhishingResistant
+	case j.FactorVerified && j.FactorMethod == methodApproval:
+		// Not phishing-resistant: a relaying proxy can show the number.
+		return []string{"pwd", "swk", "mfa"}, acrMFA
 	case j.FactorVerified:
 		return []string{"pwd", "otp", "mfa"}, acrMFA
 	}

@@ -26,6 +26,10 @@ const (
 	noticeSignedOutOthers  = "Your account was signed out of its other sessions"
 	noticeSignedOutAll     = "Your account was signed out everywhere"
 	noticeSessionSignedOut = "One of your sessions was signed out"
+	noticeDeviceAdded      = "A phone was paired with your account for sign-in approval"
+	noticeDeviceRemoved    = "A phone was removed from your account"
+	noticeApprovalDenied   = "A sign-in to your account was refused on your phone"
+	noticeApprovalReported = "You reported a sign-in that was not you: your account was signed out everywhere. Change your password now"
 )
 
 // mailTimeout bounds one notice's delivery.

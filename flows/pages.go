@@ -66,6 +66,9 @@ type enrolPage struct {
 	Secret  string       // base32, grouped by four for reading
 	Account string
 	Passkey passkeyUI // the other choice: a passkey or security key
+	// Approval is where the third choice starts: pairing the Lanyard
+	// approval app ("" on pages that do not offer it).
+	Approval string
 }
 
 type recoveryPage struct {
@@ -75,7 +78,8 @@ type recoveryPage struct {
 
 type challengePage struct {
 	page
-	Passkey passkeyUI // offered when the officer has one
+	Passkey  passkeyUI    // offered when the officer has one
+	Approval approvalView // first, when the officer has a paired phone
 }
 
 type changePasswordPage struct {

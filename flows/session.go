@@ -28,10 +28,15 @@ const (
 	purposeTOTP          = "totp"
 	purposeRecoveryCodes = "recovery-codes"
 	purposeCookieKeys    = "cookie-keys"
+	purposeVAPIDKey      = "vapid-key"
+	purposePairingToken  = "pairing-token"
 )
 
-// secretCookieKeys names the cookie keys in the store's secrets table.
-const secretCookieKeys = "flows.cookie-keys"
+// Names of the deployment's secrets in the store's secrets table.
+const (
+	secretCookieKeys = "flows.cookie-keys"
+	secretVAPIDKey   = "flows.vapid-key" // the approval app's Web Push key pair
+)
 
 // journey is the sign-in state kept server-side in store.Session.Data. The
 // cookie carries nothing but the session's random id.
@@ -49,7 +54,7 @@ type journey struct {
 	PasswordVerified bool      `json:"password_verified,omitempty"`
 	PasswordAt       time.Time `json:"password_at,omitzero"`
 	FactorVerified   bool      `json:"factor_verified,omitempty"`
-	FactorMethod     string    `json:"factor_method,omitempty"` // otp | recovery-code | webauthn
+	FactorMethod     string    `json:"factor_method,omitempty"` // otp | recovery-code | webauthn | approval
 	FactorAt         time.Time `json:"factor_at,omitzero"`
 	// Passwordless: a passkey with user verification stood for both the
 	// password and the second factor (PasswordVerified is set too).
@@ -60,6 +65,9 @@ type journey struct {
 	// Ceremony is the one WebAuthn ceremony in flight for this browser: its
 	// challenge lives here, server-side, and is taken out on first use.
 	Ceremony *ceremony `json:"ceremony,omitempty"`
+	// Approval is the request to the approval app this browser waits for
+	// (approve.go): a pairing, a sign-in or a confirm-it-is-you.
+	Approval *approvalWait `json:"approval,omitempty"`
 	// AccountNotice is a message for the next account page ("Passkey added").
 	AccountNotice string `json:"account_notice,omitempty"`
 
@@ -126,7 +134,7 @@ func (s *session) signInAgain() {
 	s.j.Username = ""
 	s.j.PasswordVerified, s.j.PasswordAt = false, time.Time{}
 	s.j.FactorVerified, s.j.FactorMethod, s.j.FactorAt = false, "", time.Time{}
-	s.j.Passwordless, s.j.PasskeyAMR, s.j.Ceremony = false, nil, nil
+	s.j.Passwordless, s.j.PasskeyAMR, s.j.Ceremony, s.j.Approval = false, nil, nil, nil
 	s.j.PendingTOTP, s.j.Done = nil, nil
 	s.j.ForceLogin = true
 	s.row.State = stateJourney

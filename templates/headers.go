@@ -9,8 +9,9 @@ import (
 // provider's. No form-action: Chromium applies it to the redirect that
 // follows the last POST of the journey, which goes to the relying party.
 // img-src data: is for the enrolment QR code, connect-src 'self' for the
-// passkey script's requests.
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
+// passkey and approval scripts' requests, manifest-src and worker-src for the
+// approval app (its web app manifest and service worker, both Lanyard's own).
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; manifest-src 'self'; worker-src 'self'; base-uri 'none'; frame-ancestors 'none'"
 
 // SetBaseHeaders sets the security headers of every response Lanyard sends,
 // page or not: the CSP, no framing, no sniffing, no referrer, and HSTS

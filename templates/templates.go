@@ -52,6 +52,8 @@ var funcs = template.FuncMap{
 	"add":        func(a, b int) int { return a + b },
 	"lower":      strings.ToLower,
 	"errorField": errorField,
+	// in reports whether s is one of the space-separated words of list.
+	"in": func(s, list string) bool { return slices.Contains(strings.Fields(list), s) },
 }
 
 // errorField names the field a message of the error summary is about, so the

@@ -92,6 +92,7 @@ func TestBrowser(t *testing.T) {
 	t.Run("bad input is explained where it happened", s.badInput)
 	t.Run("expired invitation", s.expiredInvitation)
 	t.Run("first login with a passkey, then passwordless sign-in", s.firstLoginPasskey)
+	t.Run("the approval app on a phone: pairing, sign-in, No, wrong numbers, expiry, replay, races", s.approvalApp)
 	t.Logf("browser suite took %s", time.Since(start).Round(100*time.Millisecond))
 }
 
@@ -169,6 +170,7 @@ func startLanyardLocalhost(t *testing.T) *lanyard {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
+	d.now = func() time.Time { return time.Now().Add(time.Duration(browserSkew.Load())) }
 	log := newLogger(cfg, io.Discard)
 	mailer, _, err := newMailer(cfg, log)
 	if err != nil {

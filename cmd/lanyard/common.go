@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/lanyard-idp/lanyard/config"
 	"github.com/lanyard-idp/lanyard/flows"
@@ -142,6 +143,17 @@ type deps struct {
 	cfg   *config.Config
 	store *store.Store
 	box   *seal.Box
+	// now is the clock of the journey and the provider (nil: time.Now);
+	// the browser suite moves it to let a request expire.
+	now func() time.Time
+}
+
+// clock is the deps' clock.
+func (d *deps) clock() func() time.Time {
+	if d.now == nil {
+		return time.Now
+	}
+	return d.now
 }
 
 func (d *deps) Close() error { return d.store.Close() }

@@ -207,10 +207,16 @@ func TestMultiNodeStartTogether(t *testing.T) {
 		// rather than one after the other through the migration lock.
 		c.run("migrate")
 		nodes := c.startAll("A", "B", "C")
-		want := nodes[0].jwks()
+		want, vapid := nodes[0].jwks(), nodes[0].vapidKey()
 		for _, n := range nodes[1:] {
 			if got := n.jwks(); !slices.Equal(got, want) {
 				t.Fatalf("round %d: nodes started together publish different signing keys:\n A %v\n %s %v", round, want, n.name, got)
+			}
+			// The approval app's Web Push key is made once for all of them
+			// too: a phone subscribed through one node must be pushed by
+			// every other.
+			if got := n.vapidKey(); got != vapid {
+				t.Fatalf("round %d: nodes started together have different VAPID keys:\n A %s\n %s %s", round, vapid, n.name, got)
 			}
 		}
 		for _, n := range nodes {
@@ -685,6 +691,30 @@ func (n *node) jwks() []string {
 	}
 	slices.Sort(kids)
 	return kids
+}
+
+// vapidKey is the VAPID public key the node's approval app subscribes with.
+func (n *node) vapidKey() string {
+	n.t.Helper()
+	resp, err := http.Get(n.url + "/approve")
+	if err != nil {
+		n.t.Fatalf("node %s /approve: %v", n.name, err)
+	}
+	defer resp.Body.Close()
+	doc, err := html.Parse(resp.Body)
+	if err != nil {
+		n.t.Fatalf("node %s /approve: %v", n.name, err)
+	}
+	key := ""
+	walk(doc, func(e *html.Node) {
+		if e.Type == html.ElementNode && attr(e, "id") == "app" {
+			key = attr(e, "data-vapid-key")
+		}
+	})
+	if key == "" {
+		n.t.Fatalf("node %s: /approve carries no VAPID key", n.name)
+	}
+	return key
 }
 
 type lockedBuffer struct {

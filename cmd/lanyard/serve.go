@@ -271,10 +271,10 @@ func newServer(ctx context.Context, d *deps, mailer mail.Mailer, log *slog.Logge
 	if mailer != nil {
 		mailer = s.metrics.countMail(mailer)
 	}
-	if s.flows, err = flows.New(ctx, flows.Options{Config: d.cfg, Store: d.store, Box: d.box, Pages: pages, Mailer: mailer, Logger: log, Now: time.Now}); err != nil {
+	if s.flows, err = flows.New(ctx, flows.Options{Config: d.cfg, Store: d.store, Box: d.box, Pages: pages, Mailer: mailer, Logger: log, Now: d.clock()}); err != nil {
 		return nil, fmt.Errorf("journey: %w", err)
 	}
-	if s.provider, err = provider.New(ctx, provider.Options{Config: d.cfg, Store: d.store, Box: d.box, Journey: s.flows, Pages: pages, Logger: log, Now: time.Now}); err != nil {
+	if s.provider, err = provider.New(ctx, provider.Options{Config: d.cfg, Store: d.store, Box: d.box, Journey: s.flows, Pages: pages, Logger: log, Now: d.clock()}); err != nil {
 		return nil, fmt.Errorf("provider: %w", err)
 	}
 	s.provider.Mount(s.mux)

@@ -301,9 +301,10 @@ type actionResult struct {
 }
 
 type mfa struct {
-	TOTP          bool `json:"totp"`
-	Passkeys      int  `json:"passkeys"`
-	RecoveryCodes int  `json:"recovery_codes"`
+	TOTP           bool `json:"totp"`
+	Passkeys       int  `json:"passkeys"`
+	ApprovalPhones int  `json:"approval_phones"`
+	RecoveryCodes  int  `json:"recovery_codes"`
 }
 
 // cmdUserAction runs disable, enable, unlock, reset-mfa and sign-out.
@@ -327,7 +328,7 @@ func cmdUserAction(ctx context.Context, action string, args []string, e env) err
 	case "unlock":
 		res.WasLocked = &c.WasLocked
 	case "reset-mfa":
-		res.Removed = &mfa{TOTP: c.Removed.TOTP, Passkeys: c.Removed.Passkeys, RecoveryCodes: c.Removed.RecoveryCodes}
+		res.Removed = &mfa{TOTP: c.Removed.TOTP, Passkeys: c.Removed.Passkeys, ApprovalPhones: c.Removed.Devices, RecoveryCodes: c.Removed.RecoveryCodes}
 	}
 	if cmd.json {
 		return writeJSON(e.stdout, res)
@@ -349,8 +350,8 @@ func cmdUserAction(ctx context.Context, action string, args []string, e env) err
 		if r.TOTP {
 			totp = "the authenticator app"
 		}
-		fmt.Fprintf(e.stdout, "removed %s, %d passkey(s) and %d recovery code(s) of %s; %d session(s) ended. The officer sets up a second factor again at the next sign-in.\n",
-			totp, r.Passkeys, r.RecoveryCodes, res.Username, res.SessionsEnded)
+		fmt.Fprintf(e.stdout, "removed %s, %d passkey(s), %d phone(s) paired with the approval app and %d recovery code(s) of %s; %d session(s) ended. The officer sets up a second factor again at the next sign-in.\n",
+			totp, r.Passkeys, r.ApprovalPhones, r.RecoveryCodes, res.Username, res.SessionsEnded)
 	default:
 		fmt.Fprintf(e.stdout, "signed %s out everywhere: %d session(s) ended, every token revoked\n", res.Username, res.SessionsEnded)
 	}

@@ -240,6 +240,23 @@ type AuthRequest struct {
 //   SetWebAuthnHandle(ctx, userID string, handle []byte) error / UserByWebAuthnHandle(ctx, handle) (*User, error)
 //   WebAuthnHandle(ctx, userID) ([]byte, error)                    ErrNotFound
 //
+// The approval app (approval.go, where its types live too):
+//   AddApprovalDevice(ctx, *ApprovalDevice) error                  ErrConflict on duplicate id, ErrNotFound: no user
+//   ApprovalDevices(ctx, userID) / ApprovalDeviceByID(ctx, id)     oldest first / ErrNotFound
+//   RenameApprovalDevice / DeleteApprovalDevice(ctx, userID, id…)  ErrNotFound unless the user's
+//   DeleteApprovalDevices(ctx, userID) (int, error)                also cancels the user's waiting requests
+//   SetApprovalPush / ForgetApprovalPush(ctx, id, endpoint)        the latter only while the endpoint is still that one
+//   UseApprovalDevice(ctx, id, at) error
+//   CreateApprovalRequest(ctx, *ApprovalRequest) error             expires the user's stale ones; ErrConflict while another waits (pairings aside)
+//   ApprovalRequestByID(ctx, id) / PairingByToken(ctx, tokenHash)  ErrNotFound
+//   ClaimPairing(ctx, id, publicKey, now) error                    once, while live; else ErrConflict
+//   AnswerApproval(ctx, id, ApprovalAnswer) error                  pending → approved|denied while live; else ErrConflict
+//   WrongApprovalNumber(ctx, id, max, reason, now) (int, bool, error)  counts atomically; the max-th denies
+//   UseApproval(ctx, id) error                                     approved → used, once; else ErrConflict
+//   CancelApprovalRequest / ExpireApprovalRequest(ctx, id…) error
+//   PendingApprovals(ctx, userID, now) / CountApprovalRequests(ctx, userID, since)
+//   ReportApproval(ctx, id) error                                  a denied request, once; else ErrConflict
+//
 // Policies:
 //   Accept(ctx, Acceptance) error                                  every acceptance kept
 //   Acceptances(ctx, userID) ([]Acceptance, error)                 latest per document, by document name

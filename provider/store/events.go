@@ -41,6 +41,19 @@ const (
 	EventSignOutSessions Event = "account.sessions.sign_out"
 )
 
+// The approval app: pairing a phone, requests sent to it and its answers.
+const (
+	EventApprovalPairingOpen Event = "approval.pairing.open" // a phone opened a pairing link
+	EventApprovalRequest     Event = "approval.request"      // Detail "kind": signin | reauth; "devices", "pushed"
+	EventApprovalApprove     Event = "approval.approve"      // Detail "kind", "device"
+	EventApprovalDeny        Event = "approval.deny"         // Detail "kind", "reason": a Reason
+	EventApprovalReport      Event = "approval.report"       // the officer reported a denied request: signed out everywhere
+	EventApprovalPushGone    Event = "approval.push.gone"    // the push service no longer knows a device's subscription
+	EventDeviceAdd           Event = "account.approval_device.add"
+	EventDeviceRename        Event = "account.approval_device.rename"
+	EventDeviceRemove        Event = "account.approval_device.remove"
+)
+
 // The provider.
 const (
 	EventTokenIssue Event = "token.issue" // Detail "grant": one of config.GrantTypes
@@ -138,6 +151,15 @@ const (
 	ReasonSessionEnded   Reason = "session_ended"   // sign-out, RP-initiated logout, a session ended on the account page
 	ReasonUserRevoked    Reason = "user_revoked"    // every session and token of the user: disable, reset, sign out everywhere
 	ReasonSessionExpired Reason = "session_expired" // removed by DeleteExpired
+
+	// The approval app.
+	ReasonWrongNumber       Reason = "wrong number"
+	ReasonWrongNumbers      Reason = "three wrong numbers" // denied: approval.deny
+	ReasonNotMe             Reason = "not me"              // denied on the phone: approval.deny
+	ReasonApprovalSignature Reason = "approval signature refused"
+	ReasonOtherDevice       Reason = "device not the user's"
+	ReasonApprovalAnswered  Reason = "approval request already answered"
+	ReasonApprovalExpired   Reason = "approval request expired"
 )
 
 // Actor is who made an admin change: the "by" in its audit detail. Besides

@@ -14,7 +14,8 @@ const gcBatch = 2000
 // DeleteExpired removes what has expired at now and returns how many rows
 // went: OAuth rows past expires_at, sessions past expires_at (queuing the
 // logout of their relying parties, see RecordSessionClient), parked
-// authorization requests past expires_at, and throttle rows whose window
+// authorization requests past expires_at, approval requests an hour past
+// theirs, and throttle rows whose window
 // started more than the retention (OpenOptions.ThrottleRetention) ago and
 // whose lock is over. Used recovery codes, signing keys (see
 // DeleteRetiredSigningKeys) and the audit trail are kept.
@@ -32,6 +33,10 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 			WHERE expires_at IS NOT NULL AND expires_at < ? LIMIT ?)`, []any{t, gcBatch}},
 		{"authorization requests", `DELETE FROM auth_requests WHERE id IN (SELECT id FROM auth_requests
 			WHERE expires_at IS NOT NULL AND expires_at < ? LIMIT ?)`, []any{t, gcBatch}},
+		// Approval requests stay an hour past their expiry: the hourly cap
+		// counts them.
+		{"approval requests", `DELETE FROM approval_requests WHERE id IN (SELECT id FROM approval_requests
+			WHERE expires_at < ? LIMIT ?)`, []any{now.Add(-time.Hour).UnixMicro(), gcBatch}},
 		{"throttle rows", `DELETE FROM throttle WHERE key_name IN (SELECT key_name FROM throttle
 			WHERE (window_start IS NULL OR window_start < ?) AND (locked_until IS NULL OR locked_until < ?) LIMIT ?)`,
 			[]any{keep, t, gcBatch}},

@@ -1,12 +1,7 @@
 package store_test
 
 import (
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"errors"
-	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,52 +11,12 @@ import (
 	"github.com/lanyard-idp/lanyard/provider/store/storetest"
 )
 
-// postgresURL is the server the PostgreSQL tests use, e.g.
-// postgres://lanyard:lanyard@127.0.0.1/lanyard_test. Each test gets a fresh
-// schema in it, dropped afterwards.
-func postgresURL(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv("LANYARD_TEST_POSTGRES_URL")
-	if u == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("LANYARD_TEST_POSTGRES_URL is required under CI")
-		}
-		// The one allowed skip: developers without a PostgreSQL server.
-		t.Skip("LANYARD_TEST_POSTGRES_URL is not set; PostgreSQL conformance not run")
-	}
-	return u
-}
-
-// freshSchema creates a randomly named schema and returns a URL whose
-// connections use it (search_path), dropping it at cleanup.
-func freshSchema(t *testing.T, base string) string {
-	t.Helper()
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := make([]byte, 8)
-	rand.Read(b)
-	schema := "lanyard_test_" + hex.EncodeToString(b)
-	if _, err := admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-		admin.Close()
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		defer admin.Close()
-		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal("LANYARD_TEST_POSTGRES_URL is not a URL")
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+// postgresURL and freshSchema: the server the PostgreSQL tests use, and a
+// fresh schema on it per test (storetest, which the journey's tests share).
+var (
+	postgresURL = storetest.PostgresURL
+	freshSchema = storetest.FreshSchema
+)
 
 func openPostgres(t *testing.T, base string) *store.Store {
 	t.Helper()

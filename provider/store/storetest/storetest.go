@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"TOTP", testTOTP},
 		{"Recovery", testRecovery},
 		{"WebAuthn", testWebAuthn},
+		{"Approval", testApproval},
 		{"Acceptances", testAcceptances},
 		{"Sessions", testSessions},
 		{"Throttle", testThrottle},
