@@ -237,6 +237,9 @@ func cmdAuditVerify(ctx context.Context, args []string, e env) error {
 		if c.UnkeyedThrough != 0 {
 			out["unkeyed_through_id"] = c.UnkeyedThrough
 		}
+		if c.UnkeyedDuringUpgrade != 0 {
+			out["unkeyed_during_upgrade"] = c.UnkeyedDuringUpgrade
+		}
 		if wantID != 0 {
 			out["expected_head_found"] = c.BadID == 0 && anchorErr == nil
 		}
@@ -260,6 +263,9 @@ func cmdAuditVerify(ctx context.Context, args []string, e env) error {
 	fmt.Fprintf(e.stdout, "the audit trail is intact: every event up to #%d chains to the one before it under the deployment's key\n", c.HeadID)
 	if c.UnkeyedThrough != 0 {
 		fmt.Fprintf(e.stdout, "events up to #%d were written by an older Lanyard, before the chain was keyed; the keyed event after them vouches for them\n", c.UnkeyedThrough)
+	}
+	if c.UnkeyedDuringUpgrade != 0 {
+		fmt.Fprintf(e.stdout, "%d events were written unkeyed by nodes of the older version during the upgrade (in its first %s)\n", c.UnkeyedDuringUpgrade, store.UpgradeGrace)
 	}
 	if wantID != 0 {
 		fmt.Fprintf(e.stdout, "event #%d still has the expected hash\n", wantID)

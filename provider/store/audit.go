@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // auditLockID serializes AppendAudit on PostgreSQL (pg_advisory_xact_lock):
@@ -241,6 +242,9 @@ type AuditCheck struct {
 	// UnkeyedThrough is the last event written without the key by an older
 	// Lanyard (0 when there is none): vouched for by the keyed event after it.
 	UnkeyedThrough int64
+	// UnkeyedDuringUpgrade counts the events nodes of the older version
+	// wrote, unkeyed, in the UpgradeGrace after that keyed event.
+	UnkeyedDuringUpgrade int64
 	// BadID is the first event that does not check (0 when the chain is
 	// intact), and Problem says why.
 	BadID   int64
@@ -253,7 +257,10 @@ type AuditChain struct {
 	s     *Store
 	check AuditCheck
 	prev  string
-	keyed bool
+	keyed bool // a keyed event was seen
+	// upgradedAt is when the upgrade keyed the chain (the EventAuditKeyed
+	// after unkeyed events); zero when the chain was keyed from the start.
+	upgradedAt time.Time
 }
 
 // NewAuditChain starts a chain check at prev (the hash of the event before
@@ -273,25 +280,41 @@ func (c *AuditChain) Next(e *AuditEvent) bool {
 	if e.PrevHash != c.prev {
 		return fail("it does not chain to the event before it: an event was removed, inserted or reordered")
 	}
+	keyedHash := hmac.Equal([]byte(c.s.AuditHash(c.prev, e)), []byte(e.Hash))
 	switch {
-	case hmac.Equal([]byte(c.s.AuditHash(c.prev, e)), []byte(e.Hash)):
-		if !c.keyed && c.check.UnkeyedThrough != 0 && !isKeyedAfter(e, c.check.UnkeyedThrough) {
-			return fail("the unkeyed events before it are not vouched for by the upgrade's " + string(EventAuditKeyed) +
-				" event: they were rewritten without the key")
+	case keyedHash:
+		if !c.keyed && c.check.UnkeyedThrough != 0 {
+			if !isKeyedAfter(e, c.check.UnkeyedThrough) {
+				return fail("the unkeyed events before it are not vouched for by the upgrade's " + string(EventAuditKeyed) +
+					" event: they were rewritten without the key")
+			}
+			c.upgradedAt = e.At
 		}
 		c.keyed = true
-	case c.keyed:
+	case unkeyedAuditHash(c.prev, e) != e.Hash && c.keyed:
 		return fail("it does not match its keyed hash: it was changed, or its hash recomputed without the key")
-	case unkeyedAuditHash(c.prev, e) == e.Hash:
-		c.check.UnkeyedThrough = e.ID
-	default:
+	case unkeyedAuditHash(c.prev, e) != e.Hash:
 		return fail("it does not match its hash: it was changed after it was written")
+	case !c.keyed:
+		c.check.UnkeyedThrough = e.ID
+	case !c.upgradedAt.IsZero() && !e.At.Before(c.upgradedAt) && e.At.Sub(c.upgradedAt) < UpgradeGrace:
+		// A node of the older version still running during a rolling
+		// upgrade. Only the tail can be forged so (the next keyed event
+		// holds its hash), and only in the upgrade's first UpgradeGrace.
+		c.check.UnkeyedDuringUpgrade++
+	default:
+		return fail("it carries an unkeyed hash after the chain was keyed: it was written, or recomputed, without the key")
 	}
 	c.prev = e.Hash
 	c.check.Events++
 	c.check.HeadID, c.check.HeadHash = e.ID, e.Hash
 	return true
 }
+
+// UpgradeGrace is how long after the upgrade that keyed the chain events
+// written unkeyed by nodes of the older version are accepted: the rolling
+// upgrade ("replace the nodes one by one").
+const UpgradeGrace = 24 * time.Hour
 
 // isKeyedAfter reports whether e is the EventAuditKeyed that vouches for
 // the unkeyed events up to id.
@@ -302,15 +325,15 @@ func isKeyedAfter(e *AuditEvent, id int64) bool {
 	return e.Event == EventAuditKeyed && json.Unmarshal(e.Detail, &d) == nil && d.Through == id
 }
 
-// Result is the check so far. A chain whose newest event is unkeyed is
-// broken there: the migration that brought the key keyed the chain, so
-// unkeyed events at the head were written, or recomputed, by someone
-// without the key (or by a node of an older version still running).
+// Result is the check so far. A chain with no keyed event is broken at its
+// head: the migration that brought the key keyed the chain, so a trail of
+// unkeyed events only was recomputed by someone without the key (or no
+// Lanyard with the key has opened this database yet).
 func (c *AuditChain) Result() AuditCheck {
 	r := c.check
 	if r.BadID == 0 && r.Events > 0 && !c.keyed {
 		r.BadID = r.HeadID
-		r.Problem = "the newest events are not keyed: the chain was recomputed without the key, or a node of an older Lanyard is still writing to this database"
+		r.Problem = "the newest events are not keyed: the chain was recomputed without the key (or this database was never opened by a Lanyard that keys it)"
 	}
 	return r
 }

@@ -316,6 +316,54 @@ func testAuditKeyed(t *testing.T, open func(t *testing.T) *store.Store) {
 		}
 	})
 
+	// A rolling upgrade: nodes of the older version, still running, write
+	// unkeyed events after the upgrade keyed the chain. They are accepted in
+	// the upgrade's first store.UpgradeGrace, and only there; changing one
+	// is found at the keyed event after it.
+	t.Run("RollingUpgrade", func(t *testing.T) {
+		s := open(t)
+		appendN(t, s, 2)
+		rechain(t, s, 0, unkeyedHash)
+		sqlExec(t, s, "DELETE FROM schema_migrations WHERE version = '0004_audit_keyed'")
+		_, err := s.Migrate(t.Context())
+		must(t, err)
+		keyed, err := s.Audit(t.Context(), store.AuditFilter{Event: string(store.EventAuditKeyed)})
+		must(t, err)
+		if len(keyed) != 1 {
+			t.Fatalf("%d keyed events", len(keyed))
+		}
+		upgraded := keyed[0].At
+		write := func(after time.Duration, unkeyed bool) int64 {
+			t.Helper()
+			e := &store.AuditEvent{At: upgraded.Add(after), Event: "signin.success", Username: "alice"}
+			must(t, s.AppendAudit(t.Context(), e))
+			if unkeyed { // as a node of the older version chains it
+				rechain(t, s, e.ID, unkeyedHash)
+			}
+			return e.ID
+		}
+		old := write(time.Hour, true)
+		write(2*time.Hour, false)
+		if c := check(t, s); c.BadID != 0 || c.UnkeyedDuringUpgrade != 1 {
+			t.Fatalf("an older node's event during the upgrade: %+v", c)
+		}
+		late := write(store.UpgradeGrace+time.Hour, true)
+		if c := check(t, s); c.BadID != late {
+			t.Fatalf("an unkeyed event a day after the upgrade: %+v, want broken at #%d", c, late)
+		}
+		sqlExec(t, s, "DELETE FROM audit WHERE id = "+itoa(late))
+		sqlExec(t, s, "UPDATE audit SET username = 'mallory' WHERE id = "+itoa(old))
+		rechain(t, s, old, func(prev string, e *store.AuditEvent) string {
+			if e.ID == old {
+				return unkeyedHash(prev, e)
+			}
+			return e.Hash
+		})
+		if c := check(t, s); c.BadID != old+1 {
+			t.Fatalf("a rewritten event of the older node: %+v, want broken at the keyed event after it", c)
+		}
+	})
+
 	// Turning the keyed tail into unkeyed events (a downgrade) is found:
 	// unkeyed after keyed, or an unkeyed head; and the next keyed append
 	// does not vouch for a trail rewritten unkeyed, since only the upgrade's
