@@ -281,9 +281,12 @@ type AuthRequest struct {
 //   ResetThrottle(ctx, key) error                                   forgets the key (failures, lock, locks)
 //
 // Audit:
-//   AppendAudit(ctx, *AuditEvent) error                             fills ID, PrevHash, Hash (and At when zero); Detail must be JSON
+//   AppendAudit(ctx, *AuditEvent) error                             fills ID, PrevHash, Hash (and At when zero); Detail must be JSON;
+//                                                                   ErrNoAuditKey without OpenOptions.AuditKey
 //   Audit(ctx, AuditFilter) ([]AuditEvent, error)                  oldest first
-//   VerifyAudit(ctx) (badID int64, err error)                       0 when the chain is intact
+//   CheckAudit(ctx) (AuditCheck, error)                             walks the keyed chain: head, first bad event and why
+//   VerifyAudit(ctx) (badID int64, err error)                       CheckAudit's verdict: 0 when the chain is intact
+//   AuditHash(prev, *AuditEvent) string / NewAuditChain(prev) *AuditChain   the chain's one hash, and its checker
 //   LastAuditID(ctx) (int64, error)                                 for readers that tail the trail (metrics)
 //
 // Keys and secrets:
