@@ -131,7 +131,7 @@ func (s *Store) lockAuditHead(ctx context.Context) (string, error) {
 	return prev, err
 }
 
-// keyAuditChain is the migration hook of 0004_audit_keyed (migrate.go): in
+// keyAuditChain is the migration hook of 0006_audit_keyed (migrate.go): in
 // that migration's transaction, the upgrade from an unkeyed chain appends
 // EventAuditKeyed, keyed and chained to the newest unkeyed event, naming it.
 // It is the only place a keyed event may follow unkeyed ones (AuditChain
