@@ -75,6 +75,11 @@ type Database struct {
 	// URL is "sqlite:///path/to/file.db" or "postgres://user:pass@host/db".
 	// LANYARD_DATABASE_URL overrides it.
 	URL Secret `yaml:"url"`
+	// MaxConnections caps the connections each node opens: on PostgreSQL its
+	// pool (0: 20); every node opens its own, so the sum over the nodes must
+	// stay below the server's max_connections. On SQLite it caps the readers
+	// (at most 8; there is always one writer).
+	MaxConnections int `yaml:"max_connections"`
 }
 
 // Keys configures signing keys and the key-encryption key that protects every
@@ -225,15 +230,41 @@ type Password struct {
 	MaxLength int `yaml:"max_length"` // default 128
 }
 
-// Throttle limits failed passwords and codes.
+// Throttle limits guesses: failed passwords, codes and passkey ceremonies
+// (see the README's "Security model" for how the counters fit together).
 type Throttle struct {
-	// MaxFailures before a temporary lock, per account and per client address (default 5 and 50).
+	// MaxAccountFailures: wrong passwords, from browsers that have never
+	// completed a sign-in to the account, before such browsers are locked
+	// out of it (default 5). A browser that has (it carries the account's
+	// device cookie) has a counter and a lock of its own, with the same limit.
 	MaxAccountFailures int `yaml:"max_account_failures"`
+	// MaxAddressFailures: failures from one client address (an IPv6 client's
+	// ipv6_prefix network) before it is locked (default 50).
 	MaxAddressFailures int `yaml:"max_address_failures"`
-	// LockFor is how long a lock lasts (default 15m); it doubles with each further lock, up to 24h.
-	LockFor Duration `yaml:"lock_for"`
+	// MaxSecondFactorFailures: wrong codes after a correct password, from
+	// browsers without the account's device cookie, before the second factor
+	// is locked (default 5). A correct password never resets this counter.
+	MaxSecondFactorFailures int `yaml:"max_second_factor_failures"`
+	// SecondFactorDailyCap: wrong codes after a correct password in 24 hours,
+	// from browsers without the device cookie, after which the second factor
+	// is refused until the day is over (default 20). Nothing resets it but
+	// time and an administrator's unlock.
+	SecondFactorDailyCap int `yaml:"second_factor_daily_cap"`
+	// LockFor is how long a first lock lasts (default 15m); each further
+	// lock doubles it, up to MaxLockFor (default 24h).
+	LockFor    Duration `yaml:"lock_for"`
+	MaxLockFor Duration `yaml:"max_lock_for"`
+	// LockDecay: each quiet period this long since the last lock ended
+	// forgives one doubling (default 24h), so locks shrink back to LockFor.
+	LockDecay Duration `yaml:"lock_decay"`
 	// Window after which failures are forgotten (default 1h).
 	Window Duration `yaml:"window"`
+	// DeviceCookieFor is how long a browser stays known to an account after
+	// its last completed sign-in there (default 90d).
+	DeviceCookieFor Duration `yaml:"device_cookie_for"`
+	// IPv6Prefix is the length of the network an IPv6 client is counted by
+	// (default 64: one customer's allocation); IPv4 clients count by address.
+	IPv6Prefix int `yaml:"ipv6_prefix"`
 }
 
 // Document is a versioned policy the officer must accept (privacy, terms,

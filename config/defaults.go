@@ -91,8 +91,14 @@ func (c *Config) ApplyDefaults() {
 
 	setInt(&c.Throttle.MaxAccountFailures, 5)
 	setInt(&c.Throttle.MaxAddressFailures, 50)
+	setInt(&c.Throttle.MaxSecondFactorFailures, 5)
+	setInt(&c.Throttle.SecondFactorDailyCap, 20)
 	setDuration(&c.Throttle.LockFor, 15*time.Minute)
+	setDuration(&c.Throttle.MaxLockFor, 24*time.Hour)
+	setDuration(&c.Throttle.LockDecay, 24*time.Hour)
 	setDuration(&c.Throttle.Window, time.Hour)
+	setDuration(&c.Throttle.DeviceCookieFor, 90*24*time.Hour)
+	setInt(&c.Throttle.IPv6Prefix, 64)
 
 	// An explicit `listen: ""` means "serve metrics on the main listener", so
 	// only an absent key gets the default.

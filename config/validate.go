@@ -227,7 +227,14 @@ func (k *checker) issuer() {
 	}
 }
 
+// maxDatabaseConnections is the largest database.max_connections (the
+// store's own limit, which config cannot import).
+const maxDatabaseConnections = 1000
+
 func (k *checker) database() {
+	if n := k.c.Database.MaxConnections; n < 0 || n > maxDatabaseConnections {
+		k.add("database.max_connections", "%d is out of range: use 1 to %d (or leave it out for 20); every node opens this many, and together they must stay below the PostgreSQL server's max_connections", n, maxDatabaseConnections)
+	}
 	u := k.c.Database.URL.Value()
 	if u == "" {
 		return
@@ -598,8 +605,22 @@ func (k *checker) throttle() {
 	if t.MaxAddressFailures < 1 {
 		k.add("throttle.max_address_failures", "must be at least 1")
 	}
+	if t.MaxSecondFactorFailures < 1 {
+		k.add("throttle.max_second_factor_failures", "must be at least 1")
+	}
+	if t.SecondFactorDailyCap < t.MaxSecondFactorFailures {
+		k.add("throttle.second_factor_daily_cap", "%d is less than throttle.max_second_factor_failures (%d)", t.SecondFactorDailyCap, t.MaxSecondFactorFailures)
+	}
 	k.positive("throttle.lock_for", t.LockFor)
+	if t.MaxLockFor < t.LockFor {
+		k.add("throttle.max_lock_for", "%s is shorter than throttle.lock_for (%s)", t.MaxLockFor.D(), t.LockFor.D())
+	}
+	k.positive("throttle.lock_decay", t.LockDecay)
 	k.positive("throttle.window", t.Window)
+	k.positive("throttle.device_cookie_for", t.DeviceCookieFor)
+	if t.IPv6Prefix < 32 || t.IPv6Prefix > 128 {
+		k.add("throttle.ipv6_prefix", "%d is not a prefix length from 32 to 128 (64 counts one customer's network as one client)", t.IPv6Prefix)
+	}
 }
 
 func (k *checker) documents() {

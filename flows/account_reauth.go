@@ -94,7 +94,10 @@ func (h *Handler) postReauth(w http.ResponseWriter, r *http.Request, f *flow) er
 	if !f.state.HasSecondFactor {
 		field = "password"
 	}
-	k := keysFor(r, u.ID)
+	k := h.factorKeys(r, u)
+	if !f.state.HasSecondFactor {
+		k = h.passwordKeys(r, u.Username, u)
+	}
 	if l, err := h.locked(ctx, k); err != nil || l {
 		if err != nil {
 			return err
@@ -123,6 +126,9 @@ func (h *Handler) postReauth(w http.ResponseWriter, r *http.Request, f *flow) er
 			return refuse(http.StatusBadRequest, field, msgEnterPassword)
 		}
 		ok, err := password.Verify(u.PasswordHash, pw)
+		if errors.Is(err, password.ErrBusy) {
+			return err // busy: 503, nothing counted
+		}
 		if err != nil {
 			h.log.Error("stored password hash is unreadable", "user", u.ID, "err", err)
 		}
@@ -153,7 +159,6 @@ func (h *Handler) postReauth(w http.ResponseWriter, r *http.Request, f *flow) er
 	if err != nil {
 		return err
 	}
-	h.succeeded(ctx, k)
 	return redirect(w, r, PathAccount)
 }
 

@@ -16,14 +16,14 @@ import (
 // issued to them.
 
 // SignOutEverywhere ends every SSO session of the user but the one whose raw
-// session id is except ("" ends them all) and deactivates the codes, access
-// tokens and refresh-token families issued to the ended sessions, in one
-// transaction (it joins ctx's, if any). With except "" it also revokes every
-// token issued to the user, including those of sessions that have already
-// expired, so no relying party can refresh anything. It returns how many
-// sessions it ended. The caller writes the audit event. It is the one
-// implementation: the account page's sign-out forms and the admin service
-// (sign out everywhere, disable, reset MFA, reset password) call it.
+// session id is except ("" ends them all) and deactivates every code, access
+// token and refresh-token family of the user except those bound to the kept
+// session — whichever session they came from, live, rotated or long gone —
+// in one transaction (it joins ctx's, if any), so whoever holds a token from
+// elsewhere can refresh nothing. It returns how many sessions it ended. The
+// caller writes the audit event. It is the one implementation: the account
+// page's sign-out forms and password change, and the admin service (sign
+// out everywhere, disable, reset MFA, reset password) call it.
 func SignOutEverywhere(ctx context.Context, st *store.Store, userID, except string) (int, error) {
 	if userID == "" {
 		return 0, errors.New("sign out everywhere: no user id")
@@ -36,6 +36,7 @@ func SignOutEverywhere(ctx context.Context, st *store.Store, userID, except stri
 		}
 		n = len(refs)
 		if except == "" {
+			// The relying parties of sessions already gone are told too.
 			return st.RevokeOAuthBySubject(ctx, userID)
 		}
 		return nil

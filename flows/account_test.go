@@ -15,6 +15,7 @@ import (
 	"github.com/lanyard-idp/lanyard/config"
 	"github.com/lanyard-idp/lanyard/flows/mail"
 	"github.com/lanyard-idp/lanyard/flows/mail/mailtest"
+	"github.com/lanyard-idp/lanyard/provider/authn"
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
 
@@ -74,11 +75,11 @@ func signInReady(t *testing.T, e *env, username, pw string) *browser {
 
 // refreshToken stores a refresh token issued to a session, as the provider
 // would.
-func (e *env) refreshToken(sig, userID, sessionRef string) {
+func (e *env) refreshToken(sig, userID, sessionKey string) {
 	e.t.Helper()
 	now := e.clock.Now()
 	if err := e.st.CreateOAuth(e.t.Context(), &store.OAuthRow{Kind: store.KindRefresh, Signature: sig, RequestID: "req-" + sig,
-		ClientID: "docs-portal-staging", Subject: userID, SessionID: sessionRef, Active: true,
+		ClientID: "docs-portal-staging", Subject: userID, SessionID: sessionKey, Active: true,
 		RequestedAt: now, ExpiresAt: now.Add(30 * 24 * time.Hour), Data: []byte("{}")}); err != nil {
 		e.t.Fatal(err)
 	}
@@ -134,9 +135,6 @@ func TestAccountMethodsWithStepUp(t *testing.T) {
 	b := e.browser()
 	o := firstLogin(t, e, b)
 	u := o.user
-	if u == nil {
-		u = e.user("u-alice-agency-example")
-	}
 
 	r := b.get(PathAccount)
 	mustStatus(t, r, 200)
@@ -167,11 +165,14 @@ func TestAccountMethodsWithStepUp(t *testing.T) {
 	mustStatus(t, r, 200)
 	checkPage(t, r)
 	mustStep(t, r, StepMFAChallenge)
-	failures := e.failures("acct:" + u.ID)
+	// The browser signed in: it is known to the account and counted on its
+	// own key.
+	own := b.deviceKey(u.ID)
+	failures := e.failures(own)
 	bad := b.submit(r, map[string]string{"code": wrongCode(o.secret, e.clock.Now())})
 	mustStatus(t, bad, http.StatusUnprocessableEntity)
-	if bad.fieldError(t, "code") != msgWrongCode || e.failures("acct:"+u.ID) != failures+1 {
-		t.Errorf("wrong code at reauth: %q, failures %d", bad.errorSummary(), e.failures("acct:"+u.ID))
+	if bad.fieldError(t, "code") != msgWrongCode || e.failures(own) != failures+1 {
+		t.Errorf("wrong code at reauth: %q, failures %d", bad.errorSummary(), e.failures(own))
 	}
 	mustRedirect(t, b.submit(r, map[string]string{"code": codeAt(o.secret, e.clock.Now())}), PathAccount)
 	r = b.get(PathAccount)
@@ -281,9 +282,9 @@ func TestAccountSessions(t *testing.T) {
 	u := e.seedReady(alice, alicePw)
 	a := signInReady(t, e, alice, alicePw)
 	b := signInReady(t, e, alice, alicePw)
-	refA, refB := store.SessionRef(a.rawSessionID()), store.SessionRef(b.rawSessionID())
-	e.refreshToken("rt-a", u.ID, refA)
-	e.refreshToken("rt-b", u.ID, refB)
+	refB := store.SessionRef(b.rawSessionID())
+	e.refreshToken("rt-a", u.ID, a.sessionKey())
+	e.refreshToken("rt-b", u.ID, b.sessionKey())
 
 	r := a.get(PathAccount)
 	if n := len(findAll(r.doc, func(n *html.Node) bool { return n.Data == "tr" && attr(n, "data-session") != "" })); n != 2 {
@@ -311,7 +312,7 @@ func TestAccountSessions(t *testing.T) {
 
 	c := signInReady(t, e, alice, alicePw)
 	d := signInReady(t, e, alice, alicePw)
-	e.refreshToken("rt-c", u.ID, store.SessionRef(c.rawSessionID()))
+	e.refreshToken("rt-c", u.ID, c.sessionKey())
 	r = a.get(PathAccount)
 	mustRedirect(t, a.submitAccount(r, "sign-out-others", "", nil), PathAccount)
 	for _, x := range []*browser{c, d} {
@@ -344,10 +345,7 @@ func TestAccountSessions(t *testing.T) {
 }
 
 // browserOf asks the journey what b's cookie proves.
-func browserOf(t *testing.T, e *env, b *browser) struct {
-	SignedIn bool
-	UserID   string
-} {
+func browserOf(t *testing.T, e *env, b *browser) authn.Browser {
 	t.Helper()
 	req, _ := http.NewRequest("GET", e.srv.URL, nil)
 	if c := b.cookie(); c != nil {
@@ -357,10 +355,7 @@ func browserOf(t *testing.T, e *env, b *browser) struct {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return struct {
-		SignedIn bool
-		UserID   string
-	}{br.SignedIn, br.UserID}
+	return br
 }
 
 // TestAccountChangePassword: the journey's policy, counted guesses, other
@@ -385,7 +380,8 @@ func TestAccountChangePassword(t *testing.T) {
 		{"wrong current", "not-the-password", next, next, "current_password", 422},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			failures := e.failures("acct:" + u.ID)
+			own := a.deviceKey(u.ID) // a signed-in browser is counted on its own key
+			failures := e.failures(own)
 			res := a.submitAccount(r, "change-password", "", map[string]string{"current_password": tc.cur, "new_password": tc.next, "confirm_password": tc.confirm})
 			mustStatus(t, res, tc.status)
 			checkPage(t, res)
@@ -396,7 +392,7 @@ func TestAccountChangePassword(t *testing.T) {
 			if tc.name == "wrong current" {
 				wantFailures++
 			}
-			if got := e.failures("acct:" + u.ID); got != wantFailures {
+			if got := e.failures(own); got != wantFailures {
 				t.Errorf("failures %d → %d", failures, got)
 			}
 			if e.user(u.ID).PasswordHash != u.PasswordHash {
@@ -470,9 +466,9 @@ func TestSignOutEverywhere(t *testing.T) {
 	other := e.seedReady(bob, alicePw)
 	a := signInReady(t, e, alice, alicePw)
 	c := signInReady(t, e, bob, alicePw)
-	e.refreshToken("rt-a", u.ID, store.SessionRef(a.rawSessionID()))
+	e.refreshToken("rt-a", u.ID, a.sessionKey())
 	e.refreshToken("rt-old", u.ID, "")
-	e.refreshToken("rt-bob", other.ID, store.SessionRef(c.rawSessionID()))
+	e.refreshToken("rt-bob", other.ID, c.sessionKey())
 
 	if _, err := SignOutEverywhere(t.Context(), e.st, "", ""); err == nil {
 		t.Error("no user: no error")

@@ -70,7 +70,7 @@ var (
 	ErrAlreadyInvited   = errors.New("the officer already has a pending invitation; use --resend to issue a new one")
 	ErrNoInvitation     = errors.New("there is no pending invitation to resend")
 	ErrAccountDisabled  = errors.New("the officer's account is disabled")
-	ErrBadName          = errors.New("the name must be one line of at most 200 characters")
+	ErrBadName          = errors.New("the name must be one line of at most 200 characters, without control or text-direction characters")
 	ErrNoAccount        = errors.New("there is no account for that address")
 	ErrNotInvited       = errors.New("the account is not a pending invitation")
 	ErrNotActive        = errors.New("the officer has not accepted the invitation yet")
@@ -147,8 +147,11 @@ func (a *Admin) Enable(ctx context.Context, by store.Actor, email string) (*Acco
 	})
 }
 
-// Unlock forgets the account's failures and lock. Address locks stay: they
-// protect against a guesser, whoever they target.
+// Unlock forgets the account's failures and locks: the passwords' and the
+// second factor's, and the day's cap of second-factor failures. Address
+// locks stay (they protect against a guesser, whoever they target), and so
+// do the locks of single browsers known to the account (they end by
+// themselves, and never keep the officer's other browsers out).
 func (a *Admin) Unlock(ctx context.Context, by store.Actor, email string) (*AccountChange, error) {
 	return a.change(ctx, by, email, func(ctx context.Context, u *store.User, c *AccountChange) (store.Event, map[string]any, error) {
 		until, _, err := a.AccountLock(ctx, u)

@@ -253,7 +253,7 @@ func (h *Handler) startRequest(r *http.Request, f *flow, use approvalUse) (*stor
 	if len(devices) == 0 {
 		return nil, &approvalRefusal{http.StatusConflict, msgApprovalNone}, nil
 	}
-	if l, err := h.locked(ctx, keysFor(r, u.ID)); err != nil || l {
+	if l, err := h.locked(ctx, h.factorKeys(r, u)); err != nil || l {
 		return nil, &approvalRefusal{http.StatusTooManyRequests, msgTooManyTries}, err
 	}
 	if n, err := h.store.CountApprovalRequests(ctx, u.ID, now.Add(-time.Hour)); err != nil || n >= set.cfg.Approval.HourlyLimit {
@@ -444,7 +444,6 @@ func (h *Handler) postEnrolApproveFinish(w http.ResponseWriter, r *http.Request,
 	if err != nil {
 		return err
 	}
-	h.succeeded(r.Context(), keysFor(r, u.ID))
 	return redirect(w, r, PathNext)
 }
 
@@ -553,7 +552,6 @@ func (h *Handler) postRequestFinish(fin requestFinish) flowHandler {
 		if err != nil {
 			return err
 		}
-		h.succeeded(ctx, keysFor(r, u.ID))
 		return redirect(w, r, fin.done)
 	}
 }

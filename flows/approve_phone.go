@@ -218,7 +218,7 @@ func (h *Handler) device(w http.ResponseWriter, r *http.Request, id, sig string,
 	}
 	if !approval.Verify(d.PublicKey, msg(d), sig) {
 		ev := event{UserID: u.ID, Username: u.Username, Detail: map[string]any{"factor": methodApproval, "reason": store.ReasonApprovalSignature}}
-		if err := h.failed(ctx, r, nil, keysFor(r, u.ID), ev); err != nil {
+		if err := h.failed(ctx, r, nil, h.factorKeys(r, u), ev); err != nil {
 			return nil, nil, err
 		}
 		return nil, nil, phoneRefuse(w, http.StatusForbidden, msgPhoneRefused)
@@ -313,7 +313,7 @@ func (h *Handler) postPhoneAnswer(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	k := keysFor(r, u.ID)
+	k := h.factorKeys(r, u)
 	failure := func(reason store.Reason) event {
 		return event{UserID: u.ID, Username: u.Username, Detail: map[string]any{"factor": methodApproval, "kind": req.Kind, "reason": reason}}
 	}
@@ -399,8 +399,10 @@ func (h *Handler) postPhoneAnswer(w http.ResponseWriter, r *http.Request) error 
 		return writeJSON(w, http.StatusOK, map[string]any{"state": "denied", "report": req.Kind != store.ApprovalPairing})
 	}
 
-	// A locked account (too many wrong numbers or codes) takes no
-	// approval until the lock ends; a denial is always welcome.
+	// A locked second factor (too many wrong numbers or codes from
+	// browsers and phones the account does not know as its own, or the
+	// day's cap) takes no approval until the lock ends; a denial is always
+	// welcome.
 	if l, err := h.locked(ctx, k); err != nil || l {
 		if err != nil {
 			return err

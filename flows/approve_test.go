@@ -451,8 +451,8 @@ func TestApprovalRefusals(t *testing.T) {
 	p := e.phone(push)
 	onboardWithPhone(t, e, e.browser(), p)
 	u, _ := e.st.UserByUsername(t.Context(), alice)
-	acctFailures := func() int {
-		th, err := e.st.GetThrottle(t.Context(), "acct:"+u.ID)
+	factorFailures := func() int {
+		th, err := e.st.GetThrottle(t.Context(), "mfa:"+u.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -481,7 +481,7 @@ func TestApprovalRefusals(t *testing.T) {
 
 	t.Run("three wrong numbers deny", func(t *testing.T) {
 		b, number, req := waiting()
-		start := acctFailures()
+		start := factorFailures()
 		for i := 1; i <= 3; i++ {
 			status, out := p.answer(req, other(number), approval.Approve)
 			if status != http.StatusUnprocessableEntity || out["left"] != float64(3-i) {
@@ -491,7 +491,7 @@ func TestApprovalRefusals(t *testing.T) {
 				t.Fatalf("the third wrong number left %v", out)
 			}
 		}
-		if got := acctFailures() - start; got != 3 {
+		if got := factorFailures() - start; got != 3 {
 			t.Errorf("%d second-factor failures counted for 3 wrong numbers", got)
 		}
 		if status, _ := p.answer(req, number, approval.Approve); status != http.StatusConflict {
@@ -502,7 +502,7 @@ func TestApprovalRefusals(t *testing.T) {
 		}
 		r := b.post(PathChallengeApprove+approveFinish, nil)
 		mustStatus(t, r, http.StatusUnprocessableEntity)
-		// Two more wrong numbers on a new request lock the account (five
+		// Two more wrong numbers on a new request lock the second factor (five
 		// failures): then not even the right number is taken.
 		_, number2, req2 := waiting(b)
 		for range 2 {
@@ -511,7 +511,7 @@ func TestApprovalRefusals(t *testing.T) {
 		if status, _ := p.answer(req2, number2, approval.Approve); status != http.StatusTooManyRequests {
 			t.Errorf("the right number on a locked account: %d, want 429", status)
 		}
-		if err := e.st.ResetThrottle(t.Context(), "acct:"+u.ID); err != nil {
+		if err := e.st.ResetThrottle(t.Context(), "mfa:"+u.ID); err != nil {
 			t.Fatal(err)
 		}
 		if status, _ := p.answer(req2, number2, approval.Approve); status != 200 {
@@ -601,7 +601,7 @@ func TestApprovalRefusals(t *testing.T) {
 
 	t.Run("another key, another account's phone", func(t *testing.T) {
 		b, number, req := waiting()
-		start := acctFailures()
+		start := factorFailures()
 		stranger, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if status, _ := p.answerWith(stranger, req, number, approval.Approve, nil); status != http.StatusForbidden {
 			t.Fatalf("signed by another key: %d", status)
@@ -621,7 +621,7 @@ func TestApprovalRefusals(t *testing.T) {
 		if status, _ := p.answerWith(p.key, req, number, approval.Approve, map[string]any{"decision": "deny"}); status != http.StatusForbidden {
 			t.Fatalf("a signature over another decision: %d", status)
 		}
-		if got := acctFailures() - start; got != 3 {
+		if got := factorFailures() - start; got != 3 {
 			t.Errorf("%d failures counted for three refused answers", got)
 		}
 		if v := b.approvalStatus(PathChallengeApprove + approveStatus); v.State != "number" {
@@ -631,7 +631,7 @@ func TestApprovalRefusals(t *testing.T) {
 			t.Fatal("the real phone could not approve after them")
 		}
 		b.done(b.follow(b.post(PathChallengeApprove+approveFinish, nil)))
-		e.st.ResetThrottle(t.Context(), "acct:"+u.ID)
+		e.st.ResetThrottle(t.Context(), "mfa:"+u.ID)
 	})
 
 	t.Run("twenty racing approvals: one wins", func(t *testing.T) {

@@ -17,6 +17,7 @@ const (
 	evSigninSuccess   = store.EventSigninSuccess
 	evSigninFailure   = store.EventSigninFailure
 	evLock            = store.EventLock
+	evFactorGuessing  = store.EventFactorGuessing
 	evMFAEnrol        = store.EventMFAEnrol
 	evMFAChallenge    = store.EventMFAChallenge
 	evRecoveryUse     = store.EventRecoveryUse

@@ -98,7 +98,7 @@ func (g *failureGate) admit(k throttleKeys, addr, reason string, now time.Time) 
 		w.reasons, w.accounts = map[string]int{}, map[string]struct{}{}
 	}
 	w.reasons[reason]++
-	if len(w.accounts) < failureAccounts {
+	if k.acct != "" && len(w.accounts) < failureAccounts {
 		w.accounts[k.acct] = struct{}{}
 	}
 	return false, done

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lanyard-idp/lanyard/config"
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
 
@@ -17,9 +16,7 @@ import (
 // towards the throttles.
 func TestFailureFloodIsAggregated(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, func(c *config.Config) {
-		c.Throttle.MaxAccountFailures, c.Throttle.MaxAddressFailures = 1000, 1000
-	})
+	e := newEnv(t, manyTries)
 	e.h.failures = newFailureGate(failuresAudited) // as served
 	e.seedUser(alice, alicePw, false)
 	e.seedUser("bob@agency.example", alicePw, false)

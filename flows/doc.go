@@ -26,8 +26,8 @@
 //   - next.go: the dispatcher (GET /signin/next). Each step, when done,
 //     returns to it, never to "the next page". When nothing is pending it
 //     marks the session authenticated and resumes the parked authorization
-//     request. Browser, SignIn and SignOut implement provider/authn.Journey
-//     here.
+//     request. Browser, SignIn, SignOut and StepPending implement
+//     provider/authn.Journey here.
 //   - signin.go, mfa.go, steps.go: the step handlers. Every change a step
 //     makes, the session's progress and its audit line are stored in one
 //     transaction; the session id is rotated after the password and after
@@ -40,8 +40,11 @@
 //     nodes log nobody out), the server-side session with the journey's
 //     state in its Data and its named transitions (newSignIn, signInAgain,
 //     factorVerified, confirmed); idle, absolute and journey timeouts.
-//   - throttle.go, audit.go, web.go: guess counting and locks (and the
-//     throttle keys' format), audit events (their names and reasons are the
+//   - throttle.go, device.go, audit.go, web.go: guess counting and locks
+//     (which counters an attempt meets: the browser's own when its device
+//     cookie says it has signed in to the account before, else the
+//     account's for passwords or for second factors, and the address), the
+//     device cookie, audit events (their names and reasons are the
 //     vocabulary of provider/store's events.go), security headers,
 //     cross-origin protection, body limits, and the one adapter that turns an
 //     error into the error page (templates.ServeError).
@@ -67,7 +70,8 @@
 //     before any change and the confirm-it-is-you page; account_factors.go
 //     the changes to the sign-in methods and the password;
 //     account_sessions.go signing out, and SignOutEverywhere; notify.go: the
-//     security-notice emails.
+//     security-notice emails, and the alerts about what someone else tried
+//     (a lock, second-factor guessing).
 //   - admin.go, invite.go: the admin service (Admin), the one home of what an
 //     administrator does to accounts — invite, resend, revoke, disable,
 //     enable, unlock, reset MFA, reset the password, sign out everywhere —

@@ -65,8 +65,9 @@ type Handler struct {
 	log      *slog.Logger
 	now      func() time.Time
 
-	cookies *cookieCodec
-	set     atomic.Pointer[settings]
+	cookies       *cookieCodec
+	deviceCookies *cookieCodec // device.go
+	set           atomic.Pointer[settings]
 
 	// delay is how long a failed attempt waits before its answer, given the
 	// account's failure count; sleep waits (tests replace both to stay fast).
@@ -156,7 +157,8 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h.cookies = newCookieCodec(keys, o.Config.Dev, o.Config.Session.AbsoluteTimeout.D())
+	h.cookies = newCookieCodec(keys, "lanyard", o.Config.Dev, o.Config.Session.AbsoluteTimeout.D())
+	h.deviceCookies = newCookieCodec(keys, "lanyard-device", o.Config.Dev, deviceCookieMaxAge)
 	if h.vapid, err = loadVAPID(ctx, o.Store, o.Box); err != nil {
 		return nil, err
 	}

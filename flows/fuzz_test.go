@@ -36,8 +36,9 @@ func FuzzPasskeyJSON(f *testing.F) {
 			f.Add([]byte(s), which)
 		}
 	}
+	// Every attempt is charged; the fuzzer must keep reaching the parsers.
 	e := newEnv(f, func(c *config.Config) {
-		// Every attempt is charged; the fuzzer must keep reaching the parsers.
+		manyTries(c)
 		c.Throttle.MaxAccountFailures, c.Throttle.MaxAddressFailures = 1<<30, 1<<30
 	})
 	e.seedUser(alice, aliceFirst, true)

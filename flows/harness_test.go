@@ -564,6 +564,33 @@ func (b *browser) frozen() *browser {
 	return f
 }
 
+// sessionKey is the stable key (store.Session.SID) of the browser's session:
+// what the provider binds tokens to and gives as the sid claim.
+func (b *browser) sessionKey() string {
+	b.t.Helper()
+	x, err := b.e.st.SessionByID(b.t.Context(), b.rawSessionID(), b.e.clock.Now())
+	if err != nil {
+		b.t.Fatalf("load the browser's session: %v", err)
+	}
+	return x.SID
+}
+
+// deviceKey is the throttle key of the browser's device cookie for the
+// account userID, failing the test when the browser is not known to it.
+func (b *browser) deviceKey(userID string) string {
+	b.t.Helper()
+	req, _ := http.NewRequest("GET", b.e.srv.URL, nil)
+	u, _ := url.Parse(b.e.srv.URL)
+	for _, c := range b.jar.Cookies(u) {
+		req.AddCookie(c)
+	}
+	key := b.e.h.knownDevice(req, userID)
+	if key == "" {
+		b.t.Fatal("the browser is not known to the account (no device cookie)")
+	}
+	return key
+}
+
 // rawSessionID decodes the browser's cookie as the server would.
 func (b *browser) rawSessionID() string {
 	req, _ := http.NewRequest("GET", b.e.srv.URL, nil)

@@ -23,6 +23,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/net/idna"
+
 	"github.com/lanyard-idp/lanyard/flows/mail"
 	"github.com/lanyard-idp/lanyard/flows/password"
 	"github.com/lanyard-idp/lanyard/provider/store"
@@ -278,10 +280,15 @@ func (a *Admin) record(ctx context.Context, by store.Actor, inv *Invitation, has
 	return user, nil
 }
 
-// checkAddress applies the refused-mailbox patterns, then the allowed
-// domains. The patterns come first: a LiteMail address is usually also outside
-// the allowed domains, and "use the standard mailbox" is the useful answer.
+// checkAddress is the policy every new account's address passes: no
+// look-alike (checkLookAlike), then the refused-mailbox patterns, then the
+// allowed domains. The patterns come before the domains: a LiteMail address
+// is usually also outside the allowed domains, and "use the standard
+// mailbox" is the useful answer.
 func (a *Admin) checkAddress(username string) error {
+	if err := checkLookAlike(username); err != nil {
+		return err
+	}
 	for _, pat := range a.cfg.Invitations.RefusedMailboxes {
 		ok, err := path.Match(strings.ToLower(strings.TrimSpace(pat)), username)
 		if err != nil {
@@ -296,6 +303,11 @@ func (a *Admin) checkAddress(username string) error {
 	allowed := make([]string, 0, len(a.cfg.Invitations.AllowedDomains))
 	for _, d := range a.cfg.Invitations.AllowedDomains {
 		d = strings.ToLower(strings.TrimSpace(d))
+		// The operator may write an internationalised domain either way;
+		// the address is in its Unicode form.
+		if u, err := idna.Lookup.ToUnicode(d); err == nil {
+			d = u
+		}
 		if d == domain {
 			return nil
 		}
@@ -358,14 +370,19 @@ func signInURL(issuer string) (string, error) {
 }
 
 // cleanName trims the officer's name and refuses what would break a mail
-// header or a greeting: control characters (line breaks) and excessive length.
+// header or a greeting, or make a name show as another: control characters
+// (line breaks), bidirectional controls (U+202E and its kind reorder what
+// follows them on every page and in every email the name appears in), and
+// excessive length.
 func cleanName(name string) (string, error) {
 	name = strings.TrimSpace(name)
-	if !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxNameRunes || strings.IndexFunc(name, unicode.IsControl) >= 0 {
+	if !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxNameRunes || strings.IndexFunc(name, badNameRune) >= 0 {
 		return "", ErrBadName
 	}
 	return name, nil
 }
+
+func badNameRune(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) }
 
 // newUserID is a random 128-bit id, hex-encoded: the OIDC sub, which must
 // never be reassigned or guessable.

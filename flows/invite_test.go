@@ -253,7 +253,14 @@ func TestInviteRefused(t *testing.T) {
 		{"already invited", "bob@agency.example", "Bob", false, ErrAlreadyInvited, "--resend bob@agency.example"},
 		{"already invited, case", "BOB@agency.example", "Bob", false, ErrAlreadyInvited, "--resend"},
 		{"resend nobody", "erin@agency.example", "", true, ErrNoInvitation, "without --resend"},
+		{"Cyrillic a in the local part", "\u0430lice@agency.example", "Alice", false, ErrLookAlike, "U+0430"},
+		{"Greek omicron in the local part", "b\u03bfb@agency.example", "Bob", false, ErrLookAlike, "plain letters"},
+		{"accented local part", "ren\u00e9@agency.example", "René", false, ErrLookAlike, "U+00E9"},
+		{"Cyrillic a in the domain", "alice@\u0430gency.example", "Alice", false, ErrLookAlike, "mixes alphabets"},
+		{"domain in its xn-- form", "alice@xn--bcher-kva.example", "Alice", false, ErrLookAlike, "b\u00fccher.example"},
 		{"name with newline", "erin@agency.example", "Erin\r\nBcc: eve@evil.example", false, ErrBadName, ""},
+		{"name with a right-to-left override", "erin@agency.example", "Erin \u202egnp.exe", false, ErrBadName, ""},
+		{"name with a directional isolate", "erin@agency.example", "\u2067Erin\u2069", false, ErrBadName, ""},
 		{"name too long", "erin@agency.example", strings.Repeat("E", 201), false, ErrBadName, ""},
 	}
 	for _, c := range cases {
@@ -278,6 +285,30 @@ func TestInviteRefused(t *testing.T) {
 	bob2, _ := f.store.UserByUsername(t.Context(), "bob@agency.example")
 	if bob2.PasswordHash != bob.PasswordHash || !bob2.InviteExpiresAt.Equal(bob.InviteExpiresAt) {
 		t.Fatal("a refused invitation changed an existing one")
+	}
+}
+
+// TestInviteInternationalDomain: an internationalised domain has one
+// spelling, its Unicode form, whichever form the operator allowed it in;
+// a second spelling of the same address makes no second account.
+func TestInviteInternationalDomain(t *testing.T) {
+	f := newInviteFixture(t)
+	f.iv.cfg.Invitations.AllowedDomains = []string{"agency.example", "xn--bcher-kva.example", "\u043f\u0440\u0438\u043c\u0435\u0440.example"}
+	for _, email := range []string{"alice@b\u00fccher.example", "ivan@\u043f\u0440\u0438\u043c\u0435\u0440.example"} {
+		if _, err := f.iv.Invite(t.Context(), store.ActorCLI, email, Names{Full: "Officer"}); err != nil {
+			t.Fatalf("Invite(%q): %v", email, err)
+		}
+	}
+	for _, email := range []string{"Alice@B\u00dcCHER.example", "alice@bu\u0308cher.example"} {
+		if _, err := f.iv.Invite(t.Context(), store.ActorCLI, email, Names{Full: "Officer"}); !errors.Is(err, ErrAlreadyInvited) {
+			t.Errorf("Invite(%q) = %v, want the existing invitation", email, err)
+		}
+	}
+	if _, err := f.iv.Invite(t.Context(), store.ActorCLI, "alice@xn--bcher-kva.example", Names{Full: "Officer"}); !errors.Is(err, ErrLookAlike) {
+		t.Errorf("the xn-- spelling: %v", err)
+	}
+	if users, _ := f.counts(t); users != 2 {
+		t.Fatalf("%d accounts, want 2", users)
 	}
 }
 

@@ -76,6 +76,7 @@ func firstLogin(t *testing.T, e *env, b *browser) onboarded {
 		r = b.follow(b.submit(r, fields))
 	}
 	o.done = b.done(r)
+	o.user = e.user(o.done.UserID)
 	return o
 }
 
@@ -194,7 +195,7 @@ func TestFirstLogin(t *testing.T) {
 	if !slices.Contains(d.AMR, "otp") || !slices.Contains(d.AMR, "pwd") || !slices.Contains(d.AMR, "mfa") || d.ACR != acrMFA {
 		t.Errorf("amr %v acr %q", d.AMR, d.ACR)
 	}
-	if d.SessionID == "" || d.SessionID != store.SessionRef(b.rawSessionID()) {
+	if d.SessionID == "" || d.SessionID != b.sessionKey() || d.SessionID == store.SessionRef(b.rawSessionID()) {
 		t.Errorf("session id %q", d.SessionID)
 	}
 	if !d.AuthTime.Equal(e.clock.Now()) {
@@ -437,9 +438,7 @@ func racingChallenges(t *testing.T, e *env, code string) (accepted int) {
 
 func TestTOTPReplayConcurrent(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, func(c *config.Config) {
-		c.Throttle.MaxAccountFailures, c.Throttle.MaxAddressFailures = 1000, 1000
-	})
+	e := newEnv(t, manyTries)
 	e.seedUser(alice, aliceFirst, true)
 	o := firstLogin(t, e, e.browser())
 	e.clock.Advance(30 * time.Second)

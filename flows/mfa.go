@@ -142,7 +142,9 @@ func (h *Handler) confirmTOTP(w http.ResponseWriter, r *http.Request, f *flow, f
 	if strings.TrimSpace(code) == "" {
 		return refuse(http.StatusBadRequest, msgEnterCode)
 	}
-	k := keysFor(r, u.ID)
+	// A code that confirms a new app is a typo, not a guess at a secret:
+	// counted like a password.
+	k := h.passwordKeys(r, u.Username, u)
 	if l, err := h.locked(ctx, k); err != nil || l {
 		if err != nil {
 			return nil, err
@@ -158,7 +160,6 @@ func (h *Handler) confirmTOTP(w http.ResponseWriter, r *http.Request, f *flow, f
 		}
 		return refuse(http.StatusUnprocessableEntity, msgWrongEnrolCode)
 	}
-	h.succeeded(ctx, k)
 	return &store.TOTP{UserID: u.ID, Secret: h.box.Seal(secret, purposeTOTP), Confirmed: true, LastStep: step, CreatedAt: now}, nil
 }
 
@@ -323,12 +324,11 @@ func (h *Handler) postChallenge(w http.ResponseWriter, r *http.Request, f *flow)
 	if code == "" {
 		return refuse(http.StatusBadRequest, msgEnterCode)
 	}
-	k := keysFor(r, u.ID)
-	until, err := h.lockedUntil(ctx, k)
-	if err != nil {
-		return err
-	}
-	if !until.IsZero() {
+	k := h.factorKeys(r, u)
+	if l, err := h.locked(ctx, k); err != nil || l {
+		if err != nil {
+			return err
+		}
 		return refuse(http.StatusTooManyRequests, msgTooManyTries)
 	}
 	now := h.now().UTC()
@@ -360,7 +360,6 @@ func (h *Handler) postChallenge(w http.ResponseWriter, r *http.Request, f *flow)
 	if err != nil {
 		return err
 	}
-	h.succeeded(ctx, k)
 	if method == "recovery-code" {
 		if left, err := h.store.RecoveryCodesLeft(ctx, u.ID); err == nil && left <= recoveryFewLeft {
 			s.j.Notice = fmt.Sprintf("You have %d recovery codes left. Make new ones on your account page before you run out.", left)

@@ -46,6 +46,18 @@ func (f *flow) current() string {
 // errUserGone: the session's user was deleted or disabled mid-way.
 var errUserGone = errors.New("user deleted or disabled")
 
+// errInitialExpired: the session's user still has the initial password of
+// an invitation (or an admin reset) that has expired since. Nothing of the
+// journey goes on — not the change-password step with that password, not
+// a passkey enrolled before the expiry — until a new invitation.
+var errInitialExpired = &pageError{Status: http.StatusForbidden, Message: msgInviteExpired,
+	Cause: errors.New("the initial password has expired")}
+
+// initialExpired: u's password is an initial one whose validity is over.
+func (h *Handler) initialExpired(u *store.User) bool {
+	return u.PasswordInitial && !u.InviteExpiresAt.IsZero() && !h.now().UTC().Before(u.InviteExpiresAt)
+}
+
 // errAlreadyDone rolls back a step that a racing request of the same
 // browser has already completed.
 var errAlreadyDone = errors.New("step already done")
@@ -59,39 +71,90 @@ func (h *Handler) flowFor(ctx context.Context, s *session) (*flow, error) {
 		PasswordVerified: s.j.PasswordVerified && s.row.UserID != "",
 	}
 	if st.PasswordVerified {
-		u, err := h.store.UserByID(ctx, s.row.UserID)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, errUserGone
-		}
+		u, err := h.liveUser(ctx, s.row.UserID)
 		if err != nil {
-			return nil, fmt.Errorf("load user: %w", err)
+			return nil, err
 		}
-		if u.State == store.UserDisabled {
-			return nil, errUserGone
+		if h.initialExpired(u) {
+			return nil, errInitialExpired
 		}
 		f.user = u
-		if st.HasSecondFactor, err = h.hasSecondFactor(ctx, u.ID); err != nil {
+		if err := h.userState(ctx, set, u, &st); err != nil {
 			return nil, err
 		}
 		st.SecondFactorVerified = s.j.FactorVerified
-		st.PasswordInitial = u.PasswordInitial
 		st.RecoveryCodesToShow = len(s.j.RecoveryCodes) > 0
-		acc, err := h.store.Acceptances(ctx, u.ID)
-		if err != nil {
-			return nil, fmt.Errorf("load acceptances: %w", err)
-		}
-		st.Accepted = map[string]string{}
-		for _, a := range acc {
-			st.Accepted[a.Document] = a.Version
-		}
-		st.Current = map[string]string{}
-		for id, d := range set.docs {
-			st.Current[id] = d.Version
-		}
 	}
 	f.state = st
 	f.pending = Pending(st, set.order)
 	return f, nil
+}
+
+// liveUser loads a user who may still sign in: errUserGone when the account
+// was deleted or disabled.
+func (h *Handler) liveUser(ctx context.Context, id string) (*store.User, error) {
+	u, err := h.store.UserByID(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errUserGone
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load user: %w", err)
+	}
+	if u.State == store.UserDisabled {
+		return nil, errUserGone
+	}
+	return u, nil
+}
+
+// userState fills in what the store says about u: their second factors,
+// their password, the policy versions they accepted and the current ones.
+func (h *Handler) userState(ctx context.Context, set *settings, u *store.User, st *State) error {
+	var err error
+	if st.HasSecondFactor, err = h.hasSecondFactor(ctx, u.ID); err != nil {
+		return err
+	}
+	st.PasswordInitial = u.PasswordInitial
+	acc, err := h.store.Acceptances(ctx, u.ID)
+	if err != nil {
+		return fmt.Errorf("load acceptances: %w", err)
+	}
+	st.Accepted = map[string]string{}
+	for _, a := range acc {
+		st.Accepted[a.Document] = a.Version
+	}
+	st.Current = map[string]string{}
+	for id, d := range set.docs {
+		st.Current[id] = d.Version
+	}
+	return nil
+}
+
+// StepPending names the first journey step the officer userID must complete
+// at a sign-in before any token may be issued for them — a new version of a
+// policy document, a second factor or a new password to set — or "" when
+// there is none (authn.Journey). The proofs of a sign-in are taken as given
+// (the tokens came from one); an account that can no longer sign in at all
+// (deleted, disabled, or its initial password expired) answers StepPassword.
+func (h *Handler) StepPending(ctx context.Context, userID string) (string, error) {
+	set := h.settings()
+	u, err := h.liveUser(ctx, userID)
+	if errors.Is(err, errUserGone) {
+		return StepPassword, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if h.initialExpired(u) {
+		return StepPassword, nil
+	}
+	st := State{Identified: true, PasswordVerified: true, SecondFactorVerified: true}
+	if err := h.userState(ctx, set, u, &st); err != nil {
+		return "", err
+	}
+	if p := Pending(st, set.order); len(p) > 0 {
+		return p[0], nil
+	}
+	return "", nil
 }
 
 // hasSecondFactor: a confirmed authenticator app, a passkey or a phone
@@ -127,9 +190,13 @@ func (h *Handler) flowOf(w http.ResponseWriter, r *http.Request) (f *flow, gone 
 		return nil, false, err
 	}
 	f, err = h.flowFor(r.Context(), s)
-	if errors.Is(err, errUserGone) {
+	switch {
+	case errors.Is(err, errUserGone):
 		h.end(w, r, s)
 		return nil, true, nil
+	case errors.Is(err, errInitialExpired):
+		// Said once, then the browser starts over.
+		h.end(w, r, s)
 	}
 	return f, false, err
 }
@@ -180,7 +247,9 @@ func (h *Handler) next(w http.ResponseWriter, r *http.Request) error {
 }
 
 // finish marks the session authenticated (once), activates an invited
-// account, and resumes the parked request.
+// account, forgets the failures the sign-in was counted against and makes
+// the browser known to the account (complete), and resumes the parked
+// request.
 func (h *Handler) finish(w http.ResponseWriter, r *http.Request, f *flow) error {
 	s := f.s
 	now := h.now().UTC()
@@ -222,6 +291,9 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, f *flow) error 
 	})
 	if err != nil {
 		return err
+	}
+	if first {
+		h.complete(r.Context(), w, r, f.user)
 	}
 	if resume != "" && !h.underIssuer(resume) {
 		h.log.Warn("dropping a resume URL outside the issuer")
@@ -279,13 +351,13 @@ func (h *Handler) Browser(r *http.Request) (authn.Browser, error) {
 	if err != nil || s == nil {
 		return authn.Browser{}, err
 	}
-	b := authn.Browser{SessionID: s.ref()}
+	b := authn.Browser{SessionID: s.row.SID}
 	if !s.j.PasswordVerified || s.row.UserID == "" {
 		return b, nil
 	}
 	f, err := h.flowFor(r.Context(), s)
-	if errors.Is(err, errUserGone) {
-		h.dropSession(r.Context(), s, "user gone")
+	if errors.Is(err, errUserGone) || errors.Is(err, errInitialExpired) {
+		h.dropSession(r.Context(), s, "user gone or initial password expired")
 		return authn.Browser{}, nil
 	}
 	if err != nil {
@@ -356,9 +428,8 @@ func (h *Handler) SignOut(w http.ResponseWriter, r *http.Request) (string, error
 		return "", err
 	}
 	// The codes and tokens issued to this session end with it.
-	ref := s.ref()
 	err = h.store.InTx(r.Context(), func(ctx context.Context) error {
-		if err := h.store.RevokeOAuthBySession(ctx, ref); err != nil {
+		if err := h.store.RevokeOAuthBySession(ctx, s.row.SID); err != nil {
 			return err
 		}
 		return h.store.DeleteSession(ctx, s.raw)

@@ -35,7 +35,8 @@ const (
 // mailTimeout bounds one notice's delivery.
 const mailTimeout = 30 * time.Second
 
-// SecurityNoticeMail is the data of the mail/security-notice templates.
+// SecurityNoticeMail is the data of the mail/security-notice templates: a
+// notice of a change, or an alert about what someone else tried (Lines).
 type SecurityNoticeMail struct {
 	Product     string
 	Environment string
@@ -49,31 +50,49 @@ type SecurityNoticeMail struct {
 	Device     string // "Firefox on Windows"
 	Address    string
 	AccountURL string
+	// Lines, for an alert about what someone else tried, are its
+	// paragraphs (what happened, what it means, what to do); they replace
+	// the advice a notice of a change ends with.
+	Lines []string
 }
 
 // notify sends a security notice to u in the background (the change is
 // already stored; a slow relay must not hold the officer's page). A failure
 // is logged, without the message.
 func (h *Handler) notify(r *http.Request, u *store.User, what, detail string) {
-	if h.mailer == nil {
-		return
-	}
+	h.sendMail(u, "security-notice", what, h.noticeData(r, u, what, detail))
+}
+
+// noticeData is what every security email says: who, what, when, from
+// which browser and address.
+func (h *Handler) noticeData(r *http.Request, u *store.User, what, detail string) SecurityNoticeMail {
 	set := h.settings()
-	data := SecurityNoticeMail{
+	return SecurityNoticeMail{
 		Product:     set.cfg.Journey.DisplayName,
 		Environment: set.cfg.Journey.Environment,
 		Name:        u.Name,
 		Username:    u.Username,
 		What:        what,
 		Detail:      detail,
-		When:        h.now().UTC().Format("2 January 2006 at 15:04 UTC"),
+		When:        h.now().UTC().Format(mailTimeLayout),
 		Device:      describeAgent(r.UserAgent()),
 		Address:     clientAddr(r),
 		AccountURL:  strings.TrimSuffix(set.issuer.String(), "/") + PathAccount,
 	}
-	subject, text, html, err := h.pages.Mail("security-notice", data)
+}
+
+// mailTimeLayout is how a time reads in the emails.
+const mailTimeLayout = "2 January 2006 at 15:04 UTC"
+
+// sendMail renders the mail template page with data and sends it to u in
+// the background.
+func (h *Handler) sendMail(u *store.User, page, what string, data any) {
+	if h.mailer == nil {
+		return
+	}
+	subject, text, html, err := h.pages.Mail(page, data)
 	if err != nil {
-		h.log.Error("cannot render a security notice", "err", err)
+		h.log.Error("cannot render a security email", "mail", page, "err", err)
 		return
 	}
 	to := u.Email
@@ -85,9 +104,51 @@ func (h *Handler) notify(r *http.Request, u *store.User, what, detail string) {
 		ctx, cancel := context.WithTimeout(context.Background(), mailTimeout)
 		defer cancel()
 		if err := h.mailer.Send(ctx, msg); err != nil {
-			h.log.Error("cannot send a security notice", "user", u.ID, "notice", what, "err", err)
+			h.log.Error("cannot send a security email", "user", u.ID, "mail", what, "err", err)
 		}
 	})
+}
+
+// Security alerts: what someone else tried against the account, in plain
+// words, and what to do about it.
+
+type alertKind int
+
+const (
+	// alertLocked: wrong passwords from browsers the account does not know
+	// locked those browsers out of it.
+	alertLocked alertKind = iota
+	// alertFactorGuessed: wrong second factors after a correct password.
+	alertFactorGuessed
+)
+
+// The alerts' subjects.
+const (
+	alertLockedWhat        = "Sign-ins to your account were paused after wrong passwords"
+	alertFactorGuessedWhat = "Someone who knows your password tried to sign in as you"
+)
+
+// alert emails u what the attempts of kind from r's browser mean; until is
+// when the lock they caused ends.
+func (h *Handler) alert(r *http.Request, u *store.User, kind alertKind, until time.Time) {
+	at := until.UTC().Format("15:04 UTC on 2 January 2006")
+	var data SecurityNoticeMail
+	switch kind {
+	case alertLocked:
+		data = h.noticeData(r, u, alertLockedWhat, "")
+		data.Lines = []string{
+			"Someone entered wrong passwords for your account several times, from a browser you have not signed in with before. Sign-ins from browsers you have not used are paused until " + at + ".",
+			"Browsers where you have signed in before, and your passkeys, still work as usual. Their password was not accepted: if this was not you, there is nothing you need to do. If it happens again and again, tell your administrator.",
+		}
+	case alertFactorGuessed:
+		data = h.noticeData(r, u, alertFactorGuessedWhat, "")
+		data.Lines = []string{
+			"Someone entered your correct password, then wrong codes for your second factor, several times. If this was not you, your password is known to someone else.",
+			"Change your password now: sign in on your account page, choose Change password under “How you sign in”, and pick a new password that you use nowhere else. Changing it signs out every other session. If you cannot sign in, ask your administrator to reset your password.",
+			"Until " + at + ", second-factor codes from browsers you have not signed in with before are refused. Your own browsers still work.",
+		}
+	}
+	h.sendMail(u, "security-notice", data.What, data)
 }
 
 // describeAgent turns a User-Agent header into "Firefox on Windows": enough

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lanyard-idp/lanyard/config"
 	"github.com/lanyard-idp/lanyard/provider/store/seal"
 	"github.com/lanyard-idp/lanyard/templates"
 )
@@ -148,9 +147,7 @@ func TestRecoveryCodesFromAnOlderLanyard(t *testing.T) {
 // recovery code at once; it signs in exactly one.
 func TestRecoveryCodeRacing(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, func(c *config.Config) {
-		c.Throttle.MaxAccountFailures, c.Throttle.MaxAddressFailures = 1000, 1000
-	})
+	e := newEnv(t, manyTries)
 	u := e.seedUser(alice, aliceFirst, true)
 	o := firstLogin(t, e, e.browser())
 	e.clock.Advance(time.Minute)

@@ -115,8 +115,8 @@ func TestThrottleSuccessResets(t *testing.T) {
 
 func TestThrottleLockGrows(t *testing.T) {
 	t.Parallel()
-	if got := []time.Duration{lockDuration(15*time.Minute, 0), lockDuration(15*time.Minute, 1), lockDuration(15*time.Minute, 3),
-		lockDuration(15*time.Minute, 40)}; !slices.Equal(got, []time.Duration{15 * time.Minute, 30 * time.Minute, 2 * time.Hour, 24 * time.Hour}) {
+	if got := []time.Duration{lockDuration(15*time.Minute, 24*time.Hour, 0), lockDuration(15*time.Minute, 24*time.Hour, 1), lockDuration(15*time.Minute, 24*time.Hour, 3),
+		lockDuration(15*time.Minute, 24*time.Hour, 40)}; !slices.Equal(got, []time.Duration{15 * time.Minute, 30 * time.Minute, 2 * time.Hour, 24 * time.Hour}) {
 		t.Fatalf("lock durations %v", got)
 	}
 	e := newEnv(t, withoutMFA)
@@ -191,7 +191,7 @@ func TestSessionRotation(t *testing.T) {
 	b := e.browser()
 	r := b.open("/test/authorize")
 	r = b.follow(b.submit(r, map[string]string{"username": alice}))
-	id0, c0 := b.rawSessionID(), b.cookie().Value
+	id0, c0, key := b.rawSessionID(), b.cookie().Value, b.sessionKey()
 	r = b.follow(b.submit(r, map[string]string{"password": alicePw}))
 	mustStep(t, r, StepMFAChallenge)
 	id1, c1 := b.rawSessionID(), b.cookie().Value
@@ -201,8 +201,13 @@ func TestSessionRotation(t *testing.T) {
 	e.clock.Advance(30 * time.Second)
 	d := b.done(b.follow(b.submit(r, map[string]string{"code": codeAt(o.secret, e.clock.Now())})))
 	id2 := b.rawSessionID()
-	if id2 == id1 || !d.SignedIn || d.SessionID != store.SessionRef(id2) {
+	if id2 == id1 || !d.SignedIn {
 		t.Fatal("session id not rotated after the second factor")
+	}
+	// The session's stable key (the sid its tokens are bound to) is the one
+	// it had before either rotation.
+	if d.SessionID != key || key == "" {
+		t.Fatalf("the session's key changed with its id: %q, was %q", d.SessionID, key)
 	}
 	// The old cookies are dead: anonymous.
 	for _, old := range []string{c0, c1} {
@@ -312,15 +317,16 @@ func TestSecurityHeaders(t *testing.T) {
 	}
 }
 
-func TestProductionCookie(t *testing.T) {
-	t.Parallel()
+// productionHandler is the journey outside dev, on a TLS test server.
+func productionHandler(t *testing.T) (*Handler, *httptest.Server) {
+	t.Helper()
 	st, err := store.Open(t.Context(), t.TempDir()+"/l.db", store.OpenOptions{AuditKey: seal.NewKey()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
 	srv := httptest.NewTLSServer(nil)
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	cfg := &config.Config{Issuer: srv.URL, Documents: []config.Document{
 		{ID: "privacy", Title: "Privacy policy", Version: "1"}, {ID: "terms", Title: "Terms of use", Version: "1"}}}
 	cfg.ApplyDefaults()
@@ -333,6 +339,12 @@ func TestProductionCookie(t *testing.T) {
 	mux := http.NewServeMux()
 	h.Mount(mux)
 	srv.Config.Handler = mux
+	return h, srv
+}
+
+func TestProductionCookie(t *testing.T) {
+	t.Parallel()
+	h, srv := productionHandler(t)
 	c := srv.Client()
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	res, err := c.PostForm(srv.URL+PathSignIn, url.Values{"username": {alice}})

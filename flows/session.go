@@ -93,8 +93,11 @@ type session struct {
 	j   journey
 }
 
-// ref is the session's public reference (the hex SHA-256 of its id): what
-// the store keys it by and what tokens are bound to.
+// ref is the reference of the session's current id (the hex SHA-256 of
+// it): what the store keys the row by and the account page names sessions
+// by. It changes with every rotation; what must outlive one — the tokens
+// issued in the session, the sid claim — is bound to s.row.SID, the
+// session's stable key.
 func (s *session) ref() string { return store.SessionRef(s.raw) }
 
 func (s *session) markDone(step string) {
@@ -204,7 +207,9 @@ func loadCookieKeys(ctx context.Context, st *store.Store, box *seal.Box) (cookie
 	return k, nil
 }
 
-func newCookieCodec(k cookieKeys, dev bool, maxAge time.Duration) *cookieCodec {
+// newCookieCodec makes the codec of the cookie base ("lanyard"), named
+// __Host-base outside dev.
+func newCookieCodec(k cookieKeys, base string, dev bool, maxAge time.Duration) *cookieCodec {
 	cs := sessions.NewCookieStore(k.Hash, k.Block)
 	cs.Options = &sessions.Options{
 		Path:     "/",
@@ -214,10 +219,10 @@ func newCookieCodec(k cookieKeys, dev bool, maxAge time.Duration) *cookieCodec {
 	}
 	// The cookie outlives neither the absolute timeout nor the server-side row.
 	cs.MaxAge(int(maxAge / time.Second))
-	name := "__Host-lanyard"
+	name := "__Host-" + base
 	if dev {
 		// __Host- cookies must be Secure, which plain-http development cannot send.
-		name = "lanyard"
+		name = base
 	}
 	return &cookieCodec{name: name, store: cs}
 }

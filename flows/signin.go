@@ -93,11 +93,11 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request, f *flow) 
 	if errors.Is(err, store.ErrNotFound) {
 		u = nil
 	}
-	account, ev := username, event{Username: username, Detail: map[string]any{"factor": "password"}}
+	ev := event{Username: username, Detail: map[string]any{"factor": "password"}}
 	if u != nil {
-		account, ev.UserID = u.ID, u.ID
+		ev.UserID = u.ID
 	}
-	k := keysFor(r, account)
+	k := h.passwordKeys(r, username, u)
 
 	until, err := h.lockedUntil(ctx, k)
 	if err != nil {
@@ -105,7 +105,9 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request, f *flow) 
 	}
 	if !until.IsZero() {
 		// Locked, even for the right password; it reads like a wrong one.
-		password.VerifyDummy(pw)
+		if err := password.VerifyDummy(pw); err != nil {
+			return err // busy: 503, nothing counted
+		}
 		ev.Name, ev.Detail["reason"] = evSigninFailure, store.ReasonLocked
 		h.auditFailure(ctx, r, s, k, ev)
 		return refuse(msgSignInFailed)
@@ -113,10 +115,15 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request, f *flow) 
 
 	ok := false
 	if u == nil {
-		password.VerifyDummy(pw)
+		if err := password.VerifyDummy(pw); err != nil {
+			return err // busy: 503, nothing counted
+		}
 		ev.Detail["reason"] = store.ReasonUnknownUser
 	} else {
 		ok, err = password.Verify(u.PasswordHash, pw)
+		if errors.Is(err, password.ErrBusy) {
+			return err
+		}
 		if err != nil {
 			h.log.Error("stored password hash is unreadable", "user", u.ID, "err", err)
 			ok = false
@@ -133,12 +140,13 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request, f *flow) 
 		return refuse(msgSignInFailed)
 	}
 	now := h.now().UTC()
-	if u.PasswordInitial && !u.InviteExpiresAt.IsZero() && !now.Before(u.InviteExpiresAt) {
+	if h.initialExpired(u) {
 		ev.Name, ev.Detail["reason"] = evSigninFailure, store.ReasonInvitationExpired
 		h.auditLog(ctx, r, s, ev)
 		return refuse(msgInviteExpired)
 	}
-	h.succeeded(ctx, k)
+	// A correct password clears no counter: only a whole sign-in does
+	// (complete), or "correct password, wrong codes" could go on for ever.
 
 	s.newSignIn(u, now)
 	err = h.commitRotated(w, r, s, func(ctx context.Context) error {

@@ -35,6 +35,7 @@ func newPasskeyEnv(t *testing.T, tweak ...func(*config.Config)) *env {
 // manyTries keeps the throttle out of the way of tests that fail on purpose.
 func manyTries(c *config.Config) {
 	c.Throttle.MaxAccountFailures, c.Throttle.MaxAddressFailures = 1000, 1000
+	c.Throttle.MaxSecondFactorFailures, c.Throttle.SecondFactorDailyCap = 1000, 1000
 }
 
 func (e *env) authenticator() *softauthn.Authenticator { return softauthn.New(e.cfg.Issuer) }
@@ -163,6 +164,19 @@ func firstLoginPasskey(t *testing.T, e *env, b *browser, username, pw string, a 
 	o.done = b.done(r)
 	o.user = e.user("u-" + strings.NewReplacer("@", "-", ".", "-").Replace(username))
 	return o
+}
+
+// syncedPasskeyOfficer onboards alice with a synced passkey (which reports
+// no sign counter) and returns her and the authenticator.
+func syncedPasskeyOfficer(t *testing.T, e *env) (onboarded, *softauthn.Authenticator) {
+	t.Helper()
+	e.seedUser(alice, aliceFirst, true)
+	a := e.authenticator()
+	a.Synced = true
+	o := firstLoginPasskey(t, e, e.browser(), alice, aliceFirst, a)
+	zero := uint32(0)
+	a.Counter = &zero
+	return o, a
 }
 
 // renewed is the password firstLoginPasskey chose.

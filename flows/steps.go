@@ -62,8 +62,8 @@ func (h *Handler) postChangePassword(w http.ResponseWriter, r *http.Request, f *
 
 // passwordChange checks a form that changes the password, the journey's
 // change-password step's or the account page's: both boxes filled, the
-// current password right (counted like any guess; a right one resets the
-// account's count), the new one within the policy and typed twice alike.
+// current password right (counted like any guess), the new one within the
+// policy and typed twice alike.
 // What is wrong goes into p with the status to answer it with; otherwise
 // status is 0 and hash is the new password's.
 func (h *Handler) passwordChange(r *http.Request, f *flow, p *page) (hash string, status int, err error) {
@@ -79,7 +79,7 @@ func (h *Handler) passwordChange(r *http.Request, f *flow, p *page) (hash string
 	if len(p.Errors) > 0 {
 		return "", http.StatusBadRequest, nil
 	}
-	k := keysFor(r, u.ID)
+	k := h.passwordKeys(r, u.Username, u)
 	if l, err := h.locked(ctx, k); err != nil || l {
 		if err != nil {
 			return "", 0, err
@@ -88,6 +88,9 @@ func (h *Handler) passwordChange(r *http.Request, f *flow, p *page) (hash string
 		return "", http.StatusTooManyRequests, nil
 	}
 	ok, err := password.Verify(u.PasswordHash, cur)
+	if errors.Is(err, password.ErrBusy) {
+		return "", 0, err // busy: 503, nothing counted
+	}
 	if err != nil {
 		h.log.Error("stored password hash is unreadable", "user", u.ID, "err", err)
 	}
@@ -99,7 +102,6 @@ func (h *Handler) passwordChange(r *http.Request, f *flow, p *page) (hash string
 		p.fail("current_password", msgCurrentWrong)
 		return "", http.StatusUnprocessableEntity, nil
 	}
-	h.succeeded(ctx, k)
 	// In the journey the current password is the initial one, which the
 	// policy refuses as the new one.
 	if err := f.set.policy.Check(next, u.Username, cur); err != nil {

@@ -4,41 +4,140 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
 
-// Throttling of guesses: every wrong password, enrolment code, TOTP code and
-// recovery code counts against the account and against the client address,
-// in the store (atomic and shared by every node). Enough failures lock the
-// key for a while — longer with each lock, never for good — and a locked
-// account answers exactly like a wrong password, so a lock reveals nothing.
+// Throttling of guesses. Every failed password, code and passkey ceremony
+// is counted in the store (atomic, shared by every node) against the client
+// address and against the account, and enough failures lock a key for a
+// while; a locked attempt answers exactly like a wrong one, so a lock
+// reveals nothing. Which account counter an attempt meets depends on the
+// browser and on what was tried:
+//
+//   - A browser known to the account (it carries the account's device
+//     cookie, device.go) meets only its own counter, "dev:<nonce>": failures
+//     from elsewhere never lock the officer's own browser.
+//   - From any other browser, a password meets "acct:<user id>" (or the
+//     username typed, for an account that does not exist, which locks the
+//     same way), and the address, "addr:<address>" (an IPv6 client's
+//     throttle.ipv6_prefix network).
+//   - From any other browser, a second factor — an authenticator or recovery
+//     code, a passkey — meets "mfa:<user id>", whose failures a correct
+//     password never resets, the daily cap "mfaday:<user id>", and the
+//     address. When such failures after a correct password lock it, the
+//     officer is emailed: their password is probably known to someone else.
+//     A passkey cannot be guessed: no password lock ever refuses it, and a
+//     passwordless attempt whose credential names no account is charged to
+//     the address alone.
+//
+// The account's counters are cleared only when a whole sign-in succeeds
+// (complete), never by a correct password alone; the daily cap is cleared
+// by time or an administrator's unlock. Locks last throttle.lock_for,
+// doubling with each further lock up to throttle.max_lock_for, and each
+// quiet throttle.lock_decay since the last one forgives a doubling.
 
-// maxLockFor caps the growing lock time: nobody is locked out for good.
-const maxLockFor = 24 * time.Hour
+// guess is what an attempt tried.
+type guess int
 
-// throttleKeys are the two counters an attempt is charged to.
-type throttleKeys struct{ acct, addr string }
+const (
+	// guessPassword: a password (sign-in, the current password, confirming
+	// it is you without a second factor) or a code confirming a new
+	// authenticator app.
+	guessPassword guess = iota
+	// guessFactor: a second factor — an authenticator or recovery code, a
+	// passkey or security key (the approval app belongs here too).
+	guessFactor
+)
 
-// keysFor names the counters. account is the user id when the user exists,
-// else the canonical username typed, so unknown accounts lock the same way.
-func keysFor(r *http.Request, account string) throttleKeys {
-	return throttleKeys{acct: "acct:" + account, addr: "addr:" + clientAddr(r)}
+// throttleKeys are the counters an attempt is checked against and charged
+// to ("" where one does not apply).
+type throttleKeys struct {
+	kind guess
+	user *store.User // nil: no account, or not known yet
+	// device is the browser's own counter for the account when it is known
+	// to it; acct and day do not apply then.
+	device string
+	acct   string // "acct:…" for passwords, "mfa:…" for second factors
+	day    string // second factors: "mfaday:…"
+	addr   string
 }
 
-// accountKeys are every key keysFor may have charged an account's failures
-// to: its user id, and its username from before the account existed.
-func accountKeys(u *store.User) []string {
-	return []string{"acct:" + u.ID, "acct:" + u.Username}
+// Key prefixes.
+const (
+	keyAccount      = "acct:"
+	keyFactor       = "mfa:"
+	keyFactorPerDay = "mfaday:"
+	keyDevice       = "dev:"
+	keyAddress      = "addr:"
+)
+
+// passwordKeys are the counters of a password typed for the account
+// username; u is that account, nil when there is none.
+func (h *Handler) passwordKeys(r *http.Request, username string, u *store.User) throttleKeys {
+	k := throttleKeys{kind: guessPassword, user: u, addr: h.addressKey(r), acct: keyAccount + username}
+	if u != nil {
+		k.acct = keyAccount + u.ID
+		k.device = h.knownDevice(r, u.ID)
+	}
+	return k
 }
 
-// lockedUntil returns when the later of the two locks ends, or the zero time
-// when neither key is locked now.
+// factorKeys are the counters of a second factor of u; u is nil for a
+// passwordless attempt whose credential names no account, which only the
+// address is charged with.
+func (h *Handler) factorKeys(r *http.Request, u *store.User) throttleKeys {
+	k := throttleKeys{kind: guessFactor, user: u, addr: h.addressKey(r)}
+	if u != nil {
+		k.acct, k.day = keyFactor+u.ID, keyFactorPerDay+u.ID
+		k.device = h.knownDevice(r, u.ID)
+	}
+	return k
+}
+
+// addressKey counts an IPv4 client by its address and an IPv6 client by its
+// throttle.ipv6_prefix network: one customer's /64 is one client, however
+// many addresses it takes from it.
+func (h *Handler) addressKey(r *http.Request) string {
+	addr := clientAddr(r)
+	ip, err := netip.ParseAddr(addr)
+	if err != nil || !ip.Is6() || ip.Is4In6() {
+		return keyAddress + addr
+	}
+	p, err := ip.WithZone("").Prefix(h.settings().cfg.Throttle.IPv6Prefix)
+	if err != nil {
+		return keyAddress + addr
+	}
+	return keyAddress + p.String()
+}
+
+// checked is the list of keys whose lock refuses the attempt.
+func (k throttleKeys) checked() []string {
+	if k.device != "" {
+		return []string{k.device}
+	}
+	return nonEmpty(k.acct, k.addr)
+}
+
+func nonEmpty(keys ...string) []string {
+	out := keys[:0:0]
+	for _, key := range keys {
+		if key != "" {
+			out = append(out, key)
+		}
+	}
+	return out
+}
+
+// lockedUntil returns when the latest lock that refuses the attempt ends,
+// or the zero time when it may go ahead. A second factor from a browser the
+// account does not know is also refused once the day's cap is reached.
 func (h *Handler) lockedUntil(ctx context.Context, k throttleKeys) (time.Time, error) {
 	now := h.now().UTC()
 	var until time.Time
-	for _, key := range []string{k.acct, k.addr} {
+	for _, key := range k.checked() {
 		t, err := h.store.GetThrottle(ctx, key)
 		if err != nil {
 			return time.Time{}, fmt.Errorf("read throttle: %w", err)
@@ -47,81 +146,192 @@ func (h *Handler) lockedUntil(ctx context.Context, k throttleKeys) (time.Time, e
 			until = t.LockedUntil
 		}
 	}
+	if k.device == "" && k.day != "" {
+		t, err := h.store.GetThrottle(ctx, k.day)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("read throttle: %w", err)
+		}
+		if end := t.WindowStart.Add(24 * time.Hour); t.Failures >= h.settings().cfg.Throttle.SecondFactorDailyCap && end.After(now) && end.After(until) {
+			until = end
+		}
+	}
 	return until, nil
 }
 
-// failed charges a failed attempt to both counters, locks a counter that
-// reached its limit, audits the failure and then waits a little longer with
-// each failure, which slows a guesser without hurting a typo.
+// locked refuses an attempt while a lock applies to it.
+func (h *Handler) locked(ctx context.Context, k throttleKeys) (bool, error) {
+	until, err := h.lockedUntil(ctx, k)
+	return !until.IsZero(), err
+}
+
+// failed charges a failed attempt to its counters, locks those that reached
+// their limit (telling the officer when the lock is on their account),
+// audits the failure and then waits a little longer with each failure,
+// which slows a guesser without hurting a typo.
 func (h *Handler) failed(ctx context.Context, r *http.Request, s *session, k throttleKeys, e event) error {
 	set := h.settings()
+	t := set.cfg.Throttle
 	now := h.now().UTC()
-	window := set.cfg.Throttle.Window.D()
-	acct, err := h.store.RecordFailure(ctx, k.acct, now, window)
-	if err != nil {
-		return fmt.Errorf("record failure: %w", err)
+	type charge struct {
+		key   string
+		limit int
 	}
-	addr, err := h.store.RecordFailure(ctx, k.addr, now, window)
-	if err != nil {
-		return fmt.Errorf("record failure: %w", err)
+	var charges []charge
+	switch {
+	case k.device != "":
+		charges = []charge{{k.device, t.MaxAccountFailures}}
+	case k.kind == guessPassword:
+		charges = []charge{{k.acct, t.MaxAccountFailures}}
+	case k.acct != "":
+		charges = []charge{{k.acct, t.MaxSecondFactorFailures}}
 	}
+	charges = append(charges, charge{k.addr, t.MaxAddressFailures})
 	if e.Detail == nil {
 		e.Detail = map[string]any{}
 	}
 	e.Name = evSigninFailure
-	e.Detail["failures"] = acct.Failures
+	var slowest int
+	counts := make([]store.Throttle, len(charges))
+	for i, c := range charges {
+		th, err := h.store.RecordFailure(ctx, c.key, now, t.Window.D())
+		if err != nil {
+			return fmt.Errorf("record failure: %w", err)
+		}
+		counts[i] = th
+		if i == 0 {
+			e.Detail["failures"] = th.Failures
+			slowest = th.Failures
+		}
+	}
 	h.auditFailure(ctx, r, s, k, e)
-	if err := h.maybeLock(ctx, r, s, k.acct, acct, set.cfg.Throttle.MaxAccountFailures, e); err != nil {
-		return err
+	var guessedUntil time.Time
+	for i, c := range charges {
+		until, err := h.maybeLock(ctx, r, s, c.key, counts[i], c.limit, e)
+		switch {
+		case err != nil:
+			return err
+		case until.IsZero() || c.key != k.acct:
+		case k.kind == guessPassword && k.user != nil:
+			h.alert(r, k.user, alertLocked, until)
+		case k.kind == guessFactor:
+			guessedUntil = until
+		}
 	}
-	if err := h.maybeLock(ctx, r, s, k.addr, addr, set.cfg.Throttle.MaxAddressFailures, e); err != nil {
-		return err
+	if k.device == "" && k.day != "" {
+		day, err := h.store.RecordFailure(ctx, k.day, now, 24*time.Hour)
+		if err != nil {
+			return fmt.Errorf("record failure: %w", err)
+		}
+		if end := day.WindowStart.Add(24 * time.Hour); day.Failures == t.SecondFactorDailyCap && end.After(guessedUntil) {
+			guessedUntil = end
+		}
 	}
-	if d := h.delay(acct.Failures); d > 0 {
+	if !guessedUntil.IsZero() {
+		h.factorGuessed(ctx, r, s, k, guessedUntil)
+	}
+	if d := h.delay(slowest); d > 0 {
 		h.sleep(ctx, d)
 	}
 	return nil
 }
 
-func (h *Handler) maybeLock(ctx context.Context, r *http.Request, s *session, key string, t store.Throttle, limit int, e event) error {
+// maybeLock locks key when its failures reached the limit, and returns
+// until when (zero when it did not lock).
+func (h *Handler) maybeLock(ctx context.Context, r *http.Request, s *session, key string, t store.Throttle, limit int, e event) (time.Time, error) {
 	now := h.now().UTC()
 	// Racing failures may all see the limit reached; one lock is enough.
 	if t.Failures < limit || t.LockedUntil.After(now) {
-		return nil
+		return time.Time{}, nil
 	}
-	d := lockDuration(h.settings().cfg.Throttle.LockFor.D(), t.Locks)
-	if err := h.store.Lock(ctx, key, now.Add(d)); err != nil {
-		return fmt.Errorf("lock %s: %w", key[:4], err)
+	locks := h.earlierLocks(t, now) + 1
+	until := now.Add(h.lockDuration(locks - 1))
+	if err := h.store.Lock(ctx, key, until, locks); err != nil {
+		return time.Time{}, fmt.Errorf("lock %s: %w", keyKind(key), err)
 	}
+	d := until.Sub(now)
 	h.log.Warn("too many failures: locked", "key", keyKind(key), "for", d.String())
 	h.auditLog(ctx, r, s, event{Name: evLock, UserID: e.UserID, Username: e.Username,
 		Detail: map[string]any{"key": keyKind(key), "seconds": int(d / time.Second)}})
-	return nil
+	return until, nil
+}
+
+// factorGuessed is second-factor failures piling up from browsers the
+// account does not know, up to a lock or the daily cap. It is audited; after
+// a correct password the officer is also told that their password is
+// probably known to someone else (a passwordless attempt proved no
+// password).
+func (h *Handler) factorGuessed(ctx context.Context, r *http.Request, s *session, k throttleKeys, until time.Time) {
+	afterPassword := s != nil && s.row.UserID == k.user.ID && s.j.PasswordVerified && !s.j.Passwordless
+	h.auditLog(ctx, r, s, event{Name: evFactorGuessing, UserID: k.user.ID, Username: k.user.Username,
+		Detail: map[string]any{"after_password": afterPassword, "until": until.UTC().Format(time.RFC3339)}})
+	if afterPassword {
+		h.alert(r, k.user, alertFactorGuessed, until)
+	}
+}
+
+// earlierLocks is how many earlier locks of the key still count: each quiet
+// throttle.lock_decay since the last lock ended forgives one.
+func (h *Handler) earlierLocks(t store.Throttle, now time.Time) int {
+	n := t.Locks
+	if n > 0 && !t.LockedUntil.IsZero() {
+		if quiet := now.Sub(t.LockedUntil); quiet > 0 {
+			n -= int(quiet / h.settings().cfg.Throttle.LockDecay.D())
+		}
+	}
+	return max(n, 0)
+}
+
+// lockDuration doubles throttle.lock_for with every earlier lock, up to
+// throttle.max_lock_for.
+func (h *Handler) lockDuration(earlierLocks int) time.Duration {
+	t := h.settings().cfg.Throttle
+	return lockDuration(t.LockFor.D(), t.MaxLockFor.D(), earlierLocks)
+}
+
+func lockDuration(base, most time.Duration, earlierLocks int) time.Duration {
+	d := base
+	for i := 0; i < earlierLocks && d < most; i++ {
+		d *= 2
+	}
+	return min(d, most)
 }
 
 // keyKind is what a log line may say about a throttle key: its kind, not the
 // address or account.
 func keyKind(key string) string {
-	if len(key) >= 4 {
-		return key[:4]
+	for _, p := range []string{keyAccount, keyFactorPerDay, keyFactor, keyDevice, keyAddress} {
+		if len(key) >= len(p) && key[:len(p)] == p {
+			return p[:len(p)-1]
+		}
 	}
-	return key
+	return "other"
 }
 
-// lockDuration doubles the base lock time with every earlier lock.
-func lockDuration(base time.Duration, earlierLocks int) time.Duration {
-	d := base
-	for i := 0; i < earlierLocks && d < maxLockFor; i++ {
-		d *= 2
+// complete is a whole sign-in of u succeeding in this browser: the failures
+// it was counted against are forgotten — its own when it is known to the
+// account, else the account's counters for unknown browsers (the daily cap
+// of second factors stays) — and the browser becomes known to the account
+// for throttle.device_cookie_for.
+func (h *Handler) complete(ctx context.Context, w http.ResponseWriter, r *http.Request, u *store.User) {
+	keys := []string{keyAccount + u.ID, keyAccount + u.Username, keyFactor + u.ID}
+	if dev := h.knownDevice(r, u.ID); dev != "" {
+		keys = []string{dev}
 	}
-	return min(d, maxLockFor)
+	for _, key := range keys {
+		if err := h.store.ResetThrottle(ctx, key); err != nil {
+			h.log.Warn("cannot reset throttle", "key", keyKind(key), "err", err)
+		}
+	}
+	if err := h.rememberDevice(w, r, u.ID); err != nil {
+		h.log.Warn("cannot write the device cookie", "err", err)
+	}
 }
 
-// succeeded forgets the account's failures after a correct answer.
-func (h *Handler) succeeded(ctx context.Context, k throttleKeys) {
-	if err := h.store.ResetThrottle(ctx, k.acct); err != nil {
-		h.log.Warn("cannot reset throttle", "err", err)
-	}
+// accountKeys are every key an account's failures may be charged to but a
+// browser's own: its user id, its username from before the account existed,
+// and its second-factor counters.
+func accountKeys(u *store.User) []string {
+	return []string{keyAccount + u.ID, keyAccount + u.Username, keyFactor + u.ID, keyFactorPerDay + u.ID}
 }
 
 // defaultDelay is min(2^(n-3) s, 5 s) from the fourth failure on.

@@ -3,8 +3,11 @@ package flows
 import (
 	"errors"
 	"net/http"
+	"strconv"
+	"time"
 	"unicode/utf8"
 
+	"github.com/lanyard-idp/lanyard/flows/password"
 	"github.com/lanyard-idp/lanyard/provider/authn"
 	"github.com/lanyard-idp/lanyard/templates"
 )
@@ -34,6 +37,8 @@ type pageError = templates.Error
 
 var errFormTooLarge = templates.ErrTooLarge
 
+const msgBusy = "Lanyard is very busy right now and could not check your password. Wait a few seconds, then go back and try again."
+
 func (h *Handler) adapt(fn handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := fn(w, r); err != nil {
@@ -46,6 +51,12 @@ func (h *Handler) adapt(fn handlerFunc) http.Handler {
 // page of Lanyard shares (templates.ServeError): the officer gets a plain
 // sentence, the log gets the cause, nobody gets a stack trace.
 func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, password.ErrBusy) {
+		// The argon2id pool is full (flows/password): nothing was checked or
+		// counted; the officer sends the same form again after a moment.
+		w.Header().Set("Retry-After", strconv.Itoa(int(password.RetryAfter()/time.Second)))
+		err = &pageError{Status: http.StatusServiceUnavailable, Message: msgBusy, Cause: err}
+	}
 	h.pages.ServeError(w, r, h.log, h.base(""), err)
 }
 

@@ -255,12 +255,6 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, s *session, k thr
 	return writeJSON(w, rf.status, jsonAnswer{Error: rf.msg})
 }
 
-// locked refuses an attempt while the account or the address is locked.
-func (h *Handler) locked(ctx context.Context, k throttleKeys) (bool, error) {
-	until, err := h.lockedUntil(ctx, k)
-	return !until.IsZero(), err
-}
-
 // cloneWarning audits an assertion whose sign count went backwards: the
 // key may have been copied, and the passkey package refused it.
 func (h *Handler) cloneWarning(ctx context.Context, r *http.Request, s *session, u *store.User, err error) {
@@ -334,7 +328,12 @@ type ceremonyAnswer struct {
 // means it has answered the request itself.
 func (h *Handler) readAnswer(w http.ResponseWriter, r *http.Request, f *flow, ceremony string) (*ceremonyAnswer, error) {
 	s, u := f.s, f.user
-	k := keysFor(r, u.ID)
+	// An assertion proves a factor; a failed registration guesses nothing
+	// and counts like a mistyped password.
+	k := h.factorKeys(r, u)
+	if ceremony == ceremonyEnrol || ceremony == ceremonyAdd {
+		k = h.passwordKeys(r, u.Username, u)
+	}
 	if l, err := h.locked(r.Context(), k); err != nil || l {
 		if err != nil {
 			return nil, err
@@ -422,7 +421,6 @@ func (h *Handler) commitCeremony(w http.ResponseWriter, r *http.Request, s *sess
 	if err != nil {
 		return false, err
 	}
-	h.succeeded(r.Context(), ans.k)
 	return true, nil
 }
 
@@ -500,18 +498,18 @@ func (h *Handler) postPasskeySignInOptions(w http.ResponseWriter, r *http.Reques
 	return h.begin(w, r, s, ceremonySignIn, "", c, options)
 }
 
-// keyUnknownPasskey is the account counter of passwordless attempts whose
-// user is not known: the address counter is the one that matters then.
-const keyUnknownPasskey = "passkey:unknown"
-
 // postPasskeySignIn finishes a passwordless sign-in. The user is the owner
 // of the user handle the authenticator returned, and the credential must be
 // theirs; with user verification it stands for both factors, and the
-// dispatcher takes over as after a password.
+// dispatcher takes over as after a password. Until the credential names an
+// account, a failure is charged to the client address alone: junk sent to
+// this endpoint locks no officer out. A passkey is never refused by a
+// password lock; once it names an account, that account's second-factor
+// lock applies (or, in a browser the account knows, the browser's own).
 func (h *Handler) postPasskeySignIn(w http.ResponseWriter, r *http.Request, f *flow) error {
 	s, rp := f.s, f.set.wa
 	ctx := r.Context()
-	k := keysFor(r, keyUnknownPasskey)
+	k := h.factorKeys(r, nil)
 	if s == nil {
 		// No session, so no challenge: a replay from a closed browser, or a
 		// forged request. Count it against the address.
@@ -547,7 +545,7 @@ func (h *Handler) postPasskeySignIn(w http.ResponseWriter, r *http.Request, f *f
 		if owner, err = h.webAuthnUser(ctx, u, false); err != nil {
 			return err
 		}
-		k = keysFor(r, u.ID)
+		k = h.factorKeys(r, u)
 		ev.UserID, ev.Username = u.ID, u.Username
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
@@ -575,6 +573,17 @@ func (h *Handler) postPasskeySignIn(w http.ResponseWriter, r *http.Request, f *f
 		}
 		return h.fail(w, r, s, k, ev, rf)
 	}
+	if h.initialExpired(u) {
+		// A passkey enrolled in a journey never finished does not outlive
+		// the invitation: said, as after the right initial password, only
+		// to whoever holds it.
+		if err := h.commitRotated(w, r, s, nil); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		ev.Name, ev.Detail["factor"], ev.Detail["reason"] = evSigninFailure, methodWebAuthn, store.ReasonInvitationExpired
+		h.auditLog(ctx, r, s, ev)
+		return writeJSON(w, http.StatusForbidden, jsonAnswer{Error: msgInviteExpired})
+	}
 
 	// A new sign-in, as after a password, in which the passkey stands for
 	// both factors.
@@ -597,7 +606,6 @@ func (h *Handler) postPasskeySignIn(w http.ResponseWriter, r *http.Request, f *f
 	if err != nil {
 		return err
 	}
-	h.succeeded(ctx, k)
 	return writeJSON(w, http.StatusOK, jsonAnswer{Redirect: PathNext})
 }
 

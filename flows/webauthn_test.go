@@ -203,12 +203,7 @@ func TestPasskeySecondFactor(t *testing.T) {
 func TestPasskeyPasswordless(t *testing.T) {
 	t.Parallel()
 	e := newPasskeyEnv(t)
-	e.seedUser(alice, aliceFirst, true)
-	a := e.authenticator()
-	a.Synced = true
-	o := firstLoginPasskey(t, e, e.browser(), alice, aliceFirst, a)
-	zero := uint32(0)
-	a.Counter = &zero
+	o, a := syncedPasskeyOfficer(t, e)
 
 	// A new version of the terms: passwordless sign-in still goes through it.
 	cfg := *e.cfg
@@ -329,7 +324,7 @@ func TestPasskeyChallengeRejections(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := e.passkeys(u.ID)[0]
-			failures := e.failures("acct:" + u.ID)
+			failures := e.failures("mfa:" + u.ID)
 			addr := e.failures("addr:127.0.0.1")
 			opts := b.options(PathPasskeyChallenge)
 			saved := *a
@@ -355,8 +350,8 @@ func TestPasskeyChallengeRejections(t *testing.T) {
 			if after.SignCount != before.SignCount || !after.LastUsedAt.Equal(before.LastUsedAt) {
 				t.Errorf("the credential changed: %d→%d", before.SignCount, after.SignCount)
 			}
-			if got := e.failures("acct:" + u.ID); got != failures+1 {
-				t.Errorf("account failures %d → %d", failures, got)
+			if got := e.failures("mfa:" + u.ID); got != failures+1 {
+				t.Errorf("second-factor failures %d → %d", failures, got)
 			}
 			if got := e.failures("addr:127.0.0.1"); got != addr+1 {
 				t.Errorf("address failures %d → %d", addr, got)
@@ -382,14 +377,14 @@ func TestPasskeyChallengeRejections(t *testing.T) {
 	}
 
 	t.Run("oversized", func(t *testing.T) {
-		failures := e.failures("acct:" + u.ID)
+		failures := e.failures("mfa:" + u.ID)
 		b.options(PathPasskeyChallenge)
 		big := []byte(`{"credential":"` + strings.Repeat("A", 70<<10) + `"}`)
 		res := b.postJSON(PathPasskeyChallenge, big)
 		if ans := res.answer(t); res.status != http.StatusRequestEntityTooLarge || ans.Error == "" {
 			t.Fatalf("oversized: %d %+v", res.status, ans)
 		}
-		if got := e.failures("acct:" + u.ID); got != failures+1 {
+		if got := e.failures("mfa:" + u.ID); got != failures+1 {
 			t.Errorf("oversized not counted: %d → %d", failures, got)
 		}
 	})
@@ -514,17 +509,17 @@ func TestPasskeyPasswordlessRejections(t *testing.T) {
 			a.UV = false
 			defer func() { a.UV = true }()
 			return a.Get(opts, aliceCred)
-		}, msgPasskeyNoUV, "user verification", "acct:" + o.user.ID},
+		}, msgPasskeyNoUV, "user verification", "mfa:" + o.user.ID},
 		{"another user's credential under this handle", func(opts []byte) ([]byte, error) {
 			a.UserHandle = aliceCred.UserHandle
 			defer func() { a.UserHandle = nil }()
 			return a.Get(opts, bobCred)
-		}, msgPasskeyFailed, "assertion refused", "acct:" + o.user.ID},
+		}, msgPasskeyFailed, "assertion refused", "mfa:" + o.user.ID},
 		{"unknown user handle", func(opts []byte) ([]byte, error) {
 			a.UserHandle = []byte("nobody-has-this-handle")
 			defer func() { a.UserHandle = nil }()
 			return a.Get(opts, aliceCred)
-		}, msgPasskeyFailed, "unknown user handle", "acct:" + keyUnknownPasskey},
+		}, msgPasskeyFailed, "unknown user handle", "addr:127.0.0.1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			failures := e.failures(tc.account)

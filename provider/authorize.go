@@ -437,7 +437,7 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 	// told (back-channel logout), in the same transaction as the code.
 	if b.SessionID != "" {
 		if err := p.store.RecordSessionClient(txCtx, &store.SessionClient{
-			SessionRef: b.SessionID, ClientID: c.id, Subject: user.ID, CreatedAt: p.now(),
+			SID: b.SessionID, ClientID: c.id, Subject: user.ID, CreatedAt: p.now(),
 		}); err != nil {
 			_ = p.storage.Rollback(txCtx)
 			p.log.Error("record the session's client", "err", err)

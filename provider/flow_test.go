@@ -709,6 +709,57 @@ func TestDisabledUser(t *testing.T) {
 	}
 }
 
+// TestNoTokenWhileStepPending: while the journey has a step for the officer
+// (a new policy version, a second factor or a password to set), neither a
+// refresh nor a code issued before answers with tokens; once the step is
+// done, the refresh works again and its ID token says what is current.
+func TestNoTokenWhileStepPending(t *testing.T) {
+	e := newEnv(t)
+	r := e.newRP(webappID, webappSecret, webappRedir)
+	b := e.newBrowser()
+	e.journey.setNext(alice())
+	policies := oauth2.SetAuthURLParam("claims", `{"id_token":{"lanyard_policies":null}}`)
+	tok, _ := r.exchange(r.authorize(b, policies))
+	run := r.authorize(b) // a code, redeemed only after the step appears
+
+	for _, step := range []string{"terms", "mfa-enrol", "change-password"} {
+		e.journey.setPending(aliceID, step)
+		_, err := r.oauth.TokenSource(r.ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+		if err == nil || !strings.Contains(err.Error(), "invalid_grant") {
+			t.Fatalf("refresh with %s pending: %v, want invalid_grant", step, err)
+		}
+	}
+	if _, err := r.oauth.Exchange(r.ctx, run.callback.Query().Get("code"), oauth2.VerifierOption(run.verifier)); err == nil ||
+		!strings.Contains(err.Error(), "invalid_grant") {
+		t.Fatalf("code exchange with a step pending: %v, want invalid_grant", err)
+	}
+
+	// The officer accepts the new terms at a sign-in: the refresh token
+	// (refused, not revoked) works again, with the version now accepted.
+	if err := e.st.Accept(context.Background(), store.Acceptance{UserID: aliceID, Document: "terms", Version: "2026-02", AcceptedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	e.journey.setPending(aliceID, "")
+	fresh, err := r.oauth.TokenSource(r.ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	if err != nil {
+		t.Fatalf("refresh once nothing is pending: %v", err)
+	}
+	raw, _ := fresh.Extra("id_token").(string)
+	idt, err := r.verifier.Verify(r.ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Policies map[string]string `json:"lanyard_policies"`
+	}
+	if err := idt.Claims(&c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Policies["terms"] != "2026-02" {
+		t.Errorf("the refreshed ID token states terms %q", c.Policies["terms"])
+	}
+}
+
 func TestUserinfoBadToken(t *testing.T) {
 	e := newEnv(t)
 	for _, auth := range []string{"Bearer nonsense", "Bearer ", "Basic abc"} {

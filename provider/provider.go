@@ -184,7 +184,7 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 			return nil, fmt.Errorf("provider: issuer %q as trusted origin: %w", issuer, err)
 		}
 	}
-	p.storage = &Storage{store: o.Store, clients: clients, now: utcNow, group: &groupCommit{store: o.Store}}
+	p.storage = &Storage{store: o.Store, clients: clients, now: utcNow, group: newGroupCommit(o.Store)}
 
 	p.fcfg = &fosite.Config{
 		AuthorizeCodeLifespan: cfg.Tokens.AuthorizeCode.D(),

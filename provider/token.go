@@ -108,9 +108,9 @@ func (p *Provider) guardClientCredentials(r *http.Request) error {
 	return nil
 }
 
-// checkSubject refuses tokens for an officer who can no longer sign in, and
-// refreshes the claims about them the new ID token carries (those the
-// client asked for: see claims.go).
+// checkSubject refuses tokens for an officer who can no longer sign in or
+// has a journey step pending, and refreshes the claims about them the new
+// ID token carries (those the client asked for: see claims.go).
 func (p *Provider) checkSubject(ctx context.Context, ar fosite.AccessRequester) error {
 	sub := ar.GetSession().GetSubject()
 	if sub == "" {
@@ -122,6 +122,17 @@ func (p *Provider) checkSubject(ctx context.Context, ar fosite.AccessRequester) 
 	}
 	if err != nil {
 		return fosite.ErrTemporarilyUnavailable.WithWrap(err)
+	}
+	// No token while the journey has a step for the officer: a new policy
+	// version they have not accepted (the ID token would state an outdated
+	// lanyard_policies), a second factor or a password to set.
+	step, err := p.journey.StepPending(ctx, sub)
+	if err != nil {
+		return fosite.ErrTemporarilyUnavailable.WithWrap(err)
+	}
+	if step != "" {
+		p.log.Info("token refused: a journey step is pending", "step", step)
+		return fosite.ErrInvalidGrant.WithHint("The officer must complete a step of the sign-in (a new policy to accept, say) before tokens are issued again.")
 	}
 	if !ar.GetGrantTypes().ExactOne(config.GrantRefreshToken) {
 		return nil

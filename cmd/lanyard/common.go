@@ -182,6 +182,9 @@ func open(ctx context.Context, cfg *config.Config, e env, opts ...store.OpenOpti
 		o.Logger = log
 	}
 	o.AuditKey = box.Derive(store.AuditKeyPurpose)
+	if o.MaxConnections == 0 {
+		o.MaxConnections = cfg.Database.MaxConnections
+	}
 	st, err := store.Open(ctx, databaseURL(cfg, e), o)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)

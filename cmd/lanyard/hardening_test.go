@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
@@ -137,43 +138,45 @@ func TestDataDirIsPrivate(t *testing.T) {
 	}
 }
 
-// unkeyedRechain does what someone with a copy of the database but not the
-// key-encryption key can: recompute the chain (the unkeyed SHA-256 of older
-// Lanyards) from event from on, after rewriting rows.
+// unkeyedHash is the chain's hash as older Lanyards computed it, which
+// anyone can: what someone with a copy of the database (or an archive) but
+// not the key-encryption key would recompute after rewriting events.
+func unkeyedHash(prev string, e *store.AuditEvent) string {
+	canon, _ := json.Marshal([]string{strconv.FormatInt(e.At.UnixMicro(), 10), string(e.Event), e.UserID, e.Username,
+		e.ClientID, e.ClientAddr, e.UserAgent, string(e.Detail)})
+	sum := sha256.Sum256(append([]byte(prev), canon...))
+	return hex.EncodeToString(sum[:])
+}
+
+// unkeyedRechain recomputes the chain in the database the unkeyed way from
+// event from on.
 func unkeyedRechain(t *testing.T, db *sql.DB, from int64) {
 	t.Helper()
 	rows, err := db.Query(`SELECT id, at, event, user_id, username, client_id, client_addr, user_agent, COALESCE(detail, ''), hash FROM audit ORDER BY id`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	type ev struct {
-		id         int64
-		fields     []string
-		hash, prev string
-	}
-	var evs []ev
+	var evs []store.AuditEvent
 	for rows.Next() {
-		var e ev
+		var e store.AuditEvent
 		var at int64
-		f := make([]string, 7)
-		if err := rows.Scan(&e.id, &at, &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &e.hash); err != nil {
+		var detail string
+		if err := rows.Scan(&e.ID, &at, &e.Event, &e.UserID, &e.Username, &e.ClientID, &e.ClientAddr, &e.UserAgent, &detail, &e.Hash); err != nil {
 			t.Fatal(err)
 		}
-		e.fields = append([]string{strconv.FormatInt(at, 10)}, f...)
+		e.At, e.Detail = time.UnixMicro(at), []byte(detail)
 		evs = append(evs, e)
 	}
 	rows.Close()
 	prev := ""
 	for _, e := range evs {
-		if e.id >= from {
-			canon, _ := json.Marshal(e.fields)
-			sum := sha256.Sum256(append([]byte(prev), canon...))
-			e.hash = hex.EncodeToString(sum[:])
-			if _, err := db.Exec(`UPDATE audit SET prev_hash = ?, hash = ? WHERE id = ?`, prev, e.hash, e.id); err != nil {
+		if e.ID >= from {
+			e.Hash = unkeyedHash(prev, &e)
+			if _, err := db.Exec(`UPDATE audit SET prev_hash = ?, hash = ? WHERE id = ?`, prev, e.Hash, e.ID); err != nil {
 				t.Fatal(err)
 			}
 		}
-		prev = e.hash
+		prev = e.Hash
 	}
 }
 
@@ -267,5 +270,58 @@ func TestFailureFloodServed(t *testing.T) {
 	}
 	if failures != n {
 		t.Errorf("lanyard_signins_total counts %v failures, want %d", failures, n)
+	}
+}
+
+// TestAuditArchivesUnderTheKey: archives of pruned events are checked under
+// the deployment's key too — an archive rewritten and recomputed without
+// it is found at the rewritten event — and --expect-head accepts a head
+// that has since been pruned when its archive is given.
+func TestAuditArchivesUnderTheKey(t *testing.T) {
+	l := startOps(t, "", io.Discard)
+	if err := l.store().GenerateFixture(t.Context(), store.Fixture{AuditEvents: 60, Now: time.Now().Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	l.invite("ria@agency.example")
+	archive := filepath.Join(t.TempDir(), "audit.jsonl")
+	l.mustCmd("audit", "export", "--until", "180d", "--out", archive)
+	lines := archiveLines(t, archive)
+	l.mustCmd("audit", "prune", "--until", "180d", "--archive", archive)
+
+	old := lines[2] // a head written down before the prune
+	expect := strconv.FormatInt(old.ID, 10) + ":" + old.Hash
+	if _, _, err := l.runCmd("audit", "verify", "--expect-head", expect); err == nil || !strings.Contains(err.Error(), "give the archive") {
+		t.Fatalf("a pruned head without its archive: %v", err)
+	}
+	if out := l.mustCmd("audit", "verify", "--archive", archive, "--expect-head", expect); !strings.Contains(out, "still has the expected hash") {
+		t.Fatalf("a pruned head with its archive:\n%s", out)
+	}
+	if _, _, err := l.runCmd("audit", "verify", "--archive", archive, "--expect-head", strconv.FormatInt(old.ID, 10)+":"+lines[3].Hash); err == nil {
+		t.Fatal("a pruned head with another hash was accepted")
+	}
+
+	// The archive rewritten, its chain recomputed the unkeyed way.
+	var out strings.Builder
+	prev := lines[0].PrevHash
+	for i, line := range lines {
+		e, err := line.event()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 4 {
+			e.Username = "mallory@agency.example"
+		}
+		if i >= 4 {
+			e.PrevHash, e.Hash = prev, unkeyedHash(prev, &e)
+		}
+		prev = e.Hash
+		b, _ := json.Marshal(toArchive(&e))
+		out.Write(append(b, '\n'))
+	}
+	forged := filepath.Join(t.TempDir(), "forged.jsonl")
+	writeFile(t, forged, out.String())
+	_, _, err := l.runCmd("audit", "verify", "--archive", forged)
+	if err == nil || !strings.Contains(err.Error(), "#"+strconv.FormatInt(lines[4].ID, 10)) || !strings.Contains(err.Error(), "key") {
+		t.Fatalf("verify with a rewritten archive: %v", err)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -41,10 +42,15 @@ func BenchmarkFirstLoginJourneySQLite(b *testing.B) {
 }
 
 func BenchmarkFirstLoginJourneyPostgres(b *testing.B) {
-	base := postgresBenchURL(b)
-	dbURL := freshPostgresSchema(b, base)
+	benchFirstLogin(b, postgresBenchEnv(b))
+}
+
+// postgresBenchEnv is the environment of a server on a fresh schema of
+// LANYARD_TEST_POSTGRES_URL, with a new key-encryption key.
+func postgresBenchEnv(b *testing.B) func(string) string {
+	dbURL := freshPostgresSchema(b, postgresBenchURL(b))
 	kek := encodeKey(seal.NewKey())
-	benchFirstLogin(b, func(k string) string {
+	return func(k string) string {
 		switch k {
 		case "LANYARD_DATABASE_URL":
 			return dbURL
@@ -52,7 +58,7 @@ func BenchmarkFirstLoginJourneyPostgres(b *testing.B) {
 			return kek
 		}
 		return ""
-	})
+	}
 }
 
 func postgresBenchURL(b *testing.B) string {
@@ -73,24 +79,14 @@ func benchFirstLogin(b *testing.B, getenv func(string) string) {
 		invites <- srv.invite(fmt.Sprintf("officer-%d-%d@agency.example", time.Now().UnixNano(), i))
 	}
 	close(invites)
-	var disc struct {
-		Authorization string `json:"authorization_endpoint"`
-		Token         string `json:"token_endpoint"`
-	}
-	getJSON(b, srv.issuer+"/.well-known/openid-configuration", &disc)
-	rp := oauth2.Config{
-		ClientID: "docs-portal-staging", ClientSecret: "staging-secret",
-		RedirectURL: "http://localhost:9001/callback",
-		Endpoint:    oauth2.Endpoint{AuthURL: disc.Authorization, TokenURL: disc.Token, AuthStyle: oauth2.AuthStyleInHeader},
-		Scopes:      []string{"openid", "email", "profile", "offline_access"},
-	}
+	rp := srv.stagingRP("openid", "email", "profile", "offline_access")
 	var failed atomic.Pointer[string]
 	// 4 × GOMAXPROCS officers at once.
 	b.SetParallelism(4)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if err := benchJourney(srv.issuer, rp, <-invites); err != nil {
+			if err := benchJourney(srv.issuer, rp, firstLoginPages(<-invites)); err != nil {
 				msg := err.Error()
 				failed.CompareAndSwap(nil, &msg)
 				return
@@ -111,6 +107,7 @@ type benchServer struct {
 	issuer string
 	data   string
 	env    env
+	d      *deps
 }
 
 func startBenchServer(b *testing.B, getenv func(string) string) *benchServer {
@@ -128,6 +125,7 @@ func startBenchServer(b *testing.B, getenv func(string) string) *benchServer {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { d.Close() })
+	s.d = d
 	log := newLogger(cfg, io.Discard)
 	mailer, _, err := newMailer(cfg, log)
 	if err != nil {
@@ -141,6 +139,22 @@ func startBenchServer(b *testing.B, getenv func(string) string) *benchServer {
 	ts.Start()
 	b.Cleanup(ts.Close)
 	return s
+}
+
+// stagingRP is the dev configuration's staging documentation portal as a
+// relying party of this server, asking for scopes.
+func (s *benchServer) stagingRP(scopes ...string) oauth2.Config {
+	var disc struct {
+		Authorization string `json:"authorization_endpoint"`
+		Token         string `json:"token_endpoint"`
+	}
+	getJSON(s.b, s.issuer+"/.well-known/openid-configuration", &disc)
+	return oauth2.Config{
+		ClientID: "docs-portal-staging", ClientSecret: "staging-secret",
+		RedirectURL: "http://localhost:9001/callback",
+		Endpoint:    oauth2.Endpoint{AuthURL: disc.Authorization, TokenURL: disc.Token, AuthStyle: oauth2.AuthStyleInHeader},
+		Scopes:      scopes,
+	}
 }
 
 func (s *benchServer) invite(email string) invitation {
@@ -158,10 +172,11 @@ func (s *benchServer) invite(email string) invitation {
 	return inv
 }
 
-// benchJourney is one officer's first sign-in, from the relying party's
-// redirect to the tokens. It returns an error rather than failing: it runs
-// on RunParallel's goroutines.
-func benchJourney(issuer string, rp oauth2.Config, inv invitation) error {
+// benchJourney is one officer's sign-in, from the relying party's redirect to
+// the tokens: fill answers each journey page (its data-step, the page, the
+// form with its hidden fields). It returns an error rather than failing: it
+// runs on RunParallel's goroutines.
+func benchJourney(issuer string, rp oauth2.Config, fill func(step string, doc *html.Node, form url.Values) error) error {
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: 30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -180,6 +195,13 @@ func benchJourney(issuer string, rp oauth2.Config, inv invitation) error {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && resp.StatusCode == http.StatusServiceUnavailable {
+			// The password pool is full: an officer waits and sends the
+			// form again, and so does the benchmark (counted in busy).
+			busyAnswers.Add(1)
+			time.Sleep(time.Duration(ra) * time.Second)
+			continue
+		}
 		if loc := resp.Header.Get("Location"); resp.StatusCode/100 == 3 {
 			u, err := resp.Request.URL.Parse(loc)
 			if err != nil {
@@ -219,7 +241,22 @@ func benchJourney(issuer string, rp oauth2.Config, inv invitation) error {
 				form.Set(attr(n, "name"), attr(n, "value"))
 			}
 		})
-		switch step := attr(f, "data-step"); step {
+		if err := fill(attr(f, "data-step"), doc, form); err != nil {
+			return err
+		}
+		action, err := resp.Request.URL.Parse(attr(f, "action"))
+		if err != nil {
+			return err
+		}
+		method, target = http.MethodPost, action.String()
+	}
+	return fmt.Errorf("the journey did not end")
+}
+
+// firstLoginPages answers the pages of an invited officer's first sign-in.
+func firstLoginPages(inv invitation) func(step string, doc *html.Node, form url.Values) error {
+	return func(step string, doc *html.Node, form url.Values) error {
+		switch step {
 		case "identify":
 			form.Set("username", inv.Username)
 		case "password":
@@ -240,14 +277,12 @@ func benchJourney(issuer string, rp oauth2.Config, inv invitation) error {
 		default:
 			return fmt.Errorf("unexpected step %q: %.300s", step, text(doc))
 		}
-		action, err := resp.Request.URL.Parse(attr(f, "action"))
-		if err != nil {
-			return err
-		}
-		method, target = http.MethodPost, action.String()
+		return nil
 	}
-	return fmt.Errorf("the journey did not end")
 }
+
+// busyAnswers counts the 503 answers benchJourney waited out.
+var busyAnswers atomic.Int64
 
 func getJSON(b *testing.B, u string, v any) {
 	b.Helper()

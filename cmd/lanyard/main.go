@@ -81,11 +81,17 @@ Officers:
 
 Audit and data:
   audit                   the audit trail (--user, --event, --since, --follow)
-  audit verify            check the audit trail's hash chain
+  audit verify            check the audit trail's hash chain (--archive FILE: and the pruned part)
+  audit export --until D  write the events before a date to an archive (JSON lines)
+  audit prune --until D   remove the archived events (--archive FILE); the chain still verifies
   client list             the relying parties of the configuration
   client hash-secret      read a client secret on stdin, print the secret_hash for the config
   backup FILE             an online, consistent copy of the SQLite database
   restore FILE            put a backup in place (stop the server first)
+
+Development:
+  fixture --dev           fill the database with a year of made-up data (100,000 officers, 1,000,000
+                          tokens, 10,000,000 audit events) to measure Lanyard with a full database
 
 Common flags: --config FILE | --dev, --data DIR, --addr HOST:PORT, --issuer URL, --json
 Run "lanyard COMMAND -h" for the flags of a command.`
@@ -125,10 +131,19 @@ func dispatch(ctx context.Context, cmd string, rest []string, e env) error {
 	case "user":
 		return cmdUser(ctx, rest, e)
 	case "audit":
-		if len(rest) > 0 && rest[0] == "verify" {
-			return cmdAuditVerify(ctx, rest[1:], e)
+		if len(rest) > 0 {
+			switch rest[0] {
+			case "verify":
+				return cmdAuditVerify(ctx, rest[1:], e)
+			case "export":
+				return cmdAuditExport(ctx, rest[1:], e)
+			case "prune":
+				return cmdAuditPrune(ctx, rest[1:], e)
+			}
 		}
 		return cmdAudit(ctx, rest, e)
+	case "fixture":
+		return cmdFixture(ctx, rest, e)
 	case "backup":
 		return cmdBackup(ctx, rest, e)
 	case "restore":

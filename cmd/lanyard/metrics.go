@@ -13,7 +13,9 @@ package main
 //
 // No label carries user-typed text: routes are the mux's patterns, client
 // ids are checked against the configured clients, every other label comes
-// from a fixed list.
+// from a fixed list. Served on the public listener (metrics.listen: ""),
+// the sign-in outcomes do not tell "unknown user" from "wrong password":
+// anyone could otherwise try a username and read the answer off /metrics.
 
 import (
 	"context"
@@ -32,6 +34,7 @@ import (
 	"github.com/lanyard-idp/lanyard/config"
 	"github.com/lanyard-idp/lanyard/flows"
 	"github.com/lanyard-idp/lanyard/flows/mail"
+	"github.com/lanyard-idp/lanyard/flows/password"
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
 
@@ -50,6 +53,10 @@ var (
 		store.ReasonMalformedCode:      "wrong_code",
 		store.ReasonCodeUsed:           "wrong_code",
 	}
+	// lockKinds maps the key kind of a lock event to its label: the
+	// account's lock for browsers it does not know (passwords, second
+	// factors), a known browser's own, a client address's.
+	lockKinds = map[string]string{"acct": "account", "mfa": "second_factor", "dev": "device", "addr": "address"}
 	// journeySteps maps the audit event of a completed step to the step.
 	journeySteps = map[store.Event]string{
 		store.EventSigninPassword: "password",
@@ -92,8 +99,10 @@ type metrics struct {
 
 	st  *store.Store
 	cfg func() *config.Config
-	now func() time.Time
-	log *slog.Logger
+	// public: /metrics is on the main listener, where anyone can read it.
+	public bool
+	now    func() time.Time
+	log    *slog.Logger
 
 	mu       sync.Mutex
 	lastID   int64
@@ -138,7 +147,7 @@ func newMetrics(ctx context.Context, st *store.Store, cfg func() *config.Config,
 		}, []string{"last_step"}),
 		locks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lanyard_locks_total",
-			Help: "Temporary locks after too many failures, per account or per client address.",
+			Help: "Temporary locks after too many failures: of an account (for browsers it does not know), of its second factor, of a known browser, of a client address.",
 		}, []string{"kind"}),
 		mail: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lanyard_mail_failures_total",
@@ -168,25 +177,43 @@ func newMetrics(ctx context.Context, st *store.Store, cfg func() *config.Config,
 			}
 			return float64(n)
 		}),
-		st: st, cfg: cfg, now: now, log: log,
+		st: st, cfg: cfg, now: now, log: log, public: cfg().Metrics.Listen == "",
 		lastID: last, journeys: map[string]journeyMark{},
 	}
 	m.reg.MustRegister(m.requests, m.tokens, m.signins, m.steps, m.abandoned, m.locks, m.mail, m.reloads, m.reloadedAt,
 		m.logouts, m.outbox,
 		collectors.NewDBStatsCollector(st.DB(), "lanyard"),
+		// The argon2id pool (flows/password): a sign-in burst shows here
+		// first, as waiting hashes and then as busy answers (503).
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "lanyard_password_hashes_running",
+			Help: "Password hashes (argon2id) being computed now; at most lanyard_password_hash_workers.",
+		}, func() float64 { return float64(password.Stats().Running) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "lanyard_password_hashes_waiting",
+			Help: "Password hashes waiting for a worker.",
+		}, func() float64 { return float64(password.Stats().Waiting) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "lanyard_password_hash_workers",
+			Help: "How many password hashes may run at once (one per core).",
+		}, func() float64 { return float64(password.Stats().Workers) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "lanyard_password_hash_busy_total",
+			Help: "Password checks refused because the hashing pool was full (answered 503 with Retry-After).",
+		}, func() float64 { return float64(password.Stats().Rejected) }),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	// Every family shows from the first scrape, zeros included, so that a
 	// dashboard or an alert does not depend on the first event.
 	for _, o := range []string{"success", "wrong_password", "unknown_user", "locked", "disabled", "invitation_expired", "wrong_code", "other"} {
-		m.signins.WithLabelValues(o)
+		m.signins.WithLabelValues(m.outcome(o))
 	}
 	for _, s := range flows.FunnelLabels(cfg()) {
 		m.steps.WithLabelValues(s)
 		m.abandoned.WithLabelValues(s)
 	}
-	for _, k := range []string{"account", "address"} {
+	for _, k := range lockKinds {
 		m.locks.WithLabelValues(k)
 	}
 	for _, msg := range []string{"invitation", "password_reset", "notification", "other"} {
@@ -245,6 +272,15 @@ func (m *metrics) reloaded(ok bool, cfg *config.Config) {
 	m.reloads.WithLabelValues("success").Inc()
 	m.reloadedAt.Set(float64(m.now().Unix()))
 	m.clientsChanged(cfg)
+}
+
+// outcome is the label of a sign-in outcome: on the public listener an
+// unknown user reads like a wrong password.
+func (m *metrics) outcome(o string) string {
+	if m.public && o == "unknown_user" {
+		return "wrong_password"
+	}
+	return o
 }
 
 // observeRequest records one request's latency.
@@ -337,7 +373,7 @@ func (m *metrics) observe(ev *store.AuditEvent) {
 		if !ok {
 			o = "other"
 		}
-		m.signins.WithLabelValues(o).Inc()
+		m.signins.WithLabelValues(m.outcome(o)).Inc()
 		return
 	case store.EventSigninFailureAggregated:
 		// The failures beyond the few audited one by one, counted by reason.
@@ -363,9 +399,9 @@ func (m *metrics) observe(ev *store.AuditEvent) {
 		m.logouts.WithLabelValues(string(result), m.clientLabel(ev.ClientID)).Inc()
 		return
 	case store.EventLock:
-		kind := "account"
-		if str("key") == "addr" {
-			kind = "address"
+		kind, ok := lockKinds[str("key")]
+		if !ok {
+			kind = "account"
 		}
 		m.locks.WithLabelValues(kind).Inc()
 		return

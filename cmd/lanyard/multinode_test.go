@@ -43,6 +43,7 @@ import (
 	"golang.org/x/net/html"
 	"golang.org/x/oauth2"
 
+	"github.com/lanyard-idp/lanyard/flows/password"
 	"github.com/lanyard-idp/lanyard/provider/store/seal"
 )
 
@@ -469,6 +470,13 @@ var builtLanyardDir atomic.Pointer[string]
 
 // TestMain removes the binary buildLanyard made, if any.
 func TestMain(m *testing.M) {
+	// The in-process servers share one argon2id pool, on a machine that may
+	// be busy: concurrent sign-ins wait for it rather than meet a 503 the
+	// tests do not expect (TestSignInBurstMemory runs a real serve process
+	// with the real limits).
+	l := password.DefaultLimits()
+	l.Wait, l.Queue = 2*time.Minute, 1000
+	password.SetLimits(l)
 	code := m.Run()
 	if dir := builtLanyardDir.Load(); dir != nil {
 		os.RemoveAll(*dir)

@@ -383,7 +383,7 @@ func TestUserUnlock(t *testing.T) {
 	o := l.onboard("dave@agency.example")
 	u := l.user(o.email)
 	// The lock flows sets after too many failures: on the account's key.
-	if err := l.store().Lock(t.Context(), "acct:"+u.ID, time.Now().Add(time.Hour)); err != nil {
+	if err := l.store().Lock(t.Context(), "acct:"+u.ID, time.Now().Add(time.Hour), 1); err != nil {
 		t.Fatal(err)
 	}
 	if steps, p, _, _ := l.signIn(o, o.password, true); p == nil || p.step != "password" {
@@ -1007,6 +1007,8 @@ func TestMetrics(t *testing.T) {
 		"lanyard_http_request_duration_seconds", "lanyard_tokens_issued_total", "lanyard_signins_total",
 		"lanyard_journey_steps_completed_total", "lanyard_journey_abandoned_total", "lanyard_locks_total",
 		"lanyard_mail_failures_total", "lanyard_config_reloads_total", "go_sql_open_connections", "go_sql_wait_count_total",
+		"lanyard_password_hashes_running", "lanyard_password_hashes_waiting", "lanyard_password_hash_workers",
+		"lanyard_password_hash_busy_total",
 	} {
 		if !families[f] {
 			t.Errorf("/metrics lacks %s", f)

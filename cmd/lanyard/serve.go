@@ -66,6 +66,9 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		}
 	}
 	log := newLogger(cfg, e.stderr)
+	if gc, limit := tuneMemory(e.getenv); gc != 0 || limit != 0 {
+		log.Debug("garbage collector tuned for the argon2id pool (GOGC, GOMEMLIMIT override)", "gogc", gc, "memory_limit_mib", limit>>20)
+	}
 	if url := databaseURL(cfg, e); !isPostgres(url) {
 		if err := privateDataDir(cfg.DataDir, log); err != nil {
 			return err

@@ -7,6 +7,10 @@
 // normalised before hashing and judging, so a full-width or composed form of a
 // password is the same password.
 //
+// Every computation runs on a bounded pool (pool.go): no more at once than
+// there are cores, a queue with a time limit, and ErrBusy beyond it, so a
+// burst of sign-ins costs waiting time, never the process's memory.
+//
 // The policy follows NIST SP 800-63B: length limits (never truncation), no
 // composition rules, refusal of common and breached passwords (the frequency
 // lists and the estimator of github.com/trustelem/zxcvbn), of the username and
@@ -19,7 +23,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"runtime"
 	"strconv"
 	"strings"
 
@@ -56,21 +59,21 @@ var ErrMalformedHash = errors.New("password: malformed hash")
 
 var b64 = base64.RawStdEncoding
 
-// slots bounds how many argon2 computations run at once. Each takes 19 MiB
-// and one core for ~40 ms; beyond two per core more concurrency adds no
-// throughput, only memory, so a flood of sign-ins queues here instead of
-// exhausting the heap.
-var slots = make(chan struct{}, max(4, 2*runtime.GOMAXPROCS(0)))
+// idKey is argon2.IDKey on a worker of the pool (pool.go): ErrBusy when the
+// pool cannot take it.
+func idKey(pw string, salt []byte, p params, keyLen uint32) ([]byte, error) {
+	var key []byte
+	err := thePool().run(func() { key = argonKey(pw, salt, p, keyLen) })
+	return key, err
+}
 
-// idKey is argon2.IDKey within a slot.
-func idKey(pw string, salt []byte, p params, keyLen uint32) []byte {
-	slots <- struct{}{}
-	defer func() { <-slots }()
+// argonKey is the computation itself, outside the pool.
+func argonKey(pw string, salt []byte, p params, keyLen uint32) []byte {
 	return argon2.IDKey([]byte(normalize(pw)), salt, p.passes, p.memory, p.lanes, keyLen)
 }
 
 // current is the parameters of new hashes.
-var current = params{memory: memoryKiB, passes: passes, lanes: lanes}
+var currentParams = params{memory: memoryKiB, passes: passes, lanes: lanes}
 
 // normalize is applied to every password before it is hashed, compared or
 // judged: NFKC makes look-alike input (full-width letters, ligatures, composed
@@ -84,7 +87,11 @@ func Hash(pw string) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("password: read salt: %w", err)
 	}
-	return encode(current, salt, idKey(pw, salt, current, keyLen)), nil
+	key, err := idKey(pw, salt, currentParams, keyLen)
+	if err != nil {
+		return "", err
+	}
+	return encode(currentParams, salt, key), nil
 }
 
 type params struct {
@@ -166,7 +173,10 @@ func Verify(encoded, pw string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	got := idKey(pw, salt, p, uint32(len(key)))
+	got, err := idKey(pw, salt, p, uint32(len(key)))
+	if err != nil {
+		return false, err
+	}
 	return subtle.ConstantTimeCompare(got, key) == 1, nil
 }
 
@@ -175,7 +185,9 @@ var dummySalt = make([]byte, saltLen)
 
 // VerifyDummy spends the same time as Verify against a current hash. Call it
 // when the username is unknown (or the account cannot sign in), so the
-// response time does not reveal which accounts exist.
-func VerifyDummy(pw string) {
-	_ = idKey(pw, dummySalt, current, keyLen)
+// response time does not reveal which accounts exist. It fails with ErrBusy
+// exactly when Verify would, for the same reason.
+func VerifyDummy(pw string) error {
+	_, err := idKey(pw, dummySalt, currentParams, keyLen)
+	return err
 }

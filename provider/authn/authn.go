@@ -1,12 +1,14 @@
 // Package authn is the seam between the provider (OAuth2/OIDC on fosite) and
-// flows (the officer journey): the provider asks one question — is this browser
-// fully signed in, and how — and hands the browser over when it is not. Neither
-// side imports the other; both import this package. Besides that question it
-// holds only what both sides must compute alike about a browser's request:
+// flows (the officer journey): the provider asks whether a browser is fully
+// signed in, and how, and hands the browser over when it is not; before a
+// token grant it asks whether the officer has a journey step pending. Neither
+// side imports the other; both import this package. Besides those questions
+// it holds only what both sides must compute alike about a browser's request:
 // its client address (ClientAddr). Nothing else belongs here.
 package authn
 
 import (
+	"context"
 	"net/http"
 	"time"
 )
@@ -26,6 +28,13 @@ type Journey interface {
 	// SignOut ends the browser's SSO session server-side and clears the cookie
 	// (RP-initiated logout). It returns the user id that was signed out, if any.
 	SignOut(w http.ResponseWriter, r *http.Request) (userID string, err error)
+	// StepPending names the first journey step the officer userID must
+	// complete at a sign-in before any token is issued for them (a new
+	// version of a policy document to accept, a second factor or a password
+	// to set after a reset, an account that can no longer sign in), or ""
+	// when there is none. The token endpoint refuses every grant for an
+	// officer with a step pending.
+	StepPending(ctx context.Context, userID string) (step string, err error)
 }
 
 // Browser is the state of a browser's SSO session.
@@ -36,11 +45,16 @@ type Browser struct {
 	// InProgress: a sign-in has started for this browser but steps are pending
 	// (prompt=none must answer interaction_required rather than login_required).
 	InProgress bool
-	SessionID  string
-	UserID     string
-	AuthTime   time.Time
-	AMR        []string
-	ACR        string
+	// SessionID is the session's stable key: the sid claim of the ID tokens
+	// and logout tokens issued in it, and what its codes and tokens are bound
+	// to. It never changes, however often the cookie's id is rotated (after
+	// each sign-in step, on the account page, in passkey ceremonies), so
+	// ending the session always reaches them.
+	SessionID string
+	UserID    string
+	AuthTime  time.Time
+	AMR       []string
+	ACR       string
 }
 
 // SignInRequest describes why the provider needs a sign-in.

@@ -88,9 +88,14 @@ type Acceptance struct {
 // The journey state of a sign-in in progress lives in Data (JSON, owned by flows).
 type Session struct {
 	ID string // random, ≥128 bits; the store keeps only a hash of it
-	// Ref is SessionRef(ID), the session's public reference (set by the store
-	// on every session it returns; the only identifier UserSessions can give).
-	Ref        string
+	// Ref is SessionRef(ID), the reference of the current id (set by the store
+	// on every session it returns); it changes with the id (RotateSession).
+	Ref string
+	// SID is the session's stable key: random, set by CreateSession, never
+	// changed. What must outlive a rotation of the id is bound to it: the
+	// codes and tokens issued in the session (OAuthRow.SessionID), the relying
+	// parties to tell when it ends (SessionClient.SID), the sid claim.
+	SID        string
 	UserID     string // "" until a password (or passkey) has been verified
 	State      string // owned by flows: "journey" | "authenticated"
 	AuthTime   time.Time
@@ -173,7 +178,7 @@ type OAuthRow struct {
 	RequestID string // fosite request id: the token family
 	ClientID  string
 	Subject   string // user id ("" for client_credentials)
-	SessionID string // SessionRef of the SSO session that produced it ("" when none)
+	SessionID string // the stable key (Session.SID) of the SSO session that produced it ("" when none)
 	Active    bool
 	// AccessSignature links a refresh token to its access token (refresh only).
 	// Stored hashed like Signature, so it is write-only: GetOAuth leaves it
@@ -262,21 +267,21 @@ type AuthRequest struct {
 //   Acceptances(ctx, userID) ([]Acceptance, error)                 latest per document, by document name
 //
 // Sessions (stored under SessionRef(id) = hex SHA-256; the raw id never is):
-//   SessionRef(rawID string) string                                the public ref: Session.Ref, authn.Browser.SessionID, OAuthRow.SessionID
-//   CreateSession(ctx, *Session) error                             fills Ref; ID ≥ 16 chars
+//   SessionRef(rawID string) string                                the ref of the current id: Session.Ref (changes with RotateSession)
+//   CreateSession(ctx, *Session) error                             fills Ref and SID (the stable key: authn.Browser.SessionID, OAuthRow.SessionID); ID ≥ 16 chars
 //   SessionByID(ctx, id string, now time.Time) (*Session, error)   ErrNotFound when absent or now ≥ ExpiresAt
 //   UpdateSession(ctx, *Session) error                             ErrNotFound
-//   RotateSession(ctx, oldID, newID string) error                  re-keys the row; the old id is dead; its OAuth rows follow
+//   RotateSession(ctx, oldID, newID string) error                  re-keys the row; the old id is dead; SID and what is bound to it stay
 //   TouchSession(ctx, id string, at time.Time) error               ErrNotFound
 //   DeleteSession(ctx, id) error                                   tokens untouched (RevokeOAuthBySession for that); logouts queued
 //   DeleteSessionByRef(ctx, userID, ref string) error              one of the user's sessions + its tokens
 //   UserSessions(ctx, userID string, now time.Time) ([]Session, error)  unexpired, newest first; ID "" and Ref set
 //   DeleteUserSessions(ctx, userID string, except string) ([]string, error)
-//       except is a raw id ("" = all); deactivates the deleted sessions' codes and tokens; returns their refs
+//       except is a raw id ("" = all); deactivates every code and token of the user not bound to the kept session; returns the deleted refs
 //
 // Throttling (atomic; concurrent failures all count):
 //   RecordFailure(ctx, key string, now time.Time, window time.Duration) (Throttle, error)  returns the new state
-//   Lock(ctx, key string, until time.Time) error                   sets locked_until, locks+1, failures=0
+//   Lock(ctx, key string, until time.Time, locks int) error        sets locked_until, locks, failures=0
 //   GetThrottle(ctx, key) (Throttle, error)                         zero value (Key set, no error) when absent
 //   ResetThrottle(ctx, key) error                                   forgets the key (failures, lock, locks)
 //
@@ -306,14 +311,14 @@ type AuthRequest struct {
 //   DeactivateOAuthByRequestID(ctx, kind, requestID string) error
 //   DeleteOAuthByRequestID(ctx, kind, requestID string) error
 //   RevokeOAuthBySubject(ctx, subject string) error                deactivates code+access+refresh of the user; logouts queued
-//   RevokeOAuthBySession(ctx, sessionRef string) error             deactivates code+access+refresh of an SSO session; logouts queued
+//   RevokeOAuthBySession(ctx, sid string) error                    deactivates code+access+refresh of an SSO session (its SID); logouts queued
 //
 // Logout propagation (logout.go): every method above that ends a session or
 // revokes by session or user moves the matching SessionClient records into
 // the outbox in its own transaction ("logouts queued"); DeleteExpired does
 // the same for expired sessions.
-//   RecordSessionClient(ctx, *SessionClient) error                 idempotent; SID defaults to SessionRef
-//   SessionClients(ctx, ref string) ([]SessionClient, error)       oldest first
+//   RecordSessionClient(ctx, *SessionClient) error                 idempotent; SID is the session's stable key
+//   SessionClients(ctx, sid string) ([]SessionClient, error)       oldest first
 //   ClaimLogouts(ctx, now, lease, limit) ([]LogoutDelivery, error) due rows, each to one caller across nodes
 //   FinishLogout(ctx, id, claim) error / RetryLogout(ctx, id, claim, next, lastErr) error
 //                                                                  ErrConflict when the lease was lost, ErrNotFound when gone

@@ -47,9 +47,9 @@ func auditCanon(e *AuditEvent) []byte {
 }
 
 // AuditHash is the keyed hash that chains e to prev. It is the one place
-// the chain's hash is computed: appends, CheckAudit and the verification of
-// anything that holds events (an exported archive) call it. "" when the
-// store has no audit key.
+// the chain's hash is computed: appends, batches, the fixture, AuditChain
+// (CheckAudit, and the verification of exported archives) call it. "" when
+// the store has no audit key.
 func (s *Store) AuditHash(prev string, e *AuditEvent) string {
 	if s.auditKey == nil {
 		return ""
@@ -76,47 +76,31 @@ const AuditKeyPurpose = "audit-chain"
 // chain when the store was opened without OpenOptions.AuditKey.
 var ErrNoAuditKey = errors.New("store: the audit trail's key is not set (open the store with the key-encryption key's audit key)")
 
-// AppendAudit appends an event and fills e.ID, e.PrevHash and e.Hash (and e.At
-// with now when zero; e.At is truncated to the microsecond stored). Appends are
-// serialized so the chain never forks: the SQLite transaction holds the write
-// lock, PostgreSQL takes an advisory transaction lock. Joins the ctx's
-// transaction, so an event rolls back with the change it records.
-func (s *Store) AppendAudit(ctx context.Context, e *AuditEvent) error {
+// prepareAudit checks an event and returns the copy that will be stored (At
+// set to now when zero, truncated to the stored microsecond).
+func (s *Store) prepareAudit(e *AuditEvent) (*AuditEvent, error) {
 	if e == nil || e.Event == "" {
-		return invalid("audit event without a name")
+		return nil, invalid("audit event without a name")
 	}
 	if len(e.Detail) > 0 && !json.Valid(e.Detail) {
-		return invalid("audit detail is not JSON")
+		return nil, invalid("audit detail is not JSON")
 	}
 	if s.auditKey == nil {
-		return fmt.Errorf("append audit event %s: %w", e.Event, ErrNoAuditKey)
+		return nil, fmt.Errorf("append audit event %s: %w", e.Event, ErrNoAuditKey)
 	}
 	ev := *e
 	if ev.At.IsZero() {
 		ev.At = s.now()
 	}
 	ev.At = truncUTC(ev.At)
-	err := s.InTx(ctx, func(ctx context.Context) error {
-		prev, err := s.lockAuditHead(ctx)
-		if err != nil {
-			return err
-		}
-		ev.PrevHash = prev
-		ev.Hash = s.AuditHash(ev.PrevHash, &ev)
-		return s.row(ctx, wr, qAuditInsert, auditValues(&ev), &ev.ID)
-	})
-	if err != nil {
-		return fmt.Errorf("append audit event %s: %w", e.Event, err)
-	}
-	*e = ev
-	return nil
+	return &ev, nil
 }
 
 // lockAuditHead serializes appends to the chain for the rest of the ctx's
-// transaction and returns the newest event's hash ("" for an empty trail).
-// On SQLite the transaction already holds the write lock; PostgreSQL takes
-// an advisory transaction lock first, in its own statement, so the read
-// that follows sees every append committed before.
+// transaction and returns the newest event's hash ("" for an empty trail, or
+// the hash the trail was pruned at). On SQLite the transaction already holds
+// the write lock; PostgreSQL takes an advisory transaction lock first, in its
+// own statement, so the read that follows sees every append committed before.
 func (s *Store) lockAuditHead(ctx context.Context) (string, error) {
 	if s.dialect == DialectPostgres {
 		if _, err := s.exec(ctx, fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", auditLockID)); err != nil {
@@ -131,6 +115,54 @@ func (s *Store) lockAuditHead(ctx context.Context) (string, error) {
 	return prev, err
 }
 
+func auditValues(ev *AuditEvent) []any {
+	return []any{ev.At.UnixMicro(), ev.Event, ev.UserID, ev.Username, ev.ClientID, ev.ClientAddr, ev.UserAgent,
+		ev.Detail, ev.PrevHash, ev.Hash}
+}
+
+// AppendAudit appends an event and fills e.ID, e.PrevHash and e.Hash (and e.At
+// with now when zero; e.At is truncated to the microsecond stored). Appends are
+// serialized so the chain never forks (lockAuditHead).
+//
+// Inside a transaction the event is appended when the transaction commits,
+// after its other writes, and e is filled in then: the chain's lock is held
+// only for the append and the commit, not for the rest of the transaction —
+// on PostgreSQL every audited write of every node waits for that lock. The
+// event still commits or rolls back with the change it records; a malformed
+// event is refused at once.
+func (s *Store) AppendAudit(ctx context.Context, e *AuditEvent) error {
+	ev, err := s.prepareAudit(e)
+	if err != nil {
+		return err
+	}
+	if st := txFrom(ctx, s); st != nil && !st.done {
+		st.audit = append(st.audit, pendingAudit{ev: ev, dst: e})
+		return nil
+	}
+	return s.InTx(ctx, func(ctx context.Context) error { return s.AppendAudit(ctx, e) })
+}
+
+// flushAudit appends a committing transaction's events to the chain.
+func (s *Store) flushAudit(ctx context.Context, st *txState) error {
+	if len(st.audit) == 0 {
+		return nil
+	}
+	prev, err := s.lockAuditHead(ctx)
+	if err != nil {
+		return fmt.Errorf("append audit events: %w", err)
+	}
+	for _, p := range st.audit {
+		ev := p.ev
+		ev.PrevHash = prev
+		ev.Hash = s.AuditHash(prev, ev)
+		if err := s.row(ctx, wr, qAuditInsert, auditValues(ev), &ev.ID); err != nil {
+			return fmt.Errorf("append audit event %s: %w", ev.Event, err)
+		}
+		prev = ev.Hash
+	}
+	return nil
+}
+
 // keyAuditChain is the migration hook of 0006_audit_keyed (migrate.go): in
 // that migration's transaction, the upgrade from an unkeyed chain appends
 // EventAuditKeyed, keyed and chained to the newest unkeyed event, naming it.
@@ -143,7 +175,13 @@ func (s *Store) keyAuditChain(ctx context.Context, tx *sql.Tx) error {
 			return err
 		}
 	}
-	head, err := scanAudit(tx.QueryRowContext(ctx, `SELECT `+auditCols+` FROM audit ORDER BY id DESC LIMIT 1`))
+	// The newest event, or when every event was pruned the last one removed.
+	var headID int64
+	var headHash string
+	err := tx.QueryRowContext(ctx, `SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1`).Scan(&headID, &headHash)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = tx.QueryRowContext(ctx, `SELECT through_id, hash FROM audit_anchor WHERE id = 1`).Scan(&headID, &headHash)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil // an empty trail is keyed from its first event
 	}
@@ -153,15 +191,10 @@ func (s *Store) keyAuditChain(ctx context.Context, tx *sql.Tx) error {
 	if s.auditKey == nil {
 		return fmt.Errorf("this version keys the audit chain, which needs the key-encryption key: %w", ErrNoAuditKey)
 	}
-	detail, _ := json.Marshal(map[string]int64{"unkeyed_through": head.ID})
-	ev := AuditEvent{At: truncUTC(s.now()), Event: EventAuditKeyed, Detail: detail, PrevHash: head.Hash}
+	detail, _ := json.Marshal(map[string]int64{"unkeyed_through": headID})
+	ev := AuditEvent{At: truncUTC(s.now()), Event: EventAuditKeyed, Detail: detail, PrevHash: headHash}
 	ev.Hash = s.AuditHash(ev.PrevHash, &ev)
 	return tx.QueryRowContext(ctx, s.sq(qAuditInsert), auditValues(&ev)...).Scan(&ev.ID)
-}
-
-func auditValues(ev *AuditEvent) []any {
-	return []any{ev.At.UnixMicro(), ev.Event, ev.UserID, ev.Username, ev.ClientID, ev.ClientAddr, ev.UserAgent,
-		ev.Detail, ev.PrevHash, ev.Hash}
 }
 
 const (
@@ -192,12 +225,19 @@ func (s *Store) Audit(ctx context.Context, f AuditFilter) ([]AuditEvent, error) 
 	}
 	switch {
 	case strings.HasSuffix(f.Event, "."):
+		// Not a range on audit_event: under PostgreSQL's linguistic
+		// collations "signin." ≤ event < "signin/" is not the prefix. Since
+		// (24h by default in `lanyard audit`) bounds the walk instead.
 		where, args = append(where, "substr(event, 1, ?) = ?"), append(args, int64(len(f.Event)), f.Event)
 	case f.Event != "":
 		where, args = append(where, "event = ?"), append(args, f.Event)
 	}
 	if !f.Since.IsZero() {
-		where, args = append(where, "at >= ?"), append(args, f.Since.UnixMicro())
+		// Every event at or after Since has an id at or after the first
+		// such event's (found on the audit_at index): the walk in id order
+		// starts there instead of at the beginning of a long trail.
+		where = append(where, "id >= (SELECT MIN(id) FROM audit WHERE at >= ?) AND at >= ?")
+		args = append(args, f.Since.UnixMicro(), f.Since.UnixMicro())
 	}
 	if f.AfterID > 0 {
 		where, args = append(where, "id > ?"), append(args, f.AfterID)
@@ -283,16 +323,16 @@ func (c *AuditChain) Next(e *AuditEvent) bool {
 	keyedHash := hmac.Equal([]byte(c.s.AuditHash(c.prev, e)), []byte(e.Hash))
 	switch {
 	case keyedHash:
-		if !c.keyed && c.check.UnkeyedThrough != 0 {
-			if !isKeyedAfter(e, c.check.UnkeyedThrough) {
-				return fail("the unkeyed events before it are not vouched for by the upgrade's " + string(EventAuditKeyed) +
-					" event: they were rewritten without the key")
-			}
-			c.upgradedAt = e.At
+		if !c.keyed && c.check.UnkeyedThrough != 0 && !isKeyedAfter(e, c.check.UnkeyedThrough) {
+			return fail("the unkeyed events before it are not vouched for by the upgrade's " + string(EventAuditKeyed) +
+				" event: they were rewritten without the key")
+		}
+		if e.Event == EventAuditKeyed && c.upgradedAt.IsZero() {
+			c.upgradedAt = e.At // (the unkeyed events before may be pruned)
 		}
 		c.keyed = true
 	case unkeyedAuditHash(c.prev, e) != e.Hash && c.keyed:
-		return fail("it does not match its keyed hash: it was changed, or its hash recomputed without the key")
+		return fail("it does not match its hash under the deployment's key: it was changed, or its hash recomputed without the key")
 	case unkeyedAuditHash(c.prev, e) != e.Hash:
 		return fail("it does not match its hash: it was changed after it was written")
 	case !c.keyed:
@@ -325,44 +365,44 @@ func isKeyedAfter(e *AuditEvent, id int64) bool {
 	return e.Event == EventAuditKeyed && json.Unmarshal(e.Detail, &d) == nil && d.Through == id
 }
 
-// Result is the check so far. A chain with no keyed event is broken at its
-// head: the migration that brought the key keyed the chain, so a trail of
-// unkeyed events only was recomputed by someone without the key (or no
-// Lanyard with the key has opened this database yet).
-func (c *AuditChain) Result() AuditCheck {
-	r := c.check
-	if r.BadID == 0 && r.Events > 0 && !c.keyed {
-		r.BadID = r.HeadID
-		r.Problem = "the newest events are not keyed: the chain was recomputed without the key (or this database was never opened by a Lanyard that keys it)"
-	}
-	return r
-}
+// Result is the check so far.
+func (c *AuditChain) Result() AuditCheck { return c.check }
+
+// Keyed reports whether a keyed event was checked.
+func (c *AuditChain) Keyed() bool { return c.keyed }
 
 // CheckAudit walks the whole chain (see AuditChain) and reports its head.
-// ErrNoAuditKey without the audit key.
+// After a prune the chain starts at the anchor (GetAuditAnchor): the first
+// remaining event must chain to the last one removed. ErrNoAuditKey without
+// the audit key.
 func (s *Store) CheckAudit(ctx context.Context) (AuditCheck, error) {
 	if s.auditKey == nil {
 		return AuditCheck{}, fmt.Errorf("verify audit: %w", ErrNoAuditKey)
 	}
-	rows, err := s.query(ctx, rd, `SELECT `+auditCols+` FROM audit ORDER BY id`)
+	anchor, err := s.GetAuditAnchor(ctx)
 	if err != nil {
 		return AuditCheck{}, fmt.Errorf("verify audit: %w", err)
 	}
-	defer rows.Close()
-	c := s.NewAuditChain("")
-	for rows.Next() {
-		e, err := scanAudit(rows)
-		if err != nil {
-			return AuditCheck{}, fmt.Errorf("verify audit: %w", s.mapErr(err))
+	c := s.NewAuditChain(anchor.Hash)
+	err = s.EachAudit(ctx, anchor.ThroughID, 0, func(e *AuditEvent) error {
+		if !c.Next(e) {
+			return errStopWalk
 		}
-		if !c.Next(&e) {
-			break
-		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStopWalk) {
+		return AuditCheck{}, fmt.Errorf("verify audit: %w", err)
 	}
-	if err := rows.Err(); err != nil {
-		return AuditCheck{}, fmt.Errorf("verify audit: %w", s.mapErr(err))
+	// A trail with no keyed event is broken at its head: the migration
+	// that brought the key keyed the chain, so a trail of unkeyed events
+	// only was recomputed by someone without the key. (An archive of the
+	// years before the key may hold only unkeyed events.)
+	r := c.Result()
+	if r.BadID == 0 && r.Events > 0 && !c.Keyed() {
+		r.BadID = r.HeadID
+		r.Problem = "the newest events are not keyed: the chain was recomputed without the key (or this database was never opened by a Lanyard that keys it)"
 	}
-	return c.Result(), nil
+	return r, nil
 }
 
 // VerifyAudit is CheckAudit's verdict: the id of the first event that does
@@ -371,6 +411,8 @@ func (s *Store) VerifyAudit(ctx context.Context) (badID int64, err error) {
 	c, err := s.CheckAudit(ctx)
 	return c.BadID, err
 }
+
+var errStopWalk = errors.New("stop")
 
 // LastAuditID is the id of the newest audit event (0 when there is none): where
 // a reader that tails the trail (metrics, `lanyard audit --follow`) starts

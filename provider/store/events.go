@@ -19,14 +19,18 @@ const (
 	// in a minute (flows/auditflood.go). Detail "count", "reasons" (count by
 	// Reason), "accounts" (how many), "from", "until", "summary".
 	EventSigninFailureAggregated Event = "signin.failure.aggregated"
-	EventLock                    Event = "lock" // Detail "key": "acct" or "addr"
-	EventMFAEnrol                Event = "mfa.enrol"
-	EventMFAChallenge            Event = "mfa.challenge"
-	EventRecoveryUse             Event = "mfa.recovery_code.use"
-	EventPasswordChange          Event = "password.change"
-	EventPolicyAccept            Event = "policy.accept" // Detail "document", "version"
-	EventLogout                  Event = "logout"
-	EventWebAuthnClone           Event = "webauthn.clone_warning"
+	EventLock                    Event = "lock" // Detail "key": "acct", "mfa", "dev" or "addr"; "seconds"
+	// Second-factor failures from browsers the account does not know
+	// reached a lock or the daily cap. Detail "after_password": whether they
+	// followed a correct password (the officer is then emailed); "until".
+	EventFactorGuessing Event = "mfa.guessing"
+	EventMFAEnrol       Event = "mfa.enrol"
+	EventMFAChallenge   Event = "mfa.challenge"
+	EventRecoveryUse    Event = "mfa.recovery_code.use"
+	EventPasswordChange Event = "password.change"
+	EventPolicyAccept   Event = "policy.accept" // Detail "document", "version"
+	EventLogout         Event = "logout"
+	EventWebAuthnClone  Event = "webauthn.clone_warning"
 )
 
 // The account page.
@@ -96,6 +100,7 @@ const (
 	EventBackup            Event = "admin.backup"
 	EventRestore           Event = "admin.restore"
 	EventConfigReload      Event = "admin.config.reload"
+	EventAuditPrune        Event = "admin.audit.prune" // Detail "through_id", "hash": the last event removed
 )
 
 // The audit trail itself.

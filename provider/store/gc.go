@@ -9,13 +9,20 @@ import (
 // gcBatch bounds one DELETE of DeleteExpired: on SQLite every write waits for
 // the single writer, so a sweep of a million expired tokens goes in short
 // statements between which token requests get their turn.
-const gcBatch = 2000
+const gcBatch = 500
 
-// DeleteExpired removes what has expired at now and returns how many rows
-// went: OAuth rows past expires_at, sessions past expires_at (queuing the
-// logout of their relying parties, see RecordSessionClient), parked
-// authorization requests past expires_at, approval requests an hour past
-// theirs, and throttle rows whose window
+// gcMaxPause caps the rest DeleteExpired takes after each full batch: twice
+// as long as the batch took, so a sweep holds the writer at most a third of
+// the time and the requests queued behind a batch go before the next one.
+const gcMaxPause = 200 * time.Millisecond
+
+// DeleteExpired removes what has expired at now, in batches of gcBatch rows
+// with a rest after each (gcMaxPause), and returns how many rows went: OAuth
+// rows past expires_at, sessions past expires_at (a journey abandoned before
+// its password expires within the journey timeout; queuing the logout of
+// their relying parties, see RecordSessionClient), parked authorization
+// requests past expires_at, approval requests an hour past theirs, and
+// throttle rows whose window
 // started more than the retention (OpenOptions.ThrottleRetention) ago and
 // whose lock is over. Used recovery codes, signing keys (see
 // DeleteRetiredSigningKeys) and the audit trail are kept.
@@ -42,6 +49,7 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 			[]any{keep, t, gcBatch}},
 	} {
 		for {
+			start := time.Now()
 			n, err := s.execN(ctx, d.query, d.args...)
 			if err != nil {
 				return total, fmt.Errorf("delete expired %s: %w", d.what, err)
@@ -49,6 +57,11 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 			total += n
 			if n < gcBatch {
 				break
+			}
+			select {
+			case <-ctx.Done():
+				return total, ctx.Err()
+			case <-time.After(min(2*time.Since(start), gcMaxPause)):
 			}
 		}
 	}
@@ -59,7 +72,7 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 		err := s.InTx(ctx, func(ctx context.Context) (err error) {
 			n, err = s.queueLogouts(ctx, ReasonSessionExpired, now, `(session_ref, client_id, sid) IN
 				(SELECT session_ref, client_id, sid FROM session_clients WHERE NOT EXISTS
-					(SELECT 1 FROM sessions WHERE sessions.id_hash = session_clients.session_ref) LIMIT ?)`, gcBatch)
+					(SELECT 1 FROM sessions WHERE sessions.sid = session_clients.session_ref) LIMIT ?)`, gcBatch)
 			return err
 		})
 		if err != nil {

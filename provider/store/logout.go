@@ -11,20 +11,20 @@ import (
 
 // Logout propagation (OpenID Connect Back-Channel Logout 1.0). The provider
 // records which relying party received tokens in which SSO session
-// (RecordSessionClient). Every store method that ends a session or revokes
-// a user's or a session's tokens moves those records into the logout outbox
-// in its own transaction, so no caller can end a session and forget to tell
-// the relying parties, and a crash leaves either both or neither. Delivery
-// workers (one per node) claim due rows, post the logout tokens, and finish
-// or reschedule them.
+// (RecordSessionClient), by the session's stable key (Session.SID), which is
+// also the sid of the client's ID token and logout token. Every store method
+// that ends a session or revokes a user's or a session's tokens moves those
+// records into the logout outbox in its own transaction, so no caller can end
+// a session and forget to tell the relying parties, and a crash leaves
+// either both or neither. Delivery workers (one per node) claim due rows,
+// post the logout tokens, and finish or reschedule them.
 
 // SessionClient says that a relying party received tokens in an SSO session.
 type SessionClient struct {
-	SessionRef string // the session's current SessionRef (follows RotateSession)
-	ClientID   string
-	SID        string // the sid the client was given (the ref when it was issued)
-	Subject    string // user id
-	CreatedAt  time.Time
+	SID       string // the session's stable key (Session.SID): the sid the client was given
+	ClientID  string
+	Subject   string // user id
+	CreatedAt time.Time
 }
 
 // LogoutDelivery is one logout token to deliver: to ClientID, about the
@@ -44,36 +44,34 @@ type LogoutDelivery struct {
 }
 
 // RecordSessionClient notes that rec.ClientID received tokens in the
-// session rec.SessionRef (idempotent).
+// session whose key is rec.SID (idempotent).
 func (s *Store) RecordSessionClient(ctx context.Context, rec *SessionClient) error {
 	switch {
-	case rec == nil || rec.SessionRef == "":
+	case rec == nil || rec.SID == "":
 		return invalid("session client without session")
 	case rec.ClientID == "":
 		return invalid("session client without client id")
 	case rec.Subject == "":
 		return invalid("session client without subject")
 	}
-	sid := rec.SID
-	if sid == "" {
-		sid = rec.SessionRef
-	}
 	created := rec.CreatedAt
 	if created.IsZero() {
 		created = s.now()
 	}
+	// session_ref and sid were two values while tokens followed the
+	// session's rotating id; both are the stable key now.
 	if _, err := s.exec(ctx, `INSERT INTO session_clients (session_ref, client_id, sid, subject, created_at)
-		VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, rec.SessionRef, rec.ClientID, sid, rec.Subject, micro(created)); err != nil {
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, rec.SID, rec.ClientID, rec.SID, rec.Subject, micro(created)); err != nil {
 		return fmt.Errorf("record session client: %w", err)
 	}
 	return nil
 }
 
 // SessionClients lists the relying parties that received tokens in the
-// session ref, oldest first.
-func (s *Store) SessionClients(ctx context.Context, ref string) ([]SessionClient, error) {
-	rows, err := s.query(ctx, rd, `SELECT session_ref, client_id, sid, subject, created_at FROM session_clients
-		WHERE session_ref = ? ORDER BY created_at, client_id, sid`, ref)
+// session whose key is sid, oldest first.
+func (s *Store) SessionClients(ctx context.Context, sid string) ([]SessionClient, error) {
+	rows, err := s.query(ctx, rd, `SELECT client_id, sid, subject, created_at FROM session_clients
+		WHERE session_ref = ? ORDER BY created_at, client_id, sid`, sid)
 	if err != nil {
 		return nil, fmt.Errorf("list session clients: %w", err)
 	}
@@ -82,7 +80,7 @@ func (s *Store) SessionClients(ctx context.Context, ref string) ([]SessionClient
 	for rows.Next() {
 		var c SessionClient
 		var created sql.NullInt64
-		if err := rows.Scan(&c.SessionRef, &c.ClientID, &c.SID, &c.Subject, &created); err != nil {
+		if err := rows.Scan(&c.ClientID, &c.SID, &c.Subject, &created); err != nil {
 			return nil, fmt.Errorf("list session clients: %w", s.mapErr(err))
 		}
 		c.CreatedAt = fromMicro(created)

@@ -132,8 +132,8 @@ func (s *Store) RevokeOAuthBySubject(ctx context.Context, subject string) error 
 
 // RevokeOAuthBySession deactivates every code, access and refresh token issued
 // to an SSO session, and queues the logout of the relying parties that
-// received them; sessionID is the session's ref (SessionRef), the value the
-// provider stores in OAuthRow.SessionID.
+// received them; sessionID is the session's stable key (Session.SID), the
+// value the provider stores in OAuthRow.SessionID.
 func (s *Store) RevokeOAuthBySession(ctx context.Context, sessionID string) error {
 	if sessionID == "" {
 		return invalid("session id is empty") // would hit every token without a session

@@ -2,16 +2,20 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
 
-// SessionRef is the public reference of a session: the hex SHA-256 of its raw
-// id. The sessions table is keyed by it (the raw id, which the cookie holds,
-// is never stored); it is what Session.Ref, authn.Browser.SessionID,
-// OAuthRow.SessionID and RevokeOAuthBySession use.
+// SessionRef is the reference of a session's current id: the hex SHA-256 of
+// the raw id. The sessions table is keyed by it (the raw id, which the cookie
+// holds, is never stored), and it changes with the id (RotateSession). What
+// outlives a rotation — the codes and tokens issued in the session, the
+// relying parties to tell when it ends, the sid claim — is bound to the
+// session's stable key, Session.SID, instead.
 func SessionRef(rawID string) string { return hashKey(rawID) }
 
 // minSessionIDLen refuses ids too short to be ≥128 random bits in any common
@@ -19,14 +23,14 @@ func SessionRef(rawID string) string { return hashKey(rawID) }
 // constant rather than policing entropy.
 const minSessionIDLen = 16
 
-const sessionCols = `id_hash, user_id, state, auth_time, amr, acr, data, user_agent, client_addr,
+const sessionCols = `id_hash, sid, user_id, state, auth_time, amr, acr, data, user_agent, client_addr,
 	created_at, last_seen_at, expires_at`
 
 func scanSession(sc interface{ Scan(...any) error }) (*Session, error) {
 	var x Session
 	var amr string
 	var auth, created, seen, expires sql.NullInt64
-	if err := sc.Scan(&x.Ref, &x.UserID, &x.State, &auth, &amr, &x.ACR, &x.Data, &x.UserAgent, &x.ClientAddr,
+	if err := sc.Scan(&x.Ref, &x.SID, &x.UserID, &x.State, &auth, &amr, &x.ACR, &x.Data, &x.UserAgent, &x.ClientAddr,
 		&created, &seen, &expires); err != nil {
 		return nil, err
 	}
@@ -41,8 +45,9 @@ func scanSession(sc interface{ Scan(...any) error }) (*Session, error) {
 }
 
 // CreateSession stores a new session under the hash of sess.ID and fills
-// sess.Ref. A zero CreatedAt/LastSeenAt is set to now. ErrConflict when the
-// id exists.
+// sess.Ref, and sess.SID when it is empty (a fresh random key). A zero
+// CreatedAt/LastSeenAt is set to now. ErrConflict when the id or the key
+// exists.
 func (s *Store) CreateSession(ctx context.Context, sess *Session) error {
 	if sess == nil || len(sess.ID) < minSessionIDLen {
 		return invalid("session id is missing or too short")
@@ -57,14 +62,18 @@ func (s *Store) CreateSession(ctx context.Context, sess *Session) error {
 	if sess.LastSeenAt.IsZero() {
 		sess.LastSeenAt = sess.CreatedAt
 	}
+	sid := sess.SID
+	if sid == "" {
+		sid = rand.Text()
+	}
 	ref := SessionRef(sess.ID)
-	_, err = s.exec(ctx, `INSERT INTO sessions (`+sessionCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		ref, sess.UserID, sess.State, micro(sess.AuthTime), string(amr), sess.ACR, sess.Data, sess.UserAgent,
+	_, err = s.exec(ctx, `INSERT INTO sessions (`+sessionCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		ref, sid, sess.UserID, sess.State, micro(sess.AuthTime), string(amr), sess.ACR, sess.Data, sess.UserAgent,
 		sess.ClientAddr, micro(sess.CreatedAt), micro(sess.LastSeenAt), micro(sess.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("create session: %w", err)
 	}
-	sess.Ref = ref
+	sess.Ref, sess.SID = ref, sid
 	return nil
 }
 
@@ -80,8 +89,8 @@ func (s *Store) SessionByID(ctx context.Context, id string, now time.Time) (*Ses
 	return x, nil
 }
 
-// UpdateSession writes every field but ID and CreatedAt of the session with
-// the raw id sess.ID. ErrNotFound when it does not exist.
+// UpdateSession writes every field but ID, SID and CreatedAt of the session
+// with the raw id sess.ID. ErrNotFound when it does not exist.
 func (s *Store) UpdateSession(ctx context.Context, sess *Session) error {
 	if sess == nil || sess.ID == "" {
 		return invalid("session id is empty")
@@ -106,33 +115,21 @@ func (s *Store) UpdateSession(ctx context.Context, sess *Session) error {
 }
 
 // RotateSession re-keys a session from oldID to newID (session fixation
-// defence): the old id is dead at once. The OAuth rows issued to the session
-// follow it (their SessionID becomes the new ref), so logging the session out
-// later still revokes them. ErrNotFound when oldID does not exist,
-// ErrConflict when newID does.
+// defence): the old id is dead at once. Its stable key (SID) stays, and with
+// it everything bound to the session — its codes and tokens, the relying
+// parties to tell when it ends — so logging the session out later still
+// reaches them. ErrNotFound when oldID does not exist, ErrConflict when newID
+// does.
 func (s *Store) RotateSession(ctx context.Context, oldID, newID string) error {
 	if len(newID) < minSessionIDLen {
 		return invalid("new session id is missing or too short")
 	}
-	oldRef, newRef := SessionRef(oldID), SessionRef(newID)
-	err := s.InTx(ctx, func(ctx context.Context) error {
-		n, err := s.execN(ctx, `UPDATE sessions SET id_hash = ? WHERE id_hash = ?`, newRef, oldRef)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return ErrNotFound
-		}
-		if _, err = s.exec(ctx, `UPDATE oauth SET session_id = ? WHERE session_id = ? AND session_id <> ''`, newRef, oldRef); err != nil {
-			return err
-		}
-		// The relying parties keep the sid they were given; only the
-		// session's current ref moves.
-		_, err = s.exec(ctx, `UPDATE session_clients SET session_ref = ? WHERE session_ref = ?`, newRef, oldRef)
-		return err
-	})
+	n, err := s.execN(ctx, `UPDATE sessions SET id_hash = ? WHERE id_hash = ?`, SessionRef(newID), SessionRef(oldID))
 	if err != nil {
 		return fmt.Errorf("rotate session: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("rotate session: %w", ErrNotFound)
 	}
 	return nil
 }
@@ -153,11 +150,12 @@ func (s *Store) TouchSession(ctx context.Context, id string, at time.Time) error
 // DeleteSession deletes a session by raw id (no error when it does not
 // exist) and queues the logout of the relying parties that received tokens
 // in it (see RecordSessionClient). Its tokens are left alone: call
-// RevokeOAuthBySession(SessionRef(id)) for that (logout does).
+// RevokeOAuthBySession with its SID for that (logout does).
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
 	ref := SessionRef(id)
 	err := s.InTx(ctx, func(ctx context.Context) error {
-		if _, err := s.queueLogouts(ctx, ReasonSessionEnded, s.now(), `session_ref = ?`, ref); err != nil {
+		if _, err := s.queueLogouts(ctx, ReasonSessionEnded, s.now(),
+			`session_ref IN (SELECT sid FROM sessions WHERE id_hash = ?)`, ref); err != nil {
 			return err
 		}
 		_, err := s.exec(ctx, `DELETE FROM sessions WHERE id_hash = ?`, ref)
@@ -169,19 +167,18 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 	return nil
 }
 
-// DeleteSessionByRef deletes one of the user's sessions by its public ref
-// (the account page's "sign out that device"), deactivates its codes and
-// tokens and queues the logout of its relying parties, atomically. ErrNotFound when the user has no such session.
+// DeleteSessionByRef deletes one of the user's sessions by its ref (the
+// account page's "sign out that device"), deactivates its codes and tokens
+// and queues the logout of its relying parties, atomically. ErrNotFound when
+// the user has no such session.
 func (s *Store) DeleteSessionByRef(ctx context.Context, userID, ref string) error {
 	err := s.InTx(ctx, func(ctx context.Context) error {
-		n, err := s.execN(ctx, `DELETE FROM sessions WHERE user_id = ? AND id_hash = ?`, userID, ref)
-		if err != nil {
+		var sid string
+		if err := s.row(ctx, wr, `DELETE FROM sessions WHERE user_id = ? AND id_hash = ? RETURNING sid`,
+			[]any{userID, ref}, &sid); err != nil {
 			return err
 		}
-		if n == 0 {
-			return ErrNotFound
-		}
-		return s.RevokeOAuthBySession(ctx, ref)
+		return s.RevokeOAuthBySession(ctx, sid)
 	})
 	if err != nil {
 		return fmt.Errorf("delete session of %q: %w", userID, err)
@@ -217,10 +214,11 @@ func (s *Store) UserSessions(ctx context.Context, userID string, now time.Time) 
 }
 
 // DeleteUserSessions deletes every session of the user except the one whose
-// raw id is except ("" for none: sign out everywhere), deactivates the codes
-// and tokens issued to the deleted sessions (OAuthRow.SessionID equal to
-// their ref), queues the logout of their relying parties, and returns the
-// refs it deleted — all in one transaction.
+// raw id is except ("" for none: sign out everywhere), deactivates every code
+// and token of the user except those bound to the kept session (whatever
+// session, live or long gone, they came from), queues the logout of the
+// relying parties of the sessions it deleted, and returns their refs — all
+// in one transaction.
 func (s *Store) DeleteUserSessions(ctx context.Context, userID string, except string) ([]string, error) {
 	if userID == "" {
 		return nil, invalid("user id is empty")
@@ -231,13 +229,21 @@ func (s *Store) DeleteUserSessions(ctx context.Context, userID string, except st
 	}
 	var refs []string
 	err := s.InTx(ctx, func(ctx context.Context) error {
+		// The kept session's key; "" when there is none, which keeps nothing.
+		keep := ""
+		if exceptRef != "" {
+			err := s.row(ctx, wr, `SELECT sid FROM sessions WHERE id_hash = ? AND user_id = ?`, []any{exceptRef, userID}, &keep)
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				return err
+			}
+		}
 		if _, err := s.exec(ctx, `UPDATE oauth SET active = 0
-			WHERE active = 1 AND kind IN `+revocableKinds+` AND session_id <> '' AND session_id IN
-				(SELECT id_hash FROM sessions WHERE user_id = ? AND id_hash <> ?)`, userID, exceptRef); err != nil {
+			WHERE subject = ? AND active = 1 AND kind IN `+revocableKinds+` AND (? = '' OR session_id <> ?)`,
+			userID, keep, keep); err != nil {
 			return err
 		}
 		if _, err := s.queueLogouts(ctx, ReasonSessionEnded, s.now(),
-			`session_ref IN (SELECT id_hash FROM sessions WHERE user_id = ? AND id_hash <> ?)`, userID, exceptRef); err != nil {
+			`session_ref IN (SELECT sid FROM sessions WHERE user_id = ? AND id_hash <> ?)`, userID, exceptRef); err != nil {
 			return err
 		}
 		rows, err := s.query(ctx, wr, `DELETE FROM sessions WHERE user_id = ? AND id_hash <> ? RETURNING id_hash`,

@@ -42,16 +42,21 @@ func (s *Store) RecordFailure(ctx context.Context, key string, now time.Time, wi
 	return t, nil
 }
 
-// Lock locks key until the given time: locked_until = until, locks+1 and the
-// failure count back to 0 (the lock is the consequence of those failures).
-func (s *Store) Lock(ctx context.Context, key string, until time.Time) error {
+// Lock locks key until the given time: locked_until = until, the lock count
+// to locks (the caller decides it: one more than the earlier locks it still
+// holds against the key) and the failure count back to 0 (the lock is the
+// consequence of those failures). Racing lockers of one key agree on it.
+func (s *Store) Lock(ctx context.Context, key string, until time.Time, locks int) error {
 	if key == "" {
 		return invalid("throttle key is empty")
 	}
+	if locks < 1 {
+		return invalid("a lock counts at least itself")
+	}
 	_, err := s.exec(ctx, `INSERT INTO throttle (key_name, failures, window_start, locked_until, locks)
-		VALUES (?, 0, NULL, ?, 1)
+		VALUES (?, 0, NULL, ?, ?)
 		ON CONFLICT (key_name) DO UPDATE SET locked_until = excluded.locked_until,
-			locks = throttle.locks + 1, failures = 0`, key, micro(until))
+			locks = excluded.locks, failures = 0`, key, micro(until), locks)
 	if err != nil {
 		return fmt.Errorf("lock: %w", err)
 	}

@@ -16,7 +16,14 @@ type txKey struct{ s *Store }
 type txState struct {
 	tx   *sql.Tx
 	done bool
+	// audit holds the events AppendAudit was given in this transaction,
+	// appended to the chain at Commit (see AppendAudit).
+	audit []pendingAudit
 }
+
+// pendingAudit is an event waiting for Commit: the copy that will be stored
+// and the caller's event, filled in once it is.
+type pendingAudit struct{ ev, dst *AuditEvent }
 
 func txFrom(ctx context.Context, s *Store) *txState {
 	st, _ := ctx.Value(txKey{s}).(*txState)
@@ -51,9 +58,17 @@ func (s *Store) Commit(ctx context.Context) error {
 	if st.done {
 		return errors.New("store: commit: the transaction is already finished")
 	}
+	if err := s.flushAudit(ctx, st); err != nil {
+		st.done = true
+		st.tx.Rollback()
+		return err
+	}
 	st.done = true
 	if err := st.tx.Commit(); err != nil {
 		return s.mapErr(fmt.Errorf("store: commit: %w", err))
+	}
+	for _, p := range st.audit {
+		*p.dst = *p.ev
 	}
 	return nil
 }

@@ -100,6 +100,48 @@ func testAudit(t *testing.T, open func(t *testing.T) *store.Store) {
 		}
 	})
 
+	t.Run("InTransaction", func(t *testing.T) {
+		// An event appended in a transaction joins the chain when the
+		// transaction commits — after whatever other transactions appended
+		// meanwhile — and never if it rolls back.
+		s := open(t)
+		ctx := t.Context()
+		tctx, err := s.BeginTx(ctx)
+		must(t, err)
+		mine := &store.AuditEvent{Event: "mine"}
+		must(t, s.AppendAudit(tctx, mine))
+		wantErr(t, "a malformed event in a transaction", s.AppendAudit(tctx, &store.AuditEvent{Event: "x", Detail: []byte("{")}), store.ErrInvalid)
+		if mine.ID != 0 || mine.Hash != "" {
+			t.Fatalf("filled before the commit: %+v", mine)
+		}
+		if s.Dialect() == store.DialectPostgres { // SQLite's transaction holds the only writer
+			other := &store.AuditEvent{Event: "other"}
+			must(t, s.AppendAudit(ctx, other))
+			must(t, s.Commit(tctx))
+			if mine.PrevHash != other.Hash || mine.ID <= other.ID {
+				t.Fatalf("committed after %+v, chained as %+v", other, mine)
+			}
+		} else {
+			must(t, s.Commit(tctx))
+		}
+		if mine.ID == 0 || len(mine.Hash) != 64 {
+			t.Fatalf("not filled at commit: %+v", mine)
+		}
+		gone := &store.AuditEvent{Event: "gone"}
+		tctx, err = s.BeginTx(ctx)
+		must(t, err)
+		must(t, s.AppendAudit(tctx, gone))
+		must(t, s.Rollback(tctx))
+		if got, _ := s.Audit(ctx, store.AuditFilter{Event: "gone"}); len(got) != 0 || gone.ID != 0 {
+			t.Fatalf("a rolled-back event was stored: %+v", got)
+		}
+		bad, err := s.VerifyAudit(ctx)
+		must(t, err)
+		if bad != 0 {
+			t.Fatalf("chain broken at #%d", bad)
+		}
+	})
+
 	t.Run("DefaultTime", func(t *testing.T) {
 		s := open(t)
 		e := &store.AuditEvent{Event: "x"}

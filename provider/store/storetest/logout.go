@@ -28,7 +28,7 @@ func testLogout(t *testing.T, open func(t *testing.T) *store.Store) {
 			{a, "docs-a", alice.ID}, {a, "docs-b", alice.ID}, {b, "docs-a", alice.ID}, {c, "docs-a", bob.ID},
 		} {
 			must(t, s.RecordSessionClient(t.Context(), &store.SessionClient{
-				SessionRef: store.SessionRef(r.sess), ClientID: r.client, Subject: r.sub, CreatedAt: t0}))
+				SID: keyOf(t, s, r.sess), ClientID: r.client, Subject: r.sub, CreatedAt: t0}))
 		}
 		return
 	}
@@ -51,26 +51,27 @@ func testLogout(t *testing.T, open func(t *testing.T) *store.Store) {
 			t.Fatalf("%s: queued %q, want %q", what, got, want)
 		}
 	}
-	refs := func(a, b, c string) map[string]string {
-		return map[string]string{store.SessionRef(a): "a", store.SessionRef(b): "b", store.SessionRef(c): "c"}
+	// keys names the sessions' stable keys (the sid a logout carries).
+	keys := func(t *testing.T, s *store.Store, a, b, c string) map[string]string {
+		return map[string]string{keyOf(t, s, a): "a", keyOf(t, s, b): "b", keyOf(t, s, c): "c"}
 	}
 
 	t.Run("RecordAndList", func(t *testing.T) {
 		s := open(t)
 		ctx := t.Context()
-		_, _, a, _, _ := seed(t, s)
-		ref := store.SessionRef(a)
+		alice, _, a, _, _ := seed(t, s)
+		key := keyOf(t, s, a)
 		// Idempotent: a second code for the same client adds nothing.
-		must(t, s.RecordSessionClient(ctx, &store.SessionClient{SessionRef: ref, ClientID: "docs-a", Subject: "u-alice"}))
-		got, err := s.SessionClients(ctx, ref)
+		must(t, s.RecordSessionClient(ctx, &store.SessionClient{SID: key, ClientID: "docs-a", Subject: alice.ID}))
+		got, err := s.SessionClients(ctx, key)
 		must(t, err)
-		if len(got) != 2 || got[0].ClientID != "docs-a" || got[1].ClientID != "docs-b" || got[0].SID != ref || got[0].Subject != "u-alice" {
+		if len(got) != 2 || got[0].ClientID != "docs-a" || got[1].ClientID != "docs-b" || got[0].SID != key || got[0].Subject != alice.ID {
 			t.Fatalf("SessionClients = %+v", got)
 		}
 		sameTime(t, "CreatedAt", got[0].CreatedAt, t0)
 		wantErr(t, "no session", s.RecordSessionClient(ctx, &store.SessionClient{ClientID: "x", Subject: "u"}), store.ErrInvalid)
-		wantErr(t, "no client", s.RecordSessionClient(ctx, &store.SessionClient{SessionRef: ref, Subject: "u"}), store.ErrInvalid)
-		wantErr(t, "no subject", s.RecordSessionClient(ctx, &store.SessionClient{SessionRef: ref, ClientID: "x"}), store.ErrInvalid)
+		wantErr(t, "no client", s.RecordSessionClient(ctx, &store.SessionClient{SID: key, Subject: "u"}), store.ErrInvalid)
+		wantErr(t, "no subject", s.RecordSessionClient(ctx, &store.SessionClient{SID: key, ClientID: "x"}), store.ErrInvalid)
 		wantErr(t, "nil", s.RecordSessionClient(ctx, nil), store.ErrInvalid)
 		if n, err := s.PendingLogouts(ctx); err != nil || n != 0 {
 			t.Fatalf("PendingLogouts = %d, %v before any session ended", n, err)
@@ -81,17 +82,18 @@ func testLogout(t *testing.T, open func(t *testing.T) *store.Store) {
 		s := open(t)
 		ctx := t.Context()
 		_, _, a, _, _ := seed(t, s)
+		key := keyOf(t, s, a)
 		rotated := "session-id-0123456789-a-rotated"
 		must(t, s.RotateSession(ctx, a, rotated))
-		got, err := s.SessionClients(ctx, store.SessionRef(rotated))
+		got, err := s.SessionClients(ctx, keyOf(t, s, rotated))
 		must(t, err)
-		if len(got) != 2 || got[0].SID != store.SessionRef(a) {
+		if len(got) != 2 || got[0].SID != key {
 			t.Fatalf("after rotation: %+v (the sid the client was given must stay)", got)
 		}
 		must(t, s.DeleteSession(ctx, rotated))
 		ds, err := s.ClaimLogouts(ctx, at(time.Hour), time.Minute, 10)
 		must(t, err)
-		if len(ds) != 2 || ds[0].SID != store.SessionRef(a) {
+		if len(ds) != 2 || ds[0].SID != key {
 			t.Fatalf("logouts after the rotated session ended: %+v", ds)
 		}
 	})
@@ -107,8 +109,13 @@ func testLogout(t *testing.T, open func(t *testing.T) *store.Store) {
 			must(t, s.DeleteSession(t.Context(), a))
 		}, []string{"docs-a a session_ended", "docs-b a session_ended"}, false},
 		{"RevokeOAuthBySession then DeleteSession (sign-out)", func(t *testing.T, s *store.Store, _ *store.User, a, _ string) {
+			x, err := s.SessionByID(t.Context(), a, t0)
+			if errors.Is(err, store.ErrNotFound) {
+				return // signed out already
+			}
+			must(t, err)
 			must(t, s.InTx(t.Context(), func(ctx context.Context) error {
-				if err := s.RevokeOAuthBySession(ctx, store.SessionRef(a)); err != nil {
+				if err := s.RevokeOAuthBySession(ctx, x.SID); err != nil {
 					return err
 				}
 				return s.DeleteSession(ctx, a)
@@ -147,12 +154,13 @@ func testLogout(t *testing.T, open func(t *testing.T) *store.Store) {
 		t.Run("Queue/"+tc.name, func(t *testing.T) {
 			s := open(t)
 			alice, _, a, b, c := seed(t, s)
+			names := keys(t, s, a, b, c)
 			tc.end(t, s, alice, a, b)
-			wantQueued(t, tc.name, queued(t, s, refs(a, b, c)), tc.want...)
+			wantQueued(t, tc.name, queued(t, s, names), tc.want...)
 			// Bob's session is untouched, and queuing moved the records:
 			// ending the same session again, or the garbage collector
 			// passing by, queues nothing more.
-			if got, _ := s.SessionClients(t.Context(), store.SessionRef(c)); len(got) != 1 {
+			if got, _ := s.SessionClients(t.Context(), keyOf(t, s, c)); len(got) != 1 {
 				t.Fatalf("bob's session clients = %+v", got)
 			}
 			if !tc.once {
@@ -170,6 +178,7 @@ func testLogout(t *testing.T, open func(t *testing.T) *store.Store) {
 	t.Run("RolledBackEndQueuesNothing", func(t *testing.T) {
 		s := open(t)
 		_, _, a, _, _ := seed(t, s)
+		key := keyOf(t, s, a)
 		boom := errors.New("boom")
 		err := s.InTx(t.Context(), func(ctx context.Context) error {
 			if err := s.DeleteSession(ctx, a); err != nil {
@@ -181,7 +190,7 @@ func testLogout(t *testing.T, open func(t *testing.T) *store.Store) {
 		if n, _ := s.PendingLogouts(t.Context()); n != 0 {
 			t.Fatalf("%d logouts queued by a rolled-back sign-out", n)
 		}
-		if got, _ := s.SessionClients(t.Context(), store.SessionRef(a)); len(got) != 2 {
+		if got, _ := s.SessionClients(t.Context(), key); len(got) != 2 {
 			t.Fatalf("session clients lost by a rolled-back sign-out: %+v", got)
 		}
 	})
@@ -265,7 +274,7 @@ func testLogoutConcurrency(t *testing.T, open func(t *testing.T) *store.Store) {
 	for i := range sessions {
 		id := newSession(t, s, u.ID, fmt.Sprint(i), t0, at(24*time.Hour))
 		for _, c := range []string{"docs-a", "docs-b"} {
-			must(t, s.RecordSessionClient(ctx, &store.SessionClient{SessionRef: store.SessionRef(id), ClientID: c, Subject: u.ID}))
+			must(t, s.RecordSessionClient(ctx, &store.SessionClient{SID: keyOf(t, s, id), ClientID: c, Subject: u.ID}))
 		}
 	}
 	// Twenty concurrent "sign out everywhere": the records are queued once.

@@ -221,7 +221,7 @@ func testGCEveryKind(t *testing.T, open func(t *testing.T) *store.Store) {
 	must(t, err)
 	_, err = s.RecordFailure(ctx, "stale-locked", now.Add(-25*time.Hour), time.Minute)
 	must(t, err)
-	must(t, s.Lock(ctx, "stale-locked", now.Add(time.Hour)))
+	must(t, s.Lock(ctx, "stale-locked", now.Add(time.Hour), 1))
 	_, err = s.RecordFailure(ctx, "recent", now.Add(-time.Hour), time.Minute)
 	must(t, err)
 

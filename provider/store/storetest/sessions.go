@@ -101,7 +101,11 @@ func testSessions(t *testing.T, open func(t *testing.T) *store.Store) {
 		u := newUser(t, s, "alice")
 		oldID := newSession(t, s, u.ID, "old", t0, at(time.Hour))
 		other := newSession(t, s, u.ID, "other", t0, at(time.Hour))
-		must(t, s.CreateOAuth(ctx, oauthRow(store.KindRefresh, "rt", "req", u.ID, store.SessionRef(oldID))))
+		key := keyOf(t, s, oldID)
+		if key == keyOf(t, s, other) {
+			t.Fatal("two sessions share a key")
+		}
+		must(t, s.CreateOAuth(ctx, oauthRow(store.KindRefresh, "rt", "req", u.ID, key)))
 		newID := "rotated-session-id-1111111111"
 		must(t, s.RotateSession(ctx, oldID, newID))
 		_, err := s.SessionByID(ctx, oldID, t0)
@@ -111,16 +115,32 @@ func testSessions(t *testing.T, open func(t *testing.T) *store.Store) {
 		if got.UserID != u.ID || got.Ref != store.SessionRef(newID) {
 			t.Fatalf("rotated session %+v", got)
 		}
-		row, err := s.GetOAuth(ctx, store.KindRefresh, "rt")
-		must(t, err)
-		if row.SessionID != store.SessionRef(newID) {
-			t.Fatal("tokens of the session did not follow the rotation")
+		// The key stays, and the tokens bound to it end with the session.
+		if got.SID != key {
+			t.Fatalf("the stable key changed with the rotation: %q, was %q", got.SID, key)
+		}
+		// A token issued after the rotation (a refresh copies the key it
+		// was issued under) is bound to the same key.
+		must(t, s.CreateOAuth(ctx, oauthRow(store.KindRefresh, "rt-after", "req", u.ID, key)))
+		must(t, s.RevokeOAuthBySession(ctx, got.SID))
+		for _, sig := range []string{"rt", "rt-after"} {
+			row, err := s.GetOAuth(ctx, store.KindRefresh, sig)
+			must(t, err)
+			if row.Active {
+				t.Fatalf("%s survived the end of its rotated session", sig)
+			}
 		}
 		wantErr(t, "rotate a dead id", s.RotateSession(ctx, oldID, "another-new-id-22222222222"), store.ErrNotFound)
 		wantErr(t, "rotate onto an existing id", s.RotateSession(ctx, newID, other), store.ErrConflict)
 		wantErr(t, "short new id", s.RotateSession(ctx, newID, "x"), store.ErrInvalid)
 		if _, err := s.SessionByID(ctx, newID, t0); err != nil {
 			t.Fatalf("refused rotation lost the session: %v", err)
+		}
+		// An update leaves the key alone.
+		got.SID = "something-else"
+		must(t, s.UpdateSession(ctx, got))
+		if again, _ := s.SessionByID(ctx, newID, t0); again.SID != key {
+			t.Fatalf("UpdateSession changed the key to %q", again.SID)
 		}
 	})
 
@@ -153,12 +173,17 @@ func testSessions(t *testing.T, open func(t *testing.T) *store.Store) {
 		d2 := newSession(t, s, alice.ID, "d2", t0, at(time.Hour))
 		b := newSession(t, s, bob.ID, "b", t0, at(time.Hour))
 		anon := newSession(t, s, "", "anon", t0, at(time.Hour))
-		for _, sid := range []string{keep, d1, d2, b} {
-			ref := store.SessionRef(sid)
-			must(t, s.CreateOAuth(ctx, oauthRow(store.KindAccess, "at-"+sid, "req-"+sid, "x", ref)))
-			must(t, s.CreateOAuth(ctx, oauthRow(store.KindRefresh, "rt-"+sid, "req-"+sid, "x", ref)))
-			must(t, s.CreateOAuth(ctx, oauthRow(store.KindCode, "code-"+sid, "req-"+sid, "x", ref)))
+		owner := map[string]string{keep: alice.ID, d1: alice.ID, d2: alice.ID, b: bob.ID}
+		for sid, sub := range owner {
+			key := keyOf(t, s, sid)
+			must(t, s.CreateOAuth(ctx, oauthRow(store.KindAccess, "at-"+sid, "req-"+sid, sub, key)))
+			must(t, s.CreateOAuth(ctx, oauthRow(store.KindRefresh, "rt-"+sid, "req-"+sid, sub, key)))
+			must(t, s.CreateOAuth(ctx, oauthRow(store.KindCode, "code-"+sid, "req-"+sid, sub, key)))
 		}
+		// A refresh token of alice's from a session that is gone (expired,
+		// or signed out before its tokens were bound to a stable key): no
+		// session of hers may keep it alive.
+		must(t, s.CreateOAuth(ctx, oauthRow(store.KindRefresh, "rt-gone", "req-gone", alice.ID, "a-session-long-gone")))
 		refs, err := s.DeleteUserSessions(ctx, alice.ID, keep)
 		must(t, err)
 		sort.Strings(refs)
@@ -184,11 +209,17 @@ func testSessions(t *testing.T, open func(t *testing.T) *store.Store) {
 				}
 			}
 		}
+		if row, err := s.GetOAuth(ctx, store.KindRefresh, "rt-gone"); err != nil || row.Active {
+			t.Errorf("a token of a session that is gone survived signing out the others: %+v, %v", row, err)
+		}
 		// Everywhere, including the current one.
 		refs, err = s.DeleteUserSessions(ctx, alice.ID, "")
 		must(t, err)
 		if len(refs) != 1 || refs[0] != store.SessionRef(keep) {
 			t.Fatalf("sign out everywhere returned %v", refs)
+		}
+		if row, _ := s.GetOAuth(ctx, store.KindRefresh, "rt-"+keep); row.Active {
+			t.Error("sign out everywhere kept the current session's token")
 		}
 		_, err = s.DeleteUserSessions(ctx, "", "")
 		wantErr(t, "empty user", err, store.ErrInvalid)
@@ -203,7 +234,7 @@ func testSessions(t *testing.T, open func(t *testing.T) *store.Store) {
 		alice, bob := newUser(t, s, "alice"), newUser(t, s, "bob")
 		a := newSession(t, s, alice.ID, "a", t0, at(time.Hour))
 		ref := store.SessionRef(a)
-		must(t, s.CreateOAuth(ctx, oauthRow(store.KindRefresh, "rt", "req", alice.ID, ref)))
+		must(t, s.CreateOAuth(ctx, oauthRow(store.KindRefresh, "rt", "req", alice.ID, keyOf(t, s, a))))
 		wantErr(t, "another user's session", s.DeleteSessionByRef(ctx, bob.ID, ref), store.ErrNotFound)
 		if _, err := s.SessionByID(ctx, a, t0); err != nil {
 			t.Fatal("another user deleted the session")
@@ -245,21 +276,29 @@ func testThrottle(t *testing.T, open func(t *testing.T) *store.Store) {
 	}
 	sameTime(t, "new WindowStart", th.WindowStart, at(time.Minute+w+time.Second))
 
-	must(t, s.Lock(ctx, key, at(time.Hour)))
+	must(t, s.Lock(ctx, key, at(time.Hour), 1))
 	th, err = s.GetThrottle(ctx, key)
 	must(t, err)
 	if th.Failures != 0 || th.Locks != 1 {
 		t.Fatalf("after lock: %+v", th)
 	}
 	sameTime(t, "LockedUntil", th.LockedUntil, at(time.Hour))
-	must(t, s.Lock(ctx, key, at(3*time.Hour)))
-	must(t, s.Lock(ctx, "addr:192.0.2.1", at(time.Hour))) // a key never seen
+	must(t, s.Lock(ctx, key, at(3*time.Hour), 2))
+	must(t, s.Lock(ctx, "addr:192.0.2.1", at(time.Hour), 1)) // a key never seen
 	th, err = s.GetThrottle(ctx, key)
 	must(t, err)
 	if th.Locks != 2 {
 		t.Fatalf("Locks = %d, want 2", th.Locks)
 	}
 	sameTime(t, "LockedUntil", th.LockedUntil, at(3*time.Hour))
+	// The count is what the caller says (a lock after a long quiet spell
+	// counts fewer earlier locks), never less than one.
+	must(t, s.Lock(ctx, "acct:decayed", at(time.Hour), 3))
+	must(t, s.Lock(ctx, "acct:decayed", at(2*time.Hour), 1))
+	if th, _ := s.GetThrottle(ctx, "acct:decayed"); th.Locks != 1 {
+		t.Fatalf("Locks = %d after a lock counting 1", th.Locks)
+	}
+	wantErr(t, "no count", s.Lock(ctx, key, at(time.Hour), 0), store.ErrInvalid)
 	// Failures still count while locked, and keep Locks.
 	th, err = s.RecordFailure(ctx, key, at(2*time.Hour), w)
 	must(t, err)

@@ -43,6 +43,8 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"Keys", testKeys},
 		{"Secrets", testSecrets},
 		{"OAuth", testOAuth},
+		{"Batch", testBatch},
+		{"Retention", testRetention},
 		{"AuthRequests", testAuthRequests},
 		{"GC", testGC},
 		{"Logout", testLogout},
@@ -116,11 +118,23 @@ func newSession(t *testing.T, s *store.Store, userID, name string, created, expi
 	return id
 }
 
+// keyOf is the stable key (Session.SID) of the session with the raw id:
+// what its tokens and logout records are bound to.
+func keyOf(t *testing.T, s *store.Store, id string) string {
+	t.Helper()
+	x, err := s.SessionByID(t.Context(), id, t0)
+	must(t, err)
+	if x.SID == "" {
+		t.Fatal("a session without a stable key")
+	}
+	return x.SID
+}
+
 // oauthRow is an active row of kind for a request, subject and session.
-func oauthRow(kind, sig, requestID, subject, sessionRef string) *store.OAuthRow {
+func oauthRow(kind, sig, requestID, subject, sessionKey string) *store.OAuthRow {
 	return &store.OAuthRow{
 		Kind: kind, Signature: sig, RequestID: requestID, ClientID: "docs-portal", Subject: subject,
-		SessionID: sessionRef, Active: true, RequestedAt: t0, ExpiresAt: at(time.Hour),
+		SessionID: sessionKey, Active: true, RequestedAt: t0, ExpiresAt: at(time.Hour),
 		Data: []byte(`{"scopes":["openid"]}`),
 	}
 }

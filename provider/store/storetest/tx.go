@@ -184,7 +184,7 @@ func writeEveryKind(t *testing.T, s *store.Store, ctx context.Context, existingU
 	must(t, s.CreateAuthRequest(ctx, &store.AuthRequest{ID: "tx-ar", ClientID: "c", ExpiresAt: at(time.Hour)}))
 	_, err = s.RecordFailure(ctx, "tx-throttle", t0, time.Minute)
 	must(t, err)
-	must(t, s.Lock(ctx, "tx-lock", at(time.Hour)))
+	must(t, s.Lock(ctx, "tx-lock", at(time.Hour), 1))
 	must(t, s.ChangePassword(ctx, existingUser, "$argon2id$existing", "$argon2id$changed", false))
 }
 

@@ -192,7 +192,7 @@ func testUsers(t *testing.T, open func(t *testing.T) *store.Store) {
 			must(t, s.AddWebAuthnCredential(ctx, &store.WebAuthnCredential{ID: []byte("cred-" + u.ID), UserID: u.ID, PublicKey: []byte{1}}))
 			must(t, s.Accept(ctx, store.Acceptance{UserID: u.ID, Document: "terms", Version: "1", AcceptedAt: t0}))
 			sid := newSession(t, s, u.ID, u.ID, t0, at(time.Hour))
-			must(t, s.CreateOAuth(ctx, oauthRow(store.KindAccess, "at-"+u.ID, "req-"+u.ID, u.ID, store.SessionRef(sid))))
+			must(t, s.CreateOAuth(ctx, oauthRow(store.KindAccess, "at-"+u.ID, "req-"+u.ID, u.ID, keyOf(t, s, sid))))
 			must(t, s.AppendAudit(ctx, &store.AuditEvent{Event: "invite", UserID: u.ID}))
 		}
 		must(t, s.DeleteUser(ctx, alice.ID))
