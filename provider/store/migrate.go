@@ -87,7 +87,7 @@ func (s *Store) Migrate(ctx context.Context) (applied []string, err error) {
 // run in its transaction after its SQL.
 func (s *Store) migrationHooks() map[string]func(context.Context, *sql.Tx) error {
 	return map[string]func(context.Context, *sql.Tx) error{
-		"0006_audit_keyed": s.keyAuditChain,
+		"0007_audit_keyed": s.keyAuditChain,
 	}
 }
 
