@@ -45,6 +45,8 @@ type Config struct {
 	Password    Password    `yaml:"password"`
 	Throttle    Throttle    `yaml:"throttle"`
 	Documents   []Document  `yaml:"documents"`
+	Requests    Requests    `yaml:"requests"`
+	Admins      []Admin     `yaml:"admins"`
 	WebAuthn    WebAuthn    `yaml:"webauthn"`
 	Approval    Approval    `yaml:"approval"`
 	Metrics     Metrics     `yaml:"metrics"`

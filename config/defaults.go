@@ -86,6 +86,9 @@ func (c *Config) ApplyDefaults() {
 	setString(&c.WebAuthn.RPDisplayName, c.Journey.DisplayName)
 	c.approvalDefaults()
 
+	setString(&c.Requests.Approval, ApprovalManual)
+	setDuration(&c.Requests.UnapprovedFor, 14*24*time.Hour)
+
 	setInt(&c.Password.MinLength, 12)
 	setInt(&c.Password.MaxLength, 128)
 

@@ -153,6 +153,8 @@ func (c *Config) Validate(rules ...Rule) error {
 	k.password()
 	k.throttle()
 	k.documents()
+	k.requests()
+	k.admins()
 	k.webauthn()
 	k.approval()
 	if c.Metrics.Listen != "" {

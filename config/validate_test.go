@@ -183,6 +183,25 @@ func TestValidateRules(t *testing.T) {
 		{name: "upper-case mailbox pattern", edits: []edit{{`["*@litemail.agency.example"]`, `["*@LiteMail.agency.example"]`}},
 			field: "invitations.refused_mailboxes[0]", marker: "LiteMail", msg: "lower case"},
 
+		// account requests and the admin console
+		{name: "requests per domain", edits: []edit{{"documents:", "requests:\n  approval: automatic\n  domains: [{domain: agency.example, approval: manual}]\n  unapproved_for: 7d\n  organisations: [HQ, Regional office]\nadmins:\n  - {email: boss@agency.example, roles: [admin, approver]}\ndocuments:"}}},
+		{name: "unknown approval", edits: []edit{{"documents:", "requests:\n  approval: sometimes\ndocuments:"}},
+			field: "requests.approval", marker: "approval: sometimes", msg: `"sometimes" is not one of manual, automatic`},
+		{name: "approval for a domain not allowed", edits: []edit{{"documents:", "requests:\n  domains:\n    - {domain: other.example, approval: automatic}\ndocuments:"}},
+			field: "requests.domains[0].domain", marker: "other.example", msg: "not one of invitations.allowed_domains"},
+		{name: "organisation listed twice", edits: []edit{{"documents:", "requests:\n  organisations:\n    - HQ\n    - HQ # again\ndocuments:"}},
+			field: "requests.organisations[1]", marker: "HQ # again", msg: "listed twice"},
+		{name: "admin with an unknown role", edits: []edit{{"documents:", "admins:\n  - email: boss@agency.example\n    roles: [admin, root]\ndocuments:"}},
+			field: "admins[0].roles[1]", marker: "roles: [admin, root]", msg: `"root" is not one of admin, approver, helpdesk`},
+		{name: "admin without roles", edits: []edit{{"documents:", "admins:\n  - email: boss@agency.example\ndocuments:"}},
+			field: "admins[0].roles", marker: "boss@agency.example", msg: "is required"},
+		{name: "admin in capitals", edits: []edit{{"documents:", "admins:\n  - email: Boss@agency.example\n    roles: [helpdesk]\ndocuments:"}},
+			field: "admins[0].email", marker: "Boss@", msg: "must be lower case"},
+		{name: "admin not an address", edits: []edit{{"documents:", "admins:\n  - email: boss\n    roles: [helpdesk]\ndocuments:"}},
+			field: "admins[0].email", marker: "email: boss", msg: "not an email address"},
+		{name: "admin listed twice", edits: []edit{{"documents:", "admins:\n  - {email: boss@agency.example, roles: [helpdesk]}\n  - {email: boss@agency.example, roles: [admin]} # again\ndocuments:"}},
+			field: "admins[1].email", marker: "# again", msg: "already listed as admins[0]"},
+
 		// password policy
 		{name: "password min too small", edits: []edit{{"documents:", "password:\n  min_length: 6\ndocuments:"}},
 			field: "password.min_length", marker: "min_length", msg: "at least 8"},

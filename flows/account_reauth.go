@@ -34,6 +34,8 @@ type reauthPage struct {
 	Passkey      passkeyUI
 	Approval     approvalView // a paired phone: approve on it
 	RecoveryLeft int
+	// Back is the page the confirmation returns to (and its link's label).
+	Back, BackLabel string
 }
 
 func (h *Handler) reauthPage(ctx context.Context, f *flow) (reauthPage, error) {
@@ -41,6 +43,10 @@ func (h *Handler) reauthPage(ctx context.Context, f *flow) (reauthPage, error) {
 	p := reauthPage{page: h.page(nil, "", "Confirm it is you")}
 	p.SignedIn = true
 	p.Action = PathReauth
+	p.Back, p.BackLabel = PathAccount, "Back to your account"
+	if strings.HasPrefix(f.s.j.AdminReturn, PathAdmin+"/") {
+		p.Back, p.BackLabel = f.s.j.AdminReturn, "Back to the admin console"
+	}
 	t, err := h.store.TOTPByUser(ctx, u.ID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return p, err
@@ -75,6 +81,9 @@ func (h *Handler) getReauth(w http.ResponseWriter, r *http.Request, f *flow) err
 		return err
 	}
 	p.Notice = msgConfirmPrompt
+	if p.Back != PathAccount {
+		p.Notice = msgConsoleConfirmPrompt
+	}
 	return h.show(w, http.StatusOK, "account-reauth", p)
 }
 
@@ -141,7 +150,7 @@ func (h *Handler) postReauth(w http.ResponseWriter, r *http.Request, f *flow) er
 		}
 	}
 	s.j.confirmed(method, now)
-	s.j.AccountNotice = msgConfirmed
+	back := s.j.confirmedReturn()
 	err := h.commitRotated(w, r, s, func(ctx context.Context) error {
 		if use != nil {
 			if err := use(ctx); err != nil {
@@ -159,7 +168,20 @@ func (h *Handler) postReauth(w http.ResponseWriter, r *http.Request, f *flow) er
 	if err != nil {
 		return err
 	}
-	return redirect(w, r, PathAccount)
+	return redirect(w, r, back)
+}
+
+// confirmedReturn is where a confirmation goes back to: the console page
+// that asked for it, or the account page; each says what it allows now.
+func (j *journey) confirmedReturn() string {
+	to := j.AdminReturn
+	j.AdminReturn = ""
+	if strings.HasPrefix(to, PathAdmin+"/") {
+		j.AdminNotice = msgConsoleConfirmed
+		return to
+	}
+	j.AccountNotice = msgConfirmed
+	return PathAccount
 }
 
 func (h *Handler) postReauthPasskeyOptions(w http.ResponseWriter, r *http.Request, f *flow) error {
@@ -175,7 +197,7 @@ func (h *Handler) postReauthPasskey(w http.ResponseWriter, r *http.Request, f *f
 	now := h.now().UTC()
 	before := s.j
 	s.j.confirmed(methodWebAuthn, now)
-	s.j.AccountNotice = msgConfirmed
+	back := s.j.confirmedReturn()
 	ok, err := h.commitCeremony(w, r, s, before, ans, func(ctx context.Context) error {
 		if err := h.useAssertion(ctx, a, now); err != nil {
 			return err
@@ -185,5 +207,5 @@ func (h *Handler) postReauthPasskey(w http.ResponseWriter, r *http.Request, f *f
 	if !ok || err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, jsonAnswer{Redirect: PathAccount})
+	return writeJSON(w, http.StatusOK, jsonAnswer{Redirect: back})
 }

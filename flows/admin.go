@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/lanyard-idp/lanyard/config"
@@ -286,6 +287,20 @@ func (a *Admin) AccountLock(ctx context.Context, u *store.User) (until time.Time
 	return until, failures, nil
 }
 
+// ActorName is who made a change, for a person to read: an admin acting
+// in the console (whose actor is their user id) by their address; "cli",
+// "automatic" and the like as they are.
+func (a *Admin) ActorName(ctx context.Context, actor string) string {
+	switch store.Actor(actor) {
+	case "", store.ActorCLI, store.ActorAutomatic, store.ActorSIGHUP:
+		return actor
+	}
+	if u, err := a.store.UserByID(ctx, actor); err == nil {
+		return u.Username
+	}
+	return actor
+}
+
 // errNoActor refuses a change nobody is recorded as making.
 var errNoActor = errors.New("flows: an admin change needs its actor")
 
@@ -304,7 +319,22 @@ func (a *Admin) audit(ctx context.Context, ev store.Event, by store.Actor, u *st
 	if u != nil {
 		e.UserID, e.Username = u.ID, u.Username
 	}
+	if o, ok := ctx.Value(originKey{}).(origin); ok {
+		e.ClientAddr, e.UserAgent = o.addr, o.agent
+	}
 	return a.store.AppendAudit(ctx, e)
+}
+
+// origin is where a change made through a web page came from: the client
+// address and user agent its audit event records (the commands have none).
+type origin struct{ addr, agent string }
+
+type originKey struct{}
+
+// withOrigin carries r's client address and user agent to the audit events
+// the admin service writes for it.
+func withOrigin(ctx context.Context, r *http.Request) context.Context {
+	return context.WithValue(ctx, originKey{}, origin{addr: clientAddr(r), agent: truncate(r.UserAgent(), 256)})
 }
 
 // inTx runs fn in a transaction, again when the database aborted it for a

@@ -517,10 +517,11 @@ var (
 	finishSignIn = requestFinish{use: useSignIn, show: (*Handler).showChallenge,
 		prove: func(j *journey, now time.Time) { j.factorVerified(methodApproval, now, nil) },
 		event: evMFAChallenge, done: PathNext, raced: PathNext}
-	// Confirm it is you on the account page.
+	// Confirm it is you, for the account page or the admin console (done
+	// "": where the confirmation returns, confirmedReturn).
 	finishReauth = requestFinish{use: useReauth, show: (*Handler).showReauth,
-		prove: func(j *journey, now time.Time) { j.confirmed(methodApproval, now); j.AccountNotice = msgConfirmed },
-		event: evAccountReauth, done: PathAccount, raced: PathReauth}
+		prove: func(j *journey, now time.Time) { j.confirmed(methodApproval, now) },
+		event: evAccountReauth, done: "", raced: PathReauth}
 )
 
 // postRequestFinish takes the approval: the request is used once, under a
@@ -537,6 +538,10 @@ func (h *Handler) postRequestFinish(fin requestFinish) flowHandler {
 		}
 		before := s.j
 		fin.prove(&s.j, h.now().UTC())
+		done := fin.done
+		if done == "" {
+			done = s.j.confirmedReturn()
+		}
 		s.j.Approval = nil
 		err = h.commitRotated(w, r, s, func(ctx context.Context) error {
 			if err := h.store.UseApproval(ctx, req.ID); err != nil {
@@ -552,7 +557,7 @@ func (h *Handler) postRequestFinish(fin requestFinish) flowHandler {
 		if err != nil {
 			return err
 		}
-		return redirect(w, r, fin.done)
+		return redirect(w, r, done)
 	}
 }
 

@@ -4,8 +4,9 @@
 // password, accept each configured policy document — the Privacy policy,
 // then the Terms of use, in the guide's order), one handler pair per step,
 // the SSO session and its cookie, throttling of guesses, the audit lines of
-// all of it, the account page, and the admin service (invitations and every
-// admin change to an account).
+// all of it, the account page, the admin service (invitations, account
+// requests and every admin change to an account), the account request
+// pages and the admin console.
 //
 // How it fits together:
 //
@@ -72,11 +73,21 @@
 //     account_sessions.go signing out, and SignOutEverywhere; notify.go: the
 //     security-notice emails, and the alerts about what someone else tried
 //     (a lock, second-factor guessing).
-//   - admin.go, invite.go: the admin service (Admin), the one home of what an
-//     administrator does to accounts — invite, resend, revoke, disable,
-//     enable, unlock, reset MFA, reset the password, sign out everywhere —
-//     each with its actor in the audit event. The admin commands are thin
-//     wrappers around it; the admin console calls it too.
+//   - admin.go, invite.go, officer.go, request.go: the admin service (Admin),
+//     the one home of what an administrator does to accounts — invite,
+//     resend, revoke, disable, enable, unlock, reset MFA, reset the password,
+//     sign out everywhere, describe an officer — and to account requests —
+//     approve, deny, expire — each with its actor in the audit event.
+//     AddressPolicy is the one check an address passes before an invitation
+//     or a request. The admin commands are thin wrappers around it; the
+//     admin console calls it too.
+//   - request_page.go: the public account request pages (/request, the
+//     "check your email" page, the confirmation link's page): no account
+//     enumeration by wording or timing, limits per address and mailbox.
+//   - console.go and console_*.go: the admin console (/admin). Its guard
+//     (the router's, like the journey's) loads the admin's flow, roles and
+//     the freshness of the second factor and refuses once; the pages and the
+//     actions on an officer are tables with the roles that may use each.
 //
 // flows never imports fosite and never builds an OAuth response: it tells the
 // provider, through authn.Browser, who is signed in and how, and hands the

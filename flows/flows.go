@@ -49,8 +49,14 @@ type Options struct {
 	Box    *seal.Box // seals TOTP secrets and the cookie keys at rest
 	Pages  *templates.Set
 	Mailer mail.Mailer // notifications; may be nil
-	Logger *slog.Logger
-	Now    func() time.Time
+	// AuditedMailer sends what the audit trail records when it fails
+	// (invitations, password resets and account requests from the pages
+	// and the console); default Mailer. The server gives it the mailer
+	// its metrics do not count, so a failure is counted once, from the
+	// audit event.
+	AuditedMailer mail.Mailer
+	Logger        *slog.Logger
+	Now           func() time.Time
 }
 
 // Handler serves the officer journey and implements authn.Journey.
@@ -64,6 +70,12 @@ type Handler struct {
 	mailer   mail.Mailer
 	log      *slog.Logger
 	now      func() time.Time
+
+	// auditedMailer sends the admin service's email (Options.AuditedMailer).
+	auditedMailer mail.Mailer
+	// reqLimits bound account requests per address and mailbox (tests
+	// lower them).
+	reqLimits requestLimits
 
 	cookies       *cookieCodec
 	deviceCookies *cookieCodec // device.go
@@ -127,7 +139,9 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 	case o.Pages == nil:
 		return nil, errors.New("flows: Options.Pages is required")
 	}
-	for _, p := range append(pageTemplates(), "signed-in", "error", "account", "account-reauth", "account-totp", "approve", "approve-pair") {
+	for _, p := range append(pageTemplates(), "signed-in", "error", "account", "account-reauth", "account-totp", "approve", "approve-pair",
+		"request", "request-done", "request-verify", "admin-requests", "admin-officers", "admin-officer", "admin-invite",
+		"admin-audit", "admin-clients") {
 		if !o.Pages.Has(p) {
 			return nil, fmt.Errorf("flows: page template %q is missing", p)
 		}
@@ -142,7 +156,12 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 		delay:  defaultDelay,
 		sleep:  sleepCtx,
 
-		failures: newFailureGate(failuresAudited),
+		failures:      newFailureGate(failuresAudited),
+		auditedMailer: o.AuditedMailer,
+		reqLimits:     defaultRequestLimits,
+	}
+	if h.auditedMailer == nil {
+		h.auditedMailer = o.Mailer
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -307,6 +326,13 @@ func (h *Handler) Mount(mux *http.ServeMux) {
 	ceremony(PathAccountPasskey, recentProof, h.postAccountPasskeyOptions, h.postAccountPasskey)
 	ceremony(PathReauthPasskey, signedInOnly, h.postReauthPasskeyOptions, h.postReauthPasskey)
 	h.mountApproval(route, routeJSON)
+
+	// The request pages and the admin console; a CSV of invitations may be
+	// larger than a journey form.
+	routeBig := func(pattern string, fn handlerFunc) {
+		mux.Handle(pattern, templates.PageHeaders(s.cfg.Dev, cop.Handler(limitBody(maxUpload, h.adapt(fn)))))
+	}
+	h.mountConsole(route, routeBig)
 }
 
 // The guards of the router: each loads the browser's flow, answers a

@@ -459,16 +459,7 @@ func (r *resp) fieldError(t *testing.T, name string) string {
 	if in == nil {
 		t.Fatalf("no field %q", name)
 	}
-	if attr(in, "aria-invalid") != "true" {
-		return ""
-	}
-	for _, id := range strings.Fields(attr(in, "aria-describedby")) {
-		if el := byID(r.doc, id); el != nil && strings.Contains(attr(el, "class"), "error-message") {
-			return strings.TrimPrefix(text(el), "Error: ")
-		}
-	}
-	t.Fatalf("field %q is invalid but no error message is tied to it", name)
-	return ""
+	return r.errorAt(t, attr(in, "id"))
 }
 
 func (r *resp) buttonText() string {
@@ -478,7 +469,7 @@ func (r *resp) buttonText() string {
 // checkPage asserts what every journey page promises: product and
 // environment shown, one labelled control per input, the error summary as an
 // alert when there are errors, and the security headers.
-func checkPage(t *testing.T, r *resp) {
+func checkPage(t testing.TB, r *resp) {
 	t.Helper()
 	if r.doc == nil {
 		t.Fatalf("not a page: status %d", r.status)
@@ -517,21 +508,21 @@ func decodeSecret(s string) ([]byte, error) {
 	return b32.DecodeString(s)
 }
 
-func mustStatus(t *testing.T, r *resp, want int) {
+func mustStatus(t testing.TB, r *resp, want int) {
 	t.Helper()
 	if r.status != want {
 		t.Fatalf("status %d, want %d (location %q, step %q): %s", r.status, want, r.location, r.step(), text(r.doc))
 	}
 }
 
-func mustRedirect(t *testing.T, r *resp, to string) {
+func mustRedirect(t testing.TB, r *resp, to string) {
 	t.Helper()
 	if r.status != http.StatusSeeOther || r.location != to {
 		t.Fatalf("got %d to %q, want 303 to %q (%s)", r.status, r.location, to, text(r.doc))
 	}
 }
 
-func mustStep(t *testing.T, r *resp, step string) {
+func mustStep(t testing.TB, r *resp, step string) {
 	t.Helper()
 	if got := r.step(); got != step {
 		t.Fatalf("at step %q (status %d, %s), want %q: %s", got, r.status, r.url, step, text(r.doc))

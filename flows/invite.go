@@ -120,6 +120,26 @@ func (a *Admin) Resend(ctx context.Context, by store.Actor, email string, names 
 }
 
 func (a *Admin) invite(ctx context.Context, by store.Actor, email string, names Names, resend bool) (*Invitation, error) {
+	return a.inviteWith(ctx, by, email, names, resend, nil)
+}
+
+// AddressPolicy is the invitation policy an address must pass, whoever
+// asks: an admin inviting (Invite checks it), an officer requesting an
+// account, a row of a CSV. It returns the canonical username, or a refusal
+// wrapping ErrBadUsername, ErrRefusedMailbox or ErrDomainNotAllowed.
+func (a *Admin) AddressPolicy(email string) (string, error) {
+	username, err := CanonicalUsername(email)
+	if err != nil {
+		return "", err
+	}
+	return username, a.checkAddress(username)
+}
+
+// inviteWith is invite with within, when not nil, run first in the
+// invitation's transaction: what it writes is stored with the invitation
+// or not at all, and its error refuses the invitation (an approved request
+// is marked so this way).
+func (a *Admin) inviteWith(ctx context.Context, by store.Actor, email string, names Names, resend bool, within func(ctx context.Context) error) (*Invitation, error) {
 	signIn, username, err := a.mailOpening(by, email)
 	if err != nil {
 		return nil, err
@@ -137,9 +157,16 @@ func (a *Admin) invite(ctx context.Context, by store.Actor, email string, names 
 	inv.Name, inv.GivenName, inv.FamilyName, inv.Resent = names.Full, names.Given, names.Family, resend
 
 	var user *store.User
-	err = retry(ctx, func() (err error) {
-		user, err = a.record(ctx, by, inv, hash)
-		return err
+	err = retry(ctx, func() error {
+		return a.store.InTx(ctx, func(ctx context.Context) (err error) {
+			if within != nil {
+				if err := within(ctx); err != nil {
+					return err
+				}
+			}
+			user, err = a.record(ctx, by, inv, hash)
+			return err
+		})
 	})
 	if err != nil {
 		return nil, err

@@ -70,6 +70,11 @@ type journey struct {
 	Approval *approvalWait `json:"approval,omitempty"`
 	// AccountNotice is a message for the next account page ("Passkey added").
 	AccountNotice string `json:"account_notice,omitempty"`
+	// AdminNotice is a message for the next console page ("Approved").
+	AdminNotice string `json:"admin_notice,omitempty"`
+	// AdminReturn is the console page a change came from when it had to
+	// confirm it is you first: the confirmation returns there.
+	AdminReturn string `json:"admin_return,omitempty"`
 
 	// PendingTOTP is the sealed secret shown during enrolment, kept until a
 	// correct code confirms it (so a reload shows the same QR code).

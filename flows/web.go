@@ -16,11 +16,17 @@ import (
 // hundred bytes.
 const maxForm = 64 << 10
 
+// maxUpload bounds the console's CSV of invitations (a thousand rows fit).
+const maxUpload = 512 << 10
+
 // limitForm caps the body of unsafe requests.
-func limitForm(next http.Handler) http.Handler {
+func limitForm(next http.Handler) http.Handler { return limitBody(maxForm, next) }
+
+// limitBody caps the body of unsafe requests at n bytes.
+func limitBody(n int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && r.Method != http.MethodGet && r.Method != http.MethodHead {
-			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+			r.Body = http.MaxBytesReader(w, r.Body, n)
 		}
 		next.ServeHTTP(w, r)
 	})

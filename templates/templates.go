@@ -38,6 +38,16 @@ type Base struct {
 	Errors []string
 	// SignedIn shows the account and sign-out links.
 	SignedIn bool
+	// Page is the data-page marker of an admin console page (on <main>),
+	// and Nav the console's navigation (the pages the admin's roles see).
+	Page string
+	Nav  []NavLink
+}
+
+// NavLink is one entry of the console's navigation.
+type NavLink struct {
+	Href, Label string
+	Current     bool
 }
 
 // Set is the parsed pages and mail templates.
@@ -54,6 +64,8 @@ var funcs = template.FuncMap{
 	"errorField": errorField,
 	// in reports whether s is one of the space-separated words of list.
 	"in": func(s, list string) bool { return slices.Contains(strings.Fields(list), s) },
+	// link pairs an address with its label, for the mails' button.
+	"link": func(url, label string) struct{ URL, Label string } { return struct{ URL, Label string }{url, label} },
 }
 
 // errorField names the field a message of the error summary is about, so the

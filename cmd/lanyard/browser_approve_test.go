@@ -265,15 +265,7 @@ func (s *browserSuite) approvalApp(t *testing.T) {
 	}
 	c.tick("#accept")
 	c.submit()
-	c.typeInto("#current_password", initial)
-	c.typeInto("#new_password", firstPassword)
-	c.typeInto("#confirm_password", firstPassword)
-	c.submit()
-	for _, step := range []string{"privacy", "terms"} {
-		c.wantStep(step)
-		c.tick("#accept")
-		c.submit()
-	}
+	c.newPasswordAndPolicies(initial, firstPassword)
 	c.wantSignedIn(approveOfficer)
 	if claims := c.text("#id-token-claims"); !strings.Contains(claims, "swk") {
 		t.Errorf("the ID token's amr lacks swk:\n%s", claims)

@@ -93,6 +93,7 @@ func TestBrowser(t *testing.T) {
 	t.Run("expired invitation", s.expiredInvitation)
 	t.Run("first login with a passkey, then passwordless sign-in", s.firstLoginPasskey)
 	t.Run("the approval app on a phone: pairing, sign-in, No, wrong numbers, expiry, replay, races", s.approvalApp)
+	t.Run("account request, approval in the console, a helpdesk reset", s.requestAndConsole)
 	t.Logf("browser suite took %s", time.Since(start).Round(100*time.Millisecond))
 }
 
@@ -165,6 +166,7 @@ func startLanyardLocalhost(t *testing.T) *lanyard {
 	if err != nil {
 		t.Fatal(err)
 	}
+	consoleAdmins(cfg)
 	d, err := open(t.Context(), cfg, l.env)
 	if err != nil {
 		t.Fatal(err)
@@ -1244,16 +1246,7 @@ func (s *browserSuite) firstLoginPasskey(t *testing.T) {
 	}
 	b.tick("#accept")
 	b.submit()
-	b.wantStep("change-password")
-	b.typeInto("#current_password", initial)
-	b.typeInto("#new_password", firstPassword)
-	b.typeInto("#confirm_password", firstPassword)
-	b.submit()
-	for _, step := range []string{"privacy", "terms"} {
-		b.wantStep(step)
-		b.tick("#accept")
-		b.submit()
-	}
+	b.newPasswordAndPolicies(initial, firstPassword)
 	b.wantSignedIn(passkeyOfficer)
 
 	// Later, after signing out: the passkey alone, no username or password.

@@ -1,5 +1,5 @@
 // Command lanyard is the one binary of Lanyard: the server (serve) and the
-// admin commands (invite, user, audit, client, backup, restore, migrate,
+// admin commands (invite, user, request, audit, client, backup, restore, migrate,
 // config check, keys rotate). main only wires; every command is a function of
 // its arguments and streams so tests run it in-process.
 //
@@ -78,6 +78,10 @@ Officers:
   user reset-mfa EMAIL    remove the authenticator app, passkeys and recovery codes
   user reset-password EMAIL  email a new initial password; the officer changes it at sign-in
   user sign-out EMAIL     end every session and revoke every token
+  request list            account requests made on /request (--status pending|unverified|approved|denied|expired)
+  request show ID         one request: who, why, its state and decision
+  request approve ID      invite the requester (the onboarding email is sent)
+  request deny ID --reason TEXT   refuse; the requester is emailed the reason
 
 Audit and data:
   audit                   the audit trail (--user, --event, --since, --follow)
@@ -130,6 +134,8 @@ func dispatch(ctx context.Context, cmd string, rest []string, e env) error {
 		return cmdInvite(ctx, rest, e)
 	case "user":
 		return cmdUser(ctx, rest, e)
+	case "request":
+		return cmdRequest(ctx, rest, e)
 	case "audit":
 		if len(rest) > 0 {
 			switch rest[0] {

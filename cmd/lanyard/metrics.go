@@ -70,8 +70,9 @@ var (
 	// to the message it was. The server's own notices have no event: they
 	// are counted as they fail (countMail).
 	mailFailures = map[store.Event]string{
-		store.EventInviteMailFailed: "invitation",
-		store.EventResetMailFailed:  "password_reset",
+		store.EventInviteMailFailed:  "invitation",
+		store.EventResetMailFailed:   "password_reset",
+		store.EventRequestMailFailed: "request",
 	}
 )
 

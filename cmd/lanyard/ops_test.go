@@ -627,25 +627,7 @@ func TestAdminCommandsRefuseBadInput(t *testing.T) {
 		{[]string{"restore", notDB}, 1},
 		{[]string{"frobnicate"}, 2},
 	} {
-		name := strings.Join(tc.args, " ")
-		before := l.snapshot()
-		out, errs, err := l.runCmd(tc.args...)
-		if err == nil {
-			t.Errorf("lanyard %s: accepted\n%s", name, out)
-			continue
-		}
-		if got := exitCode(err); got != tc.code {
-			t.Errorf("lanyard %s: exit %d, want %d (%v)", name, got, tc.code, err)
-		}
-		if msg := err.Error(); strings.Contains(msg, "\n") || msg == "" {
-			t.Errorf("lanyard %s: not one line: %q", name, msg)
-		}
-		if strings.TrimSpace(errs) != "" {
-			t.Errorf("lanyard %s: wrote to stderr besides the error: %q", name, errs)
-		}
-		if l.snapshot() != before {
-			t.Errorf("lanyard %s: changed something although refused", name)
-		}
+		l.wantRefused(tc.args, tc.code)
 	}
 	if _, err := os.Stat(missing); err == nil {
 		t.Error("a refused restore created the database file")

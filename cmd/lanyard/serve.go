@@ -242,6 +242,11 @@ func banner(w io.Writer, cfg *config.Config, addr, metricsAddr, outbox string) {
 		}
 		fmt.Fprintf(w, "Invite a first officer in another terminal:\n  go run ./cmd/lanyard invite officer@agency.example --name \"Alex Officer\" --dev --data %s%s\n", cfg.DataDir, issuerFlag)
 		fmt.Fprintf(w, "Then sign in through the example relying party:\n  go run ./cmd/docs-portal --env staging --issuer %s   (open http://localhost:9001)\n", cfg.Issuer)
+		if len(cfg.AdminRoles("admin@agency.example")) > 0 {
+			fmt.Fprintf(w, "Officers can also request an account at %s/request; approve it in the admin console (%s/admin)\n"+
+				"after inviting its dev admin: go run ./cmd/lanyard invite admin@agency.example --name \"Ada Admin\" --dev --data %s%s\n",
+				cfg.Issuer, cfg.Issuer, cfg.DataDir, issuerFlag)
+		}
 	}
 }
 
@@ -271,10 +276,14 @@ func newServer(ctx context.Context, d *deps, mailer mail.Mailer, log *slog.Logge
 	if s.metrics, err = newMetrics(ctx, d.store, s.config, time.Now, log); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
+	// The admin service's mail (invitations, account requests) is counted
+	// from its audit events when it fails; the notices, as they fail.
+	audited := mailer
 	if mailer != nil {
 		mailer = s.metrics.countMail(mailer)
 	}
-	if s.flows, err = flows.New(ctx, flows.Options{Config: d.cfg, Store: d.store, Box: d.box, Pages: pages, Mailer: mailer, Logger: log, Now: d.clock()}); err != nil {
+	if s.flows, err = flows.New(ctx, flows.Options{Config: d.cfg, Store: d.store, Box: d.box, Pages: pages, Mailer: mailer,
+		AuditedMailer: audited, Logger: log, Now: d.clock()}); err != nil {
 		return nil, fmt.Errorf("journey: %w", err)
 	}
 	if s.provider, err = provider.New(ctx, provider.Options{Config: d.cfg, Store: d.store, Box: d.box, Journey: s.flows, Pages: pages, Logger: log, Now: d.clock()}); err != nil {
@@ -337,7 +346,8 @@ func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, "ready\n")
 }
 
-// housekeeping removes expired codes, tokens, sessions and parked requests.
+// housekeeping removes expired codes, tokens, sessions and parked requests,
+// and expires the account requests whose time has run out.
 func (s *server) housekeeping(ctx context.Context) {
 	t := time.NewTicker(5 * time.Minute)
 	defer t.Stop()
@@ -348,6 +358,11 @@ func (s *server) housekeeping(ctx context.Context) {
 			s.log.Warn("garbage collection failed", "err", err)
 		} else if n > 0 {
 			s.log.Info("garbage collected expired rows", "rows", n)
+		}
+		if n, err := s.flows.ExpireRequests(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("expiring account requests failed", "err", err)
+		} else if n > 0 {
+			s.log.Info("account requests expired", "requests", n)
 		}
 		select {
 		case <-ctx.Done():

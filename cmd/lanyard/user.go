@@ -6,11 +6,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -167,7 +165,7 @@ func cmdUserShow(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	detail, err := describeUser(ctx, d, u, e.now())
+	detail, err := describeUser(ctx, d, u)
 	if err != nil {
 		return err
 	}
@@ -177,64 +175,26 @@ func cmdUserShow(ctx context.Context, args []string, e env) error {
 	return printUser(e, detail)
 }
 
-func describeUser(ctx context.Context, deps *adminDeps, u *store.User, now time.Time) (*userDetail, error) {
-	cfg, st := deps.cfg, deps.store
+func describeUser(ctx context.Context, deps *adminDeps, u *store.User) (*userDetail, error) {
+	o, err := deps.admin.Officer(ctx, u)
+	if err != nil {
+		return nil, err
+	}
 	d := &userDetail{Username: u.Username, Name: u.Name, ID: u.ID, State: u.State, PasswordInitial: u.PasswordInitial,
-		CreatedAt: stamp(u.CreatedAt), LastSignInAt: stamp(u.LastSignInAt), TOTP: "none",
+		CreatedAt: stamp(u.CreatedAt), LastSignInAt: stamp(u.LastSignInAt), TOTP: o.TOTP,
+		LockedUntil: stamp(o.LockedUntil), RecentFailures: o.RecentFailures, RecoveryCodes: o.RecoveryCodes,
 		Passkeys: []passkeyInfo{}, Documents: []acceptedDoc{}, Sessions: []sessionDetail{}}
-	until, failures, err := deps.admin.AccountLock(ctx, u)
-	if err != nil {
-		return nil, err
-	}
-	d.LockedUntil, d.RecentFailures = stamp(until), failures
 	if u.PasswordInitial && !u.InviteExpiresAt.IsZero() {
-		d.InviteExpiresAt, d.InviteExpired = stamp(u.InviteExpiresAt), !now.Before(u.InviteExpiresAt)
+		d.InviteExpiresAt, d.InviteExpired = stamp(u.InviteExpiresAt), o.InviteExpired
 	}
-	t, err := st.TOTPByUser(ctx, u.ID)
-	switch {
-	case err == nil && t.Confirmed:
-		d.TOTP = "enrolled"
-	case err == nil:
-		d.TOTP = "pending"
-	case !errors.Is(err, store.ErrNotFound):
-		return nil, err
-	}
-	creds, err := st.WebAuthnCredentials(ctx, u.ID)
-	if err != nil {
-		return nil, err
-	}
-	for _, c := range creds {
+	for _, c := range o.Passkeys {
 		d.Passkeys = append(d.Passkeys, passkeyInfo{Name: c.Name, CreatedAt: stamp(c.CreatedAt), LastUsedAt: stamp(c.LastUsedAt)})
 	}
-	if d.RecoveryCodes, err = st.RecoveryCodesLeft(ctx, u.ID); err != nil {
-		return nil, err
+	for _, x := range o.Documents {
+		d.Documents = append(d.Documents, acceptedDoc{Document: x.Document, Accepted: x.Accepted, AcceptedAt: stamp(x.AcceptedAt),
+			Current: x.Current, UpToDate: x.UpToDate})
 	}
-	acc, err := st.Acceptances(ctx, u.ID)
-	if err != nil {
-		return nil, err
-	}
-	seen := map[string]bool{}
-	for _, doc := range cfg.Documents {
-		a := acceptedDoc{Document: doc.ID, Current: doc.Version}
-		for _, x := range acc {
-			if x.Document == doc.ID {
-				a.Accepted, a.AcceptedAt = x.Version, stamp(x.AcceptedAt)
-			}
-		}
-		a.UpToDate = a.Accepted == doc.Version
-		d.Documents = append(d.Documents, a)
-		seen[doc.ID] = true
-	}
-	for _, x := range acc { // documents no longer in the configuration
-		if !seen[x.Document] {
-			d.Documents = append(d.Documents, acceptedDoc{Document: x.Document, Accepted: x.Version, AcceptedAt: stamp(x.AcceptedAt)})
-		}
-	}
-	sessions, err := st.UserSessions(ctx, u.ID, now)
-	if err != nil {
-		return nil, err
-	}
-	for _, s := range sessions {
+	for _, s := range o.Sessions {
 		d.Sessions = append(d.Sessions, sessionDetail{Ref: truncate(s.Ref, 12), State: s.State,
 			CreatedAt: stamp(s.CreatedAt), LastSeenAt: stamp(s.LastSeenAt), ExpiresAt: stamp(s.ExpiresAt),
 			ClientAddr: s.ClientAddr, UserAgent: truncate(s.UserAgent, 80)})

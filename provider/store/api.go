@@ -219,6 +219,8 @@ type AuthRequest struct {
 //   UserByUsername(ctx, username) (*User, error)                   ErrNotFound
 //   UpdateUser(ctx, *User) error                                   every field but ID/CreatedAt; ErrNotFound; ErrConflict (username taken)
 //   ListUsers(ctx, state, search string) ([]User, error)          by username; state "" or "locked" = all; search: substring of username/name, any case
+//   ListUsersPage(ctx, UserQuery) ([]User, error)                  the console's page: by state or a search of name/address words (search.go),
+//                                                                  keyset by username, indexed at any size; SearchWords, Matches say how a search reads
 //   ChangePassword(ctx, id, oldHash, newHash string, initial bool) error
 //       conditional on the stored hash still being oldHash, else ErrConflict (ErrNotFound: no user)
 //   DeleteUser(ctx, id) error                                      cascades 2FA/acceptances, deletes sessions, deactivates tokens; audit kept
@@ -323,6 +325,19 @@ type AuthRequest struct {
 //   FinishLogout(ctx, id, claim) error / RetryLogout(ctx, id, claim, next, lastErr) error
 //                                                                  ErrConflict when the lease was lost, ErrNotFound when gone
 //   PendingLogouts(ctx) (int64, error)
+//
+// Account requests (requests.go; the token is stored as SHA-256 only):
+//   CreateAccountRequest(ctx, *AccountRequest) error               ErrConflict when the mailbox has an open one (unverified or pending)
+//   AccountRequestByID(ctx, id) / AccountRequestByToken(ctx, token) / OpenAccountRequest(ctx, email)   ErrNotFound
+//   RenewRequestToken(ctx, id, token, expires) error               unverified only, else ErrConflict
+//   VerifyAccountRequest(ctx, id, at, expires) error               unverified and unexpired → pending, once; else ErrConflict
+//   DecideAccountRequest(ctx, id, to, by, reason, at) error        pending and unexpired → approved|denied, once; else ErrConflict
+//   ExpireAccountRequests(ctx, now, email) ([]AccountRequest, error)  marks the due open ones expired; returns them as they were
+//   ListAccountRequests(ctx, RequestQuery) ([]AccountRequest, error)   oldest first, keyset by Cursor
+//
+// The console's other reads:
+//   LockedKeys(ctx, prefix, now) (map[string]time.Time, error)     throttle keys locked now
+//   AuditPage(ctx, AuditQuery) ([]AuditEvent, error)               newest first, keyset by id
 //
 // Pending authorization requests:
 //   CreateAuthRequest(ctx, *AuthRequest) error                     ExpiresAt required

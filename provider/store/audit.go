@@ -169,7 +169,7 @@ func (s *Store) flushAudit(ctx context.Context, st *txState) error {
 // It is the only place a keyed event may follow unkeyed ones (AuditChain
 // refuses any other), so it happens once, at the upgrade: a chain rewritten
 // without the key later is not vouched for by the next start.
-func (s *Store) keyAuditChain(ctx context.Context, tx *sql.Tx) error {
+func keyAuditChain(ctx context.Context, s *Store, tx *sql.Tx) error {
 	if s.dialect == DialectPostgres {
 		if _, err := tx.ExecContext(ctx, fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", auditLockID)); err != nil {
 			return err

@@ -103,6 +103,27 @@ const (
 	EventAuditPrune        Event = "admin.audit.prune" // Detail "through_id", "hash": the last event removed
 )
 
+// Account requests (/request) and their decisions: Username is the
+// requested address, Detail "request" the request's id; a decision's detail
+// carries "by".
+const (
+	EventRequestSubmit     Event = "request.submit"
+	EventRequestRepeat     Event = "request.repeat"           // the mailbox has an open request: nothing new stored
+	EventRequestExisting   Event = "request.existing_account" // the address has an account: told so by email
+	EventRequestRefused    Event = "request.refused"          // Detail "reason": a Reason
+	EventRequestVerify     Event = "request.verify"
+	EventRequestApprove    Event = "request.approve"
+	EventRequestDeny       Event = "request.deny" // Detail "reason": the approver's words
+	EventRequestExpire     Event = "request.expire"
+	EventRequestMailFailed Event = "request.mail_failed" // Detail "mail": which message
+)
+
+// The admin console: a request a role may not make, refused (403).
+// Detail "action", "reason" (a Reason) and "by".
+const (
+	EventConsoleForbidden Event = "admin.forbidden"
+)
+
 // The audit trail itself.
 const (
 	// The chain became keyed: the first event a Lanyard with the audit key
@@ -152,6 +173,20 @@ const (
 	ReasonNotUsersCredential    Reason = "credential not the user's"
 	ReasonSignCountRegression   Reason = "sign count regression (clone warning)"
 
+	// Account requests.
+	ReasonDomainNotAllowed Reason = "domain not allowed"
+	ReasonRefusedMailbox   Reason = "refused mailbox"
+	ReasonAddressPolicy    Reason = "address refused by the invitation policy"
+	ReasonAddressLimit     Reason = "too many requests from the client address"
+	ReasonMailboxLimit     Reason = "too many requests for the mailbox"
+
+	// The console.
+	ReasonNotAdmin   Reason = "not an admin"
+	ReasonNoFactor   Reason = "signed in without a second factor"
+	ReasonRole       Reason = "the role lacks the action"
+	ReasonHigherRole Reason = "the account has a higher role"
+	ReasonOwnAccount Reason = "not on one's own account"
+
 	// Why a logout was queued for the relying parties of a session.
 	ReasonSessionEnded   Reason = "session_ended"   // sign-out, RP-initiated logout, a session ended on the account page
 	ReasonUserRevoked    Reason = "user_revoked"    // every session and token of the user: disable, reset, sign out everywhere
@@ -168,10 +203,15 @@ const (
 )
 
 // Actor is who made an admin change: the "by" in its audit detail. Besides
-// these, an admin acting in the web console is their user id.
+// these, an admin acting in the web console is their user id, and the
+// requester's own steps of an account request are by the requested
+// address.
 type Actor string
 
 const (
 	ActorCLI    Actor = "cli"    // a lanyard command on the server
 	ActorSIGHUP Actor = "sighup" // a configuration reload
+	// ActorAutomatic approves the verified requests of a domain whose
+	// requests.approval is automatic.
+	ActorAutomatic Actor = "automatic"
 )

@@ -92,11 +92,31 @@ func (s *Store) GenerateFixture(ctx context.Context, f Fixture) error {
 	// The columns named here; any other keeps its default.
 	userColumns := []string{"id", "username", "email", "name", "given_name", "family_name", "state", "password_hash",
 		"password_initial", "created_at", "updated_at"}
+	name := func(n int) string { return fmt.Sprintf("Officer %d", n) }
 	err := s.bulk(ctx, "users", userColumns, f.Officers, progress("users"),
 		func(i int) ([]any, error) {
 			n := i + 1
-			return []any{FixtureUserID(n), FixtureUsername(n), FixtureUsername(n), fmt.Sprintf("Officer %d", n),
+			return []any{FixtureUserID(n), FixtureUsername(n), FixtureUsername(n), name(n),
 				"Officer", strconv.Itoa(n), UserActive, f.PasswordHash, int64(0), now, now}, nil
+		})
+	if err != nil {
+		return err
+	}
+	// The console's search terms of each officer, as CreateUser writes
+	// them (search.go), so the console finds the fixture's officers.
+	terms := 0
+	for n := 1; n <= f.Officers; n++ {
+		terms += len(searchTerms(FixtureUsername(n), name(n)))
+	}
+	officer, cur, at := 0, []string(nil), 0
+	err = s.bulk(ctx, "user_search", []string{"username", "term"}, terms, progress("user_search"),
+		func(int) ([]any, error) {
+			for at == len(cur) {
+				officer++
+				cur, at = searchTerms(FixtureUsername(officer), name(officer)), 0
+			}
+			at++
+			return []any{FixtureUsername(officer), cur[at-1]}, nil
 		})
 	if err != nil {
 		return err

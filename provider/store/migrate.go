@@ -21,6 +21,14 @@ var migrations embed.FS
 // together from applying the same migration twice.
 const migrateLockID = 0x6c616e79 // "lany"
 
+// migrationThen is the Go half of a migration, where SQL alone cannot do
+// the same on both backends: run in the migration's transaction, after its
+// SQL.
+var migrationThen = map[string]func(ctx context.Context, s *Store, tx *sql.Tx) error{
+	"0006_requests_console": backfillUserSearch,
+	"0007_audit_keyed":      keyAuditChain,
+}
+
 // MigrationNames lists the embedded migrations of a dialect in order.
 func MigrationNames(dialect string) ([]string, error) {
 	entries, err := fs.ReadDir(migrations, "migrations/"+dialect)
@@ -83,14 +91,6 @@ func (s *Store) Migrate(ctx context.Context) (applied []string, err error) {
 	return applied, nil
 }
 
-// migrationHooks are the steps of a migration that SQL alone cannot do,
-// run in its transaction after its SQL.
-func (s *Store) migrationHooks() map[string]func(context.Context, *sql.Tx) error {
-	return map[string]func(context.Context, *sql.Tx) error{
-		"0007_audit_keyed": s.keyAuditChain,
-	}
-}
-
 // applyMigration applies one migration unless it is recorded already. The
 // check is inside the transaction: on SQLite the immediate transaction holds
 // the write lock, so another process cannot apply it in between.
@@ -110,8 +110,8 @@ func (s *Store) applyMigration(ctx context.Context, conn *sql.Conn, version, bod
 	if _, err := tx.ExecContext(ctx, body); err != nil {
 		return false, s.mapErr(err)
 	}
-	if hook := s.migrationHooks()[version]; hook != nil {
-		if err := hook(ctx, tx); err != nil {
+	if then := migrationThen[version]; then != nil {
+		if err := then(ctx, s, tx); err != nil {
 			return false, s.mapErr(err)
 		}
 	}

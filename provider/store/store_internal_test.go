@@ -288,3 +288,39 @@ func TestRebindDollar(t *testing.T) {
 		}
 	}
 }
+
+// The officers of a deployment that predates the console's search are
+// found after the migration: its Go half writes their terms.
+func TestMigrationBackfillsSearch(t *testing.T) {
+	s, _ := openTest(t)
+	ctx := t.Context()
+	for _, u := range []struct{ id, username, name string }{
+		{"u1", "alice.martin@agency.example", "Alice Martín"},
+		{"u2", "bob@agency.example", "Robert Smith"},
+	} {
+		// Inserted as the first migration's schema had them: no terms.
+		if _, err := s.db.ExecContext(ctx, `INSERT INTO users (id, username, email, name, state, password_hash, password_initial)
+			VALUES (?, ?, ?, ?, 'active', 'x', 0)`, u.id, u.username, u.username, u.name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := s.ListUsersPage(ctx, UserQuery{Search: "martin"}); err != nil || len(got) != 0 {
+		t.Fatalf("before the backfill: %v, %v", got, err)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := backfillUserSearch(ctx, s, tx); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	for q, want := range map[string]string{"martin": "alice.martin@agency.example", "smith": "bob@agency.example", "bob@": "bob@agency.example"} {
+		got, err := s.ListUsersPage(ctx, UserQuery{Search: q})
+		if err != nil || len(got) != 1 || got[0].Username != want {
+			t.Errorf("search %q after the backfill: %v, %v", q, got, err)
+		}
+	}
+}

@@ -57,9 +57,15 @@ func (s *Store) CreateUser(ctx context.Context, u *User) error {
 	if u.UpdatedAt.IsZero() {
 		u.UpdatedAt = u.CreatedAt
 	}
-	_, err := s.exec(ctx, `INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		u.ID, u.Username, u.Email, u.Name, u.GivenName, u.FamilyName, u.State, u.PasswordHash, boolInt(u.PasswordInitial),
-		micro(u.InviteExpiresAt), micro(u.CreatedAt), micro(u.UpdatedAt), micro(u.LastSignInAt))
+	err := s.InTx(ctx, func(ctx context.Context) error {
+		_, err := s.exec(ctx, `INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			u.ID, u.Username, u.Email, u.Name, u.GivenName, u.FamilyName, u.State, u.PasswordHash, boolInt(u.PasswordInitial),
+			micro(u.InviteExpiresAt), micro(u.CreatedAt), micro(u.UpdatedAt), micro(u.LastSignInAt))
+		if err != nil {
+			return err
+		}
+		return s.indexUser(ctx, u)
+	})
 	if err != nil {
 		return fmt.Errorf("create user %q: %w", u.Username, err)
 	}
@@ -98,15 +104,21 @@ func (s *Store) UpdateUser(ctx context.Context, u *User) error {
 	if err := checkUser(u); err != nil {
 		return err
 	}
-	n, err := s.execN(ctx, `UPDATE users SET username = ?, email = ?, name = ?, given_name = ?, family_name = ?, state = ?,
+	err := s.InTx(ctx, func(ctx context.Context) error {
+		n, err := s.execN(ctx, `UPDATE users SET username = ?, email = ?, name = ?, given_name = ?, family_name = ?, state = ?,
 		password_hash = ?, password_initial = ?, invite_expires_at = ?, updated_at = ?, last_sign_in_at = ? WHERE id = ?`,
-		u.Username, u.Email, u.Name, u.GivenName, u.FamilyName, u.State, u.PasswordHash, boolInt(u.PasswordInitial),
-		micro(u.InviteExpiresAt), micro(u.UpdatedAt), micro(u.LastSignInAt), u.ID)
+			u.Username, u.Email, u.Name, u.GivenName, u.FamilyName, u.State, u.PasswordHash, boolInt(u.PasswordInitial),
+			micro(u.InviteExpiresAt), micro(u.UpdatedAt), micro(u.LastSignInAt), u.ID)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return ErrNotFound
+		}
+		return s.indexUser(ctx, u)
+	})
 	if err != nil {
 		return fmt.Errorf("update user %q: %w", u.ID, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("update user %q: %w", u.ID, ErrNotFound)
 	}
 	return nil
 }

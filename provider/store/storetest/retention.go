@@ -150,6 +150,10 @@ func testRetention(t *testing.T, open func(t *testing.T) *store.Store) {
 		if tt, err := s.TOTPByUser(ctx, u.ID); err != nil || !tt.Confirmed || string(tt.Secret) != "sealed" {
 			t.Fatalf("totp %+v %v", tt, err)
 		}
+		// The console finds the fixture's officers as it finds any.
+		if found, err := s.ListUsersPage(ctx, store.UserQuery{Search: "officer 40"}); err != nil || len(found) != 1 || found[0].ID != u.ID {
+			t.Fatalf("searching the fixture's officer 40: %+v, %v", found, err)
+		}
 		verify(t, s, 0) // the fixture's events chain after the one before
 		wantErr(t, "second fixture", s.GenerateFixture(ctx, f), store.ErrConflict)
 

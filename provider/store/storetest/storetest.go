@@ -46,6 +46,8 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"Batch", testBatch},
 		{"Retention", testRetention},
 		{"AuthRequests", testAuthRequests},
+		{"Requests", testRequests},
+		{"Search", testSearch},
 		{"GC", testGC},
 		{"Logout", testLogout},
 		{"Tx", testTx},
