@@ -163,7 +163,7 @@ func (s *Store) flushAudit(ctx context.Context, st *txState) error {
 	return nil
 }
 
-// keyAuditChain is the migration hook of 0007_audit_keyed (migrate.go): in
+// keyAuditChain is the migration hook of 0008_audit_keyed (migrate.go): in
 // that migration's transaction, the upgrade from an unkeyed chain appends
 // EventAuditKeyed, keyed and chained to the newest unkeyed event, naming it.
 // It is the only place a keyed event may follow unkeyed ones (AuditChain

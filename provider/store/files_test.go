@@ -108,7 +108,7 @@ func TestAuditNeedsItsKey(t *testing.T) {
 
 	// The upgrade that keys a trail needs the key: without it, it is not
 	// applied (and nothing else is written).
-	if _, err := s.DB().ExecContext(t.Context(), `DELETE FROM schema_migrations WHERE version = '0007_audit_keyed'`); err != nil {
+	if _, err := s.DB().ExecContext(t.Context(), `DELETE FROM schema_migrations WHERE version = '0008_audit_keyed'`); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()

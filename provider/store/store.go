@@ -97,7 +97,7 @@ type OpenOptions struct {
 	// AuditKey keys the audit chain (audit.go): 32 bytes derived from the
 	// key-encryption key (seal.Box.Derive(AuditKeyPurpose)). Without it the
 	// store reads but cannot append to or check the chain (ErrNoAuditKey),
-	// nor migrate a trail written before the key (0007_audit_keyed).
+	// nor migrate a trail written before the key (0008_audit_keyed).
 	AuditKey []byte
 	// Logger receives the warning when a SQLite file is found readable by
 	// others and made private (files.go). Default slog.Default().

@@ -321,13 +321,13 @@ func testAuditKeyed(t *testing.T, open func(t *testing.T) *store.Store) {
 		ids := appendN(t, s, 4)
 		// As an older Lanyard wrote them, before the migration that keys.
 		rechain(t, s, 0, unkeyedHash)
-		sqlExec(t, s, "DELETE FROM schema_migrations WHERE version = '0007_audit_keyed'")
+		sqlExec(t, s, "DELETE FROM schema_migrations WHERE version = '0008_audit_keyed'")
 		if c := check(t, s); c.BadID != ids[3] || !strings.Contains(c.Problem, "not keyed") {
 			t.Fatalf("an unkeyed trail before the upgrade: %+v, want its head reported unkeyed", c)
 		}
 		applied, err := s.Migrate(t.Context())
 		must(t, err)
-		if len(applied) != 1 || applied[0] != "0007_audit_keyed" {
+		if len(applied) != 1 || applied[0] != "0008_audit_keyed" {
 			t.Fatalf("upgrade applied %v", applied)
 		}
 		if again, err := s.Migrate(t.Context()); err != nil || len(again) != 0 {
@@ -366,7 +366,7 @@ func testAuditKeyed(t *testing.T, open func(t *testing.T) *store.Store) {
 		s := open(t)
 		appendN(t, s, 2)
 		rechain(t, s, 0, unkeyedHash)
-		sqlExec(t, s, "DELETE FROM schema_migrations WHERE version = '0007_audit_keyed'")
+		sqlExec(t, s, "DELETE FROM schema_migrations WHERE version = '0008_audit_keyed'")
 		_, err := s.Migrate(t.Context())
 		must(t, err)
 		keyed, err := s.Audit(t.Context(), store.AuditFilter{Event: string(store.EventAuditKeyed)})
