@@ -12,6 +12,7 @@
 package config
 
 import (
+	"net/url"
 	"time"
 )
 
@@ -122,6 +123,12 @@ const (
 // lists them. Validation, discovery and the metrics all read this list.
 var GrantTypes = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials}
 
+// Consent values of a client.
+const (
+	ConsentNone     = "none"
+	ConsentRequired = "required"
+)
+
 // Client is one relying party, registered by an admin.
 type Client struct {
 	ID   string `yaml:"id"`
@@ -141,8 +148,10 @@ type Client struct {
 	TokenEndpointAuthMethod string `yaml:"token_endpoint_auth_method"`
 	// JWKS is an inline JSON Web Key Set for private_key_jwt (never fetched).
 	JWKS string `yaml:"jwks"`
-	// Consent is "none" (the default): relying parties are first-party.
-	// "required" is refused by Validate until a consent page exists.
+	// Consent is ConsentNone (the default: relying parties are
+	// first-party, and the consent page appears only when a request asks
+	// with prompt=consent) or ConsentRequired (the officer allows the
+	// client once, and again whenever it asks for more scopes or claims).
 	Consent string `yaml:"consent"`
 	// IDTokenClaims are claims about the officer copied into this client's
 	// ID tokens (OIDC Core §5.4 puts them at userinfo), for relying parties
@@ -167,6 +176,29 @@ type Client struct {
 
 	// Line is the line of the client in the source file (0 when built in).
 	Line int `yaml:"-"`
+}
+
+// FrontchannelLogoutFrame is the address the signed-out page frames to
+// log the client out of the SSO session sid (Front-Channel Logout 1.0
+// §2: iss and sid added when the client requires them), and its origin
+// for the page's frame-src; ok is false when the client has no usable
+// front-channel logout URI. The provider's signed-out page and the
+// journey's both use it.
+func (c Client) FrontchannelLogoutFrame(issuer, sid string) (frame, origin string, ok bool) {
+	if c.FrontchannelLogoutURI == "" {
+		return "", "", false
+	}
+	u, err := url.Parse(c.FrontchannelLogoutURI)
+	if err != nil || u.Host == "" {
+		return "", "", false
+	}
+	if c.FrontchannelLogoutSessionRequired {
+		q := u.Query()
+		q.Set("iss", issuer)
+		q.Set("sid", sid)
+		u.RawQuery = q.Encode()
+	}
+	return u.String(), u.Scheme + "://" + u.Host, true
 }
 
 // ClaimScopes lists the claims about an officer that Lanyard can release

@@ -438,12 +438,11 @@ func (k *checker) client(p string, cl Client) {
 			}
 		}
 	}
-	// Relying parties are first-party: no consent screen. "required" is
-	// refused rather than silently ignored until Lanyard has one.
-	if cl.Consent == "required" {
-		k.add(p+".consent", "a consent screen is not supported yet: relying parties are first-party; remove the key or set none")
-	} else {
-		k.oneOf(p+".consent", cl.Consent, []string{"", "none"})
+	// Relying parties are first-party (no consent page) unless one says
+	// otherwise; only an officer's sign-in has someone to ask.
+	if k.oneOf(p+".consent", cl.Consent, []string{"", ConsentNone, ConsentRequired}) &&
+		cl.Consent == ConsentRequired && !seen[GrantAuthorizationCode] {
+		k.add(p+".consent", "only a client that signs officers in (authorization_code) can ask for their consent")
 	}
 }
 

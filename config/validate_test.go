@@ -124,7 +124,7 @@ func TestValidateRules(t *testing.T) {
 		{name: "scope with space", edits: []edit{{"scopes: [openid, offline_access]", `scopes: [openid, offline_access, "a b"]`}},
 			field: "clients[0].scopes[2]", marker: `"a b"`, msg: "not a scope"},
 		{name: "bad consent", edits: []edit{{"- id: svc\n", "- id: svc\n    consent: always\n"}},
-			field: "clients[2].consent", marker: "consent:", msg: `"always" is not one of none`},
+			field: "clients[2].consent", marker: "consent:", msg: `"always" is not one of none, required`},
 		// claims in the ID token, logout propagation
 		{name: "id_token_claims", edits: []edit{{"scopes: [openid, offline_access]", "scopes: [openid, email, offline_access]\n    id_token_claims: [email, lanyard_policies]"}}},
 		{name: "id_token_claims unknown", edits: []edit{{"scopes: [openid, offline_access]", "scopes: [openid, offline_access]\n    id_token_claims: [shoe_size]"}},
@@ -142,8 +142,9 @@ func TestValidateRules(t *testing.T) {
 			field: "clients[1].backchannel_logout_session_required", marker: "session_required", msg: "backchannel_logout_uri is not"},
 		{name: "frontchannel logout for a service", edits: []edit{{"- id: svc\n", "- id: svc\n    frontchannel_logout_uri: https://svc.agency.example/fcl\n"}},
 			field: "clients[2].frontchannel_logout_uri", marker: "frontchannel_logout_uri", msg: "only a client that signs officers in"},
-		{name: "consent required (no consent screen yet)", edits: []edit{{"- id: svc\n", "- id: svc\n    consent: required\n"}},
-			field: "clients[2].consent", marker: "consent:", msg: "not supported yet"},
+		{name: "consent required", edits: []edit{{"- id: spa\n", "- id: spa\n    consent: required\n"}}},
+		{name: "consent required for a service", edits: []edit{{"- id: svc\n", "- id: svc\n    consent: required\n"}},
+			field: "clients[2].consent", marker: "consent:", msg: "only a client that signs officers in"},
 
 		// journey and documents
 		{name: "duplicate step", edits: []edit{{"documents:", "journey:\n  steps: [terms, terms]\ndocuments:"}},

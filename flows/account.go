@@ -47,9 +47,8 @@ const (
 
 // How many security events the account page shows, from how far back.
 const (
-	eventsShown         = 20
-	eventsLookBack      = 90 * 24 * time.Hour
-	maxEventsConsidered = 2000
+	eventsShown    = 20
+	eventsLookBack = 90 * 24 * time.Hour
 )
 
 const (
@@ -99,20 +98,25 @@ type eventView struct {
 type accountPage struct {
 	page
 	Username, Name string
-	Recent         bool
-	MFARequired    bool
-	HasTOTP        bool
-	TOTPAdded      string
-	Passkeys       []passkeyView
-	Devices        []deviceView // phones paired with the approval app
-	RecoveryLeft   int
-	Methods        int
-	Policies       []policyView
-	Sessions       []sessionView
-	Others         int
-	Events         []eventView
-	AddPasskey     passkeyUI
-	MinLength      int
+	// The names form: the full, given and family names.
+	FullName, GivenName, FamilyName string
+	// Consents: what the officer allowed relying parties on the consent
+	// page.
+	Consents     []consentView
+	Recent       bool
+	MFARequired  bool
+	HasTOTP      bool
+	TOTPAdded    string
+	Passkeys     []passkeyView
+	Devices      []deviceView // phones paired with the approval app
+	RecoveryLeft int
+	Methods      int
+	Policies     []policyView
+	Sessions     []sessionView
+	Others       int
+	Events       []eventView
+	AddPasskey   passkeyUI
+	MinLength    int
 }
 
 // displayTime is how the account page writes a time.
@@ -129,6 +133,9 @@ func (h *Handler) accountPage(ctx context.Context, f *flow) (accountPage, error)
 		page:        h.page(nil, "", "Your account"),
 		Username:    u.Username,
 		Name:        u.Name,
+		FullName:    u.Name,
+		GivenName:   u.GivenName,
+		FamilyName:  u.FamilyName,
 		Recent:      h.recent(f),
 		MFARequired: f.mfaRequired(),
 		AddPasskey:  h.passkeyUI(PathAccountPasskey),
@@ -197,12 +204,17 @@ func (h *Handler) accountPage(ctx context.Context, f *flow) (accountPage, error)
 		}
 		return 1
 	})
-	evs, err := h.store.Audit(ctx, store.AuditFilter{UserID: u.ID, Since: now.Add(-eventsLookBack), Limit: maxEventsConsidered})
+	if p.Consents, err = h.consentViews(ctx, f); err != nil {
+		return p, err
+	}
+	// Only what the officer did or should know of, newest first: a relying
+	// party's logout retries or token refreshes never push those out.
+	evs, err := h.store.Audit(ctx, store.AuditFilter{UserID: u.ID, Events: officerEvents,
+		Since: now.Add(-eventsLookBack), Limit: eventsShown, Newest: true})
 	if err != nil {
 		return p, err
 	}
-	for i := len(evs) - 1; i >= 0 && len(p.Events) < eventsShown; i-- {
-		e := evs[i]
+	for _, e := range evs {
 		where := describeAgent(e.UserAgent)
 		if e.ClientAddr != "" {
 			where += ", " + e.ClientAddr
@@ -210,6 +222,22 @@ func (h *Handler) accountPage(ctx context.Context, f *flow) (accountPage, error)
 		p.Events = append(p.Events, eventView{When: displayTime(e.At), What: describeEvent(e), Where: where})
 	}
 	return p, nil
+}
+
+// officerEvents are the events the account page shows its officer: what
+// they did, what was tried on their account, and what an administrator did
+// to it — each described by describeEvent. The protocol's own events
+// (token.issue, logout.backchannel…) are for the audit trail, not here.
+var officerEvents = []store.Event{
+	evSigninSuccess, evSigninPassword, evSigninPasskey, evSigninFailure, evLock, store.EventSigninStepUp,
+	evMFAEnrol, evMFAChallenge, evRecoveryUse, evPasswordChange, evPolicyAccept, evLogout, evWebAuthnClone,
+	evAccountReauth, evPasskeyAdd, evPasskeyRename, evPasskeyRemove, evTOTPAdd, evTOTPRemove, evRecoveryRenew,
+	evSignOutSessions, store.EventNamesChange,
+	store.EventConsentGrant, store.EventConsentDecline, store.EventConsentWithdraw,
+	evApprovalOpen, evApprovalRequest, evApprovalApprove, evApprovalDeny, evApprovalReport, evApprovalGone,
+	evDeviceAdd, evDeviceRename, evDeviceRemove,
+	store.EventInvite, store.EventInviteResend,
+	store.EventUserUnlock, store.EventUserResetMFA, store.EventUserSignOut, store.EventUserResetPassword,
 }
 
 // describeEvent writes an audit event as a sentence for its officer.
@@ -323,8 +351,31 @@ func describeEvent(e store.AuditEvent) string {
 		return "Phone removed: " + str("name")
 	case store.EventInvite:
 		return "Invitation sent"
+	case store.EventInviteResend:
+		return "Invitation sent again"
+	case store.EventSigninStepUp:
+		if c := str("client_id"); c != "" {
+			return "Confirmed it was you again with a stronger method (for " + c + ")"
+		}
+		return "Confirmed it was you again with a stronger method"
+	case store.EventNamesChange:
+		return "Name changed"
+	case store.EventConsentGrant:
+		return "Allowed " + str("client_id") + " what it asked for"
+	case store.EventConsentDecline:
+		return "Declined what " + str("client_id") + " asked for"
+	case store.EventConsentWithdraw:
+		return "Withdrew the permission of " + str("client_id")
+	case store.EventUserUnlock:
+		return "An administrator lifted the sign-in lock"
+	case store.EventUserResetMFA:
+		return "An administrator removed your second factors"
+	case store.EventUserSignOut:
+		return "An administrator signed you out everywhere"
+	case store.EventUserResetPassword:
+		return "An administrator reset your password"
 	}
-	return string(e.Event)
+	return "Account activity"
 }
 
 // showAccount renders the account page, with errors when status ≥ 400.

@@ -105,6 +105,7 @@ func (h *Handler) postAccountSignOutOthers(w http.ResponseWriter, r *http.Reques
 // postAccountSignOutAll signs out everywhere, this browser included.
 func (h *Handler) postAccountSignOutAll(w http.ResponseWriter, r *http.Request, f *flow) error {
 	ctx, s, u := r.Context(), f.s, f.user
+	frames := h.frontChannel(ctx, s.row.SID)
 	var n int
 	err := h.store.InTx(ctx, func(ctx context.Context) error {
 		var err error
@@ -119,7 +120,7 @@ func (h *Handler) postAccountSignOutAll(w http.ResponseWriter, r *http.Request, 
 	}
 	h.cookies.clear(w)
 	h.notify(r, u, noticeSignedOutAll, fmt.Sprintf("Sessions signed out: %d", n))
-	return redirect(w, r, PathSignIn+"?signed_out=1")
+	return h.signedOut(w, r, frames)
 }
 
 func plural(n int, one, many string) string {

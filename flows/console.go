@@ -137,7 +137,7 @@ func (h *Handler) guard(need roleSet, back string, fn consoleHandler) handlerFun
 		if r.Method != http.MethodGet {
 			here = back
 		}
-		if f == nil || f.s.row.State != stateAuthenticated || len(f.pending) > 0 {
+		if f == nil || f.s.row.State != stateAuthenticated || !f.settled {
 			return h.signIn(w, r, authn.SignInRequest{ResumeURL: h.settings().issuer.String() + here, RequestedAt: h.now()})
 		}
 		names := h.settings().cfg.AdminRoles(f.user.Username)

@@ -29,6 +29,14 @@
 //     marks the session authenticated and resumes the parked authorization
 //     request. Browser, SignIn, SignOut and StepPending implement
 //     provider/authn.Journey here.
+//   - consent.go: the consent page, the last step when the parked
+//     request asks for the officer's consent (prompt=consent, or a client
+//     with consent: required not covered by what the officer allowed it);
+//     the answer is recorded on the parked request, where the provider
+//     reads it. A step-up for acr_values is the mfa-challenge step once
+//     more (a passkey alone for urn:lanyard:acr:phr). Both belong to the
+//     request, not the account (State.forRequest): while only they wait,
+//     the browser is signed in for everything else.
 //   - signin.go, mfa.go, steps.go: the step handlers. Every change a step
 //     makes, the session's progress and its audit line are stored in one
 //     transaction; the session id is rotated after the password and after
@@ -40,7 +48,9 @@
 //     a random 256-bit id; keys sealed in the store so restarts and other
 //     nodes log nobody out), the server-side session with the journey's
 //     state in its Data and its named transitions (newSignIn, signInAgain,
-//     factorVerified, confirmed); idle, absolute and journey timeouts.
+//     factorVerified, confirmed); idle, absolute and journey timeouts, and
+//     EndIdleSessions, which the collector calls so that idle sessions end
+//     (and their relying parties are told) within minutes.
 //   - throttle.go, device.go, audit.go, web.go: guess counting and locks
 //     (which counters an attempt meets: the browser's own when its device
 //     cookie says it has signed in to the account before, else the
@@ -70,9 +80,11 @@
 //     sessions, security events); account_reauth.go the recent-proof check
 //     before any change and the confirm-it-is-you page; account_factors.go
 //     the changes to the sign-in methods and the password;
-//     account_sessions.go signing out, and SignOutEverywhere; notify.go: the
-//     security-notice emails, and the alerts about what someone else tried
-//     (a lock, second-factor guessing).
+//     account_sessions.go signing out, and SignOutEverywhere;
+//     account_names.go the officer's names; consent.go the permissions
+//     given and their withdrawal; notify.go: the security-notice emails,
+//     and the alerts about what someone else tried (a lock, second-factor
+//     guessing). The security events listed are officerEvents only.
 //   - admin.go, invite.go, officer.go, request.go: the admin service (Admin),
 //     the one home of what an administrator does to accounts — invite,
 //     resend, revoke, disable, enable, unlock, reset MFA, reset the password,

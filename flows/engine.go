@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/lanyard-idp/lanyard/config"
+	"github.com/lanyard-idp/lanyard/provider/authn"
 )
 
 // The step engine: which steps of the journey are still pending for a
@@ -33,6 +34,7 @@ const (
 	StepChangePassword = "change-password"
 	StepPrivacy        = "privacy"
 	StepTerms          = "terms"
+	StepConsent        = "consent"
 )
 
 // DefaultSteps is the guide's order of the interstitial steps (what the
@@ -60,6 +62,42 @@ type State struct {
 	// RecoveryCodesToShow: fresh recovery codes wait in the session to be shown
 	// once.
 	RecoveryCodesToShow bool
+
+	// What the parked request asks of this sign-in (request-bound: see
+	// forRequest). ACR is what the sign-in has proved so far; StepUp the
+	// weakest acr the request asks for (acr_values), "" for none;
+	// HasPasskey: the officer has a passkey or security key, which alone
+	// reaches urn:lanyard:acr:phr.
+	ACR        string
+	StepUp     string
+	HasPasskey bool
+	// ConsentDue: the request waits for the officer's answer on the
+	// consent page.
+	ConsentDue bool
+}
+
+// stepUpDue: the request asks for more than the sign-in proved, and the
+// officer has a factor that reaches it — a passkey for the phishing-
+// resistant level, any second factor for mfa. A level no factor of the
+// officer's reaches is not asked for: the provider then issues what was
+// achieved, or refuses a request that insists.
+func (s State) stepUpDue() bool {
+	if s.StepUp == "" || authn.ACRLevel(s.ACR) >= authn.ACRLevel(s.StepUp) {
+		return false
+	}
+	if s.StepUp == acrPhishingResistant {
+		return s.HasPasskey
+	}
+	return s.HasSecondFactor
+}
+
+// forRequest is the state without what the parked request asks (a
+// step-up, the consent page): what the account itself still needs. A
+// browser with only request-bound steps pending is signed in for every
+// other request and for the account page.
+func (s State) forRequest() State {
+	s.StepUp, s.ConsentDue = "", false
+	return s
 }
 
 // placement is where Pending puts a step.
@@ -73,6 +111,8 @@ const (
 	first
 	// ordered: where journey.steps lists it.
 	ordered
+	// last: after every other step, just before the request resumes.
+	last
 )
 
 // stepDef is one row of the step table.
@@ -136,8 +176,10 @@ func init() {
 		// An enrolled factor must be proven before anything else: otherwise a
 		// password alone would reach the later steps (and could never replace
 		// the factor, since mfa-enrol is pending only without one).
+		// A step-up (acr_values) is the same page once more: a passkey for
+		// the phishing-resistant level.
 		{name: StepMFAChallenge, path: PathMFAChallenge, place: first,
-			pending: func(s State, _ string) bool { return s.HasSecondFactor && !s.SecondFactorVerified },
+			pending: func(s State, _ string) bool { return s.HasSecondFactor && !s.SecondFactorVerified || s.stepUpDue() },
 			metric:  "mfa-challenge", page: "mfa-challenge",
 			get: (*Handler).getChallenge, post: (*Handler).postChallenge,
 			ceremony: PathPasskeyChallenge, begin: (*Handler).postPasskeyChallengeOptions, finish: (*Handler).postPasskeyChallenge},
@@ -157,6 +199,11 @@ func init() {
 			pending: func(s State, _ string) bool { return s.PasswordInitial },
 			counts:  true, metric: "change-password", page: "change-password",
 			get: (*Handler).getChangePassword, post: (*Handler).postChangePassword},
+		// The relying party's request, once the officer is fully signed in.
+		{name: StepConsent, path: PathConsent, place: last,
+			pending: func(s State, _ string) bool { return s.ConsentDue },
+			page:    "consent",
+			get:     (*Handler).getConsent, post: (*Handler).postConsent},
 	}
 	documentStep = stepDef{place: ordered,
 		pending: func(s State, id string) bool { cur := s.Current[id]; return cur != "" && s.Accepted[id] != cur },
@@ -220,6 +267,11 @@ func Pending(s State, order []string) []string {
 		return out
 	}
 	var later []string
+	// A request for mfa from a sign-in without any second factor (a
+	// journey configured without mfa-enrol) enrols one.
+	if s.StepUp != "" && !s.HasSecondFactor && authn.ACRLevel(s.ACR) < authn.ACRLevel(s.StepUp) && !slices.Contains(order, StepMFAEnrol) {
+		order = append([]string{StepMFAEnrol}, order...)
+	}
 	for _, name := range order {
 		d := stepNamed(name)
 		if d.place != ordered || slices.Contains(later, name) || !d.pending(s, name) {
@@ -237,7 +289,13 @@ func Pending(s State, order []string) []string {
 			out = append(out, d.name)
 		}
 	}
-	return append(out, later...)
+	out = append(out, later...)
+	for _, d := range steps {
+		if d.place == last && d.pending(s, d.name) {
+			out = append(out, d.name)
+		}
+	}
+	return out
 }
 
 // earlierSignIn reports whether step is a sign-in step before cur, another

@@ -52,6 +52,21 @@ func TestPendingTable(t *testing.T) {
 			Current: map[string]string{"privacy": "2", "terms": "3", "code-of-conduct": "1"}},
 			[]string{"mfa-enrol", "code-of-conduct", "change-password", "privacy", "terms"},
 			"mfa-enrol,recovery-codes,code-of-conduct,change-password,privacy,terms"},
+		{"the consent page comes last", State{PasswordVerified: true, PasswordInitial: true, Current: cur, ConsentDue: true},
+			DefaultSteps, "mfa-enrol,recovery-codes,change-password,privacy,terms,consent"},
+		{"only the consent page", State{PasswordVerified: true, HasSecondFactor: true, SecondFactorVerified: true, Current: cur, Accepted: both,
+			ConsentDue: true}, DefaultSteps, "consent"},
+		{"no consent page before the password", State{Identified: true, ConsentDue: true}, DefaultSteps, "password"},
+		{"a step-up to a passkey", State{PasswordVerified: true, HasSecondFactor: true, SecondFactorVerified: true, Current: cur, Accepted: both,
+			ACR: acrMFA, StepUp: acrPhishingResistant, HasPasskey: true}, DefaultSteps, "mfa-challenge"},
+		{"a step-up then the consent page", State{PasswordVerified: true, HasSecondFactor: true, SecondFactorVerified: true, Current: cur, Accepted: both,
+			ACR: acrMFA, StepUp: acrPhishingResistant, HasPasskey: true, ConsentDue: true}, DefaultSteps, "mfa-challenge,consent"},
+		{"no step-up without a passkey", State{PasswordVerified: true, HasSecondFactor: true, SecondFactorVerified: true, Current: cur, Accepted: both,
+			ACR: acrMFA, StepUp: acrPhishingResistant}, DefaultSteps, ""},
+		{"no step-up when reached", State{PasswordVerified: true, HasSecondFactor: true, SecondFactorVerified: true, Current: cur, Accepted: both,
+			ACR: acrPhishingResistant, StepUp: acrMFA, HasPasskey: true}, DefaultSteps, ""},
+		{"a step-up to mfa without a factor enrols one", State{PasswordVerified: true, Current: cur, Accepted: both,
+			ACR: acrPassword, StepUp: acrMFA}, []string{"privacy", "terms"}, "mfa-enrol,recovery-codes"},
 		{"a step of the sign-in in the order is ignored", State{PasswordVerified: true, HasSecondFactor: true, SecondFactorVerified: true, Current: cur, Accepted: both},
 			[]string{"password", "identify", "mfa-challenge", "recovery-codes"}, ""},
 	}
@@ -75,7 +90,7 @@ func TestPendingEveryCombination(t *testing.T) {
 	orders := [][]string{DefaultSteps, {"terms", "privacy", "change-password", "mfa-enrol"}, {"change-password"},
 		{"code-of-conduct", "mfa-enrol", "terms", "change-password", "privacy"}}
 	n := 0
-	for bits := 0; bits < 1<<7; bits++ {
+	for bits := 0; bits < 1<<9; bits++ {
 		for _, acc := range versions {
 			for _, order := range orders {
 				s := State{
@@ -90,13 +105,21 @@ func TestPendingEveryCombination(t *testing.T) {
 				if bits&64 != 0 {
 					s.Current = cur
 				}
-				name := fmt.Sprintf("%07b/%v/%v", bits, acc, order)
+				s.ConsentDue = bits&128 != 0
+				if bits&256 != 0 {
+					// A request for a passkey, from an officer who has one.
+					s.StepUp, s.HasPasskey, s.HasSecondFactor = acrPhishingResistant, true, true
+					if s.SecondFactorVerified {
+						s.ACR = acrMFA
+					}
+				}
+				name := fmt.Sprintf("%09b/%v/%v", bits, acc, order)
 				checkInvariants(t, name, s, order, Pending(s, order))
 				n++
 			}
 		}
 	}
-	if n != 128*len(versions)*len(orders) {
+	if n != 512*len(versions)*len(orders) {
 		t.Fatalf("walked %d combinations", n)
 	}
 }
@@ -151,6 +174,19 @@ func checkInvariants(t *testing.T, name string, s State, order, got []string) {
 			}
 			last = i
 		}
+	}
+	// The consent page is the very last step when due, and only then.
+	if seen[StepConsent] != s.ConsentDue || s.ConsentDue && got[len(got)-1] != StepConsent {
+		t.Errorf("%s: consent due=%v, pending %v", name, s.ConsentDue, got)
+	}
+	// A request for more than was proved, with a factor that reaches it,
+	// is the challenge again; what the request asks never adds an
+	// onboarding step.
+	if s.stepUpDue() && !seen[StepMFAChallenge] {
+		t.Errorf("%s: a step-up is due but the challenge is not pending: %v", name, got)
+	}
+	if base := Pending(s.forRequest(), order); len(got)-len(base) > 2 {
+		t.Errorf("%s: the request added more than the challenge and the consent page: %v over %v", name, got, base)
 	}
 	// Fresh codes follow their enrolment directly.
 	if i := slices.Index(got, StepMFAEnrol); i >= 0 && (i+1 >= len(got) || got[i+1] != StepRecoveryCodes) {

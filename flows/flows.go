@@ -37,6 +37,7 @@ const (
 	PathMFAEnrol       = "/signin/enrol"
 	PathRecoveryCodes  = "/signin/recovery-codes"
 	PathChangePassword = "/signin/change-password"
+	PathConsent        = "/signin/consent"
 	PathNext           = "/signin/next"
 	PathSignOut        = "/signout"
 	PathAccount        = "/account"
@@ -316,9 +317,12 @@ func (h *Handler) Mount(mux *http.ServeMux) {
 		PathAccountSignOutSession: h.postAccountSignOutSession,
 		PathAccountSignOutOthers:  h.postAccountSignOutOthers,
 		PathAccountSignOutAll:     h.postAccountSignOutAll,
+		PathAccountNames:          h.postAccountNames,
 	} {
 		acct("POST "+pattern, recentProof, fn)
 	}
+	// Withdrawing a permission only takes away: no proof needed.
+	acct("POST "+PathAccountConsentWithdraw, signedInOnly, h.postAccountConsentWithdraw)
 	ceremony := func(path string, g accountGuard, begin, finish flowHandler) {
 		routeJSON("POST "+path+optionsSuffix, h.signedIn(g|asJSON, begin))
 		routeJSON("POST "+path, h.signedIn(g|asJSON, finish))
@@ -428,7 +432,7 @@ func (h *Handler) signedIn(g accountGuard, fn flowHandler) handlerFunc {
 			return err
 		case f == nil:
 			to = PathSignIn
-		case f.s.row.State != stateAuthenticated || len(f.pending) > 0:
+		case f.s.row.State != stateAuthenticated || !f.settled:
 			to = PathNext
 		}
 		if ok, err := h.admit(w, r, to, json); !ok {

@@ -120,15 +120,35 @@ func newEnvAt(t testing.TB, dbURL string, tweak ...func(*config.Config)) *env {
 		e.mu.Unlock()
 	}
 	e.h.Mount(mux)
+	// The stand-in provider parks each request as the provider does (the
+	// consent page records its answer there): consent=always|required,
+	// scopes and claims (space-separated) and acr (acr_values, weakest
+	// first) say what it asks besides a sign-in.
 	mux.HandleFunc("GET /test/authorize", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
+		id := "req-" + q.Get("n")
+		now := e.clock.Now()
+		if _, err := e.st.AuthRequestByID(r.Context(), id, now); err != nil {
+			_ = e.st.DeleteAuthRequest(r.Context(), id) // expired
+			if err := e.st.CreateAuthRequest(r.Context(), &store.AuthRequest{ID: id, ClientID: "docs-portal-staging",
+				Query: "n=" + q.Get("n"), CreatedAt: now, ExpiresAt: now.Add(30 * time.Minute)}); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+		}
 		e.h.SignIn(w, r, authn.SignInRequest{
-			ResumeURL:   e.srv.URL + "/test/done?n=" + url.QueryEscape(q.Get("n")),
-			ClientID:    "docs-portal-staging",
-			ClientName:  "Docs portal (staging)",
-			ForceLogin:  q.Get("force") == "1",
-			LoginHint:   q.Get("hint"),
-			RequestedAt: e.clock.Now(),
+			ResumeURL:       e.srv.URL + "/test/done?n=" + url.QueryEscape(q.Get("n")),
+			RequestID:       id,
+			ClientID:        "docs-portal-staging",
+			ClientName:      "Docs portal (staging)",
+			ForceLogin:      q.Get("force") == "1",
+			LoginHint:       q.Get("hint"),
+			RequestedAt:     now,
+			Consent:         q.Get("consent") == "always",
+			ConsentRequired: q.Get("consent") == "required",
+			Scopes:          strings.Fields(q.Get("scopes")),
+			Claims:          strings.Fields(q.Get("claims")),
+			ACRValues:       strings.Fields(q.Get("acr")),
 		})
 	})
 	mux.HandleFunc("GET /test/done", func(w http.ResponseWriter, r *http.Request) {
@@ -137,8 +157,12 @@ func newEnvAt(t testing.TB, dbURL string, tweak ...func(*config.Config)) *env {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
+		d := done{Browser: b, N: r.URL.Query().Get("n")}
+		if a, err := e.st.AuthRequestByID(r.Context(), "req-"+d.N, e.clock.Now()); err == nil {
+			d.Decision, d.DecidedBy = a.Decision, a.DecidedBy
+		}
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(done{Browser: b, N: r.URL.Query().Get("n")})
+		json.NewEncoder(w).Encode(d)
 	})
 	return e
 }
@@ -147,6 +171,8 @@ func newEnvAt(t testing.TB, dbURL string, tweak ...func(*config.Config)) *env {
 type done struct {
 	authn.Browser
 	N string
+	// The consent page's answer recorded on the parked request.
+	Decision, DecidedBy string
 }
 
 // seedUser creates a user with a password; state invited with an initial

@@ -25,7 +25,15 @@ const (
 	msgWrongCode      = "That code is not right. Try the newest code from your authenticator app, or a recovery code."
 	msgTooManyTries   = "Too many wrong attempts. Wait 15 minutes and try again."
 	msgSaveCodes      = "Tick the box to confirm you have saved your recovery codes."
+	msgPasskeyAsked   = "The application asks for your passkey or security key: use it, or continue without it."
 )
+
+// passkeyStepUp: the parked request asks for the phishing-resistant level,
+// which only the officer's passkey reaches, and this sign-in has not
+// reached it yet: the challenge page offers the passkey alone.
+func (f *flow) passkeyStepUp() bool {
+	return f.state.StepUp == acrPhishingResistant && f.state.stepUpDue()
+}
 
 // pendingSecret returns the enrolment secret kept sealed in the session,
 // creating it on the first visit so a reload shows the same QR code.
@@ -301,6 +309,11 @@ func (h *Handler) challengePage(ctx context.Context, f *flow) (challengePage, er
 	if len(creds) > 0 {
 		data.Passkey = h.passkeyUI(PathPasskeyChallenge)
 	}
+	if f.passkeyStepUp() {
+		// Only a passkey reaches what the application asks for.
+		data.Title, data.PasskeyOnly, data.ClientName = "Use your passkey", true, f.s.j.ClientName
+		return data, nil
+	}
 	if data.Approval, err = h.approvalOffer(ctx, f, useSignIn); err != nil {
 		return data, err
 	}
@@ -319,6 +332,18 @@ func (h *Handler) postChallenge(w http.ResponseWriter, r *http.Request, f *flow)
 		}
 		data.fail("code", msg)
 		return h.show(w, status, "mfa-challenge", data)
+	}
+	if f.passkeyStepUp() {
+		if r.PostForm.Get("skip") == "" {
+			return refuse(http.StatusUnprocessableEntity, msgPasskeyAsked)
+		}
+		// The officer goes on without it: the application gets what the
+		// sign-in proved, or refuses it if it insists.
+		s.j.StepUp = ""
+		if err := h.save(ctx, s); err != nil {
+			return err
+		}
+		return redirect(w, r, PathNext)
 	}
 	code := strings.TrimSpace(r.PostForm.Get("code"))
 	if code == "" {

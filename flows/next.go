@@ -17,13 +17,13 @@ import (
 // router's guard (at) asks it before every step handler, and every step
 // returns to it when done (PathNext).
 
-// AMR and ACR values the journey asserts.
+// ACR values the journey asserts (authn.ACRs).
 const (
-	acrPassword = "urn:lanyard:acr:pwd"
-	acrMFA      = "urn:lanyard:acr:mfa"
+	acrPassword = authn.ACRPassword
+	acrMFA      = authn.ACRMFA
 	// acrPhishingResistant: a WebAuthn credential, bound to Lanyard's
 	// origin, proved the second factor (or both).
-	acrPhishingResistant = "urn:lanyard:acr:phr"
+	acrPhishingResistant = authn.ACRPhishingResistant
 )
 
 // flow is a browser's journey as the dispatcher sees it right now.
@@ -32,6 +32,9 @@ type flow struct {
 	user    *store.User // nil until the password is verified
 	state   State
 	pending []string
+	// settled: nothing is pending but what the parked request asks (a
+	// step-up, the consent page): the account itself is fully signed in.
+	settled bool
 	set     *settings
 }
 
@@ -84,9 +87,13 @@ func (h *Handler) flowFor(ctx context.Context, s *session) (*flow, error) {
 		}
 		st.SecondFactorVerified = s.j.FactorVerified
 		st.RecoveryCodesToShow = len(s.j.RecoveryCodes) > 0
+		if err := h.requestState(ctx, s, u, &st); err != nil {
+			return nil, err
+		}
 	}
 	f.state = st
 	f.pending = Pending(st, set.order)
+	f.settled = len(Pending(st.forRequest(), set.order)) == 0
 	return f, nil
 }
 
@@ -125,6 +132,35 @@ func (h *Handler) userState(ctx context.Context, set *settings, u *store.User, s
 	st.Current = map[string]string{}
 	for id, d := range set.docs {
 		st.Current[id] = d.Version
+	}
+	return nil
+}
+
+// requestState fills in what the parked request asks of the sign-in: the
+// step-up it needs and whether its consent page is due (asked for with
+// prompt=consent, or required by the client and not covered by what the
+// officer allowed it before).
+func (h *Handler) requestState(ctx context.Context, s *session, u *store.User, st *State) error {
+	_, st.ACR = s.j.amr()
+	st.StepUp = s.j.StepUp
+	if st.StepUp != "" {
+		creds, err := h.store.WebAuthnCredentials(ctx, u.ID)
+		if err != nil {
+			return fmt.Errorf("load passkeys: %w", err)
+		}
+		st.HasPasskey = len(creds) > 0
+	}
+	c := s.j.Consent
+	switch {
+	case c == nil:
+	case c.Always:
+		st.ConsentDue = true
+	default:
+		remembered, err := h.store.ConsentOf(ctx, u.ID, s.j.ClientID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("load consent: %w", err)
+		}
+		st.ConsentDue = !remembered.Covers(c.Scopes, c.Claims)
 	}
 	return nil
 }
@@ -240,54 +276,40 @@ func (h *Handler) next(w http.ResponseWriter, r *http.Request) error {
 	if f == nil {
 		return redirect(w, r, PathSignIn)
 	}
-	if cur := f.current(); cur != "" {
+	cur := f.current()
+	if cur != "" && f.settled && f.s.row.State != stateAuthenticated {
+		// Only what the parked request asks is left (its consent page):
+		// the account is signed in from now on, whatever the answer.
+		clientID := f.s.j.ClientID
+		if err := h.commit(r.Context(), f.s, func(ctx context.Context) error {
+			return h.authenticated(ctx, r, f, clientID)
+		}); err != nil {
+			return err
+		}
+		h.complete(r.Context(), w, r, f.user)
+	}
+	if cur != "" {
 		return redirect(w, r, stepPath(cur))
 	}
 	return h.finish(w, r, f)
 }
 
-// finish marks the session authenticated (once), activates an invited
-// account, forgets the failures the sign-in was counted against and makes
-// the browser known to the account (complete), and resumes the parked
+// finish marks the session authenticated (once; or records a step-up of a
+// signed-in one), forgets the failures the sign-in was counted against and
+// makes the browser known to the account (complete), and resumes the parked
 // request.
 func (h *Handler) finish(w http.ResponseWriter, r *http.Request, f *flow) error {
 	s := f.s
-	now := h.now().UTC()
 	resume, notice := s.j.ResumeURL, s.j.Notice
 	clientID := s.j.ClientID
 	s.j.ResumeURL, s.j.Notice, s.j.Done, s.j.ForceLogin = "", "", nil, false
+	s.j.Consent, s.j.StepUp = nil, ""
 	first := s.row.State != stateAuthenticated
 	err := h.commit(r.Context(), s, func(ctx context.Context) error {
 		if !first {
-			return nil
+			return h.steppedUp(ctx, r, f, clientID)
 		}
-		// Racing requests of one browser finish once.
-		if row, err := h.store.SessionByID(ctx, s.raw, now); err == nil && row.State == stateAuthenticated {
-			s.row.State, s.row.AuthTime, s.row.AMR, s.row.ACR = row.State, row.AuthTime, row.AMR, row.ACR
-			return nil
-		}
-		u, err := h.store.UserByID(ctx, f.user.ID)
-		if err != nil {
-			return fmt.Errorf("load user: %w", err)
-		}
-		if u.State == store.UserInvited {
-			u.State = store.UserActive
-		}
-		u.LastSignInAt = now
-		if err := h.store.UpdateUser(ctx, u); err != nil {
-			return fmt.Errorf("update user: %w", err)
-		}
-		authAt := s.j.PasswordAt
-		amr, acr := s.j.amr()
-		if s.j.FactorVerified && s.j.FactorAt.After(authAt) {
-			authAt = s.j.FactorAt
-		}
-		s.row.State, s.row.AuthTime, s.row.AMR, s.row.ACR = stateAuthenticated, authAt.UTC(), amr, acr
-		detail := map[string]any{"amr": amr}
-		if clientID != "" {
-			detail["client_id"] = clientID
-		}
-		return h.audit(ctx, r, s, event{Name: evSigninSuccess, UserID: u.ID, Username: u.Username, Detail: detail})
+		return h.authenticated(ctx, r, f, clientID)
 	})
 	if err != nil {
 		return err
@@ -306,6 +328,65 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, f *flow) error 
 		return redirect(w, r, resume)
 	}
 	return redirect(w, r, PathAccount)
+}
+
+// authenticated marks the session signed in with what this sign-in proved
+// (once: racing requests of one browser find it done), activates an
+// invited account and records the sign-in, in ctx's transaction.
+func (h *Handler) authenticated(ctx context.Context, r *http.Request, f *flow, clientID string) error {
+	s, now := f.s, h.now().UTC()
+	if row, err := h.store.SessionByID(ctx, s.raw, now); err == nil && row.State == stateAuthenticated {
+		s.row.State, s.row.AuthTime, s.row.AMR, s.row.ACR = row.State, row.AuthTime, row.AMR, row.ACR
+		return nil
+	}
+	u, err := h.store.UserByID(ctx, f.user.ID)
+	if err != nil {
+		return fmt.Errorf("load user: %w", err)
+	}
+	if u.State == store.UserInvited {
+		u.State = store.UserActive
+	}
+	u.LastSignInAt = now
+	if err := h.store.UpdateUser(ctx, u); err != nil {
+		return fmt.Errorf("update user: %w", err)
+	}
+	authAt := s.j.PasswordAt
+	amr, acr := s.j.amr()
+	if s.j.FactorVerified && s.j.FactorAt.After(authAt) {
+		authAt = s.j.FactorAt
+	}
+	s.row.State, s.row.AuthTime, s.row.AMR, s.row.ACR = stateAuthenticated, authAt.UTC(), amr, acr
+	detail := map[string]any{"amr": amr}
+	if clientID != "" {
+		detail["client_id"] = clientID
+	}
+	return h.audit(ctx, r, s, event{Name: evSigninSuccess, UserID: u.ID, Username: u.Username, Detail: detail})
+}
+
+// steppedUp records a step-up on a signed-in session: when this sign-in
+// has now proved more than the session states (a passkey after an
+// authenticator code, for a request that asked for urn:lanyard:acr:phr),
+// the session states it from now on, with the time of that proof.
+func (h *Handler) steppedUp(ctx context.Context, r *http.Request, f *flow, clientID string) error {
+	s := f.s
+	amr, acr := s.j.amr()
+	if authn.ACRLevel(acr) <= authn.ACRLevel(s.row.ACR) {
+		return nil
+	}
+	// Racing requests of one browser record it once.
+	if row, err := h.store.SessionByID(ctx, s.raw, h.now().UTC()); err == nil && authn.ACRLevel(row.ACR) >= authn.ACRLevel(acr) {
+		s.row.AuthTime, s.row.AMR, s.row.ACR = row.AuthTime, row.AMR, row.ACR
+		return nil
+	}
+	s.row.AMR, s.row.ACR = amr, acr
+	if s.j.FactorAt.After(s.row.AuthTime) {
+		s.row.AuthTime = s.j.FactorAt.UTC()
+	}
+	detail := map[string]any{"acr": acr, "amr": amr}
+	if clientID != "" {
+		detail["client_id"] = clientID
+	}
+	return h.audit(ctx, r, s, event{Name: store.EventSigninStepUp, UserID: f.user.ID, Username: f.user.Username, Detail: detail})
 }
 
 // amr and acr are what this sign-in proved (RFC 8176 values): the
@@ -364,7 +445,9 @@ func (h *Handler) Browser(r *http.Request) (authn.Browser, error) {
 		return authn.Browser{}, err
 	}
 	b.UserID = s.row.UserID
-	if s.row.State == stateAuthenticated && len(f.pending) == 0 {
+	// What a parked request still asks (a step-up, its consent page) does
+	// not hold up the others: the provider checks each request's own.
+	if s.row.State == stateAuthenticated && f.settled {
 		b.SignedIn = true
 		b.AuthTime, b.AMR, b.ACR = s.row.AuthTime, s.row.AMR, s.row.ACR
 		return b, nil
@@ -401,6 +484,14 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, req authn.SignI
 	s.j.ClientID = truncate(req.ClientID, 128)
 	s.j.ClientName = truncate(req.ClientName, 128)
 	s.j.RequestedAt = req.RequestedAt.UTC()
+	s.j.Consent = newConsentAsk(req)
+	s.j.StepUp = ""
+	for _, v := range req.ACRValues {
+		if authn.ACRLevel(v) > 0 {
+			s.j.StepUp = v // the weakest: it is enough
+			break
+		}
+	}
 	if req.LoginHint != "" && !s.j.PasswordVerified {
 		if u, err := CanonicalUsername(req.LoginHint); err == nil {
 			s.j.Hint = u
@@ -450,8 +541,54 @@ func (h *Handler) end(w http.ResponseWriter, r *http.Request, s *session) {
 
 // postSignOut is the sign-out button of Lanyard's own pages.
 func (h *Handler) postSignOut(w http.ResponseWriter, r *http.Request) error {
+	var frames []string
+	if s, err := h.load(r); err == nil && s != nil {
+		frames = h.frontChannel(r.Context(), s.row.SID)
+	}
 	if _, err := h.SignOut(w, r); err != nil {
 		return err
+	}
+	return h.signedOut(w, r, frames)
+}
+
+// frontChannel lists the front-channel logout addresses of the relying
+// parties that received tokens in the session whose stable key is sid
+// (Front-Channel Logout 1.0), read before the session ends. The relying parties with a
+// back-channel URI are told that way, by the store, whatever this finds.
+func (h *Handler) frontChannel(ctx context.Context, sid string) []string {
+	recs, err := h.store.SessionClients(ctx, sid)
+	if err != nil {
+		h.log.Warn("sign-out: cannot list the session's relying parties", "err", err)
+		return nil
+	}
+	set := h.settings()
+	var frames []string
+	for _, rec := range recs {
+		for _, c := range set.cfg.Clients {
+			if c.ID != rec.ClientID {
+				continue
+			}
+			if f, _, ok := c.FrontchannelLogoutFrame(set.cfg.Issuer, rec.SID); ok && !slices.Contains(frames, f) {
+				frames = append(frames, f)
+			}
+		}
+	}
+	return frames
+}
+
+// signedOut sends a browser that has just signed out to the signed-out
+// sign-in page; front-channel logout addresses to frame there travel in a
+// fresh session of their own (the old one is gone).
+func (h *Handler) signedOut(w http.ResponseWriter, r *http.Request, frames []string) error {
+	if len(frames) > 0 {
+		s, err := h.create(r.Context(), w, r)
+		if err != nil {
+			return err
+		}
+		s.j.FrontChannel = frames
+		if err := h.save(r.Context(), s); err != nil {
+			return err
+		}
 	}
 	return redirect(w, r, PathSignIn+"?signed_out=1")
 }

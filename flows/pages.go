@@ -51,7 +51,10 @@ type identifyPage struct {
 	Username   string
 	ClientName string
 	SignedOut  bool
-	Passkey    passkeyUI // "Sign in with a passkey"
+	// FrontChannel are the relying parties' front-channel logout
+	// addresses to frame right after a sign-out.
+	FrontChannel []string
+	Passkey      passkeyUI // "Sign in with a passkey"
 }
 
 type passwordPage struct {
@@ -80,6 +83,10 @@ type challengePage struct {
 	page
 	Passkey  passkeyUI    // offered when the officer has one
 	Approval approvalView // first, when the officer has a paired phone
+	// PasskeyOnly: a step-up for ClientName, which asks for the
+	// phishing-resistant level: the passkey, or going on without it.
+	PasskeyOnly bool
+	ClientName  string
 }
 
 type changePasswordPage struct {

@@ -70,6 +70,10 @@ type journey struct {
 	Approval *approvalWait `json:"approval,omitempty"`
 	// AccountNotice is a message for the next account page ("Passkey added").
 	AccountNotice string `json:"account_notice,omitempty"`
+	// FrontChannel are the front-channel logout addresses of the relying
+	// parties of a session this browser just signed out of, for the
+	// signed-out page to frame once (a fresh session carries them there).
+	FrontChannel []string `json:"front_channel,omitempty"`
 	// AdminNotice is a message for the next console page ("Approved").
 	AdminNotice string `json:"admin_notice,omitempty"`
 	// AdminReturn is the console page a change came from when it had to
@@ -87,6 +91,12 @@ type journey struct {
 
 	ForceLogin  bool      `json:"force_login,omitempty"`
 	RequestedAt time.Time `json:"requested_at,omitzero"`
+	// What the parked request asks besides a sign-in: the consent page
+	// (nil when none is due) and a step-up (the weakest acr it asks for,
+	// "" for none). Both belong to that request: a newer one replaces
+	// them, and finishing drops them.
+	Consent *consentAsk `json:"consent,omitempty"`
+	StepUp  string      `json:"step_up,omitempty"`
 	// Done lists the onboarding steps completed in this sign-in ("Step N of M").
 	Done []string `json:"done,omitempty"`
 }
@@ -120,7 +130,7 @@ func (s *session) markDone(step string) {
 func (s *session) newSignIn(u *store.User, now time.Time) {
 	j := journey{
 		ResumeURL: s.j.ResumeURL, ClientID: s.j.ClientID, ClientName: s.j.ClientName,
-		RequestedAt: s.j.RequestedAt, ForceLogin: s.j.ForceLogin,
+		RequestedAt: s.j.RequestedAt, ForceLogin: s.j.ForceLogin, Consent: s.j.Consent, StepUp: s.j.StepUp,
 		Username: u.Username, PasswordVerified: true, PasswordAt: now,
 	}
 	if s.row.UserID == u.ID {
@@ -306,6 +316,19 @@ func (h *Handler) load(r *http.Request) (*session, error) {
 	}
 	row.LastSeenAt = now
 	return s, nil
+}
+
+// EndIdleSessions ends the sessions idle past their limit — a signed-in
+// session's idle timeout, a sign-in in progress's journey timeout — and
+// queues the logout of their relying parties (store.DeleteIdleSessions),
+// so that back-channel logout follows idle expiry within one pass of the
+// collector rather than at the absolute expiry. load refuses an idle
+// session on sight all the same; this is for the relying parties. It
+// returns how many sessions it ended.
+func (h *Handler) EndIdleSessions(ctx context.Context) (int64, error) {
+	idle, journeyIdle, _ := h.timeouts()
+	now := h.now().UTC()
+	return h.store.DeleteIdleSessions(ctx, stateAuthenticated, now.Add(-idle), now.Add(-min(idle, journeyIdle)), now)
 }
 
 func (h *Handler) dropSession(ctx context.Context, s *session, why string) {

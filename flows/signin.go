@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/lanyard-idp/lanyard/flows/password"
 	"github.com/lanyard-idp/lanyard/provider/store"
+	"github.com/lanyard-idp/lanyard/templates"
 )
 
 // Sign-in: the username page, then the password page. Neither reveals
@@ -27,6 +30,22 @@ func (h *Handler) getIdentify(w http.ResponseWriter, r *http.Request, f *flow) e
 	s := f.s
 	data := identifyPage{page: h.page(nil, StepIdentify, "Sign in"), Passkey: h.passkeyUI(PathPasskeySignIn)}
 	data.SignedOut = r.URL.Query().Get("signed_out") == "1" && s == nil
+	if s != nil && len(s.j.FrontChannel) > 0 {
+		// Just signed out: frame the relying parties' front-channel
+		// logout addresses, once, and let the page frame exactly them.
+		data.SignedOut, data.FrontChannel = true, s.j.FrontChannel
+		s.j.FrontChannel = nil
+		if err := h.save(r.Context(), s); err != nil {
+			return err
+		}
+		var origins []string
+		for _, f := range data.FrontChannel {
+			if u, err := url.Parse(f); err == nil && !slices.Contains(origins, u.Scheme+"://"+u.Host) {
+				origins = append(origins, u.Scheme+"://"+u.Host)
+			}
+		}
+		templates.SetPageHeaders(w.Header(), f.set.cfg.Dev, origins...)
+	}
 	if s != nil {
 		data.Username = s.j.Username
 		if data.Username == "" {

@@ -3,22 +3,15 @@ package provider
 import (
 	"slices"
 	"strings"
+
+	"github.com/lanyard-idp/lanyard/provider/authn"
 )
 
-// Authentication context classes the journey produces (flows sets them on
-// the SSO session), weakest first: a password; a password and a second
-// factor; a phishing-resistant factor (a passkey bound to Lanyard's origin).
-// Each reaches the ones before it.
-var acrValues = []string{"urn:lanyard:acr:pwd", "urn:lanyard:acr:mfa", "urn:lanyard:acr:phr"}
+// acrValues are the authentication context classes the journey produces,
+// weakest first (authn.ACRs); acrLevel orders them.
+var acrValues = authn.ACRs
 
-func acrLevel(v string) int {
-	for i, a := range acrValues {
-		if a == v {
-			return i + 1
-		}
-	}
-	return 0
-}
+func acrLevel(v string) int { return authn.ACRLevel(v) }
 
 // acrRequest is what an authorization request asks of the authentication
 // context: acr_values (voluntary, OIDC Core §3.1.2.1) and an acr in the

@@ -123,7 +123,13 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request, parked *sto
 	wantsLogin := slices.Contains(prompts, "login") || (hasMaxAge && maxAge == 0)
 
 	_, acrMet := acr.achieved(b.ACR)
-	h := handoff{claims: pre.claims, acr: acr}
+	h := handoff{claims: pre.claims, acr: acr, consent: slices.Contains(prompts, "consent")}
+	consent, err := p.consentFor(ctx, c, ar.GetRequestedScopes(), h, b.UserID, parked)
+	if err != nil {
+		p.log.Error("load the officer's consent", "err", err)
+		p.writeAuthorizeError(ctx, w, ar, fosite.ErrTemporarilyUnavailable)
+		return
+	}
 	if slices.Contains(prompts, "none") {
 		switch {
 		case !b.SignedIn && b.InProgress:
@@ -138,18 +144,25 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request, parked *sto
 		case !acrMet && acr.essential:
 			p.writeAuthorizeError(ctx, w, ar, fosite.ErrInteractionRequired.WithHint("The sign-in does not reach the requested authentication level (acr)."))
 			return
+		case consent != consentGiven:
+			p.writeAuthorizeError(ctx, w, ar, fosite.ErrConsentRequired.WithHint("The officer has not allowed this application what it asks for."))
+			return
 		}
 	} else {
+		if consent == consentDeclined {
+			p.writeAuthorizeError(ctx, w, ar, fosite.ErrAccessDenied.WithHint("The officer declined the request on the consent page."))
+			return
+		}
 		// A fresh request that wants a new sign-in always gets one. A resumed
 		// request is satisfied by a sign-in at or after the moment it was
 		// parked; otherwise prompt=login would loop forever.
 		h.force = tooOld || (wantsLogin && (parked == nil || b.AuthTime.Before(parked.CreatedAt)))
 		// A signed-in browser still goes through the journey once for a
-		// step-up (acr_values above what the session achieved) or for the
-		// officer's consent (prompt=consent); the resumed request takes
-		// what the journey achieved.
-		h.consent = slices.Contains(prompts, "consent")
-		if !b.SignedIn || h.force || (parked == nil && (!acrMet || h.consent)) {
+		// step-up (acr_values above what the session achieved); the resumed
+		// request takes what the journey achieved. The consent page, when
+		// due, must have been answered by this officer for this request
+		// (or remembered): a request that resumes without it goes back.
+		if !b.SignedIn || h.force || (parked == nil && !acrMet) || consent == consentAsk {
 			h.force = h.force || wantsLogin
 			p.signIn(w, r, ar, c, parked, h)
 			return
@@ -161,12 +174,64 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request, parked *sto
 }
 
 // handoff is what a request asks beyond a plain sign-in: the claims
-// parameter, the authentication context, a new sign-in, consent.
+// parameter, the authentication context, a new sign-in, consent
+// (prompt=consent).
 type handoff struct {
 	claims  *claimsRequest
 	acr     acrRequest
 	force   bool
 	consent bool
+}
+
+// claimNames are the claims the request names in the claims parameter,
+// sorted: what the consent page lists besides the scopes.
+func (h handoff) claimNames() []string {
+	if h.claims == nil {
+		return nil
+	}
+	return slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(h.claims.UserInfo), h.claims.IDToken...))))
+}
+
+// consentState is where a request stands with the officer's consent.
+type consentState int
+
+const (
+	consentGiven    consentState = iota // not needed, remembered, or given for this request
+	consentAsk                          // the consent page is due
+	consentDeclined                     // declined on the consent page for this request
+)
+
+// consentFor decides whether a request needs the consent page. It is due
+// for prompt=consent, and for a client registered with consent: required
+// unless the officer's remembered decision covers what it asks. A parked
+// request carries the answer the officer gave on the page for it; an
+// answer by another officer than the browser's counts for nothing.
+func (p *Provider) consentFor(ctx context.Context, c *client, scopes []string, h handoff, userID string, parked *store.AuthRequest) (consentState, error) {
+	if !h.consent && !c.consentRequired {
+		return consentGiven, nil
+	}
+	if parked != nil && userID != "" && parked.DecidedBy == userID {
+		switch parked.Decision {
+		case store.ConsentGranted:
+			return consentGiven, nil
+		case store.ConsentDeclined:
+			return consentDeclined, nil
+		}
+	}
+	if h.consent || userID == "" {
+		return consentAsk, nil
+	}
+	remembered, err := p.store.ConsentOf(ctx, userID, c.id)
+	if errors.Is(err, store.ErrNotFound) {
+		return consentAsk, nil
+	}
+	if err != nil {
+		return consentAsk, err
+	}
+	if remembered.Covers(scopes, h.claimNames()) {
+		return consentGiven, nil
+	}
+	return consentAsk, nil
 }
 
 // preAuthorize is the outcome of the guards: either an error to send through
@@ -357,9 +422,9 @@ func (p *Provider) signIn(w http.ResponseWriter, r *http.Request, ar fosite.Auth
 		ACRValues:    slices.Clone(h.acr.values),
 		ACREssential: h.acr.essential,
 	}
-	if h.claims != nil {
-		req.Claims = slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(h.claims.UserInfo), h.claims.IDToken...))))
-	}
+	req.RequestID = parked.ID
+	req.ConsentRequired = c.consentRequired
+	req.Claims = h.claimNames()
 	p.journey.SignIn(w, r, req)
 }
 
@@ -378,8 +443,10 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 		return
 	}
 
-	// First-party relying parties: every requested scope the client is allowed
-	// (fosite has checked that already) is granted, without a consent screen.
+	// Every requested scope the client is allowed (fosite has checked that
+	// already) is granted: by the officer on the consent page when one was
+	// due (authorize checked that it was answered), else because the
+	// relying parties are first-party.
 	for _, s := range ar.GetRequestedScopes() {
 		ar.GrantScope(s)
 	}

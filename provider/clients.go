@@ -32,6 +32,9 @@ type client struct {
 	assertionAlgorithm string
 
 	idTokenClaims []string // config id_token_claims
+	// consentRequired: consent: required (the consent page unless the
+	// officer's remembered decision covers the request).
+	consentRequired bool
 	// Logout propagation (Back-Channel and Front-Channel Logout 1.0).
 	backchannelURI         string
 	frontchannelURI        string
@@ -98,6 +101,7 @@ func newClient(cc config.Client) (*client, error) {
 		authMethod:     cc.TokenEndpointAuthMethod,
 
 		idTokenClaims:          slices.Clone(cc.IDTokenClaims),
+		consentRequired:        cc.Consent == config.ConsentRequired,
 		backchannelURI:         cc.BackchannelLogoutURI,
 		frontchannelURI:        cc.FrontchannelLogoutURI,
 		frontchannelSessionReq: cc.FrontchannelLogoutSessionRequired,

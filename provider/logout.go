@@ -12,6 +12,7 @@ import (
 
 	"github.com/ory/fosite/token/jwt"
 
+	"github.com/lanyard-idp/lanyard/config"
 	"github.com/lanyard-idp/lanyard/provider/authn"
 	"github.com/lanyard-idp/lanyard/provider/store"
 	"github.com/lanyard-idp/lanyard/templates"
@@ -190,23 +191,18 @@ func (p *Provider) frontChannel(r *http.Request) (frames, origins []string) {
 	}
 	for _, rec := range recs {
 		c, ok := p.clients.get(rec.ClientID)
-		if !ok || c.frontchannelURI == "" {
+		if !ok {
 			continue
 		}
-		u, err := url.Parse(c.frontchannelURI)
-		if err != nil {
+		cc := config.Client{FrontchannelLogoutURI: c.frontchannelURI, FrontchannelLogoutSessionRequired: c.frontchannelSessionReq}
+		f, o, ok := cc.FrontchannelLogoutFrame(p.issuer, rec.SID)
+		if !ok {
 			continue
 		}
-		if c.frontchannelSessionReq {
-			q := u.Query()
-			q.Set("iss", p.issuer)
-			q.Set("sid", rec.SID)
-			u.RawQuery = q.Encode()
-		}
-		if f := u.String(); !slices.Contains(frames, f) {
+		if !slices.Contains(frames, f) {
 			frames = append(frames, f)
 		}
-		if o := u.Scheme + "://" + u.Host; !slices.Contains(origins, o) {
+		if !slices.Contains(origins, o) {
 			origins = append(origins, o)
 		}
 	}

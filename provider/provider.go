@@ -6,6 +6,8 @@
 // configuration, the signing keys and the fosite storage adapter on
 // provider/store. Which claim goes where (ID token or userinfo, the claims
 // parameter) is claims.go; the authentication context (acr) acr.go;
+// whether a request needs the officer's consent, and whether the journey
+// got it for that very request, authorize.go (consentFor);
 // back-channel logout delivery, which every node runs (RunLogoutDelivery),
 // backchannel.go; front-channel logout is on the signed-out page (logout.go).
 //

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -234,6 +235,14 @@ type testJourney struct {
 	next     *authn.Browser
 	signIns  []authn.SignInRequest
 	signOuts int
+	// answer is what the stand-in answers on the consent page of a
+	// request that asks for it (Consent or ConsentRequired), recorded
+	// against the parked request as the journey does: store.ConsentGranted
+	// (the default), store.ConsentDeclined, or "none" to resume without
+	// an answer (a journey that skipped the page).
+	answer string
+	// consents counts the consent pages answered.
+	consents int
 }
 
 const testCookie = "testsess"
@@ -270,6 +279,64 @@ func (j *testJourney) SignIn(w http.ResponseWriter, r *http.Request, req authn.S
 	j.signIns = append(j.signIns, req)
 	j.mu.Unlock()
 	http.Redirect(w, r, "/test/login?resume="+url.QueryEscape(req.ResumeURL), http.StatusSeeOther)
+}
+
+// request is the SignIn request whose resume URL is resume.
+func (j *testJourney) request(resume string) (authn.SignInRequest, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for i := len(j.signIns) - 1; i >= 0; i-- {
+		if j.signIns[i].ResumeURL == resume {
+			return j.signIns[i], true
+		}
+	}
+	return authn.SignInRequest{}, false
+}
+
+// setAnswer sets what the consent page answers (see testJourney.answer).
+func (j *testJourney) setAnswer(a string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.answer = a
+}
+
+func (j *testJourney) consentCount() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.consents
+}
+
+// consent answers the request's consent page when it has one, as the
+// journey does: a remembered decision that covers the request stands for
+// a page under ConsentRequired; an answer is recorded against the parked
+// request, and a grant is remembered.
+func (j *testJourney) consent(r *http.Request, req authn.SignInRequest, userID string) error {
+	if !req.Consent && !req.ConsentRequired || j.st == nil || userID == "" {
+		return nil
+	}
+	ctx := r.Context()
+	if !req.Consent {
+		c, err := j.st.ConsentOf(ctx, userID, req.ClientID)
+		if err == nil && c.Covers(req.Scopes, req.Claims) {
+			return nil
+		}
+	}
+	j.mu.Lock()
+	answer := cmp.Or(j.answer, store.ConsentGranted)
+	if answer != "none" {
+		j.consents++
+	}
+	j.mu.Unlock()
+	if answer == "none" {
+		return nil
+	}
+	if err := j.st.DecideAuthRequest(ctx, req.RequestID, userID, answer, time.Now()); err != nil {
+		return err
+	}
+	if answer == store.ConsentGranted {
+		return j.st.RememberConsent(ctx, store.Consent{UserID: userID, ClientID: req.ClientID, Scopes: req.Scopes, Claims: req.Claims})
+	}
+	return nil
 }
 
 func (j *testJourney) SignOut(w http.ResponseWriter, r *http.Request) (string, error) {
@@ -345,6 +412,12 @@ func (j *testJourney) handleLogin(w http.ResponseWriter, r *http.Request) {
 	j.mu.Lock()
 	j.sessions[id] = b
 	j.mu.Unlock()
+	if req, ok := j.request(resume); ok {
+		if err := j.consent(r, req, b.UserID); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+	}
 	http.SetCookie(w, &http.Cookie{Name: testCookie, Value: id, Path: "/"})
 	http.Redirect(w, r, resume, http.StatusSeeOther)
 }

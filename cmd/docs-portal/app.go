@@ -205,7 +205,14 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 	a.logins[key] = l
 	a.mu.Unlock()
 	a.setCookie(w, "login", key, loginTTL)
-	u := a.oauth(p).AuthCodeURL(l.state, oidc.Nonce(l.nonce), oauth2.S256ChallengeOption(l.verifier))
+	opts := []oauth2.AuthCodeOption{oidc.Nonce(l.nonce), oauth2.S256ChallengeOption(l.verifier)}
+	// /login?prompt=consent asks Lanyard to show its consent page even to a
+	// signed-in officer, /login?prompt=login for a fresh sign-in (OIDC
+	// Core §3.1.2.1); anything else is not passed on.
+	if pr := r.URL.Query().Get("prompt"); pr == "consent" || pr == "login" {
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", pr))
+	}
+	u := a.oauth(p).AuthCodeURL(l.state, opts...)
 	http.Redirect(w, r, u, http.StatusFound)
 }
 

@@ -219,12 +219,26 @@ func TestLoginRedirect(t *testing.T) {
 		t.Fatalf("login cookie %+v", login)
 	}
 
+	if q.Has("prompt") {
+		t.Errorf("a plain /login sends prompt=%q", q.Get("prompt"))
+	}
+
 	// A second /login gets a fresh state, nonce and challenge.
 	res2, _ := client.Get(ps.URL + "/login")
 	res2.Body.Close()
 	q2, _ := url.ParseQuery(strings.SplitN(res2.Header.Get("Location"), "?", 2)[1])
 	if q2.Get("state") == q.Get("state") || q2.Get("nonce") == q.Get("nonce") || q2.Get("code_challenge") == q.Get("code_challenge") {
 		t.Fatal("state, nonce or challenge reused across logins")
+	}
+
+	// prompt=consent and prompt=login are passed on; other values are not.
+	for in, want := range map[string]string{"consent": "consent", "login": "login", "none": "", "consent login": ""} {
+		res, _ := client.Get(ps.URL + "/login?prompt=" + url.QueryEscape(in))
+		res.Body.Close()
+		q, _ := url.ParseQuery(strings.SplitN(res.Header.Get("Location"), "?", 2)[1])
+		if q.Get("prompt") != want {
+			t.Errorf("/login?prompt=%s sent prompt=%q, want %q", in, q.Get("prompt"), want)
+		}
 	}
 }
 

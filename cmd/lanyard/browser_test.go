@@ -30,6 +30,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -93,6 +94,7 @@ func TestBrowser(t *testing.T) {
 	t.Run("expired invitation", s.expiredInvitation)
 	t.Run("first login with a passkey, then passwordless sign-in", s.firstLoginPasskey)
 	t.Run("the approval app on a phone: pairing, sign-in, No, wrong numbers, expiry, replay, races", s.approvalApp)
+	t.Run("the consent page, then sign out everywhere signs out of both portals", s.consentAndSignOutEverywhere)
 	t.Run("account request, approval in the console, a helpdesk reset", s.requestAndConsole)
 	t.Logf("browser suite took %s", time.Since(start).Round(100*time.Millisecond))
 }
@@ -186,6 +188,11 @@ func startLanyardLocalhost(t *testing.T) *lanyard {
 	ts := &httptest.Server{Listener: ln, Config: &http.Server{Handler: srv}}
 	ts.Start()
 	t.Cleanup(ts.Close)
+	// Back-channel logout tokens go out as in `lanyard serve`.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); srv.provider.RunLogoutDelivery(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
 	return l
 }
 
@@ -773,6 +780,7 @@ const (
 	badOfficer     = "sam.officer@agency.example"
 	expiredOfficer = "kim.officer@agency.example"
 	passkeyOfficer = "lee.officer@agency.example"
+	consentOfficer = "pat.officer@agency.example"
 	firstPassword  = "Quiet-harbour-lantern-97"
 )
 
@@ -888,12 +896,12 @@ func (s *browserSuite) firstLoginTOTP(t *testing.T) {
 	}
 	b.wantSignedIn(totpOfficer)
 
-	// Sign-out from the production portal ends the Lanyard session too.
-	// (The staging portal keeps its own session: it was not the one that
-	// signed out.)
+	// Sign-out from the production portal ends the Lanyard session too,
+	// and the staging portal hears of it through the back channel.
 	b.signOut(productionURL)
 	b.open(s.l.issuer + "/account")
 	b.wantStep("identify")
+	b.waitSignedOut(stagingURL)
 	b.open(productionURL)
 	b.click("#login")
 	b.wantStep("identify")
@@ -1265,4 +1273,84 @@ func (s *browserSuite) firstLoginPasskey(t *testing.T) {
 	}
 	b.open(s.l.issuer + "/account")
 	b.audit("account with a passkey")
+}
+
+// waitSignedOut waits (up to 15 s: the logout is delivered in the
+// background) until the portal's page shows no officer signed in: the
+// portal ended its session when Lanyard's logout token arrived, with no
+// click in the portal.
+func (b *browserTab) waitSignedOut(portal string) {
+	b.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		b.open(portal)
+		if b.text(".who") == "" && evalJS[bool](b, `!!document.querySelector("#login")`) {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("%s still shows the officer signed in 15 s after the Lanyard session ended\n%s", portal, b.describe())
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// consentAndSignOutEverywhere: an officer allows the staging portal on
+// Lanyard's consent page (the portal asks with prompt=consent), signs in
+// to the production portal by single sign-on, then presses "Sign out
+// everywhere" on the account page: both portals then show the officer
+// signed out, told by Lanyard's back-channel logout tokens alone.
+func (s *browserSuite) consentAndSignOutEverywhere(t *testing.T) {
+	s.l.invite(consentOfficer)
+	initial, _ := s.invitation(t, consentOfficer)
+	b := s.newTab(t)
+	b.open(stagingURL)
+	b.click("#login")
+	b.typeInto("#username", consentOfficer)
+	b.submit()
+	b.typeInto("#password", initial)
+	b.submit()
+	b.wantStep("mfa-enrol")
+	secret := b.text("#totp-secret")
+	freshStep(3 * time.Second)
+	b.typeInto("#code", totpCode(t, secret, 0))
+	b.submit()
+	b.wantStep("recovery-codes")
+	b.tick("#accept")
+	b.submit()
+	b.newPasswordAndPolicies(initial, firstPassword)
+	b.wantSignedIn(consentOfficer)
+
+	// The consent page: the portal, what it asks for, Allow and Decline.
+	b.open(stagingURL + "login?prompt=consent")
+	b.wantStep("consent")
+	if h := b.text("h1"); h != "Allow Docs portal (staging)?" {
+		t.Errorf("the consent page's heading is %q", h)
+	}
+	perms := evalJS[[]string](b, `[...document.querySelectorAll(".permissions li")].map(e => e.innerText.trim())`)
+	if len(perms) < 3 || !slices.Contains(perms, "Your email address") {
+		t.Errorf("the consent page lists %q", perms)
+	}
+	b.check("14-consent")
+	b.click("#accept")
+	if !strings.HasPrefix(b.url(), stagingURL) {
+		t.Fatalf("Allow ended at %s\n%s", b.url(), b.describe())
+	}
+	b.wantSignedIn(consentOfficer)
+	// The permission is on the account page.
+	b.open(s.l.issuer + "/account")
+	if !evalJS[bool](b, `!!document.querySelector("[data-consent=docs-portal-staging]")`) {
+		t.Errorf("the account page does not list the permission\n%s", b.describe())
+	}
+
+	// Single sign-on to production, then sign out everywhere.
+	b.open(productionURL)
+	b.click("#login")
+	b.wantSignedIn(consentOfficer)
+	b.open(s.l.issuer + "/account")
+	b.click(`form[data-account=sign-out-everywhere] button[type=submit]`)
+	b.wantStep("identify")
+	for _, portal := range []string{stagingURL, productionURL} {
+		b.waitSignedOut(portal)
+	}
+	b.check("15-docs-portal-signed-out-everywhere")
 }

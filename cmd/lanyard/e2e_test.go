@@ -365,40 +365,7 @@ func TestFirstLoginJourney(t *testing.T) {
 	staging := newRP(t, l.issuer, "docs-portal-staging", "staging-secret", "http://localhost:9001/callback")
 	b := newBrowser(t, l.issuer)
 	a := staging.start()
-	p, _ := b.visit("GET", a.url, nil, "http://localhost:9001/")
-	var steps []string
-	var secret string
-	var recovery []string
-	var cb *url.URL
-	for p != nil {
-		steps = append(steps, p.step)
-		var fields map[string]string
-		switch p.step {
-		case "identify":
-			fields = map[string]string{"username": inv.Username}
-		case "password":
-			fields = map[string]string{"username": inv.Username, "password": inv.InitialPassword}
-		case "mfa-enrol":
-			secret = byID(p.doc, "totp-secret")
-			if secret == "" {
-				t.Fatal("no #totp-secret on the enrolment page")
-			}
-			fields = map[string]string{"code": totpNow(t, secret)}
-		case "recovery-codes":
-			recovery = byClass(p.doc, "recovery-code")
-			fields = map[string]string{"accept": "yes"}
-		case "change-password":
-			fields = map[string]string{"current_password": inv.InitialPassword, "new_password": newPassword, "confirm_password": newPassword}
-		case "privacy", "terms":
-			fields = map[string]string{"accept": "yes"}
-		default:
-			t.Fatalf("unexpected page %q at %s: %s", p.step, p.url, text(p.doc))
-		}
-		if len(steps) > 12 {
-			t.Fatalf("journey loops: %v", steps)
-		}
-		p, cb = b.submit(p, fields, "http://localhost:9001/")
-	}
+	steps, secret, recovery, cb := firstSignIn(t, b, inv, a.url, "http://localhost:9001/")
 	want := "identify,password,mfa-enrol,recovery-codes,change-password,privacy,terms"
 	if got := strings.Join(steps, ","); got != want {
 		t.Fatalf("journey steps\n got %s\nwant %s", got, want)
@@ -424,7 +391,7 @@ func TestFirstLoginJourney(t *testing.T) {
 	// Single sign-on: the production portal gets a code with no page shown.
 	prod := newRP(t, l.issuer, "docs-portal-production", "production-secret", "http://localhost:9002/callback")
 	a2 := prod.start()
-	p, cb = b.visit("GET", a2.url, nil, "http://localhost:9002/")
+	p, cb := b.visit("GET", a2.url, nil, "http://localhost:9002/")
 	if p != nil {
 		t.Fatalf("SSO showed a page: %s", p.step)
 	}
@@ -487,6 +454,71 @@ func TestFirstLoginJourney(t *testing.T) {
 			t.Fatalf("a used recovery code was accepted again")
 		}
 	}
+}
+
+// firstSignIn walks an invited officer's first sign-in from the
+// authorization request at authURL to the relying party's callback (under
+// prefix): the steps shown, the authenticator's secret, the recovery codes.
+func firstSignIn(t *testing.T, b *browser, inv invitation, authURL, prefix string) (steps []string, secret string, recovery []string, cb *url.URL) {
+	t.Helper()
+	p, _ := b.visit("GET", authURL, nil, prefix)
+	w := walkFirstSignIn(t, b, p, inv, prefix, nil)
+	return w.steps, w.secret, w.recovery, w.cb
+}
+
+// firstWalk is what an officer's first sign-in showed.
+type firstWalk struct {
+	steps    []string
+	secret   string   // the authenticator app's key, from #totp-secret
+	recovery []string // the recovery codes shown once
+	cb       *url.URL // where the browser left for the relying party
+}
+
+// walkFirstSignIn answers each journey page from p on as the invited
+// officer would — the username, the initial password, the authenticator
+// app, the recovery codes, a new password, every policy document — until
+// the browser leaves for the relying party's callback under prefix. before,
+// when set, runs before each answer is posted. It is the one first sign-in
+// of the end-to-end tests.
+func walkFirstSignIn(t *testing.T, b *browser, p *page, inv invitation, prefix string, before func(step string)) firstWalk {
+	t.Helper()
+	var w firstWalk
+	for p != nil {
+		w.steps = append(w.steps, p.step)
+		if len(w.steps) > 12 {
+			t.Fatalf("journey loops: %v", w.steps)
+		}
+		var fields map[string]string
+		switch p.step {
+		case "identify":
+			fields = map[string]string{"username": inv.Username}
+		case "password":
+			fields = map[string]string{"username": inv.Username, "password": inv.InitialPassword}
+		case "mfa-enrol":
+			w.secret = byID(p.doc, "totp-secret")
+			if w.secret == "" {
+				t.Fatal("no #totp-secret on the enrolment page")
+			}
+			fields = map[string]string{"code": totpNow(t, w.secret)}
+		case "recovery-codes":
+			w.recovery = byClass(p.doc, "recovery-code")
+			fields = map[string]string{"accept": "yes"}
+		case "change-password":
+			fields = map[string]string{"current_password": inv.InitialPassword, "new_password": newPassword, "confirm_password": newPassword}
+		default:
+			// The Privacy policy, the Terms of use, or a further policy
+			// document's step, named by its id.
+			if find(p.form, func(n *html.Node) bool { return n.Data == "input" && attr(n, "name") == "accept" }) == nil {
+				t.Fatalf("unexpected page %q at %s: %s", p.step, p.url, text(p.doc))
+			}
+			fields = map[string]string{"accept": "yes"}
+		}
+		if before != nil {
+			before(p.step)
+		}
+		p, w.cb = b.submit(p, fields, prefix)
+	}
+	return w
 }
 
 func totpNow(t *testing.T, secret string) string {

@@ -310,42 +310,8 @@ func TestMigrateConcurrentPostgres(t *testing.T) {
 // step's answer is posted.
 func firstLogin(t *testing.T, b *browser, p *page, inv invitation, before func(step string)) ([]string, *url.URL) {
 	t.Helper()
-	var steps []string
-	var cb *url.URL
-	for p != nil {
-		steps = append(steps, p.step)
-		if len(steps) > 12 {
-			t.Fatalf("journey loops: %v", steps)
-		}
-		var fields map[string]string
-		switch p.step {
-		case "identify":
-			fields = map[string]string{"username": inv.Username}
-		case "password":
-			fields = map[string]string{"username": inv.Username, "password": inv.InitialPassword}
-		case "mfa-enrol":
-			secret := byID(p.doc, "totp-secret")
-			if secret == "" {
-				t.Fatal("no #totp-secret on the enrolment page")
-			}
-			fields = map[string]string{"code": totpNow(t, secret)}
-		case "recovery-codes", "privacy", "terms":
-			fields = map[string]string{"accept": "yes"}
-		case "change-password":
-			fields = map[string]string{"current_password": inv.InitialPassword, "new_password": newPassword, "confirm_password": newPassword}
-		default:
-			// A further policy document's step, named by its id.
-			if find(p.form, func(n *html.Node) bool { return n.Data == "input" && attr(n, "name") == "accept" }) == nil {
-				t.Fatalf("unexpected page %q at %s: %s", p.step, p.url, text(p.doc))
-			}
-			fields = map[string]string{"accept": "yes"}
-		}
-		if before != nil {
-			before(p.step)
-		}
-		p, cb = b.submit(p, fields, "http://localhost:9001/")
-	}
-	return steps, cb
+	w := walkFirstSignIn(t, b, p, inv, stagingCallback, before)
+	return w.steps, w.cb
 }
 
 // refreshGrant posts a refresh_token grant as the relying party and returns

@@ -147,32 +147,10 @@ func (l *lanyard) onboard(email string) *officer {
 	inv := l.invite(email)
 	o := &officer{email: inv.Username, password: newPassword, b: newBrowser(t, l.issuer), rp: l.staging()}
 	a := o.rp.start()
-	p, cb := o.b.visit("GET", a.url, nil, stagingCallback)
-	for i := 0; p != nil; i++ {
-		if i > 12 {
-			t.Fatalf("the journey loops at %s", p.step)
-		}
-		var fields map[string]string
-		switch p.step {
-		case "identify":
-			fields = map[string]string{"username": inv.Username}
-		case "password":
-			fields = map[string]string{"username": inv.Username, "password": inv.InitialPassword}
-		case "mfa-enrol":
-			o.secret = byID(p.doc, "totp-secret")
-			fields = map[string]string{"code": totpNow(t, o.secret)}
-		case "recovery-codes":
-			o.recovery = byClass(p.doc, "recovery-code")
-			fields = map[string]string{"accept": "yes"}
-		case "change-password":
-			fields = map[string]string{"current_password": inv.InitialPassword, "new_password": newPassword, "confirm_password": newPassword}
-		case "privacy", "terms":
-			fields = map[string]string{"accept": "yes"}
-		default:
-			t.Fatalf("unexpected page %q during onboarding: %s", p.step, text(p.doc))
-		}
-		p, cb = o.b.submit(p, fields, stagingCallback)
-	}
+	p, _ := o.b.visit("GET", a.url, nil, stagingCallback)
+	w := walkFirstSignIn(t, o.b, p, inv, stagingCallback, nil)
+	o.secret, o.recovery = w.secret, w.recovery
+	cb := w.cb
 	o.tok, _ = o.rp.finish(t, a, cb)
 	if len(o.recovery) < 4 {
 		t.Fatalf("only %d recovery codes shown", len(o.recovery))

@@ -346,13 +346,21 @@ func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, "ready\n")
 }
 
-// housekeeping removes expired codes, tokens, sessions and parked requests,
-// and expires the account requests whose time has run out.
+// housekeeping ends idle sessions (queuing their back-channel logouts),
+// removes expired codes, tokens, sessions and parked requests, and expires
+// the account requests whose time has run out, every housekeepingEvery: an
+// idle session's relying parties hear of its end at most that long after
+// its idle timeout.
 func (s *server) housekeeping(ctx context.Context) {
-	t := time.NewTicker(5 * time.Minute)
+	t := time.NewTicker(housekeepingEvery)
 	defer t.Stop()
 	for {
 		s.flows.FlushFailureAudit(ctx, false)
+		if n, err := s.flows.EndIdleSessions(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("ending idle sessions failed", "err", err)
+		} else if n > 0 {
+			s.log.Info("ended idle sessions", "sessions", n)
+		}
 		n, err := s.d.store.DeleteExpired(ctx, time.Now())
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("garbage collection failed", "err", err)
@@ -371,6 +379,9 @@ func (s *server) housekeeping(ctx context.Context) {
 		}
 	}
 }
+
+// housekeepingEvery is how often housekeeping runs.
+const housekeepingEvery = 5 * time.Minute
 
 type ctxKey struct{}
 

@@ -3,8 +3,9 @@
 // signed in, and how, and hands the browser over when it is not; before a
 // token grant it asks whether the officer has a journey step pending. Neither
 // side imports the other; both import this package. Besides those questions
-// it holds only what both sides must compute alike about a browser's request:
-// its client address (ClientAddr). Nothing else belongs here.
+// it holds only what both sides must compute alike: a browser's client
+// address (ClientAddr) and the order of the authentication context classes
+// (ACRs). Nothing else belongs here.
 package authn
 
 import (
@@ -72,19 +73,28 @@ type SignInRequest struct {
 	// RequestedAt: the journey must produce an AuthTime after it when ForceLogin.
 	RequestedAt time.Time
 
-	// Consent: the request asks for the officer's consent (prompt=consent).
-	// The journey shows the consent page, listing ClientName, Scopes and
-	// Claims, before it resumes; a declined consent resumes nothing (the
-	// provider answers access_denied). Until the journey has a consent
-	// page, a first-party client's request resumes at once.
-	Consent bool
+	// RequestID is the parked request's id: the journey records the
+	// officer's answer on the consent page against it
+	// (store.DecideAuthRequest), and the provider reads it back when the
+	// request resumes, so a request never resumes past a consent that was
+	// not given.
+	RequestID string
+	// Consent: the request asks for the officer's consent (prompt=consent):
+	// the journey shows the consent page, listing ClientName, Scopes and
+	// Claims, before it resumes, whatever the officer allowed before.
+	// ConsentRequired: the client is registered with consent: required: the
+	// journey shows the page unless the officer's remembered decision for
+	// the client covers Scopes and Claims (store.Consent.Covers). Either
+	// way a declined consent resumes to access_denied.
+	Consent         bool
+	ConsentRequired bool
 	// Scopes and Claims are what the client asks for (the claims are those
 	// named in the claims request parameter), for the consent page.
 	Scopes []string
 	Claims []string
 	// ACRValues are the authentication context classes the request asks
-	// for (acr_values, or acr in the claims parameter), among those the
-	// journey produces, weakest first. When the browser's session has
+	// for (acr_values, or acr in the claims parameter), among ACRs, weakest
+	// first. When the browser's session has
 	// achieved less, the journey steps the officer up (a second factor for
 	// urn:lanyard:acr:mfa, a passkey for urn:lanyard:acr:phr) before it
 	// resumes. The provider never states an acr the session did not
@@ -92,4 +102,28 @@ type SignInRequest struct {
 	// session's own acr, or, with ACREssential, refuses (access_denied).
 	ACRValues    []string
 	ACREssential bool
+}
+
+// The authentication context classes the journey produces (the acr of the
+// ID token), weakest first: a password; a password and a second factor; a
+// phishing-resistant factor (a passkey bound to Lanyard's origin). Each
+// reaches the ones before it.
+const (
+	ACRPassword          = "urn:lanyard:acr:pwd"
+	ACRMFA               = "urn:lanyard:acr:mfa"
+	ACRPhishingResistant = "urn:lanyard:acr:phr"
+)
+
+// ACRs lists them, weakest first.
+var ACRs = []string{ACRPassword, ACRMFA, ACRPhishingResistant}
+
+// ACRLevel is an acr's place in ACRs (1 for the weakest), 0 for a value
+// Lanyard never produces.
+func ACRLevel(acr string) int {
+	for i, a := range ACRs {
+		if a == acr {
+			return i + 1
+		}
+	}
+	return 0
 }

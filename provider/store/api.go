@@ -138,11 +138,15 @@ type AuditEvent struct {
 
 // AuditFilter selects audit events; zero fields match everything.
 type AuditFilter struct {
-	UserID  string
-	Event   string // exact, or a prefix ending in "." ("signin.")
+	UserID string
+	Event  string // exact, or a prefix ending in "." ("signin.")
+	// Events, when set, keeps only these events (with Event, both apply).
+	Events  []Event
 	Since   time.Time
 	AfterID int64
 	Limit   int
+	// Newest: the newest Limit events, newest first (else oldest first).
+	Newest bool
 }
 
 // SigningKey is a JWT signing key; Private is sealed by the caller.
@@ -198,6 +202,12 @@ type AuthRequest struct {
 	Query     string // the raw, validated authorization request query
 	CreatedAt time.Time
 	ExpiresAt time.Time
+	// Decision is the officer's answer on the consent page: "",
+	// ConsentGranted or ConsentDeclined (DecideAuthRequest), given by the
+	// user DecidedBy at DecidedAt.
+	Decision  string
+	DecidedBy string
+	DecidedAt time.Time
 }
 
 // The methods below are implemented in the other files of this package. Every
@@ -278,6 +288,8 @@ type AuthRequest struct {
 //   DeleteSession(ctx, id) error                                   tokens untouched (RevokeOAuthBySession for that); logouts queued
 //   DeleteSessionByRef(ctx, userID, ref string) error              one of the user's sessions + its tokens
 //   UserSessions(ctx, userID string, now time.Time) ([]Session, error)  unexpired, newest first; ID "" and Ref set
+//   DeleteIdleSessions(ctx, state string, stateBefore, othersBefore, now time.Time) (int64, error)
+//       ends the sessions last seen before a limit (idle expiry); logouts queued
 //   DeleteUserSessions(ctx, userID string, except string) ([]string, error)
 //       except is a raw id ("" = all); deactivates every code and token of the user not bound to the kept session; returns the deleted refs
 //
@@ -290,7 +302,7 @@ type AuthRequest struct {
 // Audit:
 //   AppendAudit(ctx, *AuditEvent) error                             fills ID, PrevHash, Hash (and At when zero); Detail must be JSON;
 //                                                                   ErrNoAuditKey without OpenOptions.AuditKey
-//   Audit(ctx, AuditFilter) ([]AuditEvent, error)                  oldest first
+//   Audit(ctx, AuditFilter) ([]AuditEvent, error)                  oldest first (newest first with Newest)
 //   CheckAudit(ctx) (AuditCheck, error)                             walks the keyed chain: head, first bad event and why
 //   VerifyAudit(ctx) (badID int64, err error)                       CheckAudit's verdict: 0 when the chain is intact
 //   AuditHash(prev, *AuditEvent) string / NewAuditChain(prev) *AuditChain   the chain's one hash, and its checker
@@ -343,6 +355,14 @@ type AuthRequest struct {
 //   CreateAuthRequest(ctx, *AuthRequest) error                     ExpiresAt required
 //   AuthRequestByID(ctx, id string, now time.Time) (*AuthRequest, error)  ErrNotFound when now ≥ ExpiresAt
 //   DeleteAuthRequest(ctx, id string) error
+//   DecideAuthRequest(ctx, id, userID, decision string, at time.Time) error
+//       the consent page's answer, once (ErrConflict); one by another user may be replaced
+//
+// Consent (consent.go, where its type lives too):
+//   RememberConsent(ctx, Consent) error                            adds to what the officer allowed the client before
+//   ConsentOf(ctx, userID, clientID) (*Consent, error)             ErrNotFound
+//   Consents(ctx, userID) ([]Consent, error)                       by client id
+//   WithdrawConsent(ctx, userID, clientID, revoke) error           ErrNotFound; revoke: the client's tokens of the user too
 //
 // Housekeeping:
 //   DeleteExpired(ctx, now time.Time) (int64, error)                GC of every expiring kind

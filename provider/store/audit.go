@@ -214,9 +214,10 @@ func scanAudit(sc interface{ Scan(...any) error }) (AuditEvent, error) {
 	return e, err
 }
 
-// Audit returns the events matching f, oldest first. Event matches exactly,
-// or as a prefix when it ends in "." ("signin." matches "signin.success").
-// Limit 0 means no limit.
+// Audit returns the events matching f, oldest first (newest first with
+// f.Newest, so Limit keeps the newest). Event matches exactly, or as a
+// prefix when it ends in "." ("signin." matches "signin.success"); Events
+// keeps only the events listed. Limit 0 means no limit.
 func (s *Store) Audit(ctx context.Context, f AuditFilter) ([]AuditEvent, error) {
 	var where []string
 	var args []any
@@ -231,6 +232,12 @@ func (s *Store) Audit(ctx context.Context, f AuditFilter) ([]AuditEvent, error) 
 		where, args = append(where, "substr(event, 1, ?) = ?"), append(args, int64(len(f.Event)), f.Event)
 	case f.Event != "":
 		where, args = append(where, "event = ?"), append(args, f.Event)
+	}
+	if len(f.Events) > 0 {
+		where = append(where, "event IN (?"+strings.Repeat(", ?", len(f.Events)-1)+")")
+		for _, e := range f.Events {
+			args = append(args, string(e))
+		}
 	}
 	if !f.Since.IsZero() {
 		// Every event at or after Since has an id at or after the first
@@ -247,6 +254,9 @@ func (s *Store) Audit(ctx context.Context, f AuditFilter) ([]AuditEvent, error) 
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	q += " ORDER BY id"
+	if f.Newest {
+		q += " DESC"
+	}
 	if f.Limit > 0 {
 		q += " LIMIT ?"
 		args = append(args, int64(f.Limit))

@@ -31,6 +31,12 @@ const (
 	EventPolicyAccept   Event = "policy.accept" // Detail "document", "version"
 	EventLogout         Event = "logout"
 	EventWebAuthnClone  Event = "webauthn.clone_warning"
+	// A signed-in session proved more for a relying party that asked for
+	// it (acr_values): Detail "acr" (what it reached), "client_id".
+	EventSigninStepUp Event = "signin.step_up"
+	// The consent page: Detail "client_id", "scopes", "claims".
+	EventConsentGrant   Event = "consent.grant"
+	EventConsentDecline Event = "consent.decline"
 )
 
 // The account page.
@@ -43,6 +49,8 @@ const (
 	EventTOTPRemove      Event = "account.totp.remove"
 	EventRecoveryRenew   Event = "account.recovery_codes.renew"
 	EventSignOutSessions Event = "account.sessions.sign_out"
+	EventConsentWithdraw Event = "account.consent.withdraw" // Detail "client_id"
+	EventNamesChange     Event = "account.names.change"     // Detail "fields": the names changed
 )
 
 // The approval app: pairing a phone, requests sent to it and its answers.

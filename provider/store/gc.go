@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -83,4 +85,64 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 		}
 	}
 	return total, nil
+}
+
+// idleBatch bounds one transaction of DeleteIdleSessions (each deleted
+// session's ref is a parameter of the statement that queues its logouts).
+const idleBatch = 500
+
+// DeleteIdleSessions ends the sessions nobody has used for too long: those
+// in state (flows' "signed in") last seen before stateBefore, the others
+// (sign-ins in progress) last seen before othersBefore. Each batch deletes
+// its sessions and queues the logout of their relying parties
+// (ReasonSessionExpired) in one transaction, so a relying party hears of an
+// idle session's end when the collector passes, not at its absolute expiry.
+// Tokens are left alone, as at absolute expiry. It returns how many
+// sessions it ended.
+func (s *Store) DeleteIdleSessions(ctx context.Context, state string, stateBefore, othersBefore, now time.Time) (int64, error) {
+	if state == "" {
+		return 0, invalid("idle sessions: no state")
+	}
+	const cond = `((state = ? AND last_seen_at < ?) OR (state <> ? AND last_seen_at < ?))`
+	condArgs := []any{state, stateBefore.UnixMicro(), state, othersBefore.UnixMicro()}
+	var total int64
+	for {
+		var refs []string // the ended sessions' stable keys (session_clients.session_ref)
+		err := s.InTx(ctx, func(ctx context.Context) error {
+			refs = refs[:0]
+			args := append(append(slices.Clone(condArgs), idleBatch), condArgs...)
+			rows, err := s.query(ctx, wr, `DELETE FROM sessions WHERE id_hash IN
+				(SELECT id_hash FROM sessions WHERE `+cond+` LIMIT ?) AND `+cond+` RETURNING sid`, args...)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var ref string
+				if err := rows.Scan(&ref); err != nil {
+					rows.Close()
+					return s.mapErr(err)
+				}
+				refs = append(refs, ref)
+			}
+			err = rows.Err()
+			rows.Close()
+			if err != nil || len(refs) == 0 {
+				return s.mapErr(err)
+			}
+			in := make([]any, len(refs))
+			for i, r := range refs {
+				in[i] = r
+			}
+			_, err = s.queueLogouts(ctx, ReasonSessionExpired, now,
+				`session_ref IN (?`+strings.Repeat(", ?", len(refs)-1)+`)`, in...)
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("delete idle sessions: %w", err)
+		}
+		total += int64(len(refs))
+		if len(refs) < idleBatch {
+			return total, nil
+		}
+	}
 }

@@ -185,13 +185,14 @@ func (s *Store) CreateAuthRequest(ctx context.Context, a *AuthRequest) error {
 // or now is at or past its ExpiresAt.
 func (s *Store) AuthRequestByID(ctx context.Context, id string, now time.Time) (*AuthRequest, error) {
 	a := AuthRequest{ID: id}
-	var created, expires sql.NullInt64
-	err := s.row(ctx, rd, `SELECT client_id, query_string, created_at, expires_at FROM auth_requests
-		WHERE id = ? AND expires_at > ?`, []any{id, now.UnixMicro()}, &a.ClientID, &a.Query, &created, &expires)
+	var created, expires, decided sql.NullInt64
+	err := s.row(ctx, rd, `SELECT client_id, query_string, created_at, expires_at, decision, decided_by, decided_at
+		FROM auth_requests WHERE id = ? AND expires_at > ?`, []any{id, now.UnixMicro()},
+		&a.ClientID, &a.Query, &created, &expires, &a.Decision, &a.DecidedBy, &decided)
 	if err != nil {
 		return nil, fmt.Errorf("load authorization request: %w", err)
 	}
-	a.CreatedAt, a.ExpiresAt = fromMicro(created), fromMicro(expires)
+	a.CreatedAt, a.ExpiresAt, a.DecidedAt = fromMicro(created), fromMicro(expires), fromMicro(decided)
 	return &a, nil
 }
 

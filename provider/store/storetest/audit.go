@@ -68,6 +68,10 @@ func testAudit(t *testing.T, open func(t *testing.T) *store.Store) {
 			{"limit", store.AuditFilter{Limit: 2}, []string{"invite", "signin.failure"}},
 			{"combined", store.AuditFilter{UserID: "u1", Event: "signin.", Limit: 1}, []string{"signin.failure"}},
 			{"no match", store.AuditFilter{Event: "logout"}, nil},
+			{"events", store.AuditFilter{Events: []store.Event{"invite", "signinx"}}, []string{"invite", "signinx"}},
+			{"events and user", store.AuditFilter{UserID: "u1", Events: []store.Event{"invite", "signinx", "signin.success"}}, []string{"invite", "signin.success"}},
+			{"newest", store.AuditFilter{Newest: true, Limit: 2}, []string{"signinx", "signin.success"}},
+			{"newest of a user", store.AuditFilter{UserID: "u1", Newest: true}, []string{"signin.success", "signin.failure", "invite"}},
 		} {
 			got, err := s.Audit(ctx, tc.f)
 			must(t, err)

@@ -149,6 +149,29 @@ func testLogout(t *testing.T, open func(t *testing.T) *store.Store) {
 			_, err := s.DeleteExpired(t.Context(), at(2*time.Minute))
 			must(t, err)
 		}, []string{"docs-a b session_expired"}, true},
+		{"DeleteIdleSessions", func(t *testing.T, s *store.Store, alice *store.User, a, b string) {
+			// Only b has been idle for an hour; a was seen just now, and a
+			// sign-in in progress has its own, shorter limit.
+			ctx := t.Context()
+			must(t, s.TouchSession(ctx, a, at(50*time.Minute)))
+			must(t, s.TouchSession(ctx, "session-id-0123456789-c", at(50*time.Minute))) // bob's
+			must(t, s.CreateSession(ctx, &store.Session{ID: "session-id-0123456789-journey", UserID: alice.ID, State: "journey",
+				CreatedAt: at(20 * time.Minute), LastSeenAt: at(20 * time.Minute), ExpiresAt: at(24 * time.Hour)}))
+			n, err := s.DeleteIdleSessions(ctx, "authenticated", at(30*time.Minute), at(25*time.Minute), at(time.Hour))
+			must(t, err)
+			if n != 2 {
+				t.Fatalf("DeleteIdleSessions ended %d sessions, want 2 (b and the idle sign-in)", n)
+			}
+			if _, err := s.SessionByID(ctx, a, at(time.Hour)); err != nil {
+				t.Fatalf("an active session was ended: %v", err)
+			}
+			for _, id := range []string{b, "session-id-0123456789-journey"} {
+				if _, err := s.SessionByID(ctx, id, at(time.Hour)); !isNotFound(err) {
+					t.Fatalf("an idle session is still there: %v", err)
+				}
+			}
+			wantErr(t, "no state", func() error { _, err := s.DeleteIdleSessions(ctx, "", t0, t0, t0); return err }(), store.ErrInvalid)
+		}, []string{"docs-a b session_expired"}, true},
 	}
 	for _, tc := range ends {
 		t.Run("Queue/"+tc.name, func(t *testing.T) {

@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"Batch", testBatch},
 		{"Retention", testRetention},
 		{"AuthRequests", testAuthRequests},
+		{"Consent", testConsent},
 		{"Requests", testRequests},
 		{"Search", testSearch},
 		{"GC", testGC},
