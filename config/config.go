@@ -170,6 +170,10 @@ type Client struct {
 	// FrontchannelLogoutSessionRequired.
 	FrontchannelLogoutURI             string `yaml:"frontchannel_logout_uri"`
 	FrontchannelLogoutSessionRequired bool   `yaml:"frontchannel_logout_session_required"`
+	// Introspection marks a resource server: it may introspect (RFC 7662)
+	// the tokens of every client. Any other client learns only about its own
+	// tokens; another client's token is reported inactive.
+	Introspection bool `yaml:"introspection"`
 
 	// Line is the line of the client in the source file (0 when built in).
 	Line int `yaml:"-"`

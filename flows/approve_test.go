@@ -51,7 +51,7 @@ func approvalEnv(t *testing.T, tweak ...func(*config.Config)) (*env, *pushtest.S
 
 // phone stands in for the app on one phone.
 type phone struct {
-	t      *testing.T
+	t      testing.TB
 	e      *env
 	base   string // the node it talks to
 	key    *ecdsa.PrivateKey

@@ -62,12 +62,15 @@ type Options struct {
 
 // Handler serves the officer journey and implements authn.Journey.
 type Handler struct {
-	store  *store.Store
-	box    *seal.Box
-	pages  *templates.Set
-	mailer mail.Mailer
-	log    *slog.Logger
-	now    func() time.Time
+	store *store.Store
+	box   *seal.Box
+	// recovery hashes recovery codes under the deployment's recovery-code
+	// key (recovery.go).
+	recovery recoveryHasher
+	pages    *templates.Set
+	mailer   mail.Mailer
+	log      *slog.Logger
+	now      func() time.Time
 
 	// auditedMailer sends the admin service's email (Options.AuditedMailer).
 	auditedMailer mail.Mailer
@@ -96,6 +99,10 @@ type Handler struct {
 	vapid      approval.VAPID
 	pushClient *http.Client
 	pushWG     sync.WaitGroup
+
+	// failures aggregates an address's failures beyond a few a minute in
+	// the audit trail (auditflood.go).
+	failures *failureGate
 }
 
 var _ authn.Journey = (*Handler)(nil)
@@ -154,6 +161,7 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 		delay:  defaultDelay,
 		sleep:  sleepCtx,
 
+		failures:      newFailureGate(failuresAudited),
 		auditedMailer: o.AuditedMailer,
 		reqLimits:     defaultRequestLimits,
 		recLimits:     defaultRecoveryLimits,
@@ -181,6 +189,16 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 		return nil, err
 	}
 	h.pushClient = approval.NewClient(pushTimeout)
+	h.recovery = recoveryHasher{key: o.Box.Derive(purposeRecoveryKey)}
+	// Recovery codes an older Lanyard stored with an unkeyed hash are
+	// rewrapped once (recovery.go); later starts find none.
+	n, err := o.Store.RekeyRecoveryCodes(ctx, recoveryKeyedPrefix, h.recovery.rekeyer())
+	if err != nil {
+		return nil, err
+	}
+	if n > 0 {
+		h.log.Info("recovery codes re-keyed: their hashes are now salted and keyed", "codes", n)
+	}
 	return h, nil
 }
 

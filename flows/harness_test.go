@@ -51,7 +51,7 @@ func (c *testClock) Advance(d time.Duration) {
 }
 
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	h     *Handler
 	st    *store.Store
 	box   *seal.Box
@@ -65,25 +65,25 @@ type env struct {
 
 // newEnv starts a journey server. tweak adjusts the configuration before the
 // handler is built.
-func newEnv(t *testing.T, tweak ...func(*config.Config)) *env {
+func newEnv(t testing.TB, tweak ...func(*config.Config)) *env {
 	t.Helper()
 	return newEnvAt(t, filepath.Join(t.TempDir(), "lanyard.db"), tweak...)
 }
 
 // newEnvAt is newEnv on the database at dbURL (a SQLite path or a
 // postgres:// URL).
-func newEnvAt(t *testing.T, dbURL string, tweak ...func(*config.Config)) *env {
+func newEnvAt(t testing.TB, dbURL string, tweak ...func(*config.Config)) *env {
 	t.Helper()
 	ctx := t.Context()
-	st, err := store.Open(ctx, dbURL)
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(func() { st.Close() })
 	box, err := seal.New(seal.NewKey())
 	if err != nil {
 		t.Fatal(err)
 	}
+	st, err := store.Open(ctx, dbURL, store.OpenOptions{AuditKey: box.Derive(store.AuditKeyPurpose)})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
 	pages, err := templates.Parse()
 	if err != nil {
 		t.Fatalf("parse templates: %v", err)
@@ -110,6 +110,9 @@ func newEnvAt(t *testing.T, dbURL string, tweak ...func(*config.Config)) *env {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	// The journey's tests look at every failure's own audit event; the
+	// aggregation of a flood has its own tests (auditflood_test.go).
+	e.h.failures = newFailureGate(1 << 30)
 	// Keep the tests fast, but remember what a guesser would have waited.
 	e.h.sleep = func(_ context.Context, d time.Duration) {
 		e.mu.Lock()
@@ -252,7 +255,7 @@ func (e *env) countEvents(name store.Event) int {
 
 // browser is one cookie jar.
 type browser struct {
-	t   *testing.T
+	t   testing.TB
 	e   *env
 	c   *http.Client
 	jar http.CookieJar
@@ -492,7 +495,7 @@ func (r *resp) buttonText() string {
 // checkPage asserts what every journey page promises: product and
 // environment shown, one labelled control per input, the error summary as an
 // alert when there are errors, and the security headers.
-func checkPage(t *testing.T, r *resp) {
+func checkPage(t testing.TB, r *resp) {
 	t.Helper()
 	if r.doc == nil {
 		t.Fatalf("not a page: status %d", r.status)
@@ -531,21 +534,21 @@ func decodeSecret(s string) ([]byte, error) {
 	return b32.DecodeString(s)
 }
 
-func mustStatus(t *testing.T, r *resp, want int) {
+func mustStatus(t testing.TB, r *resp, want int) {
 	t.Helper()
 	if r.status != want {
 		t.Fatalf("status %d, want %d (location %q, step %q): %s", r.status, want, r.location, r.step(), text(r.doc))
 	}
 }
 
-func mustRedirect(t *testing.T, r *resp, to string) {
+func mustRedirect(t testing.TB, r *resp, to string) {
 	t.Helper()
 	if r.status != http.StatusSeeOther || r.location != to {
 		t.Fatalf("got %d to %q, want 303 to %q (%s)", r.status, r.location, to, text(r.doc))
 	}
 }
 
-func mustStep(t *testing.T, r *resp, step string) {
+func mustStep(t testing.TB, r *resp, step string) {
 	t.Helper()
 	if got := r.step(); got != step {
 		t.Fatalf("at step %q (status %d, %s), want %q: %s", got, r.status, r.url, step, text(r.doc))

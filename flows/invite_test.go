@@ -16,6 +16,7 @@ import (
 	"github.com/lanyard-idp/lanyard/flows/mail/mailtest"
 	"github.com/lanyard-idp/lanyard/flows/password"
 	"github.com/lanyard-idp/lanyard/provider/store"
+	"github.com/lanyard-idp/lanyard/provider/store/seal"
 	"github.com/lanyard-idp/lanyard/templates"
 )
 
@@ -52,7 +53,7 @@ var inviteStart = time.Date(2026, 11, 26, 9, 30, 0, 0, time.UTC)
 
 func newInviteFixture(t *testing.T) *inviteFixture {
 	t.Helper()
-	st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "lanyard.db"))
+	st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "lanyard.db"), store.OpenOptions{AuditKey: seal.NewKey()})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

@@ -210,7 +210,10 @@ func (h *Handler) enrolled(s *session, method string, now time.Time, amr []strin
 // session, where the journey's recovery-codes step shows them once; it
 // returns their hashes for the store.
 func (h *Handler) sealRecoveryCodes(s *session) ([]string, error) {
-	codes, hashes := newRecoveryCodes()
+	if s.row.UserID == "" {
+		return nil, errors.New("recovery codes for a session without a user")
+	}
+	codes, hashes := h.recovery.newRecoveryCodes(s.row.UserID)
 	plain, err := json.Marshal(codes)
 	if err != nil {
 		return nil, err
@@ -489,8 +492,16 @@ func (h *Handler) checkCode(ctx context.Context, r *http.Request, s *session, u 
 	if !ok {
 		return nil, "recovery-code", store.ReasonMalformedCode, nil
 	}
+	hashes, err := h.store.RecoveryCodeHashes(ctx, u.ID)
+	if err != nil {
+		return nil, "recovery-code", "", err
+	}
+	stored := h.recovery.match(u.ID, norm, hashes)
+	if stored == "" {
+		return nil, "recovery-code", store.ReasonWrongCode, nil
+	}
 	return func(ctx context.Context) error {
-		if err := h.store.UseRecoveryCode(ctx, u.ID, hashRecoveryCode(norm), now); err != nil {
+		if err := h.store.UseRecoveryCode(ctx, u.ID, stored, now); err != nil {
 			return err
 		}
 		return h.audit(ctx, r, s, event{Name: evRecoveryUse, UserID: u.ID, Username: u.Username})

@@ -128,7 +128,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request, f *flow) 
 			return err // busy: 503, nothing counted
 		}
 		ev.Name, ev.Detail["reason"] = evSigninFailure, store.ReasonLocked
-		h.auditLog(ctx, r, s, ev)
+		h.auditFailure(ctx, r, s, k, ev)
 		return refuse(msgSignInFailed)
 	}
 

@@ -61,7 +61,7 @@ func (b *browser) postJSON(path string, body []byte) *resp {
 }
 
 // answer decodes a ceremony endpoint's JSON answer.
-func (r *resp) answer(t *testing.T) jsonAnswer {
+func (r *resp) answer(t testing.TB) jsonAnswer {
 	t.Helper()
 	var a jsonAnswer
 	if !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {

@@ -203,7 +203,7 @@ func (h *Handler) failed(ctx context.Context, r *http.Request, s *session, k thr
 			slowest = th.Failures
 		}
 	}
-	h.auditLog(ctx, r, s, e)
+	h.auditFailure(ctx, r, s, k, e)
 	var guessedUntil time.Time
 	for i, c := range charges {
 		until, err := h.maybeLock(ctx, r, s, c.key, counts[i], c.limit, e)

@@ -389,7 +389,7 @@ func TestDeviceCookie(t *testing.T) {
 	}
 }
 
-func mustURL(t *testing.T, raw string) *url.URL {
+func mustURL(t testing.TB, raw string) *url.URL {
 	t.Helper()
 	u, err := url.Parse(raw)
 	if err != nil {

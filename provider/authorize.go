@@ -312,6 +312,10 @@ func (p *Provider) guardAuthorize(w http.ResponseWriter, r *http.Request) (preAu
 		err = fosite.ErrRequestNotSupported.WithHint("Request objects are not supported; send the parameters directly or use PAR.")
 	case f.Has("request_uri") && !isPAR:
 		err = fosite.ErrRequestURINotSupported.WithHint("Only request_uri values from this server's pushed authorization endpoint are accepted.")
+	case f.Has("response_type") && f.Get("response_type") != "code":
+		// Exactly "code": fosite lets "Code" through to a grant no handler
+		// makes, and answers that with server_error.
+		err = fosite.ErrUnsupportedResponseType.WithHint("Only response_type=code is supported.")
 	case f.Get("response_mode") != "" && f.Get("response_mode") != "query":
 		err = fosite.ErrUnsupportedResponseMode.WithHint("Only response_mode=query is supported.")
 	case !validPrompt(f.Get("prompt")):
@@ -522,6 +526,12 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 // URI through fosite's writer, adding iss (RFC 9207) to the redirect.
 func (p *Provider) writeAuthorizeError(ctx context.Context, w http.ResponseWriter, ar fosite.AuthorizeRequester, err error) {
 	p.logOAuthError("authorize", err)
+	// Lanyard answers in the query only. fosite picks the fragment for a
+	// response type it does not know ("Code", "token"), which would hand
+	// the error to the client's page script instead of its server.
+	if a, ok := ar.(*fosite.AuthorizeRequest); ok {
+		a.ResponseMode, a.DefaultResponseMode = fosite.ResponseModeQuery, fosite.ResponseModeQuery
+	}
 	p.oauth.WriteAuthorizeError(ctx, &issWriter{ResponseWriter: w, iss: p.issuer}, ar, err)
 }
 

@@ -116,6 +116,11 @@ func TestAuthorizeBadInput(t *testing.T) {
 		{"response_mode fragment", func(v url.Values) { v.Set("response_mode", "fragment") }, "", redirErr("unsupported_response_mode")},
 		{"response_mode form_post", func(v url.Values) { v.Set("response_mode", "form_post") }, "", redirErr("unsupported_response_mode")},
 		{"response_type token", func(v url.Values) { v.Set("response_type", "token") }, "", redirErr("unsupported_response_type")},
+		// Found by FuzzAuthorizeQuery: fosite answered the first with
+		// server_error, the second in the fragment.
+		{"response_type in capitals", func(v url.Values) { v.Set("response_type", "Code") }, "", redirErr("unsupported_response_type")},
+		{"response_type in capitals, no state", func(v url.Values) { v.Set("response_type", "Code"); v.Del("state") }, "", redirErr("unsupported_response_type")},
+		{"response_type code twice", func(v url.Values) { v.Set("response_type", "code code") }, "", redirErr("unsupported_response_type")},
 		{"scope not allowed", func(v url.Values) { v.Set("scope", "openid docs:write") }, "", redirErr("invalid_scope")},
 		{"prompt unknown", func(v url.Values) { v.Set("prompt", "consent popup") }, "", redirErr("invalid_request")},
 		{"prompt none with consent", func(v url.Values) { v.Set("prompt", "none consent") }, "", redirErr("invalid_request")},
@@ -160,6 +165,9 @@ func TestAuthorizeBadInput(t *testing.T) {
 			loc := res.location
 			if got := loc.Scheme + "://" + loc.Host + loc.Path; got != tc.want.redirect {
 				t.Fatalf("redirected to %s, want %s", loc, tc.want.redirect)
+			}
+			if loc.Fragment != "" {
+				t.Fatalf("the error went in the fragment: %s", loc)
 			}
 			if qq := loc.Query(); qq.Get("error") != tc.want.code || qq.Get("code") != "" || qq.Get("iss") != e.issuer {
 				t.Fatalf("redirect query = %v, want error %s with iss", qq, tc.want.code)

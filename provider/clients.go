@@ -39,6 +39,8 @@ type client struct {
 	backchannelURI         string
 	frontchannelURI        string
 	frontchannelSessionReq bool
+
+	introspection bool // config introspection: a resource server
 }
 
 var (
@@ -103,6 +105,7 @@ func newClient(cc config.Client) (*client, error) {
 		backchannelURI:         cc.BackchannelLogoutURI,
 		frontchannelURI:        cc.FrontchannelLogoutURI,
 		frontchannelSessionReq: cc.FrontchannelLogoutSessionRequired,
+		introspection:          cc.Introspection,
 	}
 	switch c.authMethod {
 	case "client_secret_basic", "client_secret_post":

@@ -33,7 +33,8 @@ import (
 )
 
 // Test fixtures: a confidential web app, a public SPA, a service, a second
-// confidential app and one that posts its secret in the body.
+// confidential app, one that posts its secret in the body and a resource
+// server that may introspect every client's tokens.
 const (
 	webappID      = "webapp"
 	webappSecret  = "webapp-secret-0123456789"
@@ -48,6 +49,8 @@ const (
 	otherRedir    = "https://other.example/cb"
 	postID        = "poster"
 	postSecret    = "poster-secret-0123456789"
+	rsID          = "resource-server"
+	rsSecret      = "resource-server-secret-0123"
 
 	aliceID    = "u-alice"
 	aliceEmail = "alice@agency.example"
@@ -98,6 +101,12 @@ func testClients(t testing.TB) []config.Client {
 			GrantTypes:              []string{"authorization_code", "client_credentials"},
 			Scopes:                  []string{"openid", "docs:read"},
 		},
+		{
+			ID: rsID, Name: "Docs API", SecretHash: mustHash(t, rsSecret),
+			GrantTypes:    []string{"client_credentials"},
+			Scopes:        []string{"docs:read"},
+			Introspection: true,
+		},
 	}}
 	cfg.ApplyDefaults()
 	return cfg.Clients
@@ -133,15 +142,15 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 func newEnvOn(t testing.TB, dbURL string, opts ...envOption) *env {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, dbURL, store.OpenOptions{MaxConnections: benchMaxConnections(t)})
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(func() { st.Close() })
 	box, err := seal.New(testKEK(t))
 	if err != nil {
 		t.Fatal(err)
 	}
+	st, err := store.Open(ctx, dbURL, store.OpenOptions{MaxConnections: benchMaxConnections(t), AuditKey: box.Derive(store.AuditKeyPurpose)})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
 	pages, err := templates.Parse()
 	if err != nil {
 		t.Fatal(err)
@@ -603,9 +612,11 @@ func (e *env) postForm(path string, form url.Values, user, pass string) (*http.R
 	return resp, body
 }
 
+// introspect asks as the resource server, which may see every client's
+// tokens.
 func (e *env) introspect(token string) map[string]any {
 	e.t.Helper()
-	resp, body := e.postForm(pathIntrospect, url.Values{"token": {token}}, webappID, webappSecret)
+	resp, body := e.postForm(pathIntrospect, url.Values{"token": {token}}, rsID, rsSecret)
 	if resp.StatusCode != http.StatusOK {
 		e.t.Fatalf("introspect: status %d %v", resp.StatusCode, body)
 	}

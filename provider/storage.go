@@ -337,17 +337,17 @@ func (s *Storage) CreateAuthorizeCodeSession(ctx context.Context, signature stri
 
 // GetAuthorizeCodeSession returns an invalidated code's request together with
 // fosite.ErrInvalidatedAuthorizeCode: fosite needs the request id to revoke
-// what the first redemption issued. The one exception is the issuing
-// client's own retry (isOwnRetry), refused as an unknown code instead.
+// what the first redemption issued. Every replay does that, the issuing
+// client's own retry included (RFC 6749 §4.1.2; the conformance suite's
+// oidcc-codereuse-30seconds): a client that lost the first response has lost
+// those tokens anyway, and a replay proving the PKCE verifier may still be a
+// thief who holds it.
 func (s *Storage) GetAuthorizeCodeSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
 	row, req, err := s.load(ctx, store.KindCode, signature, session)
 	if err != nil {
 		return nil, err
 	}
 	if !row.Active {
-		if isOwnRetry(ctx, req, s.usedChallenge(ctx, signature)) {
-			return nil, fosite.ErrNotFound.WithHint("The authorization code has already been used.")
-		}
 		return req, fosite.ErrInvalidatedAuthorizeCode
 	}
 	return req, nil
@@ -366,22 +366,11 @@ func (s *Storage) InvalidateAuthorizeCodeSession(ctx context.Context, signature 
 		}
 		return fositeErr(err)
 	}
-	// The PKCE record is deactivated, not deleted: it is dead for the PKCE
-	// handler, but still tells a retry of the issuing client from a theft.
+	// The PKCE record dies with the code (see DeletePKCERequestSession).
 	if err := s.store.DeactivateOAuth(ctx, store.KindPKCE, signature); err != nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrConflict) {
 		return fositeErr(err)
 	}
 	return nil
-}
-
-// usedChallenge is the S256 code challenge of a used code ("" when there was
-// none or it was not S256).
-func (s *Storage) usedChallenge(ctx context.Context, signature string) string {
-	_, req, err := s.load(ctx, store.KindPKCE, signature, nil)
-	if err != nil || req.GetRequestForm().Get("code_challenge_method") != "S256" {
-		return ""
-	}
-	return req.GetRequestForm().Get("code_challenge")
 }
 
 // PKCE.

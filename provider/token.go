@@ -2,9 +2,6 @@ package provider
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -31,7 +28,6 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ctx = withRedemption(ctx, r)
 	sess := newSession()
 	ar, err := p.oauth.NewAccessRequest(ctx, r, sess)
 	if err != nil {
@@ -166,9 +162,8 @@ func (p *Provider) checkSubject(ctx context.Context, ar fosite.AccessRequester) 
 func (p *Provider) writeTokenError(ctx context.Context, w http.ResponseWriter, ar fosite.AccessRequester, err error) {
 	// fosite reads the code twice: a code still valid at the first read and
 	// invalidated by a concurrent request before the second is a lost race too.
-	// So is one the second read no longer finds (the issuing client's own
-	// retry of a used code is "not found", see GetAuthorizeCodeSession),
-	// which fosite's second read reports as server_error.
+	// So is one the second read no longer finds (removed by a concurrent
+	// request), which fosite's second read reports as server_error.
 	if errors.Is(err, errLostRace) || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) ||
 		(errors.Is(err, fosite.ErrNotFound) && fosite.ErrorToRFC6749Error(err).ErrorField == fosite.ErrServerError.ErrorField) {
 		err = fosite.ErrInvalidGrant.WithHint("The grant was used by a concurrent request.").WithWrap(err)
@@ -186,6 +181,11 @@ func setWWWAuthenticate(w http.ResponseWriter, err error) {
 }
 
 // handleIntrospect is RFC 7662 token introspection, for authenticated clients.
+// A client learns about its own tokens only; a resource server (config
+// introspection: true) about every client's. Another client's token is
+// "active": false, exactly like an unknown one (RFC 7662 §2.2 lets the
+// server answer so), so a rogue relying party cannot tell a live token of
+// another client from a dead one.
 func (p *Provider) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	w.Header().Set("Cache-Control", "no-store")
@@ -201,7 +201,44 @@ func (p *Provider) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		p.oauth.WriteIntrospectionError(ctx, w, err)
 		return
 	}
+	if ir.IsActive() {
+		owner := ir.GetAccessRequester().GetClient().GetID()
+		if caller := p.introspectingClient(ctx, r); caller == nil || caller.id != owner && !caller.introspection {
+			callerID := ""
+			if caller != nil {
+				callerID = caller.id
+			}
+			detail, _ := json.Marshal(map[string]string{"owner": owner})
+			p.audit(ctx, &store.AuditEvent{Event: store.EventIntrospectRefused, ClientID: callerID,
+				ClientAddr: authn.ClientAddr(r), UserAgent: r.UserAgent(), Detail: detail})
+			ir = &fosite.IntrospectionResponse{Active: false}
+		}
+	}
 	p.oauth.WriteIntrospectionResponse(ctx, w, ir)
+}
+
+// introspectingClient is the client an introspection request authenticated
+// as (fosite has checked the credentials): the Basic user, or the client of
+// the bearer access token. nil when it cannot be told.
+func (p *Provider) introspectingClient(ctx context.Context, r *http.Request) *client {
+	id := ""
+	if bearer := fosite.AccessTokenFromRequest(r); bearer != "" {
+		_, ar, err := p.oauth.IntrospectToken(ctx, bearer, fosite.AccessToken, newSession())
+		if err != nil {
+			return nil
+		}
+		id = ar.GetClient().GetID()
+	} else if u, _, ok := r.BasicAuth(); ok {
+		var err error
+		if id, err = url.QueryUnescape(u); err != nil {
+			return nil
+		}
+	}
+	c, ok := p.clients.get(id)
+	if !ok {
+		return nil
+	}
+	return c
 }
 
 // handleRevoke is RFC 7009 token revocation. When storage cannot be reached the
@@ -288,40 +325,4 @@ func (p *Provider) handlePAR(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.oauth.WritePushedAuthorizeResponse(ctx, w, ar, resp)
-}
-
-// redemption is what a token request proves about who redeems a code: the
-// client it authenticates as (fosite has checked that before any grant
-// handler reads the code) and the PKCE verifier it presents.
-type redemption struct{ clientID, verifier string }
-
-type redemptionKey struct{}
-
-func withRedemption(ctx context.Context, r *http.Request) context.Context {
-	if err := r.ParseForm(); err != nil {
-		return ctx // fosite answers the malformed request itself
-	}
-	id := r.PostForm.Get("client_id")
-	if u, _, ok := r.BasicAuth(); ok {
-		if dec, err := url.QueryUnescape(u); err == nil {
-			id = dec
-		}
-	}
-	return context.WithValue(ctx, redemptionKey{}, redemption{clientID: id, verifier: r.PostForm.Get("code_verifier")})
-}
-
-// isOwnRetry reports whether a request for an already used code comes from
-// the very client the code was issued to, proving the PKCE verifier of that
-// authorization request (challenge, S256). Only the legitimate client can do
-// that — an intercepted code comes without its verifier — so such a replay is
-// a retry (a lost response, a double click): it is refused without revoking
-// the tokens the first redemption issued. Any other replay is treated as the
-// theft RFC 6749 §4.1.2 describes and revokes them.
-func isOwnRetry(ctx context.Context, code fosite.Requester, challenge string) bool {
-	red, ok := ctx.Value(redemptionKey{}).(redemption)
-	if !ok || red.verifier == "" || challenge == "" || red.clientID != code.GetClient().GetID() {
-		return false
-	}
-	sum := sha256.Sum256([]byte(red.verifier))
-	return subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(challenge)) == 1
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -194,12 +195,27 @@ func printEvent(w io.Writer, ev store.AuditEvent, asJSON bool) error {
 	return err
 }
 
+// headPattern is --expect-head: an event id and its hash, as audit verify
+// prints the head.
+var headPattern = regexp.MustCompile(`^#?([0-9]{1,18}):([0-9a-f]{64})$`)
+
 func cmdAuditVerify(ctx context.Context, args []string, e env) error {
-	cmd := newCommand("audit verify [--archive FILE]... [--json]", e)
+	cmd := newCommand("audit verify [--archive FILE]... [--expect-head ID:HASH] [--json]", e)
 	var archives stringList
+	var expect string
 	cmd.fs.Var(&archives, "archive", "also verify this archive `file` of pruned events (repeat, oldest first): together with the database, one chain")
+	cmd.fs.StringVar(&expect, "expect-head", "", "fail unless event `ID:HASH` (a head printed earlier and kept outside the database) is still in the chain with that hash")
 	if _, err := cmd.parse(args, e, 0, 0); err != nil {
 		return err
+	}
+	var want auditHead
+	if expect != "" {
+		m := headPattern.FindStringSubmatch(strings.ToLower(strings.TrimSpace(expect)))
+		if m == nil {
+			return usagef("--expect-head %q: want ID:HASH as audit verify prints the head, e.g. 1234:9f86d081…", truncate(expect, 80))
+		}
+		want.id, _ = strconv.ParseInt(m[1], 10, 64)
+		want.hash = m[2]
 	}
 	_, st, err := cmd.openStore(ctx, e)
 	if err != nil {
@@ -211,18 +227,30 @@ func cmdAuditVerify(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	anchor, anchorErr := checkAnchor(ctx, st)
-	bad, err := st.VerifyAudit(ctx)
+	c, err := st.CheckAudit(ctx)
 	if err != nil {
 		return err
 	}
-	last, err := st.LastAuditID(ctx)
-	if err != nil {
-		return err
+	// The head: the newest event, or the last one pruned when none is left.
+	head := auditHead{c.HeadID, c.HeadHash}
+	if c.Events == 0 && anchor.ThroughID != 0 {
+		head = auditHead{anchor.ThroughID, anchor.Hash}
+	}
+	var headErr error
+	if c.BadID == 0 && want.id != 0 {
+		headErr = checkExpectedHead(ctx, st, head, anchor, archives, want)
 	}
 	if cmd.json {
-		out := map[string]any{"intact": bad == 0 && anchorErr == nil, "last_id": last}
-		if bad != 0 {
-			out["first_bad_id"] = bad
+		out := map[string]any{"intact": c.BadID == 0 && anchorErr == nil && headErr == nil,
+			"last_id": head.id, "head_id": head.id, "head_hash": head.hash}
+		if c.BadID != 0 {
+			out["first_bad_id"], out["problem"] = c.BadID, c.Problem
+		}
+		if c.UnkeyedThrough != 0 {
+			out["unkeyed_through_id"] = c.UnkeyedThrough
+		}
+		if c.UnkeyedDuringUpgrade != 0 {
+			out["unkeyed_during_upgrade"] = c.UnkeyedDuringUpgrade
 		}
 		if anchor.ThroughID != 0 {
 			out["starts_after_id"], out["pruned_events"] = anchor.ThroughID, anchor.Events
@@ -230,15 +258,21 @@ func cmdAuditVerify(ctx context.Context, args []string, e env) error {
 		if len(sums) > 0 {
 			out["archives"] = sums
 		}
+		if want.id != 0 {
+			out["expected_head_found"] = c.BadID == 0 && headErr == nil
+		}
 		if err := writeJSON(e.stdout, out); err != nil {
 			return err
 		}
 	}
-	if bad != 0 {
-		return fmt.Errorf("the audit trail is broken at event #%d: that event, or the one before it, was changed or removed after it was written", bad)
+	if c.BadID != 0 {
+		return fmt.Errorf("the audit trail is broken at event #%d: %s", c.BadID, c.Problem)
 	}
 	if anchorErr != nil {
 		return anchorErr
+	}
+	if headErr != nil {
+		return headErr
 	}
 	if cmd.json {
 		return nil
@@ -247,13 +281,72 @@ func cmdAuditVerify(ctx context.Context, args []string, e env) error {
 		fmt.Fprintf(e.stdout, "archive %s is intact: events #%d to #%d (%d events)\n", s.File, s.First, s.Last, s.Events)
 	}
 	switch {
+	case head.id == 0:
+		fmt.Fprintln(e.stdout, "the audit trail is empty")
+		return nil
 	case anchor.ThroughID == 0:
-		fmt.Fprintf(e.stdout, "the audit trail is intact: every event up to #%d chains to the one before it\n", last)
+		fmt.Fprintf(e.stdout, "the audit trail is intact: every event up to #%d chains to the one before it under the deployment's key\n", head.id)
 	case len(sums) > 0:
-		fmt.Fprintf(e.stdout, "the audit trail is intact: the archives and every event up to #%d are one chain\n", last)
+		fmt.Fprintf(e.stdout, "the audit trail is intact: the archives and every event up to #%d are one chain under the deployment's key\n", head.id)
 	default:
 		fmt.Fprintf(e.stdout, "the audit trail is intact from event #%d (after %d pruned events) up to #%d; give the archives with --archive to check them too\n",
-			anchor.ThroughID+1, anchor.Events, last)
+			anchor.ThroughID+1, anchor.Events, head.id)
+	}
+	if c.UnkeyedThrough != 0 {
+		fmt.Fprintf(e.stdout, "events up to #%d were written by an older Lanyard, before the chain was keyed; the keyed event after them vouches for them\n", c.UnkeyedThrough)
+	}
+	if c.UnkeyedDuringUpgrade != 0 {
+		fmt.Fprintf(e.stdout, "%d events were written unkeyed by nodes of the older version during the upgrade (in its first %s)\n", c.UnkeyedDuringUpgrade, store.UpgradeGrace)
+	}
+	if want.id != 0 {
+		fmt.Fprintf(e.stdout, "event #%d still has the expected hash\n", want.id)
+	}
+	fmt.Fprintf(e.stdout, "head: %d:%s\n", head.id, head.hash)
+	fmt.Fprintln(e.stdout, "keep the head outside this database (a ticket, a log, paper) and give it later as --expect-head: a trail cut short or rewritten before it will not match")
+	return nil
+}
+
+// auditHead is an event of the chain by its id and hash, as audit verify
+// prints the head and --expect-head takes it.
+type auditHead struct {
+	id   int64
+	hash string
+}
+
+// checkExpectedHead checks an intact chain, whose head is head, against a
+// head kept outside the database: event want.id must still be there with
+// want.hash. The chain is keyed, so everything up to it is as it was then.
+// A pruned event is the anchor, or is looked up in the archives given
+// (which verifyArchives has checked are one chain with the database).
+func checkExpectedHead(ctx context.Context, st *store.Store, head auditHead, anchor store.AuditAnchor, archives []string, want auditHead) error {
+	if want.id > head.id {
+		return fmt.Errorf("the audit trail ends at event #%d, before the expected head #%d: events were removed from its end", head.id, want.id)
+	}
+	var got string
+	switch {
+	case want.id == anchor.ThroughID:
+		got = anchor.Hash
+	case want.id < anchor.ThroughID:
+		h, ok, err := archivedHash(archives, want.id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("the expected head, event #%d, was pruned (the trail starts after #%d): give the archive that holds it with --archive", want.id, anchor.ThroughID)
+		}
+		got = h
+	default:
+		evs, err := st.Audit(ctx, store.AuditFilter{AfterID: want.id - 1, Limit: 1})
+		if err != nil {
+			return err
+		}
+		if len(evs) == 0 || evs[0].ID != want.id {
+			return fmt.Errorf("the expected head, event #%d, is not in the audit trail: events were removed", want.id)
+		}
+		got = evs[0].Hash
+	}
+	if got != want.hash {
+		return fmt.Errorf("event #%d has hash %s, not the expected %s: the audit trail was rewritten", want.id, got, want.hash)
 	}
 	return nil
 }

@@ -102,6 +102,12 @@ func cmdRestore(ctx context.Context, args []string, e env) error {
 	if _, err := inspectDatabase(ctx, src); err != nil {
 		return fmt.Errorf("%s cannot be restored: %w", src, err)
 	}
+	// The restored trail is keyed under the key-encryption key: without it,
+	// nothing is moved.
+	box, err := keyBox(cfg, e, false)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return err
 	}
@@ -118,8 +124,8 @@ func cmdRestore(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	// Bring the schema up to this binary's version and record the restore in
-	// the restored trail.
-	st, err := store.Open(ctx, dst)
+	// the restored trail (keyed: the deployment's key-encryption key).
+	st, err := store.Open(ctx, dst, store.OpenOptions{AuditKey: box.Derive(store.AuditKeyPurpose), Logger: newLogger(cfg, e.stderr)})
 	if err != nil {
 		return fmt.Errorf("the backup is in place at %s, but it does not open: %w", dst, err)
 	}

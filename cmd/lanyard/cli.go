@@ -64,9 +64,10 @@ func (cmd *command) parse(args []string, e env, minPos, maxPos int) ([]string, e
 }
 
 // openStore loads the configuration and opens the database of an existing
-// deployment. Unlike open, it needs no key-encryption key (nothing these
-// commands touch is sealed) and it refuses to create a database: an admin
-// command pointed at the wrong data dir must say so, not start an empty one.
+// deployment. Unlike open, it refuses to create a database (an admin
+// command pointed at the wrong data dir must say so, not start an empty
+// one) and it opens nothing sealed; it still needs the key-encryption key,
+// for the audit chain's key (every change these commands make is audited).
 func (cmd *command) openStore(ctx context.Context, e env) (*config.Config, *store.Store, error) {
 	cfg, err := cmd.c.load(e)
 	if err != nil {
@@ -79,7 +80,11 @@ func (cmd *command) openStore(ctx context.Context, e env) (*config.Config, *stor
 			return nil, nil, fmt.Errorf("there is no database at %s: check --data or data_dir (the server creates it when it first starts)", path)
 		}
 	}
-	st, err := store.Open(ctx, url)
+	box, err := keyBox(cfg, e, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := store.Open(ctx, url, store.OpenOptions{AuditKey: box.Derive(store.AuditKeyPurpose), Logger: newLogger(cfg, e.stderr)})
 	if err != nil {
 		return nil, nil, fmt.Errorf("open database: %w", err)
 	}

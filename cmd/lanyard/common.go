@@ -161,21 +161,27 @@ func (d *deps) Close() error { return d.store.Close() }
 // open opens the store (running migrations unless opts say otherwise) and the
 // key-encryption key.
 func open(ctx context.Context, cfg *config.Config, e env, opts ...store.OpenOptions) (*deps, error) {
-	key, err := encryptionKey(cfg, e)
+	box, err := keyBox(cfg, e, true)
 	if err != nil {
 		return nil, err
 	}
-	box, err := seal.New(key)
-	if err != nil {
+	log := newLogger(cfg, e.stderr)
+	if err := privateDataDir(cfg.DataDir, log); err != nil && !isPostgres(databaseURL(cfg, e)) {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil && !isPostgres(databaseURL(cfg, e)) {
-		return nil, fmt.Errorf("create data dir: %w", err)
+	if cfg.Dev {
+		if err := store.Private(filepath.Join(cfg.DataDir, "kek"), 0o600, log); err != nil {
+			return nil, err
+		}
 	}
 	var o store.OpenOptions
 	if len(opts) > 0 {
 		o = opts[len(opts)-1]
 	}
+	if o.Logger == nil {
+		o.Logger = log
+	}
+	o.AuditKey = box.Derive(store.AuditKeyPurpose)
 	if o.MaxConnections == 0 {
 		o.MaxConnections = cfg.Database.MaxConnections
 	}
@@ -186,14 +192,35 @@ func open(ctx context.Context, cfg *config.Config, e env, opts ...store.OpenOpti
 	return &deps{cfg: cfg, store: st, box: box}, nil
 }
 
+// privateDataDir creates the data dir 0700, or makes an existing one that
+// others can read private (with a warning): it holds the SQLite database, the
+// dev key-encryption key and the mail outbox.
+func privateDataDir(dir string, log *slog.Logger) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	return store.Private(dir, 0o700, log)
+}
+
 func isPostgres(u string) bool {
 	return strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://")
 }
 
+// keyBox is the key-encryption key's box (encryptionKey); create as there.
+func keyBox(cfg *config.Config, e env, create bool) (*seal.Box, error) {
+	key, err := encryptionKey(cfg, e, create)
+	if err != nil {
+		return nil, err
+	}
+	return seal.New(key)
+}
+
 // encryptionKey is the key-encryption key: from the config (or
 // LANYARD_ENCRYPTION_KEY), or in dev generated once into <data>/kek so that a
-// restart decrypts what the last run stored.
-func encryptionKey(cfg *config.Config, e env) ([]byte, error) {
+// restart decrypts what the last run stored. Without create, a dev key that
+// is not there yet is an error: a command on an existing database must not
+// make up a key of its own.
+func encryptionKey(cfg *config.Config, e env, create bool) ([]byte, error) {
 	if k := e.getenv("LANYARD_ENCRYPTION_KEY"); k != "" {
 		return seal.ParseKey(k)
 	}
@@ -210,6 +237,9 @@ func encryptionKey(cfg *config.Config, e env) ([]byte, error) {
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("read dev key: %w", err)
+	}
+	if !create {
+		return nil, fmt.Errorf("there is no key-encryption key at %s: the server makes it when it first starts", path)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err

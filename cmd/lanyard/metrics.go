@@ -377,6 +377,22 @@ func (m *metrics) observe(ev *store.AuditEvent) {
 		}
 		m.signins.WithLabelValues(m.outcome(o)).Inc()
 		return
+	case store.EventSigninFailureAggregated:
+		// The failures beyond the few audited one by one, counted by reason.
+		var agg struct {
+			Reasons map[store.Reason]float64 `json:"reasons"`
+		}
+		_ = json.Unmarshal(ev.Detail, &agg)
+		for reason, n := range agg.Reasons {
+			o, ok := signinOutcomes[reason]
+			if !ok {
+				o = "other"
+			}
+			if n > 0 {
+				m.signins.WithLabelValues(o).Add(n)
+			}
+		}
+		return
 	case store.EventLogoutBackchannel:
 		result := store.LogoutResult(str("result"))
 		if !slices.Contains(store.LogoutResults, result) {

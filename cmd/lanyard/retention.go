@@ -113,13 +113,19 @@ type archiveSummary struct {
 	LastAt  string `json:"last_at,omitempty"`
 }
 
-// readArchive verifies an archive file on its own: every line an event, every
-// event's hash right (store.AuditHash) and chained to the line before.
-func readArchive(st *store.Store, path string) (archiveSummary, error) {
+// errNotContinuing: an archive does not start where the one before ended.
+var errNotContinuing = errors.New("the archive does not continue the one before")
+
+// readArchive verifies an archive file: every line an event, every event's
+// hash right and chained to the line before (store.AuditChain: keyed, or an
+// older Lanyard's unkeyed events before the upgrade). c carries the check on
+// from the archive before (nil for the first: it starts at this archive's
+// first event); readArchive returns it for the next.
+func readArchive(st *store.Store, c *store.AuditChain, path string) (archiveSummary, *store.AuditChain, error) {
 	sum := archiveSummary{File: path}
 	f, err := os.Open(path)
 	if err != nil {
-		return sum, err
+		return sum, c, err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -131,30 +137,64 @@ func readArchive(st *store.Store, path string) (archiveSummary, error) {
 		dec := json.NewDecoder(bytes.NewReader(sc.Bytes()))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&l); err != nil {
-			return sum, fmt.Errorf("%s:%d: not an archived event: %v", path, line, err)
+			return sum, c, fmt.Errorf("%s:%d: not an archived event: %v", path, line, err)
 		}
 		e, err := l.event()
 		if err != nil {
-			return sum, fmt.Errorf("%s:%d: %v", path, line, err)
+			return sum, c, fmt.Errorf("%s:%d: %v", path, line, err)
 		}
 		if sum.Events == 0 {
 			sum.First, sum.Prev, sum.FirstAt = e.ID, e.PrevHash, l.At
+			if c == nil {
+				c = st.NewAuditChain(e.PrevHash)
+			} else if e.PrevHash != c.Result().HeadHash {
+				return sum, c, errNotContinuing
+			}
 		} else if e.PrevHash != sum.Head || e.ID <= sum.Last {
-			return sum, fmt.Errorf("%s:%d: event #%d does not follow event #%d: an event was removed, reordered or changed", path, line, e.ID, sum.Last)
+			return sum, c, fmt.Errorf("%s:%d: event #%d does not follow event #%d: an event was removed, reordered or changed", path, line, e.ID, sum.Last)
 		}
-		if st.AuditHash(e.PrevHash, &e) != e.Hash {
-			return sum, fmt.Errorf("%s:%d: event #%d does not match its hash: it was changed after it was written", path, line, e.ID)
+		if !c.Next(&e) {
+			return sum, c, fmt.Errorf("%s:%d: event #%d: %s", path, line, e.ID, c.Result().Problem)
 		}
 		sum.Events++
 		sum.Last, sum.Head, sum.LastAt = e.ID, e.Hash, l.At
 	}
 	if err := sc.Err(); err != nil {
-		return sum, fmt.Errorf("%s: %w", path, err)
+		return sum, c, fmt.Errorf("%s: %w", path, err)
 	}
 	if sum.Events == 0 {
-		return sum, fmt.Errorf("%s: holds no events", path)
+		return sum, c, fmt.Errorf("%s: holds no events", path)
 	}
-	return sum, nil
+	return sum, c, nil
+}
+
+// archivedHash finds event id in the archives (already verified) and
+// returns its hash.
+func archivedHash(paths []string, id int64) (string, bool, error) {
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return "", false, err
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 64<<10), 4<<20)
+		for sc.Scan() {
+			var l struct {
+				ID   int64  `json:"id"`
+				Hash string `json:"hash"`
+			}
+			if json.Unmarshal(sc.Bytes(), &l) == nil && l.ID == id {
+				f.Close()
+				return l.Hash, true, nil
+			}
+		}
+		err = sc.Err()
+		f.Close()
+		if err != nil {
+			return "", false, fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	return "", false, nil
 }
 
 // parseUntil reads --until: an RFC 3339 time, a date (midnight UTC), or an
@@ -302,7 +342,7 @@ func cmdAuditPrune(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	defer st.Close()
-	sum, err := readArchive(st, archive)
+	sum, _, err := readArchive(st, nil, archive)
 	if err != nil {
 		return fmt.Errorf("nothing pruned: %w", err)
 	}
@@ -346,14 +386,16 @@ func verifyArchives(ctx context.Context, st *store.Store, paths []string) ([]arc
 		return nil, err
 	}
 	var sums []archiveSummary
+	var chain *store.AuditChain // one check across the archives
 	for i, p := range paths {
-		sum, err := readArchive(st, p)
+		sum, c, err := readArchive(st, chain, p)
+		if i > 0 && (errors.Is(err, errNotContinuing) || err == nil && sum.Prev != sums[i-1].Head) {
+			return sums, fmt.Errorf("%s does not continue %s: give the archives oldest first, none missing", p, sums[i-1].File)
+		}
 		if err != nil {
 			return sums, err
 		}
-		if i > 0 && sum.Prev != sums[i-1].Head {
-			return sums, fmt.Errorf("%s does not continue %s: give the archives oldest first, none missing", p, sums[i-1].File)
-		}
+		chain = c
 		sums = append(sums, sum)
 	}
 	if len(sums) > 0 {

@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -57,13 +60,18 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
+	if cfg.Dev {
+		if err := devLoopbackOnly(cfg); err != nil {
+			return err
+		}
+	}
 	log := newLogger(cfg, e.stderr)
 	if gc, limit := tuneMemory(e.getenv); gc != 0 || limit != 0 {
 		log.Debug("garbage collector tuned for the argon2id pool (GOGC, GOMEMLIMIT override)", "gogc", gc, "memory_limit_mib", limit>>20)
 	}
 	if url := databaseURL(cfg, e); !isPostgres(url) {
-		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-			return fmt.Errorf("create data dir: %w", err)
+		if err := privateDataDir(cfg.DataDir, log); err != nil {
+			return err
 		}
 		release, err := lockShared(sqliteFile(url))
 		if err != nil {
@@ -156,11 +164,45 @@ loop:
 		errs = append(errs, s.Shutdown(sctx))
 	}
 	srv.flows.Wait() // security notices still being sent
+	srv.flows.FlushFailureAudit(context.WithoutCancel(ctx), true)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// devLoopbackOnly refuses a development server reachable from, or named
+// for, another machine: --dev allows cookies over plain http, keeps the
+// key-encryption key in a file beside the database and registers test
+// clients whose secrets are published in this repository.
+func devLoopbackOnly(cfg *config.Config) error {
+	const instead = "--dev is for this machine only (cookies over plain http, published client secrets): " +
+		"use --addr 127.0.0.1:PORT and --issuer http://localhost:PORT, or serve other machines with --config FILE (see config/lanyard.example.yaml)"
+	u, err := url.Parse(cfg.Issuer)
+	if err != nil || !isLoopbackHost(u.Hostname()) {
+		return usagef("serve --dev: the issuer %s is not a loopback address; %s", cfg.Issuer, instead)
+	}
+	for _, l := range []struct{ flag, addr string }{{"--addr", cfg.Listen}, {"--metrics-listen", cfg.Metrics.Listen}} {
+		if l.addr == "" && l.flag == "--metrics-listen" {
+			continue // on the main listener
+		}
+		host, _, err := net.SplitHostPort(l.addr)
+		if err != nil || !isLoopbackHost(host) {
+			return usagef("serve --dev: %s %s listens beyond this machine; %s", l.flag, l.addr, instead)
+		}
+	}
+	return nil
+}
+
+// isLoopbackHost reports whether host names this machine only: localhost
+// or a loopback IP (an empty host, 0.0.0.0 and :: are every interface).
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // optString is a flag that knows whether it was given (an empty value is
@@ -249,7 +291,7 @@ func newServer(ctx context.Context, d *deps, mailer mail.Mailer, log *slog.Logge
 	}
 	s.provider.Mount(s.mux)
 	s.flows.Mount(s.mux)
-	s.mux.Handle("GET /static/", http.StripPrefix("/static/", cacheForever(http.FileServerFS(static.FS))))
+	s.mux.Handle("GET /static/", http.StripPrefix("/static/", cacheForever(http.FileServerFS(filesOnly{static.FS}))))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		io.WriteString(w, "ok\n")
@@ -265,7 +307,7 @@ func newServer(ctx context.Context, d *deps, mailer mail.Mailer, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	s.handler = clientAddress(proxies, s.requestID(s.observe(s.recover(limitBody(s.mux)))))
+	s.handler = clientAddress(proxies, s.requestID(templates.BaseHeaders(d.cfg.Dev, s.observe(s.recover(limitBody(s.mux))))))
 	return s, nil
 }
 
@@ -313,6 +355,7 @@ func (s *server) housekeeping(ctx context.Context) {
 	t := time.NewTicker(housekeepingEvery)
 	defer t.Stop()
 	for {
+		s.flows.FlushFailureAudit(ctx, false)
 		if n, err := s.flows.EndIdleSessions(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("ending idle sessions failed", "err", err)
 		} else if n > 0 {
@@ -454,10 +497,25 @@ func limitBody(next http.Handler) http.Handler {
 	})
 }
 
+// filesOnly serves the files of an fs.FS and no directory: a directory is
+// "not found", so /static/ lists nothing.
+type filesOnly struct{ fs.FS }
+
+func (f filesOnly) Open(name string) (fs.File, error) {
+	file, err := f.FS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := file.Stat(); err != nil || st.IsDir() {
+		file.Close()
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return file, nil
+}
+
 func cacheForever(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "public, max-age=3600")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
 		next.ServeHTTP(w, r)
 	})
 }

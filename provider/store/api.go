@@ -243,6 +243,9 @@ type AuthRequest struct {
 //   DeleteTOTP(ctx, userID) error
 //   ReplaceRecoveryCodes(ctx, userID string, hashes []string) error  atomic; empty/duplicate hashes refused
 //   UseRecoveryCode(ctx, userID, hash string, now time.Time) error  once; else ErrNotFound
+//   RecoveryCodeHashes(ctx, userID) ([]string, error)             the unused codes' stored hashes (the caller finds its match)
+//   RekeyRecoveryCodes(ctx, keyedPrefix string, rekey func(userID, hash string) string) (int, error)
+//       rewrites every hash not starting with keyedPrefix to rekey's, in one transaction
 //   RecoveryCodesLeft(ctx, userID) (int, error)
 //   DeleteRecoveryCodes(ctx, userID) error
 //   AddWebAuthnCredential(ctx, *WebAuthnCredential) error          ErrConflict on duplicate id
@@ -297,9 +300,12 @@ type AuthRequest struct {
 //   ResetThrottle(ctx, key) error                                   forgets the key (failures, lock, locks)
 //
 // Audit:
-//   AppendAudit(ctx, *AuditEvent) error                             fills ID, PrevHash, Hash (and At when zero); Detail must be JSON
+//   AppendAudit(ctx, *AuditEvent) error                             fills ID, PrevHash, Hash (and At when zero); Detail must be JSON;
+//                                                                   ErrNoAuditKey without OpenOptions.AuditKey
 //   Audit(ctx, AuditFilter) ([]AuditEvent, error)                  oldest first (newest first with Newest)
-//   VerifyAudit(ctx) (badID int64, err error)                       0 when the chain is intact
+//   CheckAudit(ctx) (AuditCheck, error)                             walks the keyed chain: head, first bad event and why
+//   VerifyAudit(ctx) (badID int64, err error)                       CheckAudit's verdict: 0 when the chain is intact
+//   AuditHash(prev, *AuditEvent) string / NewAuditChain(prev) *AuditChain   the chain's one hash, and its checker
 //   LastAuditID(ctx) (int64, error)                                 for readers that tail the trail (metrics)
 //
 // Keys and secrets:

@@ -15,7 +15,11 @@ const (
 	EventSigninPasskey  Event = "signin.passkey"
 	EventSigninSuccess  Event = "signin.success"
 	EventSigninFailure  Event = "signin.failure" // Detail "reason": a Reason
-	EventLock           Event = "lock"           // Detail "key": "acct", "mfa", "dev" or "addr"; "seconds"
+	// The failures of one client address beyond the few audited one by one
+	// in a minute (flows/auditflood.go). Detail "count", "reasons" (count by
+	// Reason), "accounts" (how many), "from", "until", "summary".
+	EventSigninFailureAggregated Event = "signin.failure.aggregated"
+	EventLock                    Event = "lock" // Detail "key": "acct", "mfa", "dev" or "addr"; "seconds"
 	// Second-factor failures from browsers the account does not know
 	// reached a lock or the daily cap. Detail "after_password": whether they
 	// followed a correct password (the officer is then emailed); "until".
@@ -109,6 +113,10 @@ const (
 // The provider.
 const (
 	EventTokenIssue Event = "token.issue" // Detail "grant": one of config.GrantTypes
+	// A client introspected another client's token without being a resource
+	// server (config introspection): answered inactive. Detail "owner": the
+	// token's client.
+	EventIntrospectRefused Event = "token.introspect.refused"
 	// Each attempt to deliver a back-channel logout token. Detail "result":
 	// a LogoutResult; "reason": why it was queued, a Reason.
 	EventLogoutBackchannel Event = "logout.backchannel"
@@ -166,6 +174,14 @@ const (
 // Detail "action", "reason" (a Reason) and "by".
 const (
 	EventConsoleForbidden Event = "admin.forbidden"
+)
+
+// The audit trail itself.
+const (
+	// The chain became keyed: the first event a Lanyard with the audit key
+	// wrote after events of an older, unkeyed Lanyard. Detail
+	// "unkeyed_through": the last unkeyed event's id.
+	EventAuditKeyed Event = "audit.chain.keyed"
 )
 
 // Reason is why a sign-in, a code or a passkey ceremony failed (the

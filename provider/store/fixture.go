@@ -178,6 +178,9 @@ func (s *Store) fixtureAudit(ctx context.Context, f Fixture, progress func(done,
 	if f.AuditEvents == 0 {
 		return nil
 	}
+	if s.auditKey == nil {
+		return fmt.Errorf("fixture audit events: %w", ErrNoAuditKey)
+	}
 	var prev string
 	err := s.InTx(ctx, func(ctx context.Context) error {
 		var err error

@@ -132,6 +132,73 @@ func (s *Store) UseRecoveryCode(ctx context.Context, userID, hash string, now ti
 	return nil
 }
 
+// RecoveryCodeHashes returns the stored hashes of the user's unused recovery
+// codes. The hashes are salted and keyed by the caller, so it cannot look a
+// typed code up by its hash: it finds the match among these, then uses that
+// one (UseRecoveryCode).
+func (s *Store) RecoveryCodeHashes(ctx context.Context, userID string) ([]string, error) {
+	rows, err := s.query(ctx, rd, `SELECT hash FROM recovery_codes WHERE user_id = ? AND used_at IS NULL ORDER BY hash`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("load recovery codes of %q: %w", userID, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var h string
+		if err := rows.Scan(&h); err != nil {
+			return nil, fmt.Errorf("load recovery codes of %q: %w", userID, s.mapErr(err))
+		}
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load recovery codes of %q: %w", userID, s.mapErr(err))
+	}
+	return out, nil
+}
+
+// RekeyRecoveryCodes rewrites every stored hash (used or not) that does not
+// start with keyedPrefix — one written by an older Lanyard — to
+// rekey(userID, hash), in one transaction, and returns how many it rewrote.
+// A row a concurrent rekey (another node starting) rewrote first is left to
+// it. rekey sees every old hash of one user before the next user's.
+func (s *Store) RekeyRecoveryCodes(ctx context.Context, keyedPrefix string, rekey func(userID, hash string) string) (int, error) {
+	type row struct{ user, hash string }
+	var n int
+	err := s.InTx(ctx, func(ctx context.Context) error {
+		n = 0
+		rows, err := s.query(ctx, wr, `SELECT user_id, hash FROM recovery_codes WHERE substr(hash, 1, ?) <> ? ORDER BY user_id`,
+			int64(len(keyedPrefix)), keyedPrefix)
+		if err != nil {
+			return err
+		}
+		var old []row
+		for rows.Next() {
+			var r row
+			if err := rows.Scan(&r.user, &r.hash); err != nil {
+				rows.Close()
+				return err
+			}
+			old = append(old, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, r := range old {
+			k, err := s.execN(ctx, `UPDATE recovery_codes SET hash = ? WHERE user_id = ? AND hash = ?`, rekey(r.user, r.hash), r.user, r.hash)
+			if err != nil {
+				return err
+			}
+			n += int(k)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("rekey recovery codes: %w", s.mapErr(err))
+	}
+	return n, nil
+}
+
 // RecoveryCodesLeft counts the user's unused recovery codes.
 func (s *Store) RecoveryCodesLeft(ctx context.Context, userID string) (int, error) {
 	var n int

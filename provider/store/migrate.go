@@ -26,6 +26,7 @@ const migrateLockID = 0x6c616e79 // "lany"
 // SQL.
 var migrationThen = map[string]func(ctx context.Context, s *Store, tx *sql.Tx) error{
 	"0006_requests_console": backfillUserSearch,
+	"0008_audit_keyed":      keyAuditChain,
 }
 
 // MigrationNames lists the embedded migrations of a dialect in order.

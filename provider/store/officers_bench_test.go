@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lanyard-idp/lanyard/provider/store"
+	"github.com/lanyard-idp/lanyard/provider/store/storetest"
 )
 
 // BenchmarkOfficers measures the admin console's officer list with a full
@@ -31,7 +32,7 @@ func BenchmarkOfficers(b *testing.B) {
 		}
 	}
 	b.Run("SQLite", func(b *testing.B) {
-		s, err := store.Open(b.Context(), filepath.Join(b.TempDir(), "lanyard.db"))
+		s, err := store.Open(b.Context(), filepath.Join(b.TempDir(), "lanyard.db"), store.OpenOptions{AuditKey: storetest.AuditKey})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -43,7 +44,7 @@ func BenchmarkOfficers(b *testing.B) {
 		if base == "" {
 			b.Skip("LANYARD_TEST_POSTGRES_URL is not set")
 		}
-		s, err := store.Open(b.Context(), freshSchema(b, base))
+		s, err := store.Open(b.Context(), freshSchema(b, base), store.OpenOptions{AuditKey: storetest.AuditKey})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -20,7 +20,7 @@ var (
 
 func openPostgres(t *testing.T, base string) *store.Store {
 	t.Helper()
-	s, err := store.Open(t.Context(), freshSchema(t, base))
+	s, err := store.Open(t.Context(), freshSchema(t, base), store.OpenOptions{AuditKey: storetest.AuditKey})
 	if err != nil {
 		t.Fatal(err)
 	}

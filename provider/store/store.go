@@ -7,9 +7,10 @@
 // exchange and refresh rotation are atomic.
 //
 // Secrets that are lookup keys (session ids, fosite signatures) are stored
-// only as SHA-256; secrets that must be read back (TOTP seeds, signing keys)
-// arrive sealed by the caller (package seal), so the store never holds a
-// usable secret in the clear.
+// only as SHA-256; recovery codes arrive salted and keyed by the caller
+// (flows/recovery.go); secrets that must be read back (TOTP seeds, signing
+// keys) arrive sealed by the caller (package seal), so the store never holds
+// a usable secret in the clear.
 //
 // No HTTP, no fosite and no page logic here: provider adapts fosite to these
 // methods, flows builds the journey on them. The conformance suite every
@@ -17,11 +18,13 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -71,6 +74,7 @@ type Store struct {
 	now     func() time.Time
 
 	throttleRetention time.Duration
+	auditKey          []byte // see OpenOptions.AuditKey
 	maxConns          int
 
 	rebound sync.Map // query text -> PostgreSQL text ($1...)
@@ -90,6 +94,14 @@ type OpenOptions struct {
 	// its window started and its lock ended, so growing lock times survive a
 	// quiet spell. Default 24h.
 	ThrottleRetention time.Duration
+	// AuditKey keys the audit chain (audit.go): 32 bytes derived from the
+	// key-encryption key (seal.Box.Derive(AuditKeyPurpose)). Without it the
+	// store reads but cannot append to or check the chain (ErrNoAuditKey),
+	// nor migrate a trail written before the key (0008_audit_keyed).
+	AuditKey []byte
+	// Logger receives the warning when a SQLite file is found readable by
+	// others and made private (files.go). Default slog.Default().
+	Logger *slog.Logger
 	// MaxConnections caps the connections this process opens (config
 	// database.max_connections): on PostgreSQL the pool every query and
 	// transaction shares, on SQLite the reader pool (there is one writer
@@ -123,7 +135,10 @@ func Open(ctx context.Context, url string, opts ...OpenOptions) (*Store, error) 
 	if o.MaxConnections < 0 || o.MaxConnections > MaxConnectionsLimit {
 		return nil, fmt.Errorf("store: max connections must be between 1 and %d", MaxConnectionsLimit)
 	}
-	s := &Store{now: o.Now, throttleRetention: o.ThrottleRetention, maxConns: o.MaxConnections}
+	if o.AuditKey != nil && len(o.AuditKey) < 32 {
+		return nil, errors.New("store: the audit key must be at least 32 bytes")
+	}
+	s := &Store{now: o.Now, throttleRetention: o.ThrottleRetention, maxConns: o.MaxConnections, auditKey: bytes.Clone(o.AuditKey)}
 	if s.maxConns == 0 {
 		s.maxConns = DefaultMaxConnections
 	}
@@ -147,6 +162,9 @@ func Open(ctx context.Context, url string, opts ...OpenOptions) (*Store, error) 
 	default:
 		path, err := sqlitePath(url)
 		if err != nil {
+			return nil, err
+		}
+		if err := privateSQLite(path, o.Logger); err != nil {
 			return nil, err
 		}
 		dsn := path + "?" + sqlitePragmas
@@ -183,6 +201,15 @@ func Open(ctx context.Context, url string, opts ...OpenOptions) (*Store, error) 
 			return nil, err
 		}
 		if err := s.warmStatements(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	if s.dialect == DialectSQLite {
+		// The WAL and shared-memory files exist now; ones left by an
+		// earlier process may predate the database's tightening.
+		path, _ := sqlitePath(url)
+		if err := privateSQLite(path, o.Logger); err != nil {
 			s.Close()
 			return nil, err
 		}

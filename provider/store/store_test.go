@@ -17,7 +17,7 @@ import (
 // appear beside it) in the test's temporary directory.
 func openSQLite(t testing.TB) *store.Store {
 	t.Helper()
-	s, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "lanyard.db"))
+	s, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "lanyard.db"), store.OpenOptions{AuditKey: storetest.AuditKey})
 	if err != nil {
 		t.Fatal(err)
 	}

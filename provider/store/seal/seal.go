@@ -1,13 +1,18 @@
 // Package seal encrypts secrets at rest (signing keys, TOTP secrets, cookie
 // keys) with AES-256-GCM under the deployment's key-encryption key. The
 // additional data binds a ciphertext to its purpose, so a sealed TOTP secret
-// cannot be replayed as a signing key.
+// cannot be replayed as a signing key. It also derives the keys that must
+// never be stored at all (the audit chain's, the recovery codes'), each
+// bound to its purpose the same way.
 package seal
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -18,7 +23,10 @@ import (
 const KeySize = 32
 
 // Box seals and opens with one key.
-type Box struct{ aead cipher.AEAD }
+type Box struct {
+	aead cipher.AEAD
+	key  []byte // for Derive
+}
 
 // New returns a Box for a 32-byte key.
 func New(key []byte) (*Box, error) {
@@ -33,7 +41,7 @@ func New(key []byte) (*Box, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Box{aead: aead}, nil
+	return &Box{aead: aead, key: bytes.Clone(key)}, nil
 }
 
 // ParseKey decodes a base64 (standard or URL, padded or not) 32-byte key.
@@ -48,6 +56,18 @@ func ParseKey(s string) ([]byte, error) {
 		}
 	}
 	return nil, errors.New("encryption key is not base64")
+}
+
+// Derive returns a 32-byte key for purpose, derived from the key-encryption
+// key with HKDF-SHA-256 (RFC 5869): the same key for the same purpose under
+// the same key-encryption key, and nothing about the key-encryption key or
+// any other purpose's key can be learnt from it.
+func (b *Box) Derive(purpose string) []byte {
+	k, err := hkdf.Key(sha256.New, b.key, nil, "lanyard/"+purpose, KeySize)
+	if err != nil {
+		panic("seal: derive: " + err.Error()) // only for lengths HKDF cannot make
+	}
+	return k
 }
 
 // NewKey returns a fresh random key.

@@ -1,6 +1,12 @@
 package storetest
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -193,5 +199,239 @@ func testAudit(t *testing.T, open func(t *testing.T) *store.Store) {
 				t.Fatalf("VerifyAudit = %d, want %d (the row after the hole)", bad, ids[2])
 			}
 		})
+	})
+	t.Run("Keyed", func(t *testing.T) { testAuditKeyed(t, open) })
+}
+
+// An attacker with a copy of the database (and no key-encryption key) can
+// compute the unkeyed SHA-256 chain of older Lanyards, or an HMAC under a key
+// of their own. These helpers do what they would: rewrite rows, recompute
+// the chain from there, and write it back.
+
+func unkeyedHash(prev string, e *store.AuditEvent) string {
+	canon, _ := json.Marshal([]string{strconv.FormatInt(e.At.UnixMicro(), 10), string(e.Event), e.UserID, e.Username,
+		e.ClientID, e.ClientAddr, e.UserAgent, string(e.Detail)})
+	sum := sha256.Sum256(append([]byte(prev), canon...))
+	return hex.EncodeToString(sum[:])
+}
+
+func hmacHash(key []byte) func(string, *store.AuditEvent) string {
+	return func(prev string, e *store.AuditEvent) string {
+		canon, _ := json.Marshal([]string{strconv.FormatInt(e.At.UnixMicro(), 10), string(e.Event), e.UserID, e.Username,
+			e.ClientID, e.ClientAddr, e.UserAgent, string(e.Detail)})
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(prev))
+		m.Write(canon)
+		return hex.EncodeToString(m.Sum(nil))
+	}
+}
+
+// rechain recomputes prev_hash and hash of every event from id from on with
+// hash, as the rows now read, and writes them back.
+func rechain(t *testing.T, s *store.Store, from int64, hash func(string, *store.AuditEvent) string) {
+	t.Helper()
+	all, err := s.Audit(t.Context(), store.AuditFilter{})
+	must(t, err)
+	prev := ""
+	for i := range all {
+		e := &all[i]
+		if e.ID >= from {
+			e.PrevHash, e.Hash = prev, hash(prev, e)
+			sqlExec(t, s, "UPDATE audit SET prev_hash = '"+e.PrevHash+"', hash = '"+e.Hash+"' WHERE id = "+itoa(e.ID))
+		}
+		prev = e.Hash
+	}
+}
+
+func sqlExec(t *testing.T, s *store.Store, q string) {
+	t.Helper()
+	if _, err := s.DB().ExecContext(t.Context(), q); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+func appendN(t *testing.T, s *store.Store, n int) []int64 {
+	t.Helper()
+	var ids []int64
+	for i := range n {
+		e := &store.AuditEvent{At: at(time.Duration(i) * time.Second), Event: "signin.success", Username: "alice", Detail: []byte(`{"n":` + strconv.Itoa(i) + `}`)}
+		must(t, s.AppendAudit(t.Context(), e))
+		ids = append(ids, e.ID)
+	}
+	return ids
+}
+
+func check(t *testing.T, s *store.Store) store.AuditCheck {
+	t.Helper()
+	c, err := s.CheckAudit(t.Context())
+	must(t, err)
+	return c
+}
+
+func testAuditKeyed(t *testing.T, open func(t *testing.T) *store.Store) {
+	t.Run("HeadAndKey", func(t *testing.T) {
+		s := open(t)
+		ids := appendN(t, s, 3)
+		all, err := s.Audit(t.Context(), store.AuditFilter{})
+		must(t, err)
+		for i := range all {
+			if want := hmacHash(AuditKey)(all[i].PrevHash, &all[i]); all[i].Hash != want {
+				t.Fatalf("event #%d hash %s, want the HMAC under the audit key", all[i].ID, all[i].Hash)
+			}
+			if s.AuditHash(all[i].PrevHash, &all[i]) != all[i].Hash {
+				t.Fatal("AuditHash disagrees with the stored hash")
+			}
+		}
+		c := check(t, s)
+		if c.BadID != 0 || c.Events != 3 || c.HeadID != ids[2] || c.HeadHash != all[2].Hash || c.UnkeyedThrough != 0 {
+			t.Fatalf("CheckAudit = %+v", c)
+		}
+	})
+
+	// Rewriting an event and recomputing the chain after it — the unkeyed
+	// way, or keyed under a key of one's own — is found at the rewritten
+	// event; so is truncating the tail and recomputing.
+	for _, tc := range []struct {
+		name string
+		hash func(string, *store.AuditEvent) string
+	}{
+		{"recomputed unkeyed", unkeyedHash},
+		{"recomputed under another key", hmacHash([]byte("mallory's own key, 32 bytes long"))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			ids := appendN(t, s, 5)
+			sqlExec(t, s, "UPDATE audit SET username = 'mallory' WHERE id = "+itoa(ids[2]))
+			rechain(t, s, ids[2], tc.hash)
+			if c := check(t, s); c.BadID != ids[2] || c.Problem == "" {
+				t.Fatalf("CheckAudit = %+v, want broken at #%d", c, ids[2])
+			}
+		})
+		t.Run(tc.name+" from the start", func(t *testing.T) {
+			s := open(t)
+			ids := appendN(t, s, 4)
+			sqlExec(t, s, "DELETE FROM audit WHERE id = "+itoa(ids[0]))
+			rechain(t, s, 0, tc.hash)
+			if c := check(t, s); c.BadID == 0 {
+				t.Fatalf("a trail recomputed from its first event checks: %+v", c)
+			}
+		})
+	}
+
+	// A trail written by an older Lanyard (unkeyed): it still verifies, up to
+	// the keyed event the upgrade's migration appends, which vouches for it.
+	t.Run("Upgrade", func(t *testing.T) {
+		s := open(t)
+		ids := appendN(t, s, 4)
+		// As an older Lanyard wrote them, before the migration that keys.
+		rechain(t, s, 0, unkeyedHash)
+		sqlExec(t, s, "DELETE FROM schema_migrations WHERE version = '0008_audit_keyed'")
+		if c := check(t, s); c.BadID != ids[3] || !strings.Contains(c.Problem, "not keyed") {
+			t.Fatalf("an unkeyed trail before the upgrade: %+v, want its head reported unkeyed", c)
+		}
+		applied, err := s.Migrate(t.Context())
+		must(t, err)
+		if len(applied) != 1 || applied[0] != "0008_audit_keyed" {
+			t.Fatalf("upgrade applied %v", applied)
+		}
+		if again, err := s.Migrate(t.Context()); err != nil || len(again) != 0 {
+			t.Fatalf("second migrate: %v %v", again, err)
+		}
+		keyed, err := s.Audit(t.Context(), store.AuditFilter{Event: string(store.EventAuditKeyed)})
+		must(t, err)
+		if len(keyed) != 1 || string(keyed[0].Detail) != `{"unkeyed_through":`+itoa(ids[3])+`}` {
+			t.Fatalf("keyed events: %+v", keyed)
+		}
+		more := appendN(t, s, 2)
+		c := check(t, s)
+		if c.BadID != 0 || c.UnkeyedThrough != ids[3] || c.HeadID != more[1] || c.Events != 7 {
+			t.Fatalf("CheckAudit after the upgrade = %+v", c)
+		}
+
+		// The unkeyed part cannot be rewritten either: the keyed event holds
+		// its last hash.
+		sqlExec(t, s, "UPDATE audit SET username = 'mallory' WHERE id = "+itoa(ids[1]))
+		rechain(t, s, ids[1], func(prev string, e *store.AuditEvent) string {
+			if e.ID <= ids[3] {
+				return unkeyedHash(prev, e)
+			}
+			return e.Hash
+		})
+		if c := check(t, s); c.BadID != keyed[0].ID {
+			t.Fatalf("rewritten unkeyed events: %+v, want broken at the keyed event #%d", c, keyed[0].ID)
+		}
+	})
+
+	// A rolling upgrade: nodes of the older version, still running, write
+	// unkeyed events after the upgrade keyed the chain. They are accepted in
+	// the upgrade's first store.UpgradeGrace, and only there; changing one
+	// is found at the keyed event after it.
+	t.Run("RollingUpgrade", func(t *testing.T) {
+		s := open(t)
+		appendN(t, s, 2)
+		rechain(t, s, 0, unkeyedHash)
+		sqlExec(t, s, "DELETE FROM schema_migrations WHERE version = '0008_audit_keyed'")
+		_, err := s.Migrate(t.Context())
+		must(t, err)
+		keyed, err := s.Audit(t.Context(), store.AuditFilter{Event: string(store.EventAuditKeyed)})
+		must(t, err)
+		if len(keyed) != 1 {
+			t.Fatalf("%d keyed events", len(keyed))
+		}
+		upgraded := keyed[0].At
+		write := func(after time.Duration, unkeyed bool) int64 {
+			t.Helper()
+			e := &store.AuditEvent{At: upgraded.Add(after), Event: "signin.success", Username: "alice"}
+			must(t, s.AppendAudit(t.Context(), e))
+			if unkeyed { // as a node of the older version chains it
+				rechain(t, s, e.ID, unkeyedHash)
+			}
+			return e.ID
+		}
+		old := write(time.Hour, true)
+		write(2*time.Hour, false)
+		if c := check(t, s); c.BadID != 0 || c.UnkeyedDuringUpgrade != 1 {
+			t.Fatalf("an older node's event during the upgrade: %+v", c)
+		}
+		late := write(store.UpgradeGrace+time.Hour, true)
+		if c := check(t, s); c.BadID != late {
+			t.Fatalf("an unkeyed event a day after the upgrade: %+v, want broken at #%d", c, late)
+		}
+		sqlExec(t, s, "DELETE FROM audit WHERE id = "+itoa(late))
+		sqlExec(t, s, "UPDATE audit SET username = 'mallory' WHERE id = "+itoa(old))
+		rechain(t, s, old, func(prev string, e *store.AuditEvent) string {
+			if e.ID == old {
+				return unkeyedHash(prev, e)
+			}
+			return e.Hash
+		})
+		if c := check(t, s); c.BadID != old+1 {
+			t.Fatalf("a rewritten event of the older node: %+v, want broken at the keyed event after it", c)
+		}
+	})
+
+	// Turning the keyed tail into unkeyed events (a downgrade) is found:
+	// unkeyed after keyed, or an unkeyed head; and the next keyed append
+	// does not vouch for a trail rewritten unkeyed, since only the upgrade's
+	// own event may follow unkeyed ones.
+	t.Run("Downgrade", func(t *testing.T) {
+		s := open(t)
+		ids := appendN(t, s, 5)
+		sqlExec(t, s, "UPDATE audit SET username = 'mallory' WHERE id = "+itoa(ids[3]))
+		rechain(t, s, ids[3], unkeyedHash)
+		if c := check(t, s); c.BadID != ids[3] {
+			t.Fatalf("unkeyed events after keyed ones: %+v", c)
+		}
+		rechain(t, s, 0, unkeyedHash)
+		if c := check(t, s); c.BadID != ids[4] || !strings.Contains(c.Problem, "not keyed") {
+			t.Fatalf("a wholly unkeyed trail: %+v", c)
+		}
+		if applied, err := s.Migrate(t.Context()); err != nil || len(applied) != 0 {
+			t.Fatalf("migrate after the rewrite: %v %v", applied, err)
+		}
+		next := appendN(t, s, 1)
+		if c := check(t, s); c.BadID != next[0] || !strings.Contains(c.Problem, "not vouched for") {
+			t.Fatalf("a keyed event after a rewritten unkeyed trail: %+v", c)
+		}
 	})
 }

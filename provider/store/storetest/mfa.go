@@ -3,6 +3,8 @@ package storetest
 import (
 	"bytes"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,6 +122,51 @@ func testRecovery(t *testing.T, open func(t *testing.T) *store.Store) {
 		must(t, s.DeleteRecoveryCodes(ctx, alice.ID))
 		left(alice.ID, 0)
 		left(bob.ID, 1)
+	})
+	t.Run("HashesAndRekey", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		alice, bob := newUser(t, s, "alice"), newUser(t, s, "bob")
+		must(t, s.ReplaceRecoveryCodes(ctx, alice.ID, []string{"old1", "old2", "k$a3"}))
+		must(t, s.ReplaceRecoveryCodes(ctx, bob.ID, []string{"oldb"}))
+		must(t, s.UseRecoveryCode(ctx, alice.ID, "old2", t0))
+		hashes := func(id string) string {
+			t.Helper()
+			hs, err := s.RecoveryCodeHashes(ctx, id)
+			must(t, err)
+			return strings.Join(hs, ",")
+		}
+		if got := hashes(alice.ID); got != "k$a3,old1" {
+			t.Fatalf("RecoveryCodeHashes = %s, want the unused ones", got)
+		}
+		var seen []string
+		n, err := s.RekeyRecoveryCodes(ctx, "k$", func(user, h string) string {
+			seen = append(seen, user+":"+h)
+			return "k$" + user + "-" + h
+		})
+		must(t, err)
+		// The used code is rekeyed too (nothing stays in the old form); a
+		// keyed one is left alone; one user's rows come together.
+		if n != 3 || len(seen) != 3 || !slices.Contains(seen, alice.ID+":old2") || strings.Contains(strings.Join(seen, ","), "k$a3") {
+			t.Fatalf("rekeyed %d: %v", n, seen)
+		}
+		changes := 0
+		for i := 1; i < len(seen); i++ {
+			if strings.SplitN(seen[i], ":", 2)[0] != strings.SplitN(seen[i-1], ":", 2)[0] {
+				changes++
+			}
+		}
+		if changes != 1 {
+			t.Errorf("one user's rows are not together: %v", seen)
+		}
+		if got := hashes(alice.ID); got != "k$a3,k$"+alice.ID+"-old1" {
+			t.Errorf("after rekey: %s", got)
+		}
+		wantErr(t, "used code after rekey", s.UseRecoveryCode(ctx, alice.ID, "k$"+alice.ID+"-old2", t0), store.ErrNotFound)
+		must(t, s.UseRecoveryCode(ctx, bob.ID, "k$"+bob.ID+"-oldb", t0))
+		if n, err := s.RekeyRecoveryCodes(ctx, "k$", func(string, string) string { t.Error("rekey called twice"); return "" }); err != nil || n != 0 {
+			t.Errorf("second rekey: %d, %v", n, err)
+		}
 	})
 }
 

@@ -19,8 +19,13 @@ import (
 	"github.com/lanyard-idp/lanyard/provider/store"
 )
 
+// AuditKey is the audit key the stores under test must be opened with
+// (OpenOptions.AuditKey): the suite checks the keyed chain against it.
+var AuditKey = []byte("storetest audit key, 32 bytes!!!")
+
 // Run runs the whole suite. open must return a new, empty, migrated store for
-// each call (each subtest calls it once) and arrange for it to be closed.
+// each call (each subtest calls it once), opened with AuditKey, and arrange
+// for it to be closed.
 func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 	groups := []struct {
 		name string

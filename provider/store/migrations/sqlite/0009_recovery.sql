@@ -1,4 +1,4 @@
--- Self-service recovery (postgres). Keep in step with ../sqlite/0008_recovery.sql.
+-- Self-service recovery (sqlite). Keep in step with ../postgres/0009_recovery.sql.
 
 -- One row per "Forgot your password?" link. token_hash is the hex SHA-256
 -- of the emailed token (never the token). status: sent (emailed), claimed

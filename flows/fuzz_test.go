@@ -1,0 +1,68 @@
+package flows
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/lanyard-idp/lanyard/config"
+)
+
+// FuzzPasskeyJSON posts arbitrary bodies to the passkey ceremonies' JSON
+// endpoints (options and finish of the passwordless sign-in, the second
+// factor and the enrolment), from a browser that has just been given a
+// challenge: never a 5xx, always the JSON answer the script reads, and
+// nothing stored. Its seeds run with the normal test command; to fuzz:
+//
+//	go test -run '^$' -fuzz=FuzzPasskeyJSON -fuzztime=1m ./flows
+func FuzzPasskeyJSON(f *testing.F) {
+	for _, s := range []string{
+		`{}`,
+		``,
+		`{`,
+		`[]`,
+		`null`,
+		`{"credential":null,"name":""}`,
+		`{"credential":{},"name":"Laptop"}`,
+		`{"credential":{"id":"AAAA","rawId":"AAAA","type":"public-key","response":{"clientDataJSON":"e30","authenticatorData":"AAAA","signature":"AAAA","userHandle":"dS1hbGljZQ"}}}`,
+		`{"credential":{"id":"AAAA","rawId":"AAAA","type":"public-key","response":{"clientDataJSON":"eyJ0eXBlIjoid2ViYXV0aG4uY3JlYXRlIn0","attestationObject":"o2NmbXRkbm9uZQ"}},"name":"\u202eyek"}`,
+		`{"credential":{"id":"` + strings.Repeat("A", 5000) + `"}}`,
+		`{"credential":"` + strings.Repeat("[", 3000) + `"}`,
+		strings.Repeat(`{"a":`, 2000),
+		`{"name":"` + strings.Repeat("x", 200) + `"}`,
+	} {
+		for which := range uint8(3) {
+			f.Add([]byte(s), which)
+		}
+	}
+	// Every attempt is charged; the fuzzer must keep reaching the parsers.
+	e := newEnv(f, func(c *config.Config) {
+		manyTries(c)
+		c.Throttle.MaxAccountFailures, c.Throttle.MaxAddressFailures = 1<<30, 1<<30
+	})
+	e.seedUser(alice, aliceFirst, true)
+	paths := []string{PathPasskeySignIn, PathPasskeyChallenge, PathPasskeyEnrol}
+	f.Fuzz(func(t *testing.T, body []byte, which uint8) {
+		b := e.browser()
+		b.t = t
+		b.postJSON(PathPasskeySignIn+optionsSuffix, []byte("{}")) // a challenge in the session
+		path := paths[int(which)%len(paths)]
+		for _, p := range []string{path + optionsSuffix, path} {
+			r := b.postJSON(p, body)
+			if r.status >= 500 {
+				t.Fatalf("POST %s: status %d: %.300s", p, r.status, r.body)
+			}
+			if r.status != http.StatusOK {
+				var a jsonAnswer
+				if !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") || json.Unmarshal([]byte(r.body), &a) != nil || a.Error == "" {
+					t.Fatalf("POST %s: status %d without the JSON error the script shows: %.300s", p, r.status, r.body)
+				}
+			}
+		}
+		var n int
+		if err := e.st.DB().QueryRowContext(t.Context(), `SELECT COUNT(*) FROM webauthn_credentials`).Scan(&n); err != nil || n != 0 {
+			t.Fatalf("%d passkeys stored (%v)", n, err)
+		}
+	})
+}
