@@ -501,7 +501,9 @@ func (h *Handler) postReset(w http.ResponseWriter, r *http.Request) error {
 			ev.UserID = row.UserID
 			ev.Detail["link"] = row.ID
 		}
-		h.auditLog(ctx, r, s, ev)
+		// Anyone can post junk tokens: like the sign-in's failures, an
+		// address's many are aggregated in the audit trail (auditflood.go).
+		h.auditFailure(ctx, r, s, throttleKeys{addr: h.addressKey(r)}, ev)
 		return h.showLinkProblem(w, msg)
 	}
 	u, err := h.store.UserByID(ctx, row.UserID)

@@ -6,6 +6,7 @@ package flows
 // mailbox, in the middle of a journey, by wording or timing, racing).
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -362,6 +363,40 @@ func TestResetLinkRefused(t *testing.T) {
 	}
 	if n := len(e.eventsOf(store.EventResetVoid)); n != 1 {
 		t.Errorf("%d password_reset.void events, want 1 (the second browser)", n)
+	}
+}
+
+// TestJunkLinksAreAggregated: anyone can post made-up reset links as fast
+// as the server answers; like wrong passwords, an address's refusals are
+// audited one by one up to a few a minute, then counted into one
+// aggregate event.
+func TestJunkLinksAreAggregated(t *testing.T) {
+	t.Parallel()
+	e := newRecoveryEnv(t)
+	e.h.failures = newFailureGate(failuresAudited) // as served
+	b := e.browser()
+	b.get(PathSignIn) // a session, so that the button can be pressed
+	const posts = 25
+	for i := range posts {
+		r := b.post(PathReset, url.Values{"token": {strings.Repeat("ab", 31) + string(rune('a'+i%6)) + "0"}})
+		mustStatus(t, r, http.StatusGone)
+	}
+	if got := e.countEvents(store.EventResetLinkFailed); got != failuresAudited {
+		t.Fatalf("%d junk links audited one by one in a minute, want %d", got, failuresAudited)
+	}
+	e.clock.Advance(failureWindow)
+	e.h.FlushFailureAudit(t.Context(), false)
+	agg, err := e.st.Audit(t.Context(), store.AuditFilter{Event: string(store.EventSigninFailureAggregated)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Count   int            `json:"count"`
+		Reasons map[string]int `json:"reasons"`
+	}
+	if len(agg) != 1 || json.Unmarshal(agg[0].Detail, &d) != nil || d.Count != posts-failuresAudited ||
+		d.Reasons[string(store.ReasonLinkUnknown)] != posts-failuresAudited {
+		t.Fatalf("aggregates %+v", agg)
 	}
 }
 
