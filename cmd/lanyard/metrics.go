@@ -384,6 +384,9 @@ func (m *metrics) observe(ev *store.AuditEvent) {
 		}
 		_ = json.Unmarshal(ev.Detail, &agg)
 		for reason, n := range agg.Reasons {
+			if slices.Contains(store.ResetLinkReasons, reason) {
+				continue // refused reset links, not sign-ins
+			}
 			o, ok := signinOutcomes[reason]
 			if !ok {
 				o = "other"

@@ -266,6 +266,12 @@ const (
 	ReasonApprovalExpired   Reason = "approval request expired"
 )
 
+// ResetLinkReasons are why an emailed reset link was refused
+// (password_reset.link_refused). Beyond a few a minute, an address's
+// refusals are counted in its signin.failure.aggregated with its failed
+// sign-ins: these reasons there are not sign-ins.
+var ResetLinkReasons = []Reason{ReasonLinkUnknown, ReasonLinkUsed, ReasonLinkReplaced, ReasonLinkElsewhere, ReasonLinkExpired, ReasonNotActive}
+
 // Actor is who made an admin change: the "by" in its audit detail. Besides
 // these, an admin acting in the web console is their user id, and the
 // requester's own steps of an account request are by the requested
