@@ -145,6 +145,11 @@ func TestForgotPassword(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The other browser's tokens went to the staging portal: it is to be
+	// told through back-channel logout.
+	if err := e.st.RecordSessionClient(ctx, &store.SessionClient{SID: other.sessionKey(), ClientID: "docs-portal-staging", Subject: u.ID}); err != nil {
+		t.Fatal(err)
+	}
 
 	b := e.browser()
 	r := b.open("/test/authorize?n=7")
@@ -239,6 +244,9 @@ func TestForgotPassword(t *testing.T) {
 		if row, err := e.st.GetOAuth(ctx, store.KindRefresh, sig); err != nil || row.Active {
 			t.Errorf("token %s survived the reset: %+v %v", sig, row, err)
 		}
+	}
+	if n, err := e.st.PendingLogouts(ctx); err != nil || n != 1 {
+		t.Errorf("%d back-channel logouts queued by the reset (%v), want the staging portal's", n, err)
 	}
 	if acct := b.get(PathAccount); acct.status != http.StatusOK || !strings.Contains(text(acct.doc), "Password reset with an emailed link") {
 		t.Errorf("the account page does not show the reset: %d %s", acct.status, text(acct.doc))
