@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -617,11 +616,6 @@ func TestForgotSameAnswer(t *testing.T) {
 	for range 7 {
 		known, unknown = append(known, took(alice)), append(unknown, took(nobody))
 	}
-	median := func(ds []time.Duration) time.Duration {
-		s := slices.Clone(ds)
-		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-		return s[len(s)/2]
-	}
 	for _, ds := range [][]time.Duration{known, unknown} {
 		if slices.Min(ds) < e.h.recoveryFloor {
 			t.Errorf("an answer came before the floor: %v", ds)
@@ -776,4 +770,11 @@ func countOf[T comparable](s []T, v T) int {
 		}
 	}
 	return n
+}
+
+// median is the middle of durations measured.
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
