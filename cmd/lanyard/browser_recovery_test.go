@@ -99,20 +99,20 @@ func (s *browserSuite) recovery(t *testing.T) {
 	if got := evalJS[string](b, `document.querySelector("#username").value`); got != recoveryOfficer {
 		t.Errorf("the username is not carried over: %q", got)
 	}
-	b.check("50-forgot-password")
+	b.check("40-forgot-password")
 	before := s.outboxNames(t)
 	b.submit()
 	if !strings.Contains(b.text("h1"), "Check your email") {
 		t.Fatalf("after asking for a link\n%s", b.describe())
 	}
-	b.audit("51-forgot-password-sent")
+	b.audit("41-forgot-password-sent")
 	link := s.newMail(t, before, recoveryOfficer, resetLinkRE)[0]
 
 	b.open(link)
 	if b.step() != "" || !strings.Contains(b.text("main"), recoveryOfficer) {
 		t.Fatalf("the link's page\n%s", b.describe())
 	}
-	b.check("52-reset-link")
+	b.check("42-reset-link")
 	b.click("#reset-link button")
 	b.wantStep("mfa-challenge")
 	// The new password's page is behind the code.
@@ -122,7 +122,7 @@ func (s *browserSuite) recovery(t *testing.T) {
 	b.typeInto("#code", totpCode(t, secret, 1))
 	b.submit()
 	b.wantStep("reset-password")
-	b.check("53-reset-password")
+	b.check("43-reset-password")
 	b.typeInto("#new_password", resetPassword)
 	b.typeInto("#confirm_password", resetPassword+"!")
 	b.submit()
@@ -160,7 +160,7 @@ func (s *browserSuite) recovery(t *testing.T) {
 	if !strings.Contains(d.text("main"), "opened in two browsers") {
 		t.Fatalf("the second browser\n%s", d.describe())
 	}
-	d.audit("54-reset-link-elsewhere")
+	d.audit("44-reset-link-elsewhere")
 	c.open(s.l.issuer + "/signin/mfa")
 	if !strings.Contains(c.text("main"), "two browsers") {
 		t.Fatalf("the first browser goes on\n%s", c.describe())
@@ -175,21 +175,21 @@ func (s *browserSuite) recovery(t *testing.T) {
 	p.wantStep("mfa-challenge")
 	p.click("#lost-phone")
 	p.wantStep("mfa-challenge")
-	p.check("55-lost-phone")
+	p.check("45-lost-phone")
 	p.typeInto("#code", codes[0])
 	p.submit()
 	p.wantStep("mfa-enrol")
 	if h1 := p.text("h1"); h1 != "Set up a new second factor" {
 		t.Errorf("after the recovery code the page says %q", h1)
 	}
-	p.check("56-new-factor")
+	p.check("46-new-factor")
 	auth := p.virtualAuthenticator()
 	p.passkeyButton("#passkey-enrol", auth)
 	p.wantStep("recovery-codes")
 	p.tick("#accept")
 	p.submit()
 	p.wantStep("remove-lost-factor")
-	p.check("57-remove-lost-factor")
+	p.check("47-remove-lost-factor")
 	if got := evalJS[[]string](p, `[...document.querySelectorAll("input[name=remove]:checked")].map(e => e.value)`); len(got) != 1 || !strings.HasPrefix(got[0], "totp:") {
 		t.Fatalf("offered for removal: %v", got)
 	}
@@ -216,7 +216,7 @@ func (s *browserSuite) recovery(t *testing.T) {
 	o.open(s.l.issuer + "/signin")
 	o.click(`a[href="/signin/invitation"]`)
 	o.wantStep("lost-invitation")
-	o.check("58-lost-invitation")
+	o.check("48-lost-invitation")
 	o.typeInto("#email", lostInvitee)
 	o.submit()
 	if !strings.Contains(o.text("h1"), "Check your email") {
