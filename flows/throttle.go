@@ -63,6 +63,100 @@ type throttleKeys struct {
 	acct   string // "acct:…" for passwords, "mfa:…" for second factors
 	day    string // second factors: "mfaday:…"
 	addr   string
+	// held is the failure charged before the guess was checked (attempt);
+	// nil when it was not.
+	held *held
+}
+
+// held is an attempt's failure, charged to each of its counters before the
+// guess is checked: failed keeps it, release gives it back.
+type held struct {
+	counts []store.Throttle // in the order of charges
+	done   bool
+}
+
+// charge is one counter an attempt is charged to.
+type charge struct {
+	key    string
+	limit  int
+	window time.Duration
+	// refuses: the counter's limit refuses the attempt (a browser known to
+	// the account is refused by its own counter alone).
+	refuses bool
+	day     bool // the daily cap of second factors, which locks nothing
+}
+
+// charges are the counters a failure of k is charged to: the account's (or
+// the browser's own), the address, and for a second factor from a browser
+// the account does not know, the daily cap — in that order.
+func (h *Handler) charges(k throttleKeys) []charge {
+	t := h.settings().cfg.Throttle
+	var cs []charge
+	switch {
+	case k.device != "":
+		cs = []charge{{key: k.device, limit: t.MaxAccountFailures, refuses: true}}
+	case k.kind == guessPassword:
+		cs = []charge{{key: k.acct, limit: t.MaxAccountFailures, refuses: true}}
+	case k.acct != "":
+		cs = []charge{{key: k.acct, limit: t.MaxSecondFactorFailures, refuses: true}}
+	}
+	cs = append(cs, charge{key: k.addr, limit: t.MaxAddressFailures, refuses: k.device == ""})
+	if k.device == "" && k.day != "" {
+		cs = append(cs, charge{key: k.day, limit: t.SecondFactorDailyCap, window: 24 * time.Hour, refuses: true, day: true})
+	}
+	for i := range cs {
+		if cs[i].window == 0 {
+			cs[i].window = t.Window.D()
+		}
+	}
+	return cs
+}
+
+// attempt is locked, for a guess about to be checked: it charges the
+// failure first (one atomic increment per counter) and refuses the attempt
+// when a lock applies or a count went over its limit, so that of many
+// racing guesses at most the limit are checked at all. The caller defers
+// release: a guess that turns out right, or is refused, gives the charge
+// back, and failed keeps it for a wrong one.
+func (h *Handler) attempt(ctx context.Context, k *throttleKeys) (bool, error) {
+	if l, err := h.locked(ctx, *k); err != nil || l {
+		return l, err
+	}
+	now := h.now().UTC()
+	k.held = &held{}
+	over := false
+	for _, c := range h.charges(*k) {
+		th, err := h.store.RecordFailure(ctx, c.key, now, c.window)
+		if err != nil {
+			h.release(*k)
+			return false, fmt.Errorf("record failure: %w", err)
+		}
+		k.held.counts = append(k.held.counts, th)
+		if c.refuses && (th.Failures > c.limit || th.LockedUntil.After(now)) {
+			over = true
+		}
+	}
+	if over {
+		h.release(*k)
+	}
+	return over, nil
+}
+
+// release gives back the failure attempt charged, unless failed kept it.
+// It runs when the request is over, so it ignores the request's
+// cancellation.
+func (h *Handler) release(k throttleKeys) {
+	if k.held == nil || k.held.done {
+		return
+	}
+	k.held.done = true
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, th := range k.held.counts {
+		if err := h.store.ReleaseFailure(ctx, th.Key, th.WindowStart); err != nil {
+			h.log.Warn("cannot release a held failure", "key", keyKind(th.Key), "err", err)
+		}
+	}
 }
 
 // Key prefixes.
@@ -169,43 +263,38 @@ func (h *Handler) locked(ctx context.Context, k throttleKeys) (bool, error) {
 // audits the failure and then waits a little longer with each failure,
 // which slows a guesser without hurting a typo.
 func (h *Handler) failed(ctx context.Context, r *http.Request, s *session, k throttleKeys, e event) error {
-	set := h.settings()
-	t := set.cfg.Throttle
+	t := h.settings().cfg.Throttle
 	now := h.now().UTC()
-	type charge struct {
-		key   string
-		limit int
-	}
-	var charges []charge
-	switch {
-	case k.device != "":
-		charges = []charge{{k.device, t.MaxAccountFailures}}
-	case k.kind == guessPassword:
-		charges = []charge{{k.acct, t.MaxAccountFailures}}
-	case k.acct != "":
-		charges = []charge{{k.acct, t.MaxSecondFactorFailures}}
-	}
-	charges = append(charges, charge{k.addr, t.MaxAddressFailures})
+	charges := h.charges(k)
 	if e.Detail == nil {
 		e.Detail = map[string]any{}
 	}
 	e.Name = evSigninFailure
-	var slowest int
 	counts := make([]store.Throttle, len(charges))
-	for i, c := range charges {
-		th, err := h.store.RecordFailure(ctx, c.key, now, t.Window.D())
-		if err != nil {
-			return fmt.Errorf("record failure: %w", err)
-		}
-		counts[i] = th
-		if i == 0 {
-			e.Detail["failures"] = th.Failures
-			slowest = th.Failures
+	if k.held != nil && !k.held.done && len(k.held.counts) == len(charges) {
+		// Charged before the guess was checked (attempt): keep it.
+		k.held.done = true
+		copy(counts, k.held.counts)
+	} else {
+		for i, c := range charges {
+			th, err := h.store.RecordFailure(ctx, c.key, now, c.window)
+			if err != nil {
+				return fmt.Errorf("record failure: %w", err)
+			}
+			counts[i] = th
 		}
 	}
+	slowest := counts[0].Failures
+	e.Detail["failures"] = slowest
 	h.auditFailure(ctx, r, s, k, e)
 	var guessedUntil time.Time
 	for i, c := range charges {
+		if c.day {
+			if end := counts[i].WindowStart.Add(24 * time.Hour); counts[i].Failures == t.SecondFactorDailyCap && end.After(guessedUntil) {
+				guessedUntil = end
+			}
+			continue
+		}
 		until, err := h.maybeLock(ctx, r, s, c.key, counts[i], c.limit, e)
 		switch {
 		case err != nil:
@@ -215,15 +304,6 @@ func (h *Handler) failed(ctx context.Context, r *http.Request, s *session, k thr
 			h.alert(r, k.user, alertLocked, until)
 		case k.kind == guessFactor:
 			guessedUntil = until
-		}
-	}
-	if k.device == "" && k.day != "" {
-		day, err := h.store.RecordFailure(ctx, k.day, now, 24*time.Hour)
-		if err != nil {
-			return fmt.Errorf("record failure: %w", err)
-		}
-		if end := day.WindowStart.Add(24 * time.Hour); day.Failures == t.SecondFactorDailyCap && end.After(guessedUntil) {
-			guessedUntil = end
 		}
 	}
 	if !guessedUntil.IsZero() {
