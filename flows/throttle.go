@@ -166,6 +166,10 @@ const (
 	keyFactorPerDay = "mfaday:"
 	keyDevice       = "dev:"
 	keyAddress      = "addr:"
+	// keyApprovals counts requests to the officer's phones (approvalAllowed),
+	// not failures: "approvals:<user id>" for browsers the account does not
+	// know, "approvals:dev:<nonce>" for one it knows.
+	keyApprovals = "approvals:"
 )
 
 // passwordKeys are the counters of a password typed for the account
