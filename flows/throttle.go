@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/lanyard-idp/lanyard/provider/store"
@@ -209,6 +210,12 @@ func (h *Handler) addressKey(r *http.Request) string {
 		return keyAddress + addr
 	}
 	return keyAddress + p.String()
+}
+
+// clientNet is the client as every per-address limit counts it: an IPv4
+// address, or an IPv6 client's throttle.ipv6_prefix network.
+func (h *Handler) clientNet(r *http.Request) string {
+	return strings.TrimPrefix(h.addressKey(r), keyAddress)
 }
 
 // checked is the list of keys whose lock refuses the attempt.
