@@ -69,10 +69,11 @@ type throttleKeys struct {
 	held *held
 }
 
-// held is an attempt's failure, charged to each of its counters before the
-// guess is checked: failed keeps it, release gives it back.
+// held is an attempt's failure, charged to its account's counters (or the
+// browser's own) before the guess is checked: failed keeps it, release
+// gives it back.
 type held struct {
-	counts []store.Throttle // in the order of charges
+	counts map[string]store.Throttle // by key
 	done   bool
 }
 
@@ -114,25 +115,31 @@ func (h *Handler) charges(k throttleKeys) []charge {
 }
 
 // attempt is locked, for a guess about to be checked: it charges the
-// failure first (one atomic increment per counter) and refuses the attempt
-// when a lock applies or a count went over its limit, so that of many
-// racing guesses at most the limit are checked at all. The caller defers
-// release: a guess that turns out right, or is refused, gives the charge
-// back, and failed keeps it for a wrong one.
+// failure to the account's counters (or the browser's own) first, one
+// atomic increment each, and refuses the attempt when a lock applies or a
+// count went over its limit, so that of many racing guesses at one account
+// at most the limit are checked at all. The caller defers release: a guess
+// that turns out right, or is refused, gives the charge back, and failed
+// keeps it for a wrong one. The address is charged only by failed, after
+// the check, as before: charged up front, the sign-ins in flight of a whole
+// office behind one address would count as its failures.
 func (h *Handler) attempt(ctx context.Context, k *throttleKeys) (bool, error) {
 	if l, err := h.locked(ctx, *k); err != nil || l {
 		return l, err
 	}
 	now := h.now().UTC()
-	k.held = &held{}
+	k.held = &held{counts: map[string]store.Throttle{}}
 	over := false
 	for _, c := range h.charges(*k) {
+		if c.key == k.addr {
+			continue
+		}
 		th, err := h.store.RecordFailure(ctx, c.key, now, c.window)
 		if err != nil {
 			h.release(*k)
 			return false, fmt.Errorf("record failure: %w", err)
 		}
-		k.held.counts = append(k.held.counts, th)
+		k.held.counts[c.key] = th
 		if c.refuses && (th.Failures > c.limit || th.LockedUntil.After(now)) {
 			over = true
 		}
@@ -281,19 +288,23 @@ func (h *Handler) failed(ctx context.Context, r *http.Request, s *session, k thr
 		e.Detail = map[string]any{}
 	}
 	e.Name = evSigninFailure
+	// What attempt charged before the guess was checked is kept; the rest
+	// is charged now.
+	var heldCounts map[string]store.Throttle
+	if k.held != nil && !k.held.done {
+		k.held.done, heldCounts = true, k.held.counts
+	}
 	counts := make([]store.Throttle, len(charges))
-	if k.held != nil && !k.held.done && len(k.held.counts) == len(charges) {
-		// Charged before the guess was checked (attempt): keep it.
-		k.held.done = true
-		copy(counts, k.held.counts)
-	} else {
-		for i, c := range charges {
-			th, err := h.store.RecordFailure(ctx, c.key, now, c.window)
-			if err != nil {
-				return fmt.Errorf("record failure: %w", err)
-			}
+	for i, c := range charges {
+		if th, ok := heldCounts[c.key]; ok {
 			counts[i] = th
+			continue
 		}
+		th, err := h.store.RecordFailure(ctx, c.key, now, c.window)
+		if err != nil {
+			return fmt.Errorf("record failure: %w", err)
+		}
+		counts[i] = th
 	}
 	slowest := counts[0].Failures
 	e.Detail["failures"] = slowest
