@@ -16,8 +16,10 @@ type Approval struct {
 	RequestTimeout Duration `yaml:"request_timeout"`
 	// PairingTimeout is how long a pairing link works (default 5m, 1m to 30m).
 	PairingTimeout Duration `yaml:"pairing_timeout"`
-	// HourlyLimit caps the requests (pairings included) per account per
-	// hour, against push fatigue (default 10, at most 100).
+	// HourlyLimit caps the requests (pairings included) per hour, against
+	// push fatigue: those of the browsers an account does not know
+	// together, and those of each browser it knows on its own (default 10,
+	// at most 100).
 	HourlyLimit int `yaml:"hourly_limit"`
 	// PushHosts are the push services Lanyard sends Web Push wake-ups to:
 	// host names, "*." for any subdomain (default DefaultPushHosts, the

@@ -107,12 +107,13 @@ func (h *Handler) postReauth(w http.ResponseWriter, r *http.Request, f *flow) er
 	if !f.state.HasSecondFactor {
 		k = h.passwordKeys(r, u.Username, u)
 	}
-	if l, err := h.locked(ctx, k); err != nil || l {
+	if l, err := h.attempt(ctx, &k); err != nil || l {
 		if err != nil {
 			return err
 		}
 		return refuse(http.StatusTooManyRequests, field, msgTooManyTries)
 	}
+	defer h.release(k)
 	now := h.now().UTC()
 	ev := event{UserID: u.ID, Username: u.Username, Detail: map[string]any{"ceremony": ceremonyReauth}}
 	var use func(ctx context.Context) error

@@ -256,8 +256,18 @@ func (h *Handler) startRequest(r *http.Request, f *flow, use approvalUse) (*stor
 	if l, err := h.locked(ctx, h.factorKeys(r, u)); err != nil || l {
 		return nil, &approvalRefusal{http.StatusTooManyRequests, msgTooManyTries}, err
 	}
-	if n, err := h.store.CountApprovalRequests(ctx, u.ID, now.Add(-time.Hour)); err != nil || n >= set.cfg.Approval.HourlyLimit {
+	counted, err := h.approvalAllowed(ctx, r, u, now)
+	if err != nil || counted == nil {
 		return nil, &approvalRefusal{http.StatusTooManyRequests, msgApprovalHourly}, err
+	}
+	// A browser known to the account replaces a request another browser
+	// left waiting (an unknown one's cannot make the officer wait); any
+	// other browser waits its turn.
+	var others []store.ApprovalRequest
+	if h.knownDevice(r, u.ID) != "" {
+		if others, err = h.store.PendingApprovals(ctx, u.ID, now); err != nil {
+			return nil, nil, err
+		}
 	}
 	prev := 0
 	if old != nil {
@@ -284,13 +294,22 @@ func (h *Handler) startRequest(r *http.Request, f *flow, use approvalUse) (*stor
 				return err
 			}
 		}
+		for _, o := range others {
+			if err := h.store.CancelApprovalRequest(ctx, o.ID); err != nil {
+				return err
+			}
+		}
 		if err := h.store.CreateApprovalRequest(ctx, req); err != nil {
 			return err
 		}
 		return h.audit(ctx, r, s, event{Name: evApprovalRequest, UserID: u.ID, Username: u.Username,
-			Detail: map[string]any{"kind": req.Kind, "devices": len(devices), "pushed": pushed}})
+			Detail: map[string]any{"kind": req.Kind, "devices": len(devices), "pushed": pushed, "replaced": len(others)}})
 	})
 	if errors.Is(err, store.ErrConflict) {
+		// No request was sent: it takes nothing from the allowance.
+		if err := h.store.ReleaseFailure(ctx, counted.Key, counted.WindowStart); err != nil {
+			h.log.Warn("cannot give back an approval request's count", "err", err)
+		}
 		s.j.Approval = nil
 		return nil, &approvalRefusal{http.StatusConflict, msgApprovalBusy}, nil
 	}
@@ -299,6 +318,27 @@ func (h *Handler) startRequest(r *http.Request, f *flow, use approvalUse) (*stor
 	}
 	h.wake(r, u, devices, req)
 	return req, nil, nil
+}
+
+// approvalAllowed counts a request to the officer's phones against the
+// hour's allowance (approval.hourly_limit) of the browser that starts it: a
+// browser known to the account has its own, every other browser shares the
+// account's. Requests from someone with only the password then use up only
+// the allowance of unknown browsers, never the officer's own browser's.
+// It returns the count, or nil when the allowance is used up.
+func (h *Handler) approvalAllowed(ctx context.Context, r *http.Request, u *store.User, now time.Time) (*store.Throttle, error) {
+	key := keyApprovals + u.ID
+	if dev := h.knownDevice(r, u.ID); dev != "" {
+		key = keyApprovals + dev
+	}
+	th, err := h.store.RecordFailure(ctx, key, now, time.Hour)
+	if err != nil {
+		return nil, fmt.Errorf("count approval requests: %w", err)
+	}
+	if th.Failures > h.settings().cfg.Approval.HourlyLimit {
+		return nil, nil
+	}
+	return &th, nil
 }
 
 // startPairing shows a new one-time pairing link (withdrawing this
@@ -311,7 +351,7 @@ func (h *Handler) startPairing(r *http.Request, f *flow, use approvalUse) (*appr
 	if err != nil {
 		return nil, err
 	}
-	if n, err := h.store.CountApprovalRequests(ctx, u.ID, now.Add(-time.Hour)); err != nil || n >= set.cfg.Approval.HourlyLimit {
+	if counted, err := h.approvalAllowed(ctx, r, u, now); err != nil || counted == nil {
 		return &approvalRefusal{http.StatusTooManyRequests, msgApprovalHourly}, err
 	}
 	token := approval.NewToken()
@@ -536,6 +576,15 @@ func (h *Handler) postRequestFinish(fin requestFinish) flowHandler {
 		}
 		if req == nil {
 			return fin.show(h, w, r, f, http.StatusUnprocessableEntity, msg)
+		}
+		// This browser's own locks (a known browser's, or the account's and
+		// the address's for any other), which may have closed since it
+		// started the request.
+		if l, err := h.locked(ctx, h.factorKeys(r, u)); err != nil || l {
+			if err != nil {
+				return err
+			}
+			return fin.show(h, w, r, f, http.StatusTooManyRequests, msgTooManyTries)
 		}
 		before := s.j
 		fin.prove(&s.j, h.now().UTC())

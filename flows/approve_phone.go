@@ -399,16 +399,11 @@ func (h *Handler) postPhoneAnswer(w http.ResponseWriter, r *http.Request) error 
 		return writeJSON(w, http.StatusOK, map[string]any{"state": "denied", "report": req.Kind != store.ApprovalPairing})
 	}
 
-	// A locked second factor (too many wrong numbers or codes from
-	// browsers and phones the account does not know as its own, or the
-	// day's cap) takes no approval until the lock ends; a denial is always
-	// welcome.
-	if l, err := h.locked(ctx, k); err != nil || l {
-		if err != nil {
-			return err
-		}
-		return phoneRefuse(w, http.StatusTooManyRequests, msgTooManyTries)
-	}
+	// No lock is checked here: the phone has no lock of its own, and the
+	// locks of the browser that waits were checked when it started the
+	// request and are checked again when it takes the approval
+	// (postRequestFinish) — the account's second-factor lock must not
+	// switch off the officer's phone for their own browser.
 	if n, ok := approval.ParseNumber(in.Number); !ok || n != req.Number {
 		wrong, denied, err := h.store.WrongApprovalNumber(ctx, req.ID, approval.MaxWrongNumbers, string(store.ReasonWrongNumbers), now)
 		if err != nil {

@@ -503,21 +503,24 @@ func TestApprovalRefusals(t *testing.T) {
 		r := b.post(PathChallengeApprove+approveFinish, nil)
 		mustStatus(t, r, http.StatusUnprocessableEntity)
 		// Two more wrong numbers on a new request lock the second factor (five
-		// failures): then not even the right number is taken.
+		// failures) of browsers the account does not know: the phone takes
+		// the right number (the lock is the browser's, not the phone's), but
+		// this browser cannot take the approval while the lock lasts.
 		_, number2, req2 := waiting(b)
 		for range 2 {
 			p.answer(req2, other(number2), approval.Approve)
 		}
-		if status, _ := p.answer(req2, number2, approval.Approve); status != http.StatusTooManyRequests {
-			t.Errorf("the right number on a locked account: %d, want 429", status)
+		if status, _ := p.answer(req2, number2, approval.Approve); status != 200 {
+			t.Errorf("the right number: %d", status)
 		}
+		r = b.post(PathChallengeApprove+approveFinish, nil)
+		mustStatus(t, r, http.StatusTooManyRequests)
 		if err := e.st.ResetThrottle(t.Context(), "mfa:"+u.ID); err != nil {
 			t.Fatal(err)
 		}
-		if status, _ := p.answer(req2, number2, approval.Approve); status != 200 {
-			t.Errorf("the right number once unlocked: %d", status)
+		if d := b.done(b.follow(b.post(PathChallengeApprove+approveFinish, nil))); !d.SignedIn {
+			t.Errorf("once unlocked: %+v", d)
 		}
-		b.done(b.follow(b.post(PathChallengeApprove+approveFinish, nil)))
 	})
 
 	t.Run("no, it's not me, then report", func(t *testing.T) {
@@ -1000,4 +1003,90 @@ func hasAttr(n *html.Node, k string) bool {
 		}
 	}
 	return false
+}
+
+// ownToChallenge takes the officer's own browser (known to the account
+// since its first sign-in) through a new sign-in to the challenge.
+func ownToChallenge(t *testing.T, own *browser) {
+	t.Helper()
+	r := own.open("/test/authorize?force=1")
+	r = own.follow(own.submit(r, map[string]string{"username": alice}))
+	r = own.follow(own.submit(r, map[string]string{"password": alicePw}))
+	mustStep(t, r, StepMFAChallenge)
+}
+
+// TestApprovalPasswordOnlyCannotSwitchOffThePhone: someone with only the
+// password locks the second factor of unknown browsers with wrong codes,
+// and uses up the hour's requests to the phone; the officer's own browser
+// still signs in with the phone, and its start replaces the request an
+// unknown browser left waiting.
+func TestApprovalPasswordOnlyCannotSwitchOffThePhone(t *testing.T) {
+	t.Run("locked by wrong codes", func(t *testing.T) {
+		e, push := approvalEnv(t)
+		p := e.phone(push)
+		own := e.browser()
+		onboardWithPhone(t, e, own, p)
+		attacker := e.browser()
+		r := signInToChallenge(t, attacker)
+		for range 5 {
+			r = attacker.submit(r, map[string]string{"code": "123456"})
+		}
+		if status, _ := attacker.startJSON(PathChallengeApprove); status != http.StatusTooManyRequests {
+			t.Fatalf("the locked browser started a request: %d", status)
+		}
+		ownToChallenge(t, own)
+		status, v := own.startJSON(PathChallengeApprove)
+		if status != 200 || v.State != "number" {
+			t.Fatalf("the officer's start: %d %+v", status, v)
+		}
+		if status, out := p.answer(p.onlyPending(), v.Number, approval.Approve); status != 200 {
+			t.Fatalf("the officer's phone said Yes with the right number: %d %v", status, out)
+		}
+		if d := own.done(own.follow(own.post(PathChallengeApprove+approveFinish, nil))); !d.SignedIn {
+			t.Fatalf("the officer's browser: %+v", d)
+		}
+	})
+	t.Run("hourly cap and a waiting request", func(t *testing.T) {
+		// Five an hour: the pairing at the first sign-in was one.
+		e, push := approvalEnv(t, func(c *config.Config) { c.Approval.HourlyLimit = 5 })
+		p := e.phone(push)
+		own := e.browser()
+		onboardWithPhone(t, e, own, p)
+		var left *browser
+		for i := range 5 {
+			if i > 0 && i < 4 {
+				e.clock.Advance(61 * time.Second) // the earlier one expired unanswered
+			}
+			b := e.browser()
+			signInToChallenge(t, b)
+			status, v := b.startJSON(PathChallengeApprove)
+			switch {
+			case i == 4 && (status != http.StatusTooManyRequests || !strings.Contains(v.Message, "last hour")):
+				t.Fatalf("the fifth request from unknown browsers: %d %+v", status, v)
+			case i < 4 && status != 200:
+				t.Fatalf("request %d: %d %+v", i, status, v)
+			case i < 4:
+				left = b
+			}
+		}
+		waitingID := p.onlyPending().ID
+		ownToChallenge(t, own)
+		status, v := own.startJSON(PathChallengeApprove)
+		if status != 200 || v.State != "number" {
+			t.Fatalf("the officer's start after an unknown browser's hour: %d %+v", status, v)
+		}
+		req := p.onlyPending()
+		if req.ID == waitingID {
+			t.Fatal("the unknown browser's request still waits")
+		}
+		if got := left.approvalStatus(PathChallengeApprove + approveStatus); got.State == "number" || got.State == "approved" {
+			t.Errorf("the replaced request is still %s", got.State)
+		}
+		if status, out := p.answer(req, v.Number, approval.Approve); status != 200 {
+			t.Fatalf("approve: %d %v", status, out)
+		}
+		if d := own.done(own.follow(own.post(PathChallengeApprove+approveFinish, nil))); !d.SignedIn {
+			t.Fatalf("the officer's browser: %+v", d)
+		}
+	})
 }

@@ -2,6 +2,9 @@ package flows
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -29,6 +32,7 @@ const PathAccountConsentWithdraw = "/account/consents/withdraw"
 
 const (
 	msgChooseConsent  = "Choose Allow or Decline."
+	msgConsentChanged = "The application asked again meanwhile, perhaps in another tab. Nothing was recorded: this is what it asks for now."
 	msgConsentExpired = "This sign-in request has expired. Go back to the application and sign in again."
 	msgConsentGone    = "That application no longer has your permission. The page below is up to date."
 )
@@ -112,12 +116,26 @@ type consentPage struct {
 	Permissions []string
 	// Again: the client asks for more than the officer allowed it before.
 	Again bool
+	// Request names the request the page asks about (the form's hidden
+	// "request" field), so that an answer on a page left open in another
+	// tab is never taken for a newer request.
+	Request string
+}
+
+// consentRef is what the page carries of the parked request's id: a digest,
+// so the page shows nothing the request can be found by.
+func consentRef(c *consentAsk) string {
+	if c == nil {
+		return ""
+	}
+	sum := sha256.Sum256([]byte("lanyard consent page\x00" + c.RequestID))
+	return hex.EncodeToString(sum[:16])
 }
 
 func (h *Handler) consentPage(ctx context.Context, f *flow) (consentPage, error) {
 	c := f.s.j.Consent
 	p := consentPage{page: h.page(f, StepConsent, "Allow "+f.s.j.ClientName+"?"),
-		ClientName: f.s.j.ClientName, Username: f.user.Username, Permissions: permissions(c.Scopes, c.Claims)}
+		ClientName: f.s.j.ClientName, Username: f.user.Username, Permissions: permissions(c.Scopes, c.Claims), Request: consentRef(c)}
 	if _, err := h.store.ConsentOf(ctx, f.user.ID, f.s.j.ClientID); err == nil {
 		p.Again = true
 	} else if !errors.Is(err, store.ErrNotFound) {
@@ -138,6 +156,15 @@ func (h *Handler) getConsent(w http.ResponseWriter, r *http.Request, f *flow) er
 // the others go on as if it were theirs.
 func (h *Handler) postConsent(w http.ResponseWriter, r *http.Request, f *flow) error {
 	s, u, c := f.s, f.user, f.s.j.Consent
+	if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("request")), []byte(consentRef(c))) != 1 {
+		// A page for another request: the current one, answered by nobody.
+		data, err := h.consentPage(r.Context(), f)
+		if err != nil {
+			return err
+		}
+		data.fail("accept", msgConsentChanged)
+		return h.show(w, http.StatusConflict, "consent", data)
+	}
 	decision := ""
 	switch {
 	case r.PostForm.Get("decline") != "":

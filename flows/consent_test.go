@@ -1,6 +1,7 @@
 package flows
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -196,7 +197,7 @@ func TestConsentRace(t *testing.T) {
 			if i%2 == 1 {
 				field = "decline"
 			}
-			statuses[i] = b.post(PathConsent, url.Values{field: {"yes"}}).status
+			statuses[i] = b.submit(r, map[string]string{field: "yes"}).status
 		})
 	}
 	wg.Wait()
@@ -236,5 +237,37 @@ func TestConsentExpired(t *testing.T) {
 	}
 	if _, err := e.st.ConsentOf(t.Context(), "u-alice-agency-example", "docs-portal-staging"); err == nil {
 		t.Error("an answer to an expired request was remembered")
+	}
+}
+
+// TestConsentAnswersItsOwnPage: a consent page answered after another
+// request of the browser parked a newer one records nothing for the newer
+// one; the browser sees the current page instead.
+func TestConsentAnswersItsOwnPage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withoutMFA)
+	u := e.seedReady(alice, alicePw)
+	b, x := signedInTo(t, e, "n=1&consent=always&scopes=openid")
+	mustStep(t, x, StepConsent)
+	y := b.open("/test/authorize?n=2&consent=always&scopes=openid+email+offline_access")
+	mustStep(t, y, StepConsent)
+	r := b.submit(x, map[string]string{"accept": "yes"}) // Allow, on the page for X
+	mustStatus(t, r, http.StatusConflict)
+	mustStep(t, r, StepConsent)
+	if got, want := r.permissionsShown(), y.permissionsShown(); !slices.Equal(got, want) {
+		t.Errorf("shown %q, want the current page's %q", got, want)
+	}
+	if a, _ := e.st.AuthRequestByID(t.Context(), "req-2", e.clock.Now()); a == nil || a.Decision != "" {
+		t.Fatalf("an answer to the page for X was recorded for Y: %+v", a)
+	}
+	if _, err := e.st.ConsentOf(t.Context(), u.ID, "docs-portal-staging"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a permission was remembered: %v", err)
+	}
+	if n := e.countEvents(store.EventConsentGrant) + e.countEvents(store.EventConsentDecline); n != 0 {
+		t.Errorf("%d consent events", n)
+	}
+	// The current page's own answer is taken.
+	if d := b.done(b.follow(b.submit(r, map[string]string{"accept": "yes"}))); d.Decision != store.ConsentGranted {
+		t.Errorf("the current page's Allow: %q", d.Decision)
 	}
 }

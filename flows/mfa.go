@@ -162,12 +162,13 @@ func (h *Handler) confirmTOTP(w http.ResponseWriter, r *http.Request, f *flow, f
 	// A code that confirms a new app is a typo, not a guess at a secret:
 	// counted like a password.
 	k := h.passwordKeys(r, u.Username, u)
-	if l, err := h.locked(ctx, k); err != nil || l {
+	if l, err := h.attempt(ctx, &k); err != nil || l {
 		if err != nil {
 			return nil, err
 		}
 		return refuse(http.StatusTooManyRequests, msgTooManyTries)
 	}
+	defer h.release(k)
 	now := h.now().UTC()
 	step, ok := otp.Validate(secret, code, now, 0)
 	if !ok {
@@ -382,12 +383,13 @@ func (h *Handler) postChallenge(w http.ResponseWriter, r *http.Request, f *flow)
 		return refuse(http.StatusBadRequest, msgLostEnterCode)
 	}
 	k := h.factorKeys(r, u)
-	if l, err := h.locked(ctx, k); err != nil || l {
+	if l, err := h.attempt(ctx, &k); err != nil || l {
 		if err != nil {
 			return err
 		}
 		return refuse(http.StatusTooManyRequests, msgTooManyTries)
 	}
+	defer h.release(k)
 	now := h.now().UTC()
 	ev := event{UserID: u.ID, Username: u.Username, Detail: map[string]any{}}
 	use, method, err := h.proveCode(r, s, u, code, now, k, ev)

@@ -113,8 +113,9 @@ func (h *Handler) postRequest(w http.ResponseWriter, r *http.Request) error {
 		return h.show(w, status, "request", p)
 	}
 
-	// Every form from an address counts, well-formed or not.
-	if t, err := h.store.RecordFailure(ctx, "req-addr:"+clientAddr(r), now, lim.addressWindow); err != nil {
+	// Every form from an address (an IPv6 client's network) counts,
+	// well-formed or not.
+	if t, err := h.store.RecordFailure(ctx, "req-addr:"+h.clientNet(r), now, lim.addressWindow); err != nil {
 		return err
 	} else if t.Failures > lim.perAddress {
 		if t.Failures == lim.perAddress+1 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"sort"
@@ -557,5 +558,36 @@ func TestRequestAutomaticApproval(t *testing.T) {
 	}
 	if len(e.mails(approver)) != 0 {
 		t.Fatal("an approver was asked about an automatic domain")
+	}
+}
+
+// TestRequestLimitPerIPv6Network: an IPv6 client is counted by its
+// throttle.ipv6_prefix network, as everywhere else: ten forms from ten
+// addresses of one /64 meet one limit.
+func TestRequestLimitPerIPv6Network(t *testing.T) {
+	t.Parallel()
+	e := newConsoleEnv(t)
+	e.h.reqLimits = requestLimits{perAddress: 3, addressWindow: time.Hour, perMailbox: 1000, mailboxWindow: 24 * time.Hour}
+	inner := e.srv.Config.Handler
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.RemoteAddr = r.Header.Get("X-Test-Remote")
+		inner.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	accepted := 0
+	for i := range 10 {
+		b := e.browser()
+		b.header.Set("X-Test-Remote", fmt.Sprintf("[2001:db8:1:2::%x]:4000", i+1))
+		r := b.post(front.URL+PathRequest, requestForm(fmt.Sprintf("v6.%d@agency.example", i), "Someone", "I maintain the docs portal."))
+		switch r.status {
+		case http.StatusSeeOther:
+			accepted++
+		case http.StatusTooManyRequests:
+		default:
+			t.Fatalf("form %d: %d", i, r.status)
+		}
+	}
+	if accepted != 3 {
+		t.Fatalf("%d forms accepted from one /64, want 3", accepted)
 	}
 }

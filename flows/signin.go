@@ -118,11 +118,12 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request, f *flow) 
 	}
 	k := h.passwordKeys(r, username, u)
 
-	until, err := h.lockedUntil(ctx, k)
+	locked, err := h.attempt(ctx, &k)
 	if err != nil {
 		return err
 	}
-	if !until.IsZero() {
+	defer h.release(k)
+	if locked {
 		// Locked, even for the right password; it reads like a wrong one.
 		if err := password.VerifyDummy(pw); err != nil {
 			return err // busy: 503, nothing counted

@@ -80,13 +80,14 @@ func (h *Handler) passwordChange(r *http.Request, f *flow, p *page) (hash string
 		return "", http.StatusBadRequest, nil
 	}
 	k := h.passwordKeys(r, u.Username, u)
-	if l, err := h.locked(ctx, k); err != nil || l {
+	if l, err := h.attempt(ctx, &k); err != nil || l {
 		if err != nil {
 			return "", 0, err
 		}
 		p.fail("current_password", msgTooManyTries)
 		return "", http.StatusTooManyRequests, nil
 	}
+	defer h.release(k)
 	ok, err := password.Verify(u.PasswordHash, cur)
 	if errors.Is(err, password.ErrBusy) {
 		return "", 0, err // busy: 503, nothing counted

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/lanyard-idp/lanyard/provider/store"
@@ -63,6 +64,107 @@ type throttleKeys struct {
 	acct   string // "acct:…" for passwords, "mfa:…" for second factors
 	day    string // second factors: "mfaday:…"
 	addr   string
+	// held is the failure charged before the guess was checked (attempt);
+	// nil when it was not.
+	held *held
+}
+
+// held is an attempt's failure, charged to its account's counters (or the
+// browser's own) before the guess is checked: failed keeps it, release
+// gives it back.
+type held struct {
+	counts map[string]store.Throttle // by key
+	done   bool
+}
+
+// charge is one counter an attempt is charged to.
+type charge struct {
+	key    string
+	limit  int
+	window time.Duration
+	// refuses: the counter's limit refuses the attempt (a browser known to
+	// the account is refused by its own counter alone).
+	refuses bool
+	day     bool // the daily cap of second factors, which locks nothing
+}
+
+// charges are the counters a failure of k is charged to: the account's (or
+// the browser's own), the address, and for a second factor from a browser
+// the account does not know, the daily cap — in that order.
+func (h *Handler) charges(k throttleKeys) []charge {
+	t := h.settings().cfg.Throttle
+	var cs []charge
+	switch {
+	case k.device != "":
+		cs = []charge{{key: k.device, limit: t.MaxAccountFailures, refuses: true}}
+	case k.kind == guessPassword:
+		cs = []charge{{key: k.acct, limit: t.MaxAccountFailures, refuses: true}}
+	case k.acct != "":
+		cs = []charge{{key: k.acct, limit: t.MaxSecondFactorFailures, refuses: true}}
+	}
+	cs = append(cs, charge{key: k.addr, limit: t.MaxAddressFailures, refuses: k.device == ""})
+	if k.device == "" && k.day != "" {
+		cs = append(cs, charge{key: k.day, limit: t.SecondFactorDailyCap, window: 24 * time.Hour, refuses: true, day: true})
+	}
+	for i := range cs {
+		if cs[i].window == 0 {
+			cs[i].window = t.Window.D()
+		}
+	}
+	return cs
+}
+
+// attempt is locked, for a guess about to be checked: it charges the
+// failure to the account's counters (or the browser's own) first, one
+// atomic increment each, and refuses the attempt when a lock applies or a
+// count went over its limit, so that of many racing guesses at one account
+// at most the limit are checked at all. The caller defers release: a guess
+// that turns out right, or is refused, gives the charge back, and failed
+// keeps it for a wrong one. The address is charged only by failed, after
+// the check, as before: charged up front, the sign-ins in flight of a whole
+// office behind one address would count as its failures.
+func (h *Handler) attempt(ctx context.Context, k *throttleKeys) (bool, error) {
+	if l, err := h.locked(ctx, *k); err != nil || l {
+		return l, err
+	}
+	now := h.now().UTC()
+	k.held = &held{counts: map[string]store.Throttle{}}
+	over := false
+	for _, c := range h.charges(*k) {
+		if c.key == k.addr {
+			continue
+		}
+		th, err := h.store.RecordFailure(ctx, c.key, now, c.window)
+		if err != nil {
+			h.release(*k)
+			return false, fmt.Errorf("record failure: %w", err)
+		}
+		k.held.counts[c.key] = th
+		if c.refuses && (th.Failures > c.limit || th.LockedUntil.After(now)) {
+			over = true
+		}
+	}
+	if over {
+		h.release(*k)
+	}
+	return over, nil
+}
+
+// release gives back the failure attempt charged, unless failed kept it.
+// It runs when the request is over, so it ignores the request's
+// cancellation.
+func (h *Handler) release(k throttleKeys) {
+	if k.held == nil || k.held.done {
+		return
+	}
+	k.held.done = true
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, th := range k.held.counts {
+		if err := h.store.ReleaseFailure(ctx, th.Key, th.WindowStart); err != nil {
+			h.log.Warn("cannot release a held failure", "key", keyKind(th.Key), "err", err)
+		}
+	}
 }
 
 // Key prefixes.
@@ -72,6 +174,10 @@ const (
 	keyFactorPerDay = "mfaday:"
 	keyDevice       = "dev:"
 	keyAddress      = "addr:"
+	// keyApprovals counts requests to the officer's phones (approvalAllowed),
+	// not failures: "approvals:<user id>" for browsers the account does not
+	// know, "approvals:dev:<nonce>" for one it knows.
+	keyApprovals = "approvals:"
 )
 
 // passwordKeys are the counters of a password typed for the account
@@ -111,6 +217,12 @@ func (h *Handler) addressKey(r *http.Request) string {
 		return keyAddress + addr
 	}
 	return keyAddress + p.String()
+}
+
+// clientNet is the client as every per-address limit counts it: an IPv4
+// address, or an IPv6 client's throttle.ipv6_prefix network.
+func (h *Handler) clientNet(r *http.Request) string {
+	return strings.TrimPrefix(h.addressKey(r), keyAddress)
 }
 
 // checked is the list of keys whose lock refuses the attempt.
@@ -169,43 +281,42 @@ func (h *Handler) locked(ctx context.Context, k throttleKeys) (bool, error) {
 // audits the failure and then waits a little longer with each failure,
 // which slows a guesser without hurting a typo.
 func (h *Handler) failed(ctx context.Context, r *http.Request, s *session, k throttleKeys, e event) error {
-	set := h.settings()
-	t := set.cfg.Throttle
+	t := h.settings().cfg.Throttle
 	now := h.now().UTC()
-	type charge struct {
-		key   string
-		limit int
-	}
-	var charges []charge
-	switch {
-	case k.device != "":
-		charges = []charge{{k.device, t.MaxAccountFailures}}
-	case k.kind == guessPassword:
-		charges = []charge{{k.acct, t.MaxAccountFailures}}
-	case k.acct != "":
-		charges = []charge{{k.acct, t.MaxSecondFactorFailures}}
-	}
-	charges = append(charges, charge{k.addr, t.MaxAddressFailures})
+	charges := h.charges(k)
 	if e.Detail == nil {
 		e.Detail = map[string]any{}
 	}
 	e.Name = evSigninFailure
-	var slowest int
+	// What attempt charged before the guess was checked is kept; the rest
+	// is charged now.
+	var heldCounts map[string]store.Throttle
+	if k.held != nil && !k.held.done {
+		k.held.done, heldCounts = true, k.held.counts
+	}
 	counts := make([]store.Throttle, len(charges))
 	for i, c := range charges {
-		th, err := h.store.RecordFailure(ctx, c.key, now, t.Window.D())
+		if th, ok := heldCounts[c.key]; ok {
+			counts[i] = th
+			continue
+		}
+		th, err := h.store.RecordFailure(ctx, c.key, now, c.window)
 		if err != nil {
 			return fmt.Errorf("record failure: %w", err)
 		}
 		counts[i] = th
-		if i == 0 {
-			e.Detail["failures"] = th.Failures
-			slowest = th.Failures
-		}
 	}
+	slowest := counts[0].Failures
+	e.Detail["failures"] = slowest
 	h.auditFailure(ctx, r, s, k, e)
 	var guessedUntil time.Time
 	for i, c := range charges {
+		if c.day {
+			if end := counts[i].WindowStart.Add(24 * time.Hour); counts[i].Failures == t.SecondFactorDailyCap && end.After(guessedUntil) {
+				guessedUntil = end
+			}
+			continue
+		}
 		until, err := h.maybeLock(ctx, r, s, c.key, counts[i], c.limit, e)
 		switch {
 		case err != nil:
@@ -215,15 +326,6 @@ func (h *Handler) failed(ctx context.Context, r *http.Request, s *session, k thr
 			h.alert(r, k.user, alertLocked, until)
 		case k.kind == guessFactor:
 			guessedUntil = until
-		}
-	}
-	if k.device == "" && k.day != "" {
-		day, err := h.store.RecordFailure(ctx, k.day, now, 24*time.Hour)
-		if err != nil {
-			return fmt.Errorf("record failure: %w", err)
-		}
-		if end := day.WindowStart.Add(24 * time.Hour); day.Failures == t.SecondFactorDailyCap && end.After(guessedUntil) {
-			guessedUntil = end
 		}
 	}
 	if !guessedUntil.IsZero() {

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -405,4 +406,50 @@ func deviceCookie(b *browser) *http.Cookie {
 		}
 	}
 	return nil
+}
+
+// TestConcurrentWrongCodesMeetTheLimit: 40 wrong authenticator codes sent at
+// once after a correct password are counted before they are checked, so at
+// most the limit are checked at all and the rest are refused as locked.
+func TestConcurrentWrongCodesMeetTheLimit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	u := e.seedUser(alice, aliceFirst, true)
+	o := firstLogin(t, e, e.browser())
+	const n = 40
+	bs := make([]*browser, n)
+	rs := make([]*resp, n)
+	for i := range bs {
+		bs[i] = e.browser()
+		rs[i] = laterSignIn(t, bs[i], alicePw)
+		mustStep(t, rs[i], StepMFAChallenge)
+	}
+	code := wrongCode(o.secret, e.clock.Now())
+	var wg sync.WaitGroup
+	statuses := make([]int, n)
+	for i := range bs {
+		wg.Go(func() { statuses[i] = bs[i].submit(rs[i], map[string]string{"code": code}).status })
+	}
+	wg.Wait()
+	checked, refused := 0, 0
+	for _, s := range statuses {
+		switch s {
+		case http.StatusUnprocessableEntity:
+			checked++
+		case http.StatusTooManyRequests:
+			refused++
+		default:
+			t.Errorf("status %d", s)
+		}
+	}
+	limit := e.h.settings().cfg.Throttle.MaxSecondFactorFailures
+	if checked > limit || checked+refused != n {
+		t.Fatalf("%d codes checked, %d refused; the limit is %d", checked, refused, limit)
+	}
+	if got := e.countEvents(evSigninFailure); got != checked {
+		t.Errorf("%d failures audited, %d checked", got, checked)
+	}
+	if day, _ := e.st.GetThrottle(t.Context(), keyFactorPerDay+u.ID); day.Failures != checked {
+		t.Errorf("the daily cap counted %d, %d were checked", day.Failures, checked)
+	}
 }

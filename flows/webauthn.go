@@ -326,7 +326,7 @@ type ceremonyAnswer struct {
 // passkeys available here, the user not locked out, a readable answer to a
 // fresh challenge of this ceremony and user. A nil answer with a nil error
 // means it has answered the request itself.
-func (h *Handler) readAnswer(w http.ResponseWriter, r *http.Request, f *flow, ceremony string) (*ceremonyAnswer, error) {
+func (h *Handler) readAnswer(w http.ResponseWriter, r *http.Request, f *flow, ceremony string) (ans *ceremonyAnswer, err error) {
 	s, u := f.s, f.user
 	// An assertion proves a factor; a failed registration guesses nothing
 	// and counts like a mistyped password.
@@ -334,12 +334,19 @@ func (h *Handler) readAnswer(w http.ResponseWriter, r *http.Request, f *flow, ce
 	if ceremony == ceremonyEnrol || ceremony == ceremonyAdd {
 		k = h.passwordKeys(r, u.Username, u)
 	}
-	if l, err := h.locked(r.Context(), k); err != nil || l {
+	if l, err := h.attempt(r.Context(), &k); err != nil || l {
 		if err != nil {
 			return nil, err
 		}
 		return nil, writeJSON(w, http.StatusTooManyRequests, jsonAnswer{Error: msgTooManyTries})
 	}
+	// A readable answer is released by the finish that checks it; one
+	// refused here is kept as a failure by fail.
+	defer func() {
+		if ans == nil {
+			h.release(k)
+		}
+	}()
 	ev := event{UserID: u.ID, Username: u.Username, Detail: map[string]any{"ceremony": ceremony}}
 	answer, bad := passkey.ReadAnswer(r.Body)
 	c, why := h.take(s, ceremony, u.ID)
@@ -359,6 +366,7 @@ func (h *Handler) finishAssertion(w http.ResponseWriter, r *http.Request, f *flo
 	if err != nil || ans == nil {
 		return nil, nil, err
 	}
+	defer h.release(ans.k)
 	ctx := r.Context()
 	v, err := h.verifyAssertion(ctx, f.user, ans)
 	h.cloneWarning(ctx, r, f.s, f.user, err)
@@ -393,6 +401,7 @@ func (h *Handler) finishRegistration(w http.ResponseWriter, r *http.Request, f *
 	if err != nil || ans == nil {
 		return nil, nil, err
 	}
+	defer h.release(ans.k)
 	wu, err := h.webAuthnUser(r.Context(), f.user, false)
 	if err != nil {
 		return nil, nil, err
@@ -560,12 +569,13 @@ func (h *Handler) postPasskeySignIn(w http.ResponseWriter, r *http.Request, f *f
 	if u.State == store.UserDisabled {
 		return h.fail(w, r, s, k, ev, refuse(store.ReasonDisabled, msgPasskeyFailed))
 	}
-	if l, err := h.locked(ctx, k); err != nil || l {
+	if l, err := h.attempt(ctx, &k); err != nil || l {
 		if err != nil {
 			return err
 		}
 		return writeJSON(w, http.StatusTooManyRequests, jsonAnswer{Error: msgTooManyTries})
 	}
+	defer h.release(k)
 	a, err := rp.FinishDiscoverable(owner, c, parsed)
 	h.cloneWarning(ctx, r, s, u, err)
 	if rf, err := refused(err); err != nil || rf != nil {

@@ -392,7 +392,7 @@ func (m *metrics) observe(ev *store.AuditEvent) {
 				o = "other"
 			}
 			if n > 0 {
-				m.signins.WithLabelValues(o).Add(n)
+				m.signins.WithLabelValues(m.outcome(o)).Add(n)
 			}
 		}
 		return

@@ -4,11 +4,13 @@ package main
 // addresses.
 
 import (
+	"fmt"
 	"io"
 	"strings"
 	"testing"
 
 	"github.com/lanyard-idp/lanyard/config"
+	"github.com/lanyard-idp/lanyard/provider/store"
 )
 
 // TestPublicMetricsDoNotEnumerate: with /metrics on the public listener,
@@ -40,6 +42,28 @@ func TestPublicMetricsDoNotEnumerate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPublicMetricsFloodDoNotEnumerate: the failures beyond the few audited
+// one by one reach the metric through an aggregate event, and on the public
+// listener those read alike too.
+func TestPublicMetricsFloodDoNotEnumerate(t *testing.T) {
+	l := startLanyardWith(t, devFlags, func(c *config.Config) { c.Metrics.Listen = "" })
+	const n = 15
+	for i := range n { // one try per name: no account lock answers instead
+		l.signIn(&officer{email: fmt.Sprintf("nobody%d@agency.example", i), rp: l.staging()}, "not-the-password-at-all", false)
+	}
+	l.srv.flows.FlushFailureAudit(t.Context(), true)
+	if len(l.events(store.EventSigninFailureAggregated)) != 1 {
+		t.Fatal("no aggregate: the flood did not reach the aggregated branch")
+	}
+	samples := scrape(t, l.srv)
+	if got := value(samples, "lanyard_signins_total", map[string]string{"outcome": "unknown_user"}); got != "" {
+		t.Errorf("the public metric separates unknown_user: %q", got)
+	}
+	if got := value(samples, "lanyard_signins_total", map[string]string{"outcome": "wrong_password"}); got != "15" {
+		t.Errorf("wrong_password = %q, want %d", got, n)
 	}
 }
 

@@ -89,3 +89,17 @@ func (s *Store) ResetThrottle(ctx context.Context, key string) error {
 	}
 	return nil
 }
+
+// ReleaseFailure takes back one failure that RecordFailure counted for key
+// in the window that started at windowStart: an attempt is charged before
+// it is checked, so that racing guesses all meet the limit, and one that
+// turns out right (or is refused unchecked) gives its charge back. A window
+// that has since been replaced, or a count a lock has already cleared, is
+// left alone.
+func (s *Store) ReleaseFailure(ctx context.Context, key string, windowStart time.Time) error {
+	if _, err := s.exec(ctx, `UPDATE throttle SET failures = failures - 1
+		WHERE key_name = ? AND failures > 0 AND window_start = ?`, key, micro(windowStart)); err != nil {
+		return fmt.Errorf("release failure: %w", err)
+	}
+	return nil
+}

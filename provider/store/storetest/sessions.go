@@ -321,4 +321,25 @@ func testThrottle(t *testing.T, open func(t *testing.T) *store.Store) {
 	wantErr(t, "empty key", err, store.ErrInvalid)
 	_, err = s.RecordFailure(ctx, key, t0, 0)
 	wantErr(t, "zero window", err, store.ErrInvalid)
+
+	// A released failure is taken back from its own window only, and never
+	// below zero.
+	const rel = "mfa:u1"
+	first, err := s.RecordFailure(ctx, rel, at(time.Minute), w)
+	must(t, err)
+	_, err = s.RecordFailure(ctx, rel, at(2*time.Minute), w)
+	must(t, err)
+	must(t, s.ReleaseFailure(ctx, rel, first.WindowStart))
+	if th, _ := s.GetThrottle(ctx, rel); th.Failures != 1 {
+		t.Fatalf("after a release: %+v", th)
+	}
+	must(t, s.ReleaseFailure(ctx, rel, at(time.Hour))) // another window
+	if th, _ := s.GetThrottle(ctx, rel); th.Failures != 1 {
+		t.Fatalf("a release of another window: %+v", th)
+	}
+	must(t, s.ReleaseFailure(ctx, rel, first.WindowStart))
+	must(t, s.ReleaseFailure(ctx, rel, first.WindowStart))
+	if th, _ := s.GetThrottle(ctx, rel); th.Failures != 0 {
+		t.Fatalf("released below zero: %+v", th)
+	}
 }
