@@ -293,7 +293,7 @@ type officerView struct {
 	Created, LastSignIn, InviteExpires    string
 	InviteExpired                         bool
 	TOTP                                  string
-	Passkeys                              []string
+	Passkeys, Phones                      []string
 	RecoveryCodes                         int
 	Documents                             []documentView
 	Sessions                              int
@@ -341,6 +341,9 @@ func (h *Handler) showOfficer(w http.ResponseWriter, r *http.Request, c *console
 	}
 	for _, pk := range o.Passkeys {
 		v.Passkeys = append(v.Passkeys, pk.Name)
+	}
+	for _, d := range o.Phones {
+		v.Phones = append(v.Phones, d.Name)
 	}
 	for _, d := range o.Documents {
 		v.Documents = append(v.Documents, documentView{Document: d.Document, Accepted: d.Accepted, AcceptedAt: when(d.AcceptedAt), Current: d.Current})

@@ -2,6 +2,10 @@ package flows
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"fmt"
 	"mime/multipart"
 	"net/http"
@@ -728,5 +732,49 @@ func TestConsoleClients(t *testing.T) {
 	}
 	if len(r.actions()) != 0 {
 		t.Errorf("the clients page has actions %v: it is read-only", r.actions())
+	}
+}
+
+// TestConsoleOfficerWithOnlyAPhone: the helpdesk's answer to "I lost my
+// phone" when the phone was the officer's only second factor and no
+// recovery code is left — the officer's page lists the phone and offers
+// Reset the second factor, which removes it.
+func TestConsoleOfficerWithOnlyAPhone(t *testing.T) {
+	t.Parallel()
+	e := newConsoleEnv(t)
+	u := e.freshTarget("phone.only@agency.example")
+	ctx := t.Context()
+	if err := e.st.DeleteTOTP(ctx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.DeleteRecoveryCodes(ctx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.AddApprovalDevice(ctx, &store.ApprovalDevice{ID: "the-only-phone", UserID: u.ID, Name: "Pixel of Pat",
+		PublicKey: pub, CreatedAt: e.clock.Now(), LastUsedAt: e.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := e.signIn(helpdesk, PathAdmin)
+	page := b.get(consoleOfficerPath(u.ID))
+	mustStatus(t, page, http.StatusOK)
+	if !slices.Contains(page.actions(), "reset-mfa") {
+		t.Fatalf("an officer whose only factor is a phone: actions %v", page.actions())
+	}
+	if !strings.Contains(text(page.doc), "Pixel of Pat") {
+		t.Errorf("the phone is not listed: %s", text(page.doc))
+	}
+	if r := b.post(consoleOfficerPath(u.ID)+"/reset-mfa", nil); r.status != http.StatusSeeOther {
+		t.Fatalf("reset-mfa: %d %s", r.status, r.errorSummary())
+	}
+	if devs, err := e.st.ApprovalDevices(ctx, u.ID); err != nil || len(devs) != 0 {
+		t.Fatalf("after reset-mfa: %d phones, %v", len(devs), err)
 	}
 }

@@ -20,6 +20,7 @@ type Officer struct {
 	InviteExpired bool
 	TOTP          string // TOTPNone | TOTPPending | TOTPEnrolled
 	Passkeys      []store.WebAuthnCredential
+	Phones        []store.ApprovalDevice // paired approval apps
 	RecoveryCodes int
 	Documents     []AcceptedDocument
 	Sessions      []store.Session
@@ -45,7 +46,7 @@ type AcceptedDocument struct {
 
 // HasFactor reports whether the officer has a second factor to reset.
 func (o *Officer) HasFactor() bool {
-	return o.TOTP != TOTPNone || len(o.Passkeys) > 0 || o.RecoveryCodes > 0
+	return o.TOTP != TOTPNone || len(o.Passkeys) > 0 || len(o.Phones) > 0 || o.RecoveryCodes > 0
 }
 
 // Officer describes the account u at the service's now.
@@ -67,6 +68,9 @@ func (a *Admin) Officer(ctx context.Context, u *store.User) (*Officer, error) {
 		return nil, err
 	}
 	if o.Passkeys, err = st.WebAuthnCredentials(ctx, u.ID); err != nil {
+		return nil, err
+	}
+	if o.Phones, err = st.ApprovalDevices(ctx, u.ID); err != nil {
 		return nil, err
 	}
 	if o.RecoveryCodes, err = st.RecoveryCodesLeft(ctx, u.ID); err != nil {

@@ -125,6 +125,7 @@ type userDetail struct {
 	LastSignInAt    string          `json:"last_sign_in_at,omitempty"`
 	TOTP            string          `json:"totp"` // none | pending | enrolled
 	Passkeys        []passkeyInfo   `json:"passkeys"`
+	ApprovalPhones  []passkeyInfo   `json:"approval_phones"`
 	RecoveryCodes   int             `json:"recovery_codes_left"`
 	Documents       []acceptedDoc   `json:"documents"`
 	Sessions        []sessionDetail `json:"sessions"`
@@ -183,12 +184,15 @@ func describeUser(ctx context.Context, deps *adminDeps, u *store.User) (*userDet
 	d := &userDetail{Username: u.Username, Name: u.Name, ID: u.ID, State: u.State, PasswordInitial: u.PasswordInitial,
 		CreatedAt: stamp(u.CreatedAt), LastSignInAt: stamp(u.LastSignInAt), TOTP: o.TOTP,
 		LockedUntil: stamp(o.LockedUntil), RecentFailures: o.RecentFailures, RecoveryCodes: o.RecoveryCodes,
-		Passkeys: []passkeyInfo{}, Documents: []acceptedDoc{}, Sessions: []sessionDetail{}}
+		Passkeys: []passkeyInfo{}, ApprovalPhones: []passkeyInfo{}, Documents: []acceptedDoc{}, Sessions: []sessionDetail{}}
 	if u.PasswordInitial && !u.InviteExpiresAt.IsZero() {
 		d.InviteExpiresAt, d.InviteExpired = stamp(u.InviteExpiresAt), o.InviteExpired
 	}
 	for _, c := range o.Passkeys {
 		d.Passkeys = append(d.Passkeys, passkeyInfo{Name: c.Name, CreatedAt: stamp(c.CreatedAt), LastUsedAt: stamp(c.LastUsedAt)})
+	}
+	for _, p := range o.Phones {
+		d.ApprovalPhones = append(d.ApprovalPhones, passkeyInfo{Name: p.Name, CreatedAt: stamp(p.CreatedAt), LastUsedAt: stamp(p.LastUsedAt)})
 	}
 	for _, x := range o.Documents {
 		d.Documents = append(d.Documents, acceptedDoc{Document: x.Document, Accepted: x.Accepted, AcceptedAt: stamp(x.AcceptedAt),
@@ -226,6 +230,10 @@ func printUser(e env, d *userDetail) error {
 	fmt.Fprintf(w, "  passkeys:         %d\n", len(d.Passkeys))
 	for _, p := range d.Passkeys {
 		fmt.Fprintf(w, "    - %s (added %s, last used %s)\n", oneLine(orDash(p.Name)), p.CreatedAt, orDash(p.LastUsedAt))
+	}
+	fmt.Fprintf(w, "  approval phones:  %d\n", len(d.ApprovalPhones))
+	for _, p := range d.ApprovalPhones {
+		fmt.Fprintf(w, "    - %s (paired %s, last used %s)\n", oneLine(orDash(p.Name)), p.CreatedAt, orDash(p.LastUsedAt))
 	}
 	fmt.Fprintf(w, "  recovery codes:   %d left\n", d.RecoveryCodes)
 	fmt.Fprintln(w, "  documents:")
