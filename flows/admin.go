@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/lanyard-idp/lanyard/config"
@@ -281,6 +282,12 @@ func (a *Admin) AccountLock(ctx context.Context, u *store.User) (until time.Time
 		}
 		if t.LockedUntil.After(now) && t.LockedUntil.After(until) {
 			until = t.LockedUntil
+		}
+		if strings.HasPrefix(k, keyFactorPerDay) {
+			// The daily cap refuses second factors without a lock of its own.
+			if end := dayCapEnd(t, a.cfg.Throttle.SecondFactorDailyCap, now); end.After(until) {
+				until = end
+			}
 		}
 		failures = max(failures, t.Failures)
 	}

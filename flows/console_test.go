@@ -778,3 +778,35 @@ func TestConsoleOfficerWithOnlyAPhone(t *testing.T) {
 		t.Fatalf("after reset-mfa: %d phones, %v", len(devs), err)
 	}
 }
+
+// TestConsoleShowsTheDailyCap: an officer whose second factors reached the
+// day's cap is refused them until the day is over, with no lock of its
+// own; the console shows them locked until then, and Unlock ends it.
+func TestConsoleShowsTheDailyCap(t *testing.T) {
+	t.Parallel()
+	e := newConsoleEnv(t)
+	u := e.freshTarget("capped@agency.example")
+	ctx := t.Context()
+	start := e.clock.Now().UTC()
+	for range e.h.settings().cfg.Throttle.SecondFactorDailyCap {
+		if _, err := e.st.RecordFailure(ctx, keyFactorPerDay+u.ID, start, 24*time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	until, _, err := e.h.admin().AccountLock(ctx, u)
+	if err != nil || !until.Equal(start.Add(24*time.Hour)) {
+		t.Fatalf("AccountLock at the daily cap: %v, %v (want %v)", until, err, start.Add(24*time.Hour))
+	}
+	b, _ := e.signIn(helpdesk, PathAdmin)
+	page := b.get(consoleOfficerPath(u.ID))
+	mustStatus(t, page, http.StatusOK)
+	if !strings.Contains(text(page.doc), "Locked until") || !slices.Contains(page.actions(), "unlock") {
+		t.Fatalf("at the daily cap the page says %q, actions %v", text(page.doc), page.actions())
+	}
+	if r := b.post(consoleOfficerPath(u.ID)+"/unlock", nil); r.status != http.StatusSeeOther {
+		t.Fatalf("unlock: %d %s", r.status, r.errorSummary())
+	}
+	if until, _, err := e.h.admin().AccountLock(ctx, u); err != nil || !until.IsZero() {
+		t.Fatalf("after Unlock: locked until %v, %v", until, err)
+	}
+}

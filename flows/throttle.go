@@ -263,11 +263,20 @@ func (h *Handler) lockedUntil(ctx context.Context, k throttleKeys) (time.Time, e
 		if err != nil {
 			return time.Time{}, fmt.Errorf("read throttle: %w", err)
 		}
-		if end := t.WindowStart.Add(24 * time.Hour); t.Failures >= h.settings().cfg.Throttle.SecondFactorDailyCap && end.After(now) && end.After(until) {
+		if end := dayCapEnd(t, h.settings().cfg.Throttle.SecondFactorDailyCap, now); end.After(until) {
 			until = end
 		}
 	}
 	return until, nil
+}
+
+// dayCapEnd is when the daily cap of second-factor failures counted in t
+// stops refusing, or the zero time when it does not refuse now.
+func dayCapEnd(t store.Throttle, limit int, now time.Time) time.Time {
+	if end := t.WindowStart.Add(24 * time.Hour); t.Failures >= limit && end.After(now) {
+		return end
+	}
+	return time.Time{}
 }
 
 // locked refuses an attempt while a lock applies to it.
