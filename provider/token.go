@@ -59,6 +59,9 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 	ctx = withIssueAudit(ctx, p.issueEvent(r, ar))
 	resp, err := p.oauth.NewAccessResponse(ctx, ar)
 	if err != nil {
+		if lost(err) && grant.ExactOne(config.GrantAuthorizationCode) {
+			p.revokeReusedCode(ctx, ar)
+		}
 		p.writeTokenError(ctx, w, ar, err)
 		return
 	}
@@ -164,13 +167,37 @@ func (p *Provider) writeTokenError(ctx context.Context, w http.ResponseWriter, a
 	// invalidated by a concurrent request before the second is a lost race too.
 	// So is one the second read no longer finds (removed by a concurrent
 	// request), which fosite's second read reports as server_error.
-	if errors.Is(err, errLostRace) || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) ||
-		(errors.Is(err, fosite.ErrNotFound) && fosite.ErrorToRFC6749Error(err).ErrorField == fosite.ErrServerError.ErrorField) {
+	if lost(err) {
 		err = fosite.ErrInvalidGrant.WithHint("The grant was used by a concurrent request.").WithWrap(err)
 	}
 	p.logOAuthError("token", err)
 	setWWWAuthenticate(w, err)
 	p.oauth.WriteAccessError(ctx, w, ar, err)
+}
+
+// lost reports a grant lost to a concurrent request (see writeTokenError).
+func lost(err error) bool {
+	return errors.Is(err, errLostRace) || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) ||
+		(errors.Is(err, fosite.ErrNotFound) && fosite.ErrorToRFC6749Error(err).ErrorField == fosite.ErrServerError.ErrorField)
+}
+
+// revokeReusedCode revokes the access and refresh tokens the code's winning
+// redemption issued, for a redemption that lost the race for it: a code
+// used twice revokes what it gave (RFC 6749 §4.1.2), as fosite does for a
+// reuse it sees at its first read. It runs after the loser's transaction
+// rolled back, and the loser lost at a write the winner's committed
+// transaction held (or at a read of the code it had invalidated), so the
+// winner's tokens are stored by now.
+func (p *Provider) revokeReusedCode(ctx context.Context, ar fosite.AccessRequester) {
+	id := ar.GetID()
+	if id == "" {
+		return
+	}
+	for _, kind := range []string{store.KindAccess, store.KindRefresh} {
+		if err := p.store.DeactivateOAuthByRequestID(ctx, kind, id); err != nil {
+			p.log.Error("cannot revoke the tokens of a reused code", "err", err)
+		}
+	}
 }
 
 func setWWWAuthenticate(w http.ResponseWriter, err error) {
