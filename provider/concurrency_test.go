@@ -114,6 +114,13 @@ func concurrentCodeRedemption(t *testing.T, e *env) {
 			t.Errorf("the winner's token %.12s… is still active after the code was reused", tok)
 		}
 	}
+	evs, err := e.st.Audit(t.Context(), store.AuditFilter{Event: string(store.EventTokenReuse)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != len(statuses)-1 {
+		t.Errorf("%d token.reuse events, want one per loser (%d)", len(evs), len(statuses)-1)
+	}
 }
 
 func TestConcurrentRefresh(t *testing.T) {

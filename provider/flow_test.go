@@ -578,6 +578,7 @@ func TestRevocation(t *testing.T) {
 	if e.active(tok.RefreshToken) || e.active(tok.AccessToken) {
 		t.Error("revoked tokens still active")
 	}
+	e.mustAudit(store.EventTokenRevoke, webappID, alice().UserID, "refresh_token")
 	if _, err := r.oauth.TokenSource(r.ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
 		t.Error("revoked refresh token still refreshes")
 	}
@@ -624,6 +625,7 @@ func TestRefreshReuseRevokesFamily(t *testing.T) {
 	if e.active(tok2.RefreshToken) || e.active(tok2.AccessToken) {
 		t.Error("family still alive after reuse")
 	}
+	e.mustAudit(store.EventTokenReuse, webappID, alice().UserID, "refresh_token")
 	if _, err := r.oauth.TokenSource(r.ctx, &oauth2.Token{RefreshToken: tok2.RefreshToken}).Token(); err == nil {
 		t.Error("the successor still refreshes after reuse")
 	}
@@ -668,7 +670,27 @@ func TestCodeReuse(t *testing.T) {
 			if e.active(tok.AccessToken) || e.active(tok.RefreshToken) {
 				t.Error("the tokens of the first redemption are still active after the replay")
 			}
+			e.mustAudit(store.EventTokenReuse, webappID, alice().UserID, "authorization_code")
 		})
+	}
+}
+
+// mustAudit requires exactly one event ev, about the client's grant of
+// the subject (the "grant" of its detail), with the token's request id.
+func (e *env) mustAudit(ev store.Event, clientID, subject, grant string) {
+	e.t.Helper()
+	evs, err := e.st.Audit(e.t.Context(), store.AuditFilter{Event: string(ev)})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if len(evs) != 1 {
+		e.t.Fatalf("%d %s events, want 1: %+v", len(evs), ev, evs)
+	}
+	var d struct{ Grant, Request string }
+	_ = json.Unmarshal(evs[0].Detail, &d)
+	if evs[0].ClientID != clientID || evs[0].UserID != subject || d.Grant != grant || d.Request == "" {
+		e.t.Errorf("%s event: client %q, user %q, detail %s; want client %q, user %q, grant %q and the request id",
+			ev, evs[0].ClientID, evs[0].UserID, evs[0].Detail, clientID, subject, grant)
 	}
 }
 

@@ -28,9 +28,11 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	ctx, seen := withGrantsSeen(ctx)
 	sess := newSession()
 	ar, err := p.oauth.NewAccessRequest(ctx, r, sess)
 	if err != nil {
+		p.endReuse(ctx, r, ar, seen, err)
 		p.writeTokenError(ctx, w, ar, err)
 		return
 	}
@@ -59,9 +61,7 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 	ctx = withIssueAudit(ctx, p.issueEvent(r, ar))
 	resp, err := p.oauth.NewAccessResponse(ctx, ar)
 	if err != nil {
-		if lost(err) && grant.ExactOne(config.GrantAuthorizationCode) {
-			p.revokeReusedCode(ctx, ar)
-		}
+		p.endReuse(ctx, r, ar, seen, err)
 		p.writeTokenError(ctx, w, ar, err)
 		return
 	}
@@ -175,29 +175,52 @@ func (p *Provider) writeTokenError(ctx context.Context, w http.ResponseWriter, a
 	p.oauth.WriteAccessError(ctx, w, ar, err)
 }
 
+// grantNames names the kinds of grant in the audit events' "grant".
+var grantNames = map[string]string{
+	store.KindCode:    config.GrantAuthorizationCode,
+	store.KindRefresh: config.GrantRefreshToken,
+	store.KindAccess:  "access_token",
+}
+
+// endReuse follows a failed token request that presented a code or refresh
+// token already used. fosite revokes the family of one it finds used at its
+// first read; a redemption that lost the race for a code later — at the
+// code's second read or its conditional update, or finding the PKCE record
+// the winner retired — is a reuse too (RFC 6749 §4.1.2), and endReuse
+// revokes what the winner issued. The loser's transaction has rolled back
+// by then and the winner's has committed (the loser saw its writes), so the
+// winner's tokens are stored. Either way it writes the token.reuse event;
+// any other failure writes nothing here.
+func (p *Provider) endReuse(ctx context.Context, r *http.Request, ar fosite.AccessRequester, seen *grantsSeen, err error) {
+	g, ok := seen.first(func(g grantSeen) bool { return g.kind == store.KindCode || g.kind == store.KindRefresh })
+	if !ok {
+		return
+	}
+	_, pkceUsed := seen.first(func(g grantSeen) bool { return g.kind == store.KindPKCE && !g.active })
+	lostCode := g.kind == store.KindCode && g.active && (lost(err) || pkceUsed)
+	if g.active && !lostCode {
+		return
+	}
+	if lostCode {
+		for _, kind := range []string{store.KindAccess, store.KindRefresh} {
+			if err := p.store.DeactivateOAuthByRequestID(ctx, kind, g.requestID); err != nil {
+				p.log.Error("cannot revoke the tokens of a reused code", "err", err)
+			}
+		}
+	}
+	by := ""
+	if ar != nil && ar.GetClient() != nil {
+		by = ar.GetClient().GetID()
+	}
+	detail, _ := json.Marshal(map[string]string{"grant": grantNames[g.kind], "request": g.requestID, "by": by})
+	p.audit(ctx, &store.AuditEvent{Event: store.EventTokenReuse, UserID: g.subject, ClientID: g.clientID,
+		ClientAddr: authn.ClientAddr(r), Detail: detail})
+}
+
 // lost reports a grant lost to a concurrent request (see writeTokenError).
 func lost(err error) bool {
 	return errors.Is(err, errLostRace) || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) ||
 		(errors.Is(err, fosite.ErrNotFound) && fosite.ErrorToRFC6749Error(err).ErrorField == fosite.ErrServerError.ErrorField)
-}
-
-// revokeReusedCode revokes the access and refresh tokens the code's winning
-// redemption issued, for a redemption that lost the race for it: a code
-// used twice revokes what it gave (RFC 6749 §4.1.2), as fosite does for a
-// reuse it sees at its first read. It runs after the loser's transaction
-// rolled back, and the loser lost at a write the winner's committed
-// transaction held (or at a read of the code it had invalidated), so the
-// winner's tokens are stored by now.
-func (p *Provider) revokeReusedCode(ctx context.Context, ar fosite.AccessRequester) {
-	id := ar.GetID()
-	if id == "" {
-		return
-	}
-	for _, kind := range []string{store.KindAccess, store.KindRefresh} {
-		if err := p.store.DeactivateOAuthByRequestID(ctx, kind, id); err != nil {
-			p.log.Error("cannot revoke the tokens of a reused code", "err", err)
-		}
-	}
 }
 
 func setWWWAuthenticate(w http.ResponseWriter, err error) {
@@ -281,9 +304,18 @@ func (p *Provider) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		p.oauth.WriteAccessError(ctx, w, nil, err)
 		return
 	}
+	ctx, seen := withGrantsSeen(ctx)
 	err := p.oauth.NewRevocationRequest(ctx, r)
 	switch {
 	case err == nil:
+		// fosite revoked the family of the first live token it found (the
+		// client's own, or it would have refused); an unknown or dead
+		// token changed nothing and is not audited.
+		if g, ok := seen.first(func(g grantSeen) bool { return g.active }); ok {
+			detail, _ := json.Marshal(map[string]string{"grant": grantNames[g.kind], "request": g.requestID})
+			p.audit(ctx, &store.AuditEvent{Event: store.EventTokenRevoke, UserID: g.subject, ClientID: g.clientID,
+				ClientAddr: authn.ClientAddr(r), Detail: detail})
+		}
 	case errors.Is(err, fosite.ErrTemporarilyUnavailable):
 		p.log.Error("revoke: storage unavailable", "err", err)
 		p.oauth.WriteAccessError(ctx, w, nil, fosite.ErrTemporarilyUnavailable)
