@@ -141,6 +141,9 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request, parked *sto
 		case tooOld:
 			p.writeAuthorizeError(ctx, w, ar, fosite.ErrLoginRequired.WithHint("The sign-in is older than max_age."))
 			return
+		case wantsLogin: // max_age=0: a sign-in now, which prompt=none cannot show
+			p.writeAuthorizeError(ctx, w, ar, fosite.ErrLoginRequired.WithHint("max_age=0 asks for a new sign-in."))
+			return
 		case !acrMet && acr.essential:
 			p.writeAuthorizeError(ctx, w, ar, fosite.ErrInteractionRequired.WithHint("The sign-in does not reach the requested authentication level (acr)."))
 			return

@@ -389,6 +389,18 @@ func TestPromptNone(t *testing.T) {
 		e.journey.setNext(nil)
 		run := r.authorize(b, oauth2.SetAuthURLParam("prompt", "none"))
 		r.exchange(run)
+
+		// max_age=0 asks for a sign-in now (OIDC Core §3.1.2.1: like
+		// prompt=login), which prompt=none forbids showing.
+		before := e.journey.signInCount()
+		res := b.get(r.oauth.AuthCodeURL("state-123456789", oauth2.SetAuthURLParam("prompt", "none"),
+			oauth2.SetAuthURLParam("max_age", "0"), oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+		if res.location == nil || res.location.Query().Get("error") != "login_required" || res.location.Query().Has("code") {
+			t.Errorf("prompt=none&max_age=0 on a signed-in browser: %d %v, want login_required", res.status, res.location)
+		}
+		if e.journey.signInCount() != before {
+			t.Error("prompt=none showed a sign-in")
+		}
 	})
 }
 
