@@ -98,6 +98,13 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request, parked *sto
 		return
 	}
 	form := ar.GetRequestForm()
+	if pre.par {
+		// The pushed request's claims (checked when it was pushed).
+		if pre.claims, err = parseClaims(form.Get("claims")); err != nil {
+			p.writeAuthorizeError(ctx, w, ar, fosite.ErrInvalidRequest.WithHint("The claims parameter must be a JSON object (OpenID Connect Core 5.5)."))
+			return
+		}
+	}
 	acr := requestedACR(form.Get("acr_values"), pre.claims)
 
 	// (2) Is the browser signed in, and recently enough?
@@ -243,6 +250,7 @@ type preAuthorize struct {
 	ar     *fosite.AuthorizeRequest
 	err    error
 	claims *claimsRequest // the claims parameter, parsed
+	par    bool           // the request names a pushed request (request_uri)
 }
 
 // guardAuthorize checks what must be refused before fosite parses the request.
@@ -262,6 +270,14 @@ func (p *Provider) guardAuthorize(w http.ResponseWriter, r *http.Request) (preAu
 			return preAuthorize{}, false
 		}
 	}
+	// A pushed request is the whole request: next to its request_uri, the
+	// browser URL's other parameters are ignored (RFC 9126 §4), or fosite
+	// would add those the pushed request lacks (claims, prompt, max_age…).
+	isPAR := strings.HasPrefix(f.Get("request_uri"), parPrefix)
+	if isPAR {
+		f = url.Values{"client_id": f["client_id"], "request_uri": f["request_uri"]}
+		r.Form, r.PostForm = f, url.Values{}
+	}
 	c, ok := p.clients.get(f.Get("client_id"))
 	if !ok {
 		p.serveError(w, r, &templates.Error{Status: http.StatusBadRequest, Title: "Unknown application",
@@ -279,7 +295,6 @@ func (p *Provider) guardAuthorize(w http.ResponseWriter, r *http.Request) (preAu
 	// Exact redirect URI match (fosite alone would also accept any port on a
 	// loopback address). A pushed request carries its redirect URI in the
 	// stored request, checked when it was pushed.
-	isPAR := strings.HasPrefix(f.Get("request_uri"), parPrefix)
 	redirect := f.Get("redirect_uri")
 	switch {
 	case redirect != "" && slices.Contains(c.redirectURIs, redirect):
@@ -332,7 +347,7 @@ func (p *Provider) guardAuthorize(w http.ResponseWriter, r *http.Request) (preAu
 		p.authorizeErrorPage(w, r, err)
 		return preAuthorize{}, false
 	}
-	return preAuthorize{ar: ar, err: err, claims: claims}, true
+	return preAuthorize{ar: ar, err: err, claims: claims, par: isPAR}, true
 }
 
 const parPrefix = "urn:ietf:params:oauth:request_uri:"

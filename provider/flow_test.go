@@ -1041,3 +1041,61 @@ func TestIntrospectionOwnTokensOnly(t *testing.T) {
 		t.Errorf("audit event = %+v", evs[0])
 	}
 }
+
+// TestPARClaims: the claims parameter is accepted at /par (discovery says
+// claims_parameter_supported) and it is the pushed request's that counts:
+// at /authorize with a request_uri the browser URL's other parameters are
+// ignored (RFC 9126 §4), so a claims request (or a prompt) added to the URL
+// changes nothing.
+func TestPARClaims(t *testing.T) {
+	e := newEnv(t)
+	r := e.newRP(webappID, webappSecret, webappRedir)
+	verifier := oauth2.GenerateVerifier()
+	form := url.Values{
+		"response_type": {"code"}, "client_id": {webappID}, "redirect_uri": {webappRedir}, "scope": {"openid"},
+		"state": {"state-par-123456"}, "nonce": {"nonce-par-123456"}, "claims": {`{"id_token":{"email":null}}`},
+		"code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"},
+	}
+	resp, body := e.postForm(pathPAR, form, webappID, webappSecret)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("par with claims: %d %v", resp.StatusCode, body)
+	}
+	uri, _ := body["request_uri"].(string)
+	b := e.newBrowser()
+	e.journey.setNext(alice())
+	r.exchange(r.authorize(b)) // signed in: only a prompt=login would show a sign-in
+	e.journey.setNext(nil)
+	before := e.journey.signInCount()
+	res := b.get(e.issuer + pathAuthorize + "?" + url.Values{"client_id": {webappID}, "request_uri": {uri},
+		"claims": {`{"id_token":{"name":null}}`}, "prompt": {"login"}}.Encode())
+	if res.location == nil || res.location.Query().Get("code") == "" {
+		t.Fatalf("par authorize: %d %v %s", res.status, res.location, truncate(res.body))
+	}
+	if e.journey.signInCount() != before {
+		t.Error("the browser URL's prompt=login was obeyed next to a request_uri")
+	}
+	tok, err := r.oauth.Exchange(r.ctx, res.location.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("exchange: %v", err)
+	}
+	idt, err := r.verifier.Verify(r.ctx, tok.Extra("id_token").(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := idt.Claims(&c); err != nil {
+		t.Fatal(err)
+	}
+	if c["email"] != aliceEmail {
+		t.Errorf("the pushed claims request was not honoured: email = %v", c["email"])
+	}
+	if _, ok := c["name"]; ok {
+		t.Errorf("the browser URL's claims request was honoured: name = %v", c["name"])
+	}
+
+	// A malformed claims parameter is refused when it is pushed.
+	form.Set("claims", "[1]")
+	if resp, body := e.postForm(pathPAR, form, webappID, webappSecret); resp.StatusCode != http.StatusBadRequest || body["error"] != "invalid_request" {
+		t.Errorf("par with malformed claims: %d %v", resp.StatusCode, body)
+	}
+}

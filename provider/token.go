@@ -332,6 +332,12 @@ func (p *Provider) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	p.oauth.WriteRevocationResponse(ctx, w, err)
 }
 
+// validClaims reports a claims parameter parseClaims accepts (or none).
+func validClaims(raw string) bool {
+	_, err := parseClaims(raw)
+	return err == nil
+}
+
 // handlePAR is RFC 9126 pushed authorization: the same guards as /authorize,
 // then fosite validates and stores the request for 90 seconds, once.
 func (p *Provider) handlePAR(w http.ResponseWriter, r *http.Request) {
@@ -358,8 +364,11 @@ func (p *Provider) handlePAR(w http.ResponseWriter, r *http.Request) {
 	case hasControlChars(f.Get("state")) || hasControlChars(f.Get("nonce")):
 		fail(empty, fosite.ErrInvalidRequest.WithHint("state and nonce must not contain control characters."))
 		return
-	case f.Has("claims"):
-		fail(empty, fosite.ErrInvalidRequest.WithHint("The claims parameter is not supported."))
+	case !validPrompt(f.Get("prompt")):
+		fail(empty, fosite.ErrInvalidRequest.WithHint("prompt must be none (alone), or any of login, consent and select_account."))
+		return
+	case !validClaims(f.Get("claims")):
+		fail(empty, fosite.ErrInvalidRequest.WithHint("The claims parameter must be a JSON object (OpenID Connect Core 5.5)."))
 		return
 	case (f.Get("code_challenge") != "" || f.Get("code_challenge_method") != "") && f.Get("code_challenge_method") != "S256":
 		// Checked again at /authorize, but a request that can never succeed is
