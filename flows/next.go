@@ -518,12 +518,14 @@ func (h *Handler) SignOut(w http.ResponseWriter, r *http.Request) (string, error
 	if err != nil || s == nil {
 		return "", err
 	}
-	// The codes and tokens issued to this session end with it.
+	// The codes and tokens issued to this session end with it. The row
+	// goes first: an authorization racing the sign-out then either recorded
+	// its code before (and is revoked here) or finds the session gone.
 	err = h.store.InTx(r.Context(), func(ctx context.Context) error {
-		if err := h.store.RevokeOAuthBySession(ctx, s.row.SID); err != nil {
+		if err := h.store.DeleteSession(ctx, s.raw); err != nil {
 			return err
 		}
-		return h.store.DeleteSession(ctx, s.raw)
+		return h.store.RevokeOAuthBySession(ctx, s.row.SID)
 	})
 	if err != nil {
 		return "", fmt.Errorf("end session: %w", err)

@@ -521,9 +521,17 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 	// The client gets tokens in this session: when the session ends, it is
 	// told (back-channel logout), in the same transaction as the code.
 	if b.SessionID != "" {
-		if err := p.store.RecordSessionClient(txCtx, &store.SessionClient{
+		err := p.store.RecordSessionClient(txCtx, &store.SessionClient{
 			SID: b.SessionID, ClientID: c.id, Subject: user.ID, CreatedAt: p.now(),
-		}); err != nil {
+		})
+		if errors.Is(err, store.ErrNotFound) {
+			// The browser signed out since it was looked at: no code for a
+			// session no sign-out will reach again.
+			_ = p.storage.Rollback(txCtx)
+			p.writeAuthorizeError(ctx, w, ar, fosite.ErrLoginRequired.WithHint("The session ended during the request; sign in again."))
+			return
+		}
+		if err != nil {
 			_ = p.storage.Rollback(txCtx)
 			p.log.Error("record the session's client", "err", err)
 			p.writeAuthorizeError(ctx, w, ar, fosite.ErrTemporarilyUnavailable)

@@ -1099,3 +1099,37 @@ func TestPARClaims(t *testing.T) {
 		t.Errorf("par with malformed claims: %d %v", resp.StatusCode, body)
 	}
 }
+
+// TestNoCodeForAnEndedSession: a browser whose session ended after the
+// provider looked it up (signed out on another tab, another node) gets no
+// code bound to the dead session: the authorization fails with
+// login_required and records nothing.
+func TestNoCodeForAnEndedSession(t *testing.T) {
+	e := newEnv(t)
+	r := e.newRP(webappID, webappSecret, webappRedir)
+	b := e.newBrowser()
+	e.journey.setNext(alice())
+	r.exchange(r.authorize(b))
+	e.journey.setNext(nil)
+	// The stand-in journey still vouches for the browser, as flows would
+	// between its lookup and the provider's transaction; the row is gone.
+	e.journey.mu.Lock()
+	var sid string
+	for id, sb := range e.journey.sessions {
+		sid = sb.SessionID
+		if err := e.st.DeleteSession(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.journey.mu.Unlock()
+	res := b.get(r.oauth.AuthCodeURL("state-123456789", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	if res.location == nil || res.location.Query().Get("error") != "login_required" || res.location.Query().Has("code") {
+		t.Fatalf("authorize on an ended session: %d %v, want login_required", res.status, res.location)
+	}
+	if got, err := e.st.SessionClients(t.Context(), sid); err != nil || len(got) != 0 {
+		t.Errorf("the ended session has relying parties again: %+v %v", got, err)
+	}
+	if n := e.countRows("code", true); n != 0 {
+		t.Errorf("%d active codes for the ended session", n)
+	}
+}

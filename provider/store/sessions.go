@@ -182,11 +182,18 @@ func (s *Store) TouchSession(ctx context.Context, id string, at time.Time) error
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
 	ref := SessionRef(id)
 	err := s.InTx(ctx, func(ctx context.Context) error {
-		if _, err := s.queueLogouts(ctx, ReasonSessionEnded, s.now(),
-			`session_ref IN (SELECT sid FROM sessions WHERE id_hash = ?)`, ref); err != nil {
+		// The row goes first: from here on no code can be recorded for the
+		// session (RecordSessionClient), so the logouts queued next are all
+		// of them.
+		var sid string
+		err := s.row(ctx, wr, `DELETE FROM sessions WHERE id_hash = ? RETURNING sid`, []any{ref}, &sid)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
 			return err
 		}
-		_, err := s.exec(ctx, `DELETE FROM sessions WHERE id_hash = ?`, ref)
+		_, err = s.queueLogouts(ctx, ReasonSessionEnded, s.now(), `session_ref = ?`, sid)
 		return err
 	})
 	if err != nil {
