@@ -511,7 +511,9 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, req authn.SignI
 
 // SignOut ends the browser's session server-side, revokes the codes and
 // tokens issued to it, and clears the cookie (authn.Journey, used by
-// RP-initiated logout).
+// RP-initiated logout). It returns the user signed out ("" for none) and
+// writes no audit event: its caller does, once — the provider's, naming the
+// relying party, or Lanyard's own sign-out button (postSignOut).
 func (h *Handler) SignOut(w http.ResponseWriter, r *http.Request) (string, error) {
 	s, err := h.load(r)
 	h.cookies.clear(w)
@@ -530,9 +532,7 @@ func (h *Handler) SignOut(w http.ResponseWriter, r *http.Request) (string, error
 	if err != nil {
 		return "", fmt.Errorf("end session: %w", err)
 	}
-	user := s.row.UserID
-	h.auditLog(r.Context(), r, s, event{Name: evLogout, UserID: user, Username: s.j.Username})
-	return user, nil
+	return s.row.UserID, nil
 }
 
 // end forgets a session whose user is gone.
@@ -544,11 +544,16 @@ func (h *Handler) end(w http.ResponseWriter, r *http.Request, s *session) {
 // postSignOut is the sign-out button of Lanyard's own pages.
 func (h *Handler) postSignOut(w http.ResponseWriter, r *http.Request) error {
 	var frames []string
-	if s, err := h.load(r); err == nil && s != nil {
+	s, err := h.load(r)
+	if err == nil && s != nil {
 		frames = h.frontChannel(r.Context(), s.row.SID)
 	}
-	if _, err := h.SignOut(w, r); err != nil {
+	user, err := h.SignOut(w, r)
+	if err != nil {
 		return err
+	}
+	if user != "" && s != nil {
+		h.auditLog(r.Context(), r, s, event{Name: evLogout, UserID: user, Username: s.j.Username})
 	}
 	return h.signedOut(w, r, frames)
 }
