@@ -50,6 +50,7 @@ type Config struct {
 	Admins      []Admin     `yaml:"admins"`
 	WebAuthn    WebAuthn    `yaml:"webauthn"`
 	Approval    Approval    `yaml:"approval"`
+	Recovery    Recovery    `yaml:"recovery"`
 	Metrics     Metrics     `yaml:"metrics"`
 	Log         Log         `yaml:"log"`
 

@@ -85,6 +85,7 @@ func (c *Config) ApplyDefaults() {
 	setString(&c.Journey.DisplayName, DefaultDisplayName)
 	setString(&c.WebAuthn.RPDisplayName, c.Journey.DisplayName)
 	c.approvalDefaults()
+	c.recoveryDefaults()
 
 	setString(&c.Requests.Approval, ApprovalManual)
 	setDuration(&c.Requests.UnapprovedFor, 14*24*time.Hour)

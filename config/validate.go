@@ -157,6 +157,7 @@ func (c *Config) Validate(rules ...Rule) error {
 	k.admins()
 	k.webauthn()
 	k.approval()
+	k.recovery()
 	if c.Metrics.Listen != "" {
 		k.listen("metrics.listen", c.Metrics.Listen)
 	}

@@ -283,6 +283,17 @@ func TestValidateRules(t *testing.T) {
 		{name: "approval push contact", edits: []edit{{"keys:", "approval:\n  push_contact: http://agency.example\nkeys:"}},
 			field: "approval.push_contact", marker: "push_contact", msg: "neither an email address nor an https URL"},
 
+		// self-service recovery
+		{name: "recovery", edits: []edit{{"keys:", "recovery:\n  reset_link_for: 30m\n  helpdesk: the IT service desk (6000 0000)\n  helpdesk_asks: [Your staff number.]\nkeys:"}}},
+		{name: "reset link too long", edits: []edit{{"keys:", "recovery:\n  reset_link_for: 2h\nkeys:"}},
+			field: "recovery.reset_link_for", marker: "reset_link_for", msg: "between 5m and 1h"},
+		{name: "reset link too short", edits: []edit{{"keys:", "recovery:\n  reset_link_for: 1m\nkeys:"}},
+			field: "recovery.reset_link_for", marker: "reset_link_for", msg: "between 5m and 1h"},
+		{name: "helpdesk on two lines", edits: []edit{{"keys:", "recovery:\n  helpdesk: \"desk\\nevil\"\nkeys:"}},
+			field: "recovery.helpdesk", marker: "helpdesk", msg: "one line"},
+		{name: "empty helpdesk question", edits: []edit{{"keys:", "recovery:\n  helpdesk_asks: [\" \"]\nkeys:"}},
+			field: "recovery.helpdesk_asks[0]", marker: "helpdesk_asks", msg: "is empty"},
+
 		// throttle
 		{name: "zero lock", edits: []edit{{"documents:", "throttle:\n  lock_for: 0s\ndocuments:"}}}, // 0 means default
 		{name: "invitation validity", edits: []edit{{"  allowed_domains:", "  valid_for: 14d\n  allowed_domains:"}}},

@@ -238,6 +238,9 @@ var officerEvents = []store.Event{
 	evDeviceAdd, evDeviceRename, evDeviceRemove,
 	store.EventInvite, store.EventInviteResend,
 	store.EventUserUnlock, store.EventUserResetMFA, store.EventUserSignOut, store.EventUserResetPassword,
+	// Self-service recovery, and guessing it set off.
+	store.EventInviteAsk, store.EventResetRequest, store.EventResetOpen, store.EventResetLinkFailed, store.EventResetVoid,
+	store.EventResetDone, store.EventFactorLost, evFactorGuessing,
 }
 
 // describeEvent writes an audit event as a sentence for its officer.
@@ -351,6 +354,25 @@ func describeEvent(e store.AuditEvent) string {
 		return "Phone removed: " + str("name")
 	case store.EventInvite:
 		return "Invitation sent"
+	case store.EventInviteAsk:
+		return "A new onboarding email was asked for"
+	case store.EventResetRequest:
+		return "A password-reset link was asked for"
+	case store.EventResetOpen:
+		return "A password-reset link was opened"
+	case store.EventResetLinkFailed:
+		return "A password-reset link was refused"
+	case store.EventResetVoid:
+		if str("reason") == string(store.ReasonLinkElsewhere) {
+			return "A password reset was stopped: its link was opened in two browsers"
+		}
+		return "A password-reset link was cancelled"
+	case store.EventResetDone:
+		return "Password reset with an emailed link"
+	case store.EventFactorLost:
+		return "Signed in with a recovery code after losing the phone: other sessions signed out"
+	case evFactorGuessing:
+		return "Second-factor codes refused for a while after too many wrong ones"
 	case store.EventInviteResend:
 		return "Invitation sent again"
 	case store.EventSigninStepUp:

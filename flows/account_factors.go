@@ -295,11 +295,7 @@ func (h *Handler) postAccountPassword(w http.ResponseWriter, r *http.Request, f 
 	s.j.AccountNotice = msgPasswordMoved
 	var ended int
 	err = h.commit(ctx, s, func(ctx context.Context) error {
-		if err := h.store.ChangePassword(ctx, u.ID, u.PasswordHash, hash, false); err != nil {
-			return err
-		}
-		// Whoever knew the old password is signed out with it.
-		n, err := SignOutEverywhere(ctx, h.store, u.ID, s.raw)
+		n, err := h.replacePassword(ctx, u, hash, s)
 		if err != nil {
 			return err
 		}
@@ -314,12 +310,28 @@ func (h *Handler) postAccountPassword(w http.ResponseWriter, r *http.Request, f 
 	if err != nil {
 		return err
 	}
-	detail := ""
-	if ended > 0 {
-		detail = fmt.Sprintf("Sessions signed out: %d", ended)
-	}
-	h.notify(r, u, noticePasswordChanged, detail)
+	h.notify(r, u, noticePasswordChanged, sessionsEnded(ended))
 	return redirect(w, r, PathAccount)
+}
+
+// replacePassword stores hash as u's password, conditional on the hash u
+// was loaded with (of two racing changes one wins: store.ErrConflict), and
+// signs out every session of u but keep: whoever knew the old password is
+// signed out with it. It returns how many sessions ended.
+func (h *Handler) replacePassword(ctx context.Context, u *store.User, hash string, keep *session) (int, error) {
+	if err := h.store.ChangePassword(ctx, u.ID, u.PasswordHash, hash, false); err != nil {
+		return 0, err
+	}
+	return SignOutEverywhere(ctx, h.store, u.ID, keep.raw)
+}
+
+// sessionsEnded is a notice's detail line about the sessions a change
+// signed out ("" when none).
+func sessionsEnded(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("Sessions signed out: %d", n)
 }
 
 // lockUser takes the user's row lock for the rest of the transaction (on

@@ -444,6 +444,7 @@ func (h *Handler) postEnrolApproveFinish(w http.ResponseWriter, r *http.Request,
 	if err != nil {
 		return err
 	}
+	h.notifyReplaced(r, f, "Phone: "+dev.Name)
 	return redirect(w, r, PathNext)
 }
 

@@ -56,17 +56,24 @@ func newConsoleEnv(t *testing.T, tweak ...func(*config.Config)) *consoleEnv {
 	t.Helper()
 	e := &consoleEnv{env: newEnv(t, append([]func(*config.Config){withConsole}, tweak...)...),
 		secrets: map[string][]byte{}, users: map[string]*store.User{}}
-	e.smtp = mailtest.Start(t, mailtest.Options{})
-	m, err := mail.NewSMTP(config.SMTP{Host: e.smtp.Host, Port: e.smtp.Port, TLS: "none", Timeout: config.Duration(5 * time.Second)}, "Lanyard <no-reply@agency.example>")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.h.mailer, e.h.auditedMailer = m, m
-	t.Cleanup(e.h.Wait)
+	e.smtp = withSMTP(e.env)
 	for _, who := range []string{bossAdmin, approver, helpdesk, helpdesk2, plainStaff} {
 		e.seedWithApp(who)
 	}
 	return e
+}
+
+// withSMTP gives the env's handler a real SMTP server for all its mail.
+func withSMTP(e *env) *mailtest.Server {
+	e.t.Helper()
+	srv := mailtest.Start(e.t, mailtest.Options{})
+	m, err := mail.NewSMTP(config.SMTP{Host: srv.Host, Port: srv.Port, TLS: "none", Timeout: config.Duration(5 * time.Second)}, "Lanyard <no-reply@agency.example>")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.h.mailer, e.h.auditedMailer = m, m
+	e.t.Cleanup(e.h.Wait)
+	return srv
 }
 
 // seedWithApp creates an active officer who has accepted the documents and

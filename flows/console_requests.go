@@ -56,12 +56,15 @@ type requestRow struct {
 	DecidedBy, DenyReason                         string
 	Pending                                       bool
 	ReasonField                                   string // the id of its deny form's reason box
+	// Invitation: a fresh onboarding email for an invitation, not a new
+	// account (approving it resends the invitation).
+	Invitation bool
 }
 
 func (h *Handler) requestRows(ctx context.Context, views []RequestView) []requestRow {
 	out := make([]requestRow, 0, len(views))
 	for _, v := range views {
-		out = append(out, requestRow{ID: v.ID, Email: v.Email, Name: v.Name, Organisation: v.Organisation, Reason: v.Reason,
+		out = append(out, requestRow{ID: v.ID, Invitation: v.Kind == store.RequestKindInvitation, Email: v.Email, Name: v.Name, Organisation: v.Organisation, Reason: v.Reason,
 			Status: v.Status, StatusLabel: statusLabel(v.Status), Created: when(v.CreatedAt), Verified: when(v.VerifiedAt), Decided: when(v.DecidedAt),
 			Expires: when(v.ExpiresAt), DecidedBy: h.admin().ActorName(ctx, v.DecidedBy), DenyReason: v.DenyReason,
 			Pending: v.Status == store.RequestPending, ReasonField: "reason-" + v.ID})

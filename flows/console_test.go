@@ -423,6 +423,11 @@ func TestConsoleOfficers(t *testing.T) {
 		if i == 11 {
 			e.lockedState(u)
 		}
+		if i == 12 { // its second factor is locked (mfa.guessing), not its password
+			if err := e.st.Lock(ctx, keyFactor+u.ID, e.clock.Now().Add(time.Hour), 1); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	b, _ := e.signIn(helpdesk, PathAdminOfficers)
 	list := func(query string) ([]string, *resp) {
@@ -477,7 +482,7 @@ func TestConsoleOfficers(t *testing.T) {
 		{"q=smith&state=disabled", []string{"officer009@agency.example"}},
 		{"state=expired", []string{"officer007@agency.example"}},
 		{"state=invited", []string{"officer007@agency.example", "officer008@agency.example"}},
-		{"state=locked", []string{"officer011@agency.example"}},
+		{"state=locked", []string{"officer011@agency.example", "officer012@agency.example"}},
 		{"state=locked&q=martin", nil},
 		{"q=nobody-here", nil},
 	} {

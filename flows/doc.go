@@ -6,7 +6,7 @@
 // the SSO session and its cookie, throttling of guesses, the audit lines of
 // all of it, the account page, the admin service (invitations, account
 // requests and every admin change to an account), the account request
-// pages and the admin console.
+// pages, self-service recovery and the admin console.
 //
 // How it fits together:
 //
@@ -93,6 +93,16 @@
 //     AddressPolicy is the one check an address passes before an invitation
 //     or a request. The admin commands are thin wrappers around it; the
 //     admin console calls it too.
+//   - recovery_reset.go, recovery_lost.go, recovery_invite.go: self-service
+//     recovery. Forgot your password: a single-use link, emailed, bound to
+//     the browser that opens it, standing in for the password step only
+//     (State.Resetting: the second factor, then reset-password); lost
+//     phone: a recovery code on the challenge's lost page signs the others
+//     out and makes mfa-enrol pending again (State.ReplacingFactor), then
+//     remove-lost-factor; a lost or expired onboarding email: a fresh one,
+//     at once or as a request for an approver. The public forms answer
+//     after the same time whatever they find (evenly), their emails go out
+//     in the background.
 //   - request_page.go: the public account request pages (/request, the
 //     "check your email" page, the confirmation link's page): no account
 //     enumeration by wording or timing, limits per address and mailbox.

@@ -35,6 +35,9 @@ const (
 	StepPrivacy        = "privacy"
 	StepTerms          = "terms"
 	StepConsent        = "consent"
+	// Self-service recovery (recovery_*.go).
+	StepResetPassword = "reset-password"
+	StepLostFactor    = "remove-lost-factor"
 )
 
 // DefaultSteps is the guide's order of the interstitial steps (what the
@@ -62,6 +65,16 @@ type State struct {
 	// RecoveryCodesToShow: fresh recovery codes wait in the session to be shown
 	// once.
 	RecoveryCodesToShow bool
+	// Resetting: this browser opened a password-reset link (the link stands
+	// in for the password step): the second factor, then a new password,
+	// and nothing else until the password is reset.
+	Resetting bool
+	// ReplacingFactor: signed in with a recovery code after "Lost your
+	// phone?", and asked to set up a new second factor (mfa-enrol again).
+	ReplacingFactor bool
+	// LostFactorsToOffer: a new factor replaced a lost one in this sign-in;
+	// the old ones are offered for removal.
+	LostFactorsToOffer bool
 
 	// What the parked request asks of this sign-in (request-bound: see
 	// forRequest). ACR is what the sign-in has proved so far; StepUp the
@@ -107,7 +120,8 @@ const (
 	// signIn: the steps before the password is verified, the only ones
 	// pending until then (the user is not known yet).
 	signIn placement = iota
-	// first: after the password, before every configured step.
+	// first: after the password (or an opened reset link), before every
+	// configured step.
 	first
 	// ordered: where journey.steps lists it.
 	ordered
@@ -183,15 +197,31 @@ func init() {
 			metric:  "mfa-challenge", page: "mfa-challenge",
 			get: (*Handler).getChallenge, post: (*Handler).postChallenge,
 			ceremony: PathPasskeyChallenge, begin: (*Handler).postPasskeyChallengeOptions, finish: (*Handler).postPasskeyChallenge},
+		// An opened password-reset link: the second factor above first,
+		// then the new password; an account without one never gets past
+		// this page (the page says whom to ask).
+		{name: StepResetPassword, path: PathResetPassword, place: first,
+			pending: func(s State, _ string) bool { return s.Resetting },
+			page:    "reset-password",
+			get:     (*Handler).getResetPassword, post: (*Handler).postResetPassword},
 		// Codes from an enrolment that just happened come right after it:
 		// every step before mfa-enrol in the order was done before the
 		// enrolment.
 		{name: StepRecoveryCodes, path: PathRecoveryCodes, place: first,
-			pending: func(s State, _ string) bool { return s.RecoveryCodesToShow },
+			pending: func(s State, _ string) bool { return s.RecoveryCodesToShow && !s.Resetting },
 			counts:  true, page: "recovery-codes",
 			get: (*Handler).getRecoveryCodes, post: (*Handler).postRecoveryCodes},
+		// After a new factor replaced a lost one (and its codes were shown),
+		// the factors from before are offered for removal.
+		{name: StepLostFactor, path: PathLostFactor, place: first,
+			pending: func(s State, _ string) bool { return s.LostFactorsToOffer && !s.Resetting },
+			page:    "remove-lost-factor",
+			get:     (*Handler).getLostFactor, post: (*Handler).postLostFactor},
+		// Pending without a second factor, and again after "Lost your
+		// phone?" and a recovery code, to add one beside (or over) the lost
+		// one.
 		{name: StepMFAEnrol, path: PathMFAEnrol, place: ordered,
-			pending: func(s State, _ string) bool { return !s.HasSecondFactor },
+			pending: func(s State, _ string) bool { return !s.HasSecondFactor || s.ReplacingFactor && s.SecondFactorVerified },
 			then:    StepRecoveryCodes, counts: true, metric: "mfa-enrol", page: "mfa-enrol",
 			get: (*Handler).getEnrol, post: (*Handler).postEnrol,
 			ceremony: PathPasskeyEnrol, begin: (*Handler).postPasskeyEnrolOptions, finish: (*Handler).postPasskeyEnrol},
@@ -251,13 +281,15 @@ func counts(name string) bool { return name != "" && stepNamed(name).counts }
 // built-in ordered step, or the id of a policy document; other names in it
 // are ignored (a document without a current version is never pending).
 // Before the password is verified the user is not known yet, so only the
-// sign-in steps are returned.
+// sign-in steps are returned. While a reset link stands for the password,
+// only the steps placed first are: nothing configured (an enrolment
+// least of all) may be reached with a link alone.
 //
 // The list is a prediction of the rest of the journey, used for "Step N of M"
 // as well as for the next redirect: a pending enrolment is followed by the
 // recovery codes it will produce.
 func Pending(s State, order []string) []string {
-	if !s.PasswordVerified {
+	if !s.PasswordVerified && !s.Resetting {
 		var out []string
 		for _, d := range steps {
 			if d.place == signIn && d.pending(s, d.name) {
@@ -273,6 +305,9 @@ func Pending(s State, order []string) []string {
 		order = append([]string{StepMFAEnrol}, order...)
 	}
 	for _, name := range order {
+		if s.Resetting {
+			break
+		}
 		d := stepNamed(name)
 		if d.place != ordered || slices.Contains(later, name) || !d.pending(s, name) {
 			continue
@@ -291,7 +326,7 @@ func Pending(s State, order []string) []string {
 	}
 	out = append(out, later...)
 	for _, d := range steps {
-		if d.place == last && d.pending(s, d.name) {
+		if d.place == last && !s.Resetting && d.pending(s, d.name) {
 			out = append(out, d.name)
 		}
 	}
@@ -375,7 +410,9 @@ func reservedNames() []string {
 		add(d.path)
 		add(d.ceremony)
 	}
-	add(PathNext)
+	for _, p := range []string{PathNext, PathForgot, PathReset, PathInvitation} {
+		add(p)
+	}
 	return out
 }
 

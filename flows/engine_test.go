@@ -52,6 +52,21 @@ func TestPendingTable(t *testing.T) {
 			Current: map[string]string{"privacy": "2", "terms": "3", "code-of-conduct": "1"}},
 			[]string{"mfa-enrol", "code-of-conduct", "change-password", "privacy", "terms"},
 			"mfa-enrol,recovery-codes,code-of-conduct,change-password,privacy,terms"},
+		{"a reset link: the factor, then the new password, nothing else", State{Identified: true, Resetting: true, HasSecondFactor: true,
+			PasswordInitial: true, Current: cur}, DefaultSteps, "mfa-challenge,reset-password"},
+		{"a reset link after the factor", State{Identified: true, Resetting: true, HasSecondFactor: true, SecondFactorVerified: true,
+			Current: cur}, DefaultSteps, "reset-password"},
+		{"a reset link never reaches enrolment", State{Identified: true, Resetting: true, Current: cur}, DefaultSteps, "reset-password"},
+		{"after the reset, the rest of the journey", State{PasswordVerified: true, HasSecondFactor: true, SecondFactorVerified: true,
+			Current: cur, Accepted: stale}, DefaultSteps, "privacy"},
+		{"lost phone: a new factor and its codes", State{PasswordVerified: true, HasSecondFactor: true, SecondFactorVerified: true,
+			ReplacingFactor: true, Current: cur, Accepted: both}, DefaultSteps, "mfa-enrol,recovery-codes"},
+		{"lost phone needs the recovery code first", State{PasswordVerified: true, HasSecondFactor: true, ReplacingFactor: true,
+			Current: cur, Accepted: both}, DefaultSteps, "mfa-challenge"},
+		{"lost phone: the codes, then the removal offer", State{PasswordVerified: true, HasSecondFactor: true, SecondFactorVerified: true,
+			RecoveryCodesToShow: true, LostFactorsToOffer: true, Current: cur, Accepted: stale}, DefaultSteps, "recovery-codes,remove-lost-factor,privacy"},
+		{"forgot the password and lost the phone", State{Identified: true, Resetting: true, HasSecondFactor: true, SecondFactorVerified: true,
+			ReplacingFactor: true, Current: cur, Accepted: both}, DefaultSteps, "reset-password"},
 		{"the consent page comes last", State{PasswordVerified: true, PasswordInitial: true, Current: cur, ConsentDue: true},
 			DefaultSteps, "mfa-enrol,recovery-codes,change-password,privacy,terms,consent"},
 		{"only the consent page", State{PasswordVerified: true, HasSecondFactor: true, SecondFactorVerified: true, Current: cur, Accepted: both,
@@ -90,7 +105,7 @@ func TestPendingEveryCombination(t *testing.T) {
 	orders := [][]string{DefaultSteps, {"terms", "privacy", "change-password", "mfa-enrol"}, {"change-password"},
 		{"code-of-conduct", "mfa-enrol", "terms", "change-password", "privacy"}}
 	n := 0
-	for bits := 0; bits < 1<<9; bits++ {
+	for bits := 0; bits < 1<<12; bits++ {
 		for _, acc := range versions {
 			for _, order := range orders {
 				s := State{
@@ -100,6 +115,9 @@ func TestPendingEveryCombination(t *testing.T) {
 					SecondFactorVerified: bits&8 != 0,
 					PasswordInitial:      bits&16 != 0,
 					RecoveryCodesToShow:  bits&32 != 0,
+					Resetting:            bits&512 != 0,
+					ReplacingFactor:      bits&1024 != 0,
+					LostFactorsToOffer:   bits&2048 != 0,
 					Accepted:             acc,
 				}
 				if bits&64 != 0 {
@@ -113,13 +131,13 @@ func TestPendingEveryCombination(t *testing.T) {
 						s.ACR = acrMFA
 					}
 				}
-				name := fmt.Sprintf("%09b/%v/%v", bits, acc, order)
+				name := fmt.Sprintf("%012b/%v/%v", bits, acc, order)
 				checkInvariants(t, name, s, order, Pending(s, order))
 				n++
 			}
 		}
 	}
-	if n != 512*len(versions)*len(orders) {
+	if n != 4096*len(versions)*len(orders) {
 		t.Fatalf("walked %d combinations", n)
 	}
 }
@@ -136,9 +154,26 @@ func checkInvariants(t *testing.T, name string, s State, order, got []string) {
 			t.Errorf("%s: unknown step %q", name, step)
 		}
 	}
-	if !s.PasswordVerified {
+	if !s.PasswordVerified && !s.Resetting {
 		if len(got) == 0 || got[len(got)-1] != StepPassword {
 			t.Errorf("%s: without a verified password the journey must end at the password: %v", name, got)
+		}
+		return
+	}
+	if s.Resetting {
+		// A reset link stands for the password, and for nothing else: the
+		// factor (when there is one), then the new password, nothing
+		// configured after it.
+		if len(got) == 0 || got[len(got)-1] != StepResetPassword {
+			t.Errorf("%s: a reset must end at reset-password: %v", name, got)
+		}
+		for _, step := range got {
+			if d := stepNamed(step); d.place != first {
+				t.Errorf("%s: %q pending with only a reset link: %v", name, step, got)
+			}
+		}
+		if s.HasSecondFactor && !s.SecondFactorVerified && got[0] != StepMFAChallenge {
+			t.Errorf("%s: a reset must prove the factor first: %v", name, got)
 		}
 		return
 	}
@@ -146,8 +181,9 @@ func checkInvariants(t *testing.T, name string, s State, order, got []string) {
 	if s.HasSecondFactor && !s.SecondFactorVerified && (len(got) == 0 || got[0] != StepMFAChallenge) {
 		t.Errorf("%s: a user with a factor must prove it first: %v", name, got)
 	}
-	// An enrolled factor is never replaced by a password alone.
-	if s.HasSecondFactor && seen[StepMFAEnrol] {
+	// An enrolled factor is never replaced by a password alone: only
+	// after the factor (a recovery code) was proved and the officer asked.
+	if s.HasSecondFactor && seen[StepMFAEnrol] && !(s.ReplacingFactor && s.SecondFactorVerified) {
 		t.Errorf("%s: mfa-enrol pending for a user with a factor: %v", name, got)
 	}
 	if !s.HasSecondFactor && seen[StepMFAChallenge] {
@@ -162,7 +198,13 @@ func checkInvariants(t *testing.T, name string, s State, order, got []string) {
 			t.Errorf("%s: %s pending=%v, want %v", name, doc, seen[doc], want)
 		}
 	}
-	if s.RecoveryCodesToShow && !seen[StepRecoveryCodes] {
+	if seen[StepResetPassword] {
+		t.Errorf("%s: reset-password pending after the password: %v", name, got)
+	}
+	if seen[StepLostFactor] != (s.LostFactorsToOffer && !s.Resetting) {
+		t.Errorf("%s: the removal offer pending=%v: %v", name, seen[StepLostFactor], got)
+	}
+	if s.RecoveryCodesToShow && !s.Resetting && !seen[StepRecoveryCodes] {
 		t.Errorf("%s: codes waiting but not pending: %v", name, got)
 	}
 	// The configured order is respected among the configured steps.

@@ -77,6 +77,10 @@ type Handler struct {
 	// reqLimits bound account requests per address and mailbox (tests
 	// lower them).
 	reqLimits requestLimits
+	// recLimits bound the public recovery forms, and recoveryFloor is how
+	// long each takes at least (recovery_reset.go; tests lower both).
+	recLimits     recoveryLimits
+	recoveryFloor time.Duration
 
 	cookies       *cookieCodec
 	deviceCookies *cookieCodec // device.go
@@ -141,7 +145,7 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 		return nil, errors.New("flows: Options.Pages is required")
 	}
 	for _, p := range append(pageTemplates(), "signed-in", "error", "account", "account-reauth", "account-totp", "approve", "approve-pair",
-		"request", "request-done", "request-verify", "admin-requests", "admin-officers", "admin-officer", "admin-invite",
+		"request", "request-done", "request-verify", "forgot-password", "reset-link", "lost-phone", "lost-invitation", "admin-requests", "admin-officers", "admin-officer", "admin-invite",
 		"admin-audit", "admin-clients") {
 		if !o.Pages.Has(p) {
 			return nil, fmt.Errorf("flows: page template %q is missing", p)
@@ -160,6 +164,8 @@ func New(ctx context.Context, o Options) (*Handler, error) {
 		failures:      newFailureGate(failuresAudited),
 		auditedMailer: o.AuditedMailer,
 		reqLimits:     defaultRequestLimits,
+		recLimits:     defaultRecoveryLimits,
+		recoveryFloor: defaultRecoveryFloor,
 	}
 	if h.auditedMailer == nil {
 		h.auditedMailer = o.Mailer
@@ -330,6 +336,7 @@ func (h *Handler) Mount(mux *http.ServeMux) {
 	ceremony(PathAccountPasskey, recentProof, h.postAccountPasskeyOptions, h.postAccountPasskey)
 	ceremony(PathReauthPasskey, signedInOnly, h.postReauthPasskeyOptions, h.postReauthPasskey)
 	h.mountApproval(route, routeJSON)
+	h.mountRecovery(route)
 
 	// The request pages and the admin console; a CSV of invitations may be
 	// larger than a journey form.

@@ -355,7 +355,7 @@ func TestADocumentIsAStep(t *testing.T) {
 
 // laterSignIn signs in an officer up to the first step after the password
 // (the challenge, for an onboarded one).
-func laterSignIn(t *testing.T, b *browser, pw string) *resp {
+func laterSignIn(t testing.TB, b *browser, pw string) *resp {
 	t.Helper()
 	r := b.open("/test/authorize?n=2")
 	mustStep(t, r, StepIdentify)

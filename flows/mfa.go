@@ -61,7 +61,7 @@ func (h *Handler) enrolPage(f *flow, secret []byte) (enrolPage, error) {
 	if err != nil {
 		return enrolPage{}, err
 	}
-	return enrolPage{
+	p := enrolPage{
 		page:     h.page(f, StepMFAEnrol, "Set up your authenticator app"),
 		QR:       template.URL(qr),
 		Label:    fmt.Sprintf("%s (%s)", issuer, account),
@@ -69,7 +69,12 @@ func (h *Handler) enrolPage(f *flow, secret []byte) (enrolPage, error) {
 		Account:  account,
 		Passkey:  h.passkeyUI(PathPasskeyEnrol),
 		Approval: PathEnrolApprove,
-	}, nil
+	}
+	if f.state.ReplacingFactor {
+		// After "Lost your phone?": the same choices, and "Not now".
+		p.Title, p.Replacing = "Set up a new second factor", true
+	}
+	return p, nil
 }
 
 func (h *Handler) getEnrol(w http.ResponseWriter, r *http.Request, f *flow) error {
@@ -77,6 +82,9 @@ func (h *Handler) getEnrol(w http.ResponseWriter, r *http.Request, f *flow) erro
 }
 
 func (h *Handler) postEnrol(w http.ResponseWriter, r *http.Request, f *flow) error {
+	if r.PostForm.Get("later") == "1" && f.state.ReplacingFactor {
+		return h.postReplaceLater(w, r, f)
+	}
 	t, err := h.confirmTOTP(w, r, f, enrolForm)
 	if t == nil || err != nil {
 		return err
@@ -95,6 +103,7 @@ func (h *Handler) postEnrol(w http.ResponseWriter, r *http.Request, f *flow) err
 	if err != nil {
 		return err
 	}
+	h.notifyReplaced(r, f, "Authenticator app")
 	return redirect(w, r, PathNext)
 }
 
@@ -193,6 +202,7 @@ func (h *Handler) enrolled(s *session, method string, now time.Time, amr []strin
 	s.j.PendingTOTP = nil
 	s.j.factorVerified(method, now, amr)
 	s.markDone(StepMFAEnrol)
+	s.j.replaced()
 	return hashes, nil
 }
 
@@ -217,14 +227,25 @@ func (h *Handler) sealRecoveryCodes(s *session) ([]string, error) {
 // the one write of the journey's enrolment and of the account page's
 // additions. At mfa-enrol the account must have no factor at all (a
 // password alone must never add one beside or over another:
-// store.ErrConflict); on the account page it may have one authenticator
+// store.ErrConflict), unless a recovery code given after "Lost your
+// phone?" asked to replace it; on the account page it may have one authenticator
 // app (a second: errAlreadyDone), and the user's row lock makes two racing
 // additions see each other.
 func (h *Handler) storeFactor(r *http.Request, f *flow, fa newFactor, hashes []string, ev event) func(ctx context.Context) error {
 	u := f.user
 	enrolling := f.current() == StepMFAEnrol
+	replacing := enrolling && f.state.ReplacingFactor
+	if replacing && ev.Detail != nil {
+		ev.Detail["replace"] = true
+	}
 	return func(ctx context.Context) error {
 		switch {
+		case replacing:
+			// Beside the lost one (a new authenticator app over it): a
+			// recovery code was proved in this sign-in.
+			if err := h.lockUser(ctx, u.ID); err != nil {
+				return err
+			}
 		case enrolling:
 			if has, err := h.hasSecondFactor(ctx, u.ID); err != nil || has {
 				return cmp.Or(err, store.ErrConflict)
@@ -325,7 +346,13 @@ func (h *Handler) challengePage(ctx context.Context, f *flow) (challengePage, er
 
 func (h *Handler) postChallenge(w http.ResponseWriter, r *http.Request, f *flow) error {
 	ctx, s, u := r.Context(), f.s, f.user
+	// lost: the form of "Lost your phone?" (recovery_lost.go), which takes
+	// recovery codes only and asks for a new factor after one.
+	lost := r.PostForm.Get("lost") == "1"
 	refuse := func(status int, msg string) error {
+		if lost {
+			return h.showLostPhone(w, r, f, status, msg)
+		}
 		data, err := h.challengePage(ctx, f)
 		if err != nil {
 			return err
@@ -346,8 +373,13 @@ func (h *Handler) postChallenge(w http.ResponseWriter, r *http.Request, f *flow)
 		return redirect(w, r, PathNext)
 	}
 	code := strings.TrimSpace(r.PostForm.Get("code"))
-	if code == "" {
+	switch {
+	case code == "" && lost:
+		return refuse(http.StatusBadRequest, msgLostEnterCode)
+	case code == "":
 		return refuse(http.StatusBadRequest, msgEnterCode)
+	case lost && isDigits(code):
+		return refuse(http.StatusBadRequest, msgLostEnterCode)
 	}
 	k := h.factorKeys(r, u)
 	if l, err := h.locked(ctx, k); err != nil || l {
@@ -366,17 +398,29 @@ func (h *Handler) postChallenge(w http.ResponseWriter, r *http.Request, f *flow)
 		return refuse(http.StatusUnprocessableEntity, msgWrongCode)
 	}
 
+	before := s.j
 	s.j.factorVerified(method, now, nil)
+	var replace func(ctx context.Context) error
+	if lost {
+		if replace, err = h.lostSignIn(ctx, r, f); err != nil {
+			return err
+		}
+	}
 	err = h.commitRotated(w, r, s, func(ctx context.Context) error {
 		if err := use(ctx); err != nil {
 			return err
+		}
+		if replace != nil {
+			if err := replace(ctx); err != nil {
+				return err
+			}
 		}
 		return h.audit(ctx, r, s, event{Name: evMFAChallenge, UserID: u.ID, Username: u.Username, Detail: map[string]any{"method": method}})
 	})
 	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
 		// Already used (a replay, or a concurrent request won), or the session
 		// was rotated under us: a wrong code, charged like one.
-		s.j.FactorVerified, s.j.FactorMethod = false, ""
+		s.j = before
 		if err := h.codeUsed(r, s, k, ev); err != nil {
 			return err
 		}
@@ -385,7 +429,10 @@ func (h *Handler) postChallenge(w http.ResponseWriter, r *http.Request, f *flow)
 	if err != nil {
 		return err
 	}
-	if method == "recovery-code" {
+	if lost {
+		h.notify(r, u, noticeLostPhone, "Every other session was signed out")
+	}
+	if method == "recovery-code" && !lost {
 		if left, err := h.store.RecoveryCodesLeft(ctx, u.ID); err == nil && left <= recoveryFewLeft {
 			s.j.Notice = fmt.Sprintf("You have %d recovery codes left. Make new ones on your account page before you run out.", left)
 			if err := h.save(ctx, s); err != nil {

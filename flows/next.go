@@ -72,13 +72,20 @@ func (h *Handler) flowFor(ctx context.Context, s *session) (*flow, error) {
 	st := State{
 		Identified:       s.j.Username != "",
 		PasswordVerified: s.j.PasswordVerified && s.row.UserID != "",
+		Resetting:        s.j.Reset != nil && s.row.UserID != "",
 	}
-	if st.PasswordVerified {
+	if st.PasswordVerified || st.Resetting {
 		u, err := h.liveUser(ctx, s.row.UserID)
 		if err != nil {
 			return nil, err
 		}
-		if h.initialExpired(u) {
+		switch {
+		case st.Resetting:
+			// The link must still be this browser's, and in time.
+			if err := h.checkReset(ctx, s, u); err != nil {
+				return nil, err
+			}
+		case h.initialExpired(u):
 			return nil, errInitialExpired
 		}
 		f.user = u
@@ -87,6 +94,8 @@ func (h *Handler) flowFor(ctx context.Context, s *session) (*flow, error) {
 		}
 		st.SecondFactorVerified = s.j.FactorVerified
 		st.RecoveryCodesToShow = len(s.j.RecoveryCodes) > 0
+		st.ReplacingFactor = s.j.ReplaceFactor && s.j.FactorVerified
+		st.LostFactorsToOffer = len(s.j.LostFactors) > 0
 		if err := h.requestState(ctx, s, u, &st); err != nil {
 			return nil, err
 		}
@@ -230,7 +239,7 @@ func (h *Handler) flowOf(w http.ResponseWriter, r *http.Request) (f *flow, gone 
 	case errors.Is(err, errUserGone):
 		h.end(w, r, s)
 		return nil, true, nil
-	case errors.Is(err, errInitialExpired):
+	case errors.Is(err, errInitialExpired), errors.Is(err, errResetOver):
 		// Said once, then the browser starts over.
 		h.end(w, r, s)
 	}
@@ -433,12 +442,12 @@ func (h *Handler) Browser(r *http.Request) (authn.Browser, error) {
 		return authn.Browser{}, err
 	}
 	b := authn.Browser{SessionID: s.row.SID}
-	if !s.j.PasswordVerified || s.row.UserID == "" {
+	if (!s.j.PasswordVerified && s.j.Reset == nil) || s.row.UserID == "" {
 		return b, nil
 	}
 	f, err := h.flowFor(r.Context(), s)
-	if errors.Is(err, errUserGone) || errors.Is(err, errInitialExpired) {
-		h.dropSession(r.Context(), s, "user gone or initial password expired")
+	if errors.Is(err, errUserGone) || errors.Is(err, errInitialExpired) || errors.Is(err, errResetOver) {
+		h.dropSession(r.Context(), s, "user gone, initial password expired or reset over")
 		return authn.Browser{}, nil
 	}
 	if err != nil {
@@ -503,7 +512,7 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, req authn.SignI
 	if err := h.save(r.Context(), s); err != nil {
 		return err
 	}
-	if s.j.PasswordVerified {
+	if s.j.PasswordVerified || s.j.Reset != nil {
 		return redirect(w, r, PathNext)
 	}
 	return redirect(w, r, PathSignIn)

@@ -120,18 +120,22 @@ const (
 	alertLocked alertKind = iota
 	// alertFactorGuessed: wrong second factors after a correct password.
 	alertFactorGuessed
+	// alertResetGuessed: wrong second factors after an emailed reset link.
+	alertResetGuessed
 )
 
 // The alerts' subjects.
 const (
 	alertLockedWhat        = "Sign-ins to your account were paused after wrong passwords"
 	alertFactorGuessedWhat = "Someone who knows your password tried to sign in as you"
+	alertResetGuessedWhat  = "Someone tried to reset your password with a link sent to your email"
 )
 
 // alert emails u what the attempts of kind from r's browser mean; until is
 // when the lock they caused ends.
 func (h *Handler) alert(r *http.Request, u *store.User, kind alertKind, until time.Time) {
 	at := until.UTC().Format("15:04 UTC on 2 January 2006")
+	factorPaused := "Until " + at + ", second-factor codes from browsers you have not signed in with before are refused. Your own browsers still work."
 	var data SecurityNoticeMail
 	switch kind {
 	case alertLocked:
@@ -145,7 +149,14 @@ func (h *Handler) alert(r *http.Request, u *store.User, kind alertKind, until ti
 		data.Lines = []string{
 			"Someone entered your correct password, then wrong codes for your second factor, several times. If this was not you, your password is known to someone else.",
 			"Change your password now: sign in on your account page, choose Change password under “How you sign in”, and pick a new password that you use nowhere else. Changing it signs out every other session. If you cannot sign in, ask your administrator to reset your password.",
-			"Until " + at + ", second-factor codes from browsers you have not signed in with before are refused. Your own browsers still work.",
+			factorPaused,
+		}
+	case alertResetGuessed:
+		data = h.noticeData(r, u, alertResetGuessedWhat, "")
+		data.Lines = []string{
+			"Someone opened a password-reset link that was sent to your email address, then entered wrong codes for your second factor several times. Your password was not changed: the link alone is not enough.",
+			"If this was not you, someone may be able to read your email. Change your email password, tell your administrator, and check the sessions on your account page.",
+			factorPaused,
 		}
 	}
 	h.sendMail(u, "security-notice", data.What, data)

@@ -72,6 +72,9 @@ type enrolPage struct {
 	// Approval is where the third choice starts: pairing the Lanyard
 	// approval app ("" on pages that do not offer it).
 	Approval string
+	// Replacing: after "Lost your phone?", the new factor replaces the
+	// lost one, and "Not now" is offered.
+	Replacing bool
 }
 
 type recoveryPage struct {
@@ -92,6 +95,8 @@ type challengePage struct {
 type changePasswordPage struct {
 	page
 	MinLength, MaxLength int
+	// FocusNew: the new password is the page's first field.
+	FocusNew bool
 }
 
 type policyPage struct {

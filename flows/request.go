@@ -102,8 +102,9 @@ func (a *Admin) Request(ctx context.Context, id string) (RequestView, error) {
 	return a.view(*r), nil
 }
 
-// ApproveRequest approves a pending request: the invitation is made (and
-// the onboarding email sent) in the transaction that marks the request
+// ApproveRequest approves a pending request: the invitation is made — or,
+// for a request of kind invitation, resent with a new initial password —
+// (and the onboarding email sent) in the transaction that marks the request
 // approved, so of racing approvals exactly one invites.
 func (a *Admin) ApproveRequest(ctx context.Context, by store.Actor, id string) (*Invitation, error) {
 	r, err := a.Request(ctx, id)
@@ -113,7 +114,13 @@ func (a *Admin) ApproveRequest(ctx context.Context, by store.Actor, id string) (
 	if err := pendingDecision(r); err != nil {
 		return nil, err
 	}
-	return a.inviteWith(ctx, by, r.Email, Names{Full: r.Name}, false, func(ctx context.Context) error {
+	// A fresh onboarding email for an invitation is a resend (the names
+	// stay as the invitation has them); a new account an invitation.
+	names, resend := Names{Full: r.Name}, r.Kind == store.RequestKindInvitation
+	if resend {
+		names = Names{}
+	}
+	return a.inviteWith(ctx, by, r.Email, names, resend, func(ctx context.Context) error {
 		if err := a.decide(ctx, r.ID, store.RequestApproved, by, ""); err != nil {
 			return err
 		}
@@ -338,24 +345,31 @@ func (a *Admin) verifyRequest(ctx context.Context, token string) (RequestView, b
 			return v, true, err
 		}
 	}
+	a.notifyApprovers(ctx, store.Actor(r.Email), *r)
+	return RequestView{AccountRequest: *r}, false, nil
+}
+
+// notifyApprovers emails every approver (the admins, when there is no
+// approver) a link to the pending request r in the console.
+func (a *Admin) notifyApprovers(ctx context.Context, by store.Actor, r store.AccountRequest) {
 	approvers := a.cfg.AdminsWith(config.RoleApprover)
 	if len(approvers) == 0 {
 		approvers = a.cfg.AdminsWith(config.RoleAdmin)
 	}
 	link := a.link(consoleRequestPath(r.ID))
 	if len(approvers) == 0 {
-		a.log.WarnContext(ctx, "a verified account request waits, but no admin is configured to approve it (admins:)", "request", r.ID)
+		a.log.WarnContext(ctx, "a request waits, but no admin is configured to approve it (admins:)", "request", r.ID)
 	}
 	for _, to := range approvers {
-		a.send1(ctx, store.Actor(r.Email), "request-approver", to, *r, requestMail{ConsoleURL: link})
+		a.send1(ctx, by, "request-approver", to, r, requestMail{ConsoleURL: link})
 	}
-	return RequestView{AccountRequest: *r}, false, nil
 }
 
 // requestMail is the data of the request mail templates
 // (templates/mail/request-*.{txt,html}).
 type requestMail struct {
 	Product, Environment string
+	Kind                 string // store.RequestKind…: a new account, or a fresh onboarding email
 	Name, Email          string
 	Organisation, Reason string
 	RequestID            string
@@ -376,7 +390,7 @@ func (a *Admin) requestMail(ctx context.Context, by store.Actor, page string, r 
 // send1 renders page for r and sends it to the address to. A failure is
 // logged and audited (request.mail_failed); it reports whether it went.
 func (a *Admin) send1(ctx context.Context, by store.Actor, page, to string, r store.AccountRequest, m requestMail) bool {
-	m.Product, m.Environment = a.cfg.Journey.DisplayName, a.cfg.Journey.Environment
+	m.Product, m.Environment, m.Kind = a.cfg.Journey.DisplayName, a.cfg.Journey.Environment, r.Kind
 	m.Name, m.Email, m.Organisation, m.Reason, m.RequestID = r.Name, r.Email, r.Organisation, r.Reason, r.ID
 	err := errors.New("flows: the admin service has no mailer or templates")
 	if a.mailer != nil && a.pages != nil {

@@ -89,6 +89,18 @@ type journey struct {
 	// Notice is a message for the next page (e.g. few recovery codes left).
 	Notice string `json:"notice,omitempty"`
 
+	// Reset is the password-reset link opened in this browser (it stands
+	// for the password until the new one is chosen): recovery_reset.go.
+	Reset *resetClaim `json:"reset,omitempty"`
+	// ReplaceFactor: the second factor of this sign-in is a recovery code
+	// given after "Lost your phone?": mfa-enrol asks for a new factor.
+	// LostCandidates are the factors the account had then, and LostFactors
+	// those offered for removal once the new one is in place
+	// (recovery_lost.go).
+	ReplaceFactor  bool         `json:"replace_factor,omitempty"`
+	LostCandidates []lostFactor `json:"lost_candidates,omitempty"`
+	LostFactors    []lostFactor `json:"lost_factors,omitempty"`
+
 	ForceLogin  bool      `json:"force_login,omitempty"`
 	RequestedAt time.Time `json:"requested_at,omitzero"`
 	// What the parked request asks besides a sign-in: the consent page
@@ -165,6 +177,8 @@ func (s *session) signInAgain() {
 	s.j.FactorVerified, s.j.FactorMethod, s.j.FactorAt = false, "", time.Time{}
 	s.j.Passwordless, s.j.PasskeyAMR, s.j.Ceremony, s.j.Approval = false, nil, nil, nil
 	s.j.PendingTOTP, s.j.Done = nil, nil
+	// A reset or a replacement rests on the proofs just forgotten.
+	s.j.Reset, s.j.ReplaceFactor, s.j.LostCandidates, s.j.LostFactors = nil, false, nil, nil
 	s.j.ForceLogin = true
 	s.row.State = stateJourney
 }
@@ -428,14 +442,16 @@ func (h *Handler) commit(ctx context.Context, s *session, fn func(ctx context.Co
 // commitRotated is commit under a new session id (session fixation: a new id
 // after the password and after the second factor). The rotation comes first,
 // so of two racing requests on one session only one can commit: the other
-// finds its id dead and its whole transaction rolls back. The cookie is
-// written only after the commit.
+// finds its id dead and its whole transaction rolls back. fn already sees
+// the new id in s.raw (signing out the other sessions keeps this one). The
+// cookie is written only after the commit.
 func (h *Handler) commitRotated(w http.ResponseWriter, r *http.Request, s *session, fn func(ctx context.Context) error) error {
 	old, fresh, oldSID := s.raw, newSessionID(), s.row.SID
 	err := h.store.InTx(r.Context(), func(ctx context.Context) error {
 		if err := h.store.RotateSession(ctx, old, fresh); err != nil {
 			return fmt.Errorf("rotate session: %w", err)
 		}
+		s.raw = fresh
 		if p := s.ended; p != nil {
 			// The previous officer is signed out of this browser: her
 			// tokens revoked, her relying parties told, and the session
@@ -455,7 +471,6 @@ func (h *Handler) commitRotated(w http.ResponseWriter, r *http.Request, s *sessi
 				return err
 			}
 		}
-		s.raw = fresh
 		return h.save(ctx, s)
 	})
 	if err != nil {

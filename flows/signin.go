@@ -21,7 +21,7 @@ import (
 
 const (
 	msgSignInFailed   = "The username or password is not right."
-	msgInviteExpired  = "Your invitation has expired. Ask your administrator for a new invitation."
+	msgInviteExpired  = "Your invitation has expired. Get a new onboarding email: choose “Didn't get your onboarding email, or has it expired?” on the sign-in page."
 	msgEnterPassword  = "Enter your password."
 	msgBadUsernameFmt = "Enter your username. It is the email address you were invited with, like name@agency.example."
 )

@@ -104,14 +104,8 @@ func (h *Handler) passwordChange(r *http.Request, f *flow, p *page) (hash string
 	}
 	// In the journey the current password is the initial one, which the
 	// policy refuses as the new one.
-	if err := f.set.policy.Check(next, u.Username, cur); err != nil {
-		var pe *password.PolicyError
-		if !errors.As(err, &pe) {
-			return "", 0, err
-		}
-		p.fail("new_password", pe.Reason)
-	} else if next != r.PostForm.Get("confirm_password") {
-		p.fail("confirm_password", msgMismatch)
+	if err := h.checkNewPassword(f, p, next, r.PostForm.Get("confirm_password"), cur); err != nil {
+		return "", 0, err
 	}
 	if len(p.Errors) > 0 {
 		return "", http.StatusUnprocessableEntity, nil

@@ -259,13 +259,20 @@ func (h *Handler) maybeLock(ctx context.Context, r *http.Request, s *session, ke
 // account does not know, up to a lock or the daily cap. It is audited; after
 // a correct password the officer is also told that their password is
 // probably known to someone else (a passwordless attempt proved no
-// password).
+// password), and after an emailed reset link that someone may be reading
+// their email.
 func (h *Handler) factorGuessed(ctx context.Context, r *http.Request, s *session, k throttleKeys, until time.Time) {
-	afterPassword := s != nil && s.row.UserID == k.user.ID && s.j.PasswordVerified && !s.j.Passwordless
+	mine := s != nil && s.row.UserID == k.user.ID
+	afterPassword := mine && s.j.PasswordVerified && !s.j.Passwordless
+	// After an emailed reset link instead: someone can read the mailbox.
+	afterLink := mine && s.j.Reset != nil
 	h.auditLog(ctx, r, s, event{Name: evFactorGuessing, UserID: k.user.ID, Username: k.user.Username,
-		Detail: map[string]any{"after_password": afterPassword, "until": until.UTC().Format(time.RFC3339)}})
-	if afterPassword {
+		Detail: map[string]any{"after_password": afterPassword, "after_reset_link": afterLink, "until": until.UTC().Format(time.RFC3339)}})
+	switch {
+	case afterPassword:
 		h.alert(r, k.user, alertFactorGuessed, until)
+	case afterLink:
+		h.alert(r, k.user, alertResetGuessed, until)
 	}
 }
 

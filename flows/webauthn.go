@@ -449,6 +449,7 @@ func (h *Handler) postPasskeyEnrol(w http.ResponseWriter, r *http.Request, f *fl
 	if !ok || err != nil {
 		return err
 	}
+	h.notifyReplaced(r, f, "Passkey: "+reg.Row.Name)
 	return writeJSON(w, http.StatusOK, jsonAnswer{Redirect: PathNext})
 }
 

@@ -96,6 +96,7 @@ func TestBrowser(t *testing.T) {
 	t.Run("the approval app on a phone: pairing, sign-in, No, wrong numbers, expiry, replay, races", s.approvalApp)
 	t.Run("the consent page, then sign out everywhere signs out of both portals", s.consentAndSignOutEverywhere)
 	t.Run("account request, approval in the console, a helpdesk reset", s.requestAndConsole)
+	t.Run("forgot password, a link in two browsers, lost phone, lost onboarding email", s.recovery)
 	t.Logf("browser suite took %s", time.Since(start).Round(100*time.Millisecond))
 }
 
@@ -1132,7 +1133,7 @@ func (s *browserSuite) expiredInvitation(t *testing.T) {
 	b.typeInto("#password", initial)
 	b.submit()
 	b.wantStep("password")
-	b.wantError("password", "Your invitation has expired. Ask your administrator for a new invitation.")
+	b.wantError("password", "Your invitation has expired. Get a new onboarding email: choose “Didn't get your onboarding email, or has it expired?” on the sign-in page.")
 	b.check("23-error-invitation-expired")
 
 	// The administrator re-sends it; the new email's password works.

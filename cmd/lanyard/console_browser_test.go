@@ -55,16 +55,18 @@ func (s *browserSuite) onboardAdmin(t *testing.T, email, path string) *browserTa
 
 // firstSignIn answers the guide's first sign-in from the username page:
 // username and initial password, an authenticator app, the recovery codes,
-// a new password, the policies. It ends wherever the journey resumes.
-func (b *browserTab) firstSignIn(email, initial, newPassword string) {
+// a new password, the policies. It ends wherever the journey resumes, and
+// returns what the officer keeps: the app's key and the recovery codes.
+func (b *browserTab) firstSignIn(email, initial, newPassword string) (secret string, codes []string) {
 	b.t.Helper()
 	b.wantStep("identify")
 	b.typeInto("#username", email)
 	b.submit()
 	b.typeInto("#password", initial)
 	b.submit()
-	b.enrolApp()
+	secret, codes = b.enrolApp()
 	b.newPasswordAndPolicies(initial, newPassword)
+	return secret, codes
 }
 
 // newPasswordAndPolicies answers the first sign-in's last steps: the
@@ -85,17 +87,19 @@ func (b *browserTab) newPasswordAndPolicies(initial, newPassword string) {
 }
 
 // enrolApp sets up an authenticator app (the key typed by hand) and keeps
-// the recovery codes.
-func (b *browserTab) enrolApp() {
+// the recovery codes; it returns both.
+func (b *browserTab) enrolApp() (secret string, codes []string) {
 	b.t.Helper()
 	b.wantStep("mfa-enrol")
-	secret := b.text("#totp-secret")
+	secret = b.text("#totp-secret")
 	freshStep(3 * time.Second)
 	b.typeInto("#code", totpCode(b.t, secret, 0))
 	b.submit()
 	b.wantStep("recovery-codes")
+	codes = evalJS[[]string](b, `[...document.querySelectorAll(".recovery-code")].map(e => e.innerText.trim())`)
 	b.tick("#accept")
 	b.submit()
+	return secret, codes
 }
 
 // fill empties a field (an empty textarea too, which chromedp.Clear
@@ -226,6 +230,7 @@ func (s *browserSuite) requestAndConsole(t *testing.T) {
 	// second factor.
 	d := s.onboardAdmin(t, consoleDesk, "/admin/officers")
 	d.wantPage("officers")
+	// Two words, both to match: the approval app's scenario has another Noor.
 	d.typeInto("#q", "noor requester")
 	d.click(`form.search button[type=submit]`)
 	d.wantPage("officers")

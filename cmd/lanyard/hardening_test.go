@@ -271,6 +271,21 @@ func TestFailureFloodServed(t *testing.T) {
 	if failures != n {
 		t.Errorf("lanyard_signins_total counts %v failures, want %d", failures, n)
 	}
+	// Refused reset links share the aggregate; they are not sign-ins.
+	if err := l.store().AppendAudit(t.Context(), &store.AuditEvent{Event: store.EventSigninFailureAggregated, ClientAddr: "127.0.0.1",
+		Detail: []byte(`{"count":7,"reasons":{"` + string(store.ReasonLinkUnknown) + `":4,"` + string(store.ReasonWrongPassword) + `":3}}`)}); err != nil {
+		t.Fatal(err)
+	}
+	after := 0.0
+	for _, s := range scrape(t, l.srv.metrics.handler()) {
+		if s.name == "lanyard_signins_total" && s.labels["outcome"] != "success" {
+			v, _ := strconv.ParseFloat(s.value, 64)
+			after += v
+		}
+	}
+	if after != n+3 {
+		t.Errorf("after an aggregate of 4 refused links and 3 wrong passwords, lanyard_signins_total counts %v failures, want %d", after, n+3)
+	}
 }
 
 // TestAuditArchivesUnderTheKey: archives of pruned events are checked under

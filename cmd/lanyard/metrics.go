@@ -70,9 +70,10 @@ var (
 	// to the message it was. The server's own notices have no event: they
 	// are counted as they fail (countMail).
 	mailFailures = map[store.Event]string{
-		store.EventInviteMailFailed:  "invitation",
-		store.EventResetMailFailed:   "password_reset",
-		store.EventRequestMailFailed: "request",
+		store.EventInviteMailFailed:   "invitation",
+		store.EventResetMailFailed:    "password_reset",
+		store.EventRecoveryMailFailed: "recovery",
+		store.EventRequestMailFailed:  "request",
 	}
 )
 
@@ -217,7 +218,7 @@ func newMetrics(ctx context.Context, st *store.Store, cfg func() *config.Config,
 	for _, k := range lockKinds {
 		m.locks.WithLabelValues(k)
 	}
-	for _, msg := range []string{"invitation", "password_reset", "notification", "other"} {
+	for _, msg := range []string{"invitation", "password_reset", "request", "recovery", "notification", "other"} {
 		m.mail.WithLabelValues(msg)
 	}
 	for _, r := range []string{"success", "failure"} {
@@ -383,6 +384,9 @@ func (m *metrics) observe(ev *store.AuditEvent) {
 		}
 		_ = json.Unmarshal(ev.Detail, &agg)
 		for reason, n := range agg.Reasons {
+			if slices.Contains(store.ResetLinkReasons, reason) {
+				continue // refused reset links, not sign-ins
+			}
 			o, ok := signinOutcomes[reason]
 			if !ok {
 				o = "other"

@@ -41,6 +41,7 @@ func cmdRequest(ctx context.Context, args []string, e env) error {
 // requestRow is a request as the commands print it.
 type requestRow struct {
 	ID           string `json:"id"`
+	Kind         string `json:"kind"` // account, or invitation (a new onboarding email)
 	Email        string `json:"email"`
 	Name         string `json:"name"`
 	Organisation string `json:"organisation"`
@@ -55,7 +56,7 @@ type requestRow struct {
 }
 
 func newRequestRow(ctx context.Context, a *flows.Admin, v flows.RequestView) requestRow {
-	r := requestRow{ID: v.ID, Email: v.Email, Name: v.Name, Organisation: v.Organisation, Reason: v.Reason, Status: v.Status,
+	r := requestRow{ID: v.ID, Kind: v.Kind, Email: v.Email, Name: v.Name, Organisation: v.Organisation, Reason: v.Reason, Status: v.Status,
 		CreatedAt: stamp(v.CreatedAt), VerifiedAt: stamp(v.VerifiedAt), DecidedAt: stamp(v.DecidedAt),
 		DecidedBy: a.ActorName(ctx, v.DecidedBy), DenyReason: v.DenyReason}
 	if v.Open() {
@@ -149,6 +150,11 @@ func cmdRequestShow(ctx context.Context, args []string, e env) error {
 	}
 	w := e.stdout
 	fmt.Fprintf(w, "request %s: %s\n", r.ID, r.Status)
+	asks := "a new account"
+	if r.Kind == store.RequestKindInvitation {
+		asks = "a new onboarding email (invited, not set up yet)"
+	}
+	fmt.Fprintf(w, "  asks for:      %s\n", asks)
 	fmt.Fprintf(w, "  email:         %s\n", r.Email)
 	fmt.Fprintf(w, "  name:          %s\n", oneLine(orDash(r.Name)))
 	fmt.Fprintf(w, "  organisation:  %s\n", oneLine(orDash(r.Organisation)))

@@ -339,13 +339,21 @@ type AuthRequest struct {
 //   PendingLogouts(ctx) (int64, error)
 //
 // Account requests (requests.go; the token is stored as SHA-256 only):
-//   CreateAccountRequest(ctx, *AccountRequest) error               ErrConflict when the mailbox has an open one (unverified or pending)
+//   CreateAccountRequest(ctx, *AccountRequest) error               ErrConflict when the mailbox has an open one (unverified or pending);
+//                                                                  Kind account: unverified with a token; invitation (a fresh onboarding email): pending
 //   AccountRequestByID(ctx, id) / AccountRequestByToken(ctx, token) / OpenAccountRequest(ctx, email)   ErrNotFound
 //   RenewRequestToken(ctx, id, token, expires) error               unverified only, else ErrConflict
 //   VerifyAccountRequest(ctx, id, at, expires) error               unverified and unexpired → pending, once; else ErrConflict
 //   DecideAccountRequest(ctx, id, to, by, reason, at) error        pending and unexpired → approved|denied, once; else ErrConflict
 //   ExpireAccountRequests(ctx, now, email) ([]AccountRequest, error)  marks the due open ones expired; returns them as they were
 //   ListAccountRequests(ctx, RequestQuery) ([]AccountRequest, error)   oldest first, keyset by Cursor
+//
+// Password-reset links (resets.go, where their type lives; the token is stored as SHA-256 only):
+//   CreatePasswordReset(ctx, *PasswordReset) error                 sent; voids the account's live link in the same tx; ErrConflict: a racing one won
+//   PasswordResetByToken(ctx, token) / PasswordResetByID(ctx, id)  any status; ErrNotFound
+//   ClaimPasswordReset(ctx, id, sid, at) error                     sent and unexpired → claimed by the browser sid, once; else ErrConflict
+//   VoidPasswordReset(ctx, id, reason) error                       live → void; else ErrConflict
+//   FinishPasswordReset(ctx, id, sid, at) error                    claimed by sid → used, once; else ErrConflict
 //
 // The console's other reads:
 //   LockedKeys(ctx, prefix, now) (map[string]time.Time, error)     throttle keys locked now

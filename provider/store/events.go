@@ -39,6 +39,50 @@ const (
 	EventConsentDecline Event = "consent.decline"
 )
 
+// Self-service recovery. Forgot your password: a link asked for (Detail
+// "sent": what the address was emailed, a ResetMail), refused (Detail
+// "reason": a limit), opened and bound to a browser, refused when opened
+// (Detail "reason": why the link no longer works), voided (Detail
+// "reason"), and the reset done (Detail "sessions_ended"). Lost phone:
+// signed in with a recovery code and asked to replace the factor (Detail
+// "sessions_ended": the other sessions signed out). Lost onboarding email:
+// a fresh one asked for (Detail "outcome": an InvitationOutcome).
+const (
+	EventResetRequest    Event = "password_reset.request"
+	EventResetRefused    Event = "password_reset.refused"
+	EventResetOpen       Event = "password_reset.open"
+	EventResetLinkFailed Event = "password_reset.link_refused"
+	EventResetVoid       Event = "password_reset.void"
+	EventResetDone       Event = "password_reset.done"
+	// A recovery email (a reset link, "ask for an invitation", "your
+	// account is set up") could not be sent. Detail "mail": which.
+	EventRecoveryMailFailed Event = "recovery.mail_failed"
+	EventFactorLost         Event = "mfa.lost"
+	EventInviteAsk          Event = "invite.ask"
+	EventInviteAskFailed    Event = "invite.ask.refused" // Detail "reason": a limit
+)
+
+// ResetMail is what a "Forgot your password?" request emailed: the "sent"
+// in the detail of password_reset.request.
+type ResetMail string
+
+const (
+	ResetMailLink       ResetMail = "link"       // an active account: the link
+	ResetMailInvitation ResetMail = "invitation" // an invited account: ask for a new invitation
+	ResetMailNothing    ResetMail = "nothing"    // no account, or a disabled one
+)
+
+// InvitationOutcome is what asking for a fresh onboarding email did: the
+// "outcome" in the detail of invite.ask.
+type InvitationOutcome string
+
+const (
+	InvitationResent  InvitationOutcome = "resent"  // sent at once (requests.approval automatic)
+	InvitationWaiting InvitationOutcome = "waiting" // an approver decides (a request of kind invitation)
+	InvitationActive  InvitationOutcome = "active"  // the account is set up already: told so by email
+	InvitationNone    InvitationOutcome = "none"    // no invitation for the address: nothing sent
+)
+
 // The account page.
 const (
 	EventAccountReauth   Event = "account.reauth"
@@ -199,6 +243,18 @@ const (
 	ReasonAddressLimit     Reason = "too many requests from the client address"
 	ReasonMailboxLimit     Reason = "too many requests for the mailbox"
 
+	// Self-service recovery.
+	ReasonAccountLimit   Reason = "too many reset links for the account"
+	ReasonLinkUnknown    Reason = "unknown link"
+	ReasonLinkExpired    Reason = "link expired"
+	ReasonLinkUsed       Reason = "link already used"
+	ReasonLinkReplaced   Reason = "link replaced by a newer one"
+	ReasonLinkElsewhere  Reason = "link opened in another browser"
+	ReasonNoSecondFactor Reason = "no second factor"
+	ReasonNotActive      Reason = "account not active"
+	ReasonResetTimeout   Reason = "reset not finished in time"
+	ReasonAskedAgain     Reason = "asked again within minutes"
+
 	// The console.
 	ReasonNotAdmin   Reason = "not an admin"
 	ReasonNoFactor   Reason = "signed in without a second factor"
@@ -220,6 +276,12 @@ const (
 	ReasonApprovalAnswered  Reason = "approval request already answered"
 	ReasonApprovalExpired   Reason = "approval request expired"
 )
+
+// ResetLinkReasons are why an emailed reset link was refused
+// (password_reset.link_refused). Beyond a few a minute, an address's
+// refusals are counted in its signin.failure.aggregated with its failed
+// sign-ins: these reasons there are not sign-ins.
+var ResetLinkReasons = []Reason{ReasonLinkUnknown, ReasonLinkUsed, ReasonLinkReplaced, ReasonLinkElsewhere, ReasonLinkExpired, ReasonNotActive}
 
 // Actor is who made an admin change: the "by" in its audit detail. Besides
 // these, an admin acting in the web console is their user id, and the

@@ -19,12 +19,24 @@ const (
 	RequestExpired    = "expired" // nobody verified or decided it in time
 )
 
+// Account request kinds (AccountRequest.Kind).
+const (
+	// RequestKindAccount asks for a new account (/request).
+	RequestKindAccount = "account"
+	// RequestKindInvitation asks for a fresh onboarding email for an
+	// invitation that was lost or has expired: approved, it is a resend.
+	// It needs no verification (the email goes to the invited mailbox
+	// anyway), so it is stored pending.
+	RequestKindInvitation = "invitation"
+)
+
 // RequestStatuses are the statuses, in the order a request goes through them.
 var RequestStatuses = []string{RequestUnverified, RequestPending, RequestApproved, RequestDenied, RequestExpired}
 
 // AccountRequest is an officer's request for an account (/request).
 type AccountRequest struct {
 	ID           string // random; shown to approvers and on the command line
+	Kind         string // RequestKindAccount (the default) or RequestKindInvitation
 	Email        string // canonical address
 	Name         string
 	Organisation string
@@ -49,13 +61,13 @@ func (r *AccountRequest) Open() bool {
 	return r.Status == RequestUnverified || r.Status == RequestPending
 }
 
-const requestCols = `id, email, name, organisation, reason, status, client_addr, created_at, verified_at,
+const requestCols = `id, kind, email, name, organisation, reason, status, client_addr, created_at, verified_at,
 	decided_at, expires_at, decided_by, deny_reason`
 
 func scanRequest(sc interface{ Scan(...any) error }) (*AccountRequest, error) {
 	var r AccountRequest
 	var created, verified, decided, expires sql.NullInt64
-	if err := sc.Scan(&r.ID, &r.Email, &r.Name, &r.Organisation, &r.Reason, &r.Status, &r.ClientAddr,
+	if err := sc.Scan(&r.ID, &r.Kind, &r.Email, &r.Name, &r.Organisation, &r.Reason, &r.Status, &r.ClientAddr,
 		&created, &verified, &decided, &expires, &r.DecidedBy, &r.DenyReason); err != nil {
 		return nil, err
 	}
@@ -73,27 +85,42 @@ func validRequestStatus(s string) bool {
 	return false
 }
 
-// CreateAccountRequest stores a new request (status unverified, with its
-// Token). ErrConflict when the mailbox already has an open request or the
-// id is taken: of racing submissions for one mailbox, one is stored.
+// CreateAccountRequest stores a new request: for an account, unverified
+// with its Token; for an invitation's fresh email, pending (verified at its
+// creation) and without one. ErrConflict when the mailbox already has an
+// open request or the id is taken: of racing submissions for one mailbox,
+// one is stored.
 func (s *Store) CreateAccountRequest(ctx context.Context, r *AccountRequest) error {
+	if r != nil && r.Kind == "" {
+		r.Kind = RequestKindAccount
+	}
 	switch {
 	case r == nil || r.ID == "" || r.Email == "":
 		return invalid("account request without id or email")
-	case r.Token == "":
+	case r.Kind != RequestKindAccount && r.Kind != RequestKindInvitation:
+		return invalid("unknown account request kind %q", r.Kind)
+	case r.Kind == RequestKindAccount && r.Token == "":
 		return invalid("account request without a verification token")
+	case r.Kind == RequestKindInvitation && r.Token != "":
+		return invalid("an invitation's request has no verification token")
 	case r.ExpiresAt.IsZero():
 		return invalid("account request without an expiry")
 	}
 	if r.CreatedAt.IsZero() {
 		r.CreatedAt = s.now()
 	}
-	r.Status = RequestUnverified
-	_, err := s.exec(ctx, `INSERT INTO account_requests (id, email, name, organisation, reason, status, token_hash,
+	r.Status, r.VerifiedAt = RequestUnverified, time.Time{}
+	token := ""
+	if r.Kind == RequestKindInvitation {
+		r.Status, r.VerifiedAt = RequestPending, r.CreatedAt
+	} else {
+		token = hashKey(r.Token)
+	}
+	_, err := s.exec(ctx, `INSERT INTO account_requests (id, kind, email, name, organisation, reason, status, token_hash,
 		client_addr, created_at, verified_at, decided_at, expires_at, decided_by, deny_reason)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, '', '')`,
-		r.ID, r.Email, r.Name, r.Organisation, r.Reason, r.Status, hashKey(r.Token), r.ClientAddr,
-		micro(r.CreatedAt), micro(r.ExpiresAt))
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, '', '')`,
+		r.ID, r.Kind, r.Email, r.Name, r.Organisation, r.Reason, r.Status, token, r.ClientAddr,
+		micro(r.CreatedAt), micro(r.VerifiedAt), micro(r.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("create account request: %w", err)
 	}

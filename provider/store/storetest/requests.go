@@ -14,6 +14,31 @@ func testRequests(t *testing.T, open func(t *testing.T) *store.Store) {
 		return &store.AccountRequest{ID: id, Email: email, Name: "Kim Ärger", Organisation: "HQ", Reason: "docs\nportal",
 			Token: "token-" + id, ClientAddr: "192.0.2.1", CreatedAt: t0, ExpiresAt: at(24 * time.Hour)}
 	}
+	t.Run("InvitationKind", func(t *testing.T) {
+		// A request for a fresh onboarding email waits for an approver at
+		// once: no token, no verification.
+		s := open(t)
+		ctx := t.Context()
+		r := &store.AccountRequest{ID: "i1", Kind: store.RequestKindInvitation, Email: "kim@agency.example", Name: "Kim",
+			ClientAddr: "192.0.2.1", CreatedAt: t0, ExpiresAt: at(14 * 24 * time.Hour)}
+		must(t, s.CreateAccountRequest(ctx, r))
+		got, err := s.AccountRequestByID(ctx, "i1")
+		must(t, err)
+		if got.Kind != store.RequestKindInvitation || got.Status != store.RequestPending {
+			t.Fatalf("loaded %+v", got)
+		}
+		sameTime(t, "VerifiedAt", got.VerifiedAt, t0)
+		must(t, s.DecideAccountRequest(ctx, "i1", store.RequestApproved, "cli", "", at(time.Hour)))
+		// An account request is of kind account when not said.
+		must(t, s.CreateAccountRequest(ctx, req("r1", "lee@agency.example")))
+		if got, _ := s.AccountRequestByID(ctx, "r1"); got.Kind != store.RequestKindAccount {
+			t.Fatalf("default kind %q", got.Kind)
+		}
+		wantErr(t, "an invitation's request with a token", s.CreateAccountRequest(ctx, &store.AccountRequest{ID: "i2",
+			Kind: store.RequestKindInvitation, Email: "x@agency.example", Token: "t", ExpiresAt: at(time.Hour)}), store.ErrInvalid)
+		wantErr(t, "an unknown kind", s.CreateAccountRequest(ctx, &store.AccountRequest{ID: "i3",
+			Kind: "upgrade", Email: "y@agency.example", Token: "t", ExpiresAt: at(time.Hour)}), store.ErrInvalid)
+	})
 	t.Run("Lifecycle", func(t *testing.T) {
 		s := open(t)
 		ctx := t.Context()

@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"AuthRequests", testAuthRequests},
 		{"Consent", testConsent},
 		{"Requests", testRequests},
+		{"PasswordResets", testPasswordResets},
 		{"Search", testSearch},
 		{"GC", testGC},
 		{"Logout", testLogout},
