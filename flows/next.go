@@ -520,26 +520,28 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, req authn.SignI
 
 // SignOut ends the browser's session server-side, revokes the codes and
 // tokens issued to it, and clears the cookie (authn.Journey, used by
-// RP-initiated logout).
+// RP-initiated logout). It returns the user signed out ("" for none) and
+// writes no audit event: its caller does, once — the provider's, naming the
+// relying party, or Lanyard's own sign-out button (postSignOut).
 func (h *Handler) SignOut(w http.ResponseWriter, r *http.Request) (string, error) {
 	s, err := h.load(r)
 	h.cookies.clear(w)
 	if err != nil || s == nil {
 		return "", err
 	}
-	// The codes and tokens issued to this session end with it.
+	// The codes and tokens issued to this session end with it. The row
+	// goes first: an authorization racing the sign-out then either recorded
+	// its code before (and is revoked here) or finds the session gone.
 	err = h.store.InTx(r.Context(), func(ctx context.Context) error {
-		if err := h.store.RevokeOAuthBySession(ctx, s.row.SID); err != nil {
+		if err := h.store.DeleteSession(ctx, s.raw); err != nil {
 			return err
 		}
-		return h.store.DeleteSession(ctx, s.raw)
+		return h.store.RevokeOAuthBySession(ctx, s.row.SID)
 	})
 	if err != nil {
 		return "", fmt.Errorf("end session: %w", err)
 	}
-	user := s.row.UserID
-	h.auditLog(r.Context(), r, s, event{Name: evLogout, UserID: user, Username: s.j.Username})
-	return user, nil
+	return s.row.UserID, nil
 }
 
 // end forgets a session whose user is gone.
@@ -551,11 +553,16 @@ func (h *Handler) end(w http.ResponseWriter, r *http.Request, s *session) {
 // postSignOut is the sign-out button of Lanyard's own pages.
 func (h *Handler) postSignOut(w http.ResponseWriter, r *http.Request) error {
 	var frames []string
-	if s, err := h.load(r); err == nil && s != nil {
+	s, err := h.load(r)
+	if err == nil && s != nil {
 		frames = h.frontChannel(r.Context(), s.row.SID)
 	}
-	if _, err := h.SignOut(w, r); err != nil {
+	user, err := h.SignOut(w, r)
+	if err != nil {
 		return err
+	}
+	if user != "" && s != nil {
+		h.auditLog(r.Context(), r, s, event{Name: evLogout, UserID: user, Username: s.j.Username})
 	}
 	return h.signedOut(w, r, frames)
 }

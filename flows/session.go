@@ -118,7 +118,14 @@ type session struct {
 	raw string // the random id from the cookie; never logged
 	row *store.Session
 	j   journey
+	// ended is the officer whose session a sign-in of another officer on
+	// this browser ends (newSignIn); commitRotated ends it.
+	ended *endedSession
 }
+
+// endedSession is the previous officer's session that a new sign-in ends:
+// its key and its user.
+type endedSession struct{ sid, userID string }
 
 // ref is the reference of the session's current id (the hex SHA-256 of
 // it): what the store keys the row by and the account page names sessions
@@ -147,6 +154,10 @@ func (s *session) newSignIn(u *store.User, now time.Time) {
 	}
 	if s.row.UserID == u.ID {
 		j.RecoveryCodes = s.j.RecoveryCodes
+	} else if s.row.UserID != "" {
+		// Another officer's session ends here: what was issued in it must
+		// not follow the new officer (commitRotated).
+		s.ended = &endedSession{sid: s.row.SID, userID: s.row.UserID}
 	}
 	s.j = j
 	s.row.UserID, s.row.State = u.ID, stateJourney
@@ -435,12 +446,26 @@ func (h *Handler) commit(ctx context.Context, s *session, fn func(ctx context.Co
 // the new id in s.raw (signing out the other sessions keeps this one). The
 // cookie is written only after the commit.
 func (h *Handler) commitRotated(w http.ResponseWriter, r *http.Request, s *session, fn func(ctx context.Context) error) error {
-	old, fresh := s.raw, newSessionID()
+	old, fresh, oldSID := s.raw, newSessionID(), s.row.SID
 	err := h.store.InTx(r.Context(), func(ctx context.Context) error {
 		if err := h.store.RotateSession(ctx, old, fresh); err != nil {
 			return fmt.Errorf("rotate session: %w", err)
 		}
 		s.raw = fresh
+		if p := s.ended; p != nil {
+			// The previous officer is signed out of this browser: her
+			// tokens revoked, her relying parties told, and the session
+			// gets a key of its own for the new officer.
+			sid, err := h.store.RenewSessionKey(ctx, p.sid)
+			if err != nil {
+				return err
+			}
+			s.row.SID = sid
+			if err := h.audit(ctx, r, s, event{Name: evLogout, UserID: p.userID,
+				Detail: map[string]any{"reason": "another officer signed in"}}); err != nil {
+				return err
+			}
+		}
 		if fn != nil {
 			if err := fn(ctx); err != nil {
 				return err
@@ -449,9 +474,10 @@ func (h *Handler) commitRotated(w http.ResponseWriter, r *http.Request, s *sessi
 		return h.save(ctx, s)
 	})
 	if err != nil {
-		s.raw, s.row.ID = old, old
+		s.raw, s.row.ID, s.row.SID = old, old, oldSID
 		return err
 	}
+	s.ended = nil
 	return h.cookies.write(w, r, fresh)
 }
 

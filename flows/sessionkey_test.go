@@ -3,6 +3,7 @@ package flows
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/lanyard-idp/lanyard/flows/internal/softauthn"
 	"github.com/lanyard-idp/lanyard/provider/store"
@@ -170,5 +171,54 @@ func TestTokensFollowTheSession(t *testing.T) {
 				t.Errorf("after %s, the current session's token active = %v, want %v", so.name, !so.otherLives, so.otherLives)
 			}
 		})
+	}
+}
+
+// TestAnotherOfficerGetsAFreshKey: when prompt=login brings a second
+// officer to a browser where the first is signed in, the first officer's
+// session ends — her tokens are revoked and her relying parties told — and
+// the second gets a key of his own, so his tokens never share her sid.
+func TestAnotherOfficerGetsAFreshKey(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, withoutMFA)
+	a := e.seedReady(alice, alicePw)
+	e.seedReady(bob, alicePw)
+	b := signInReady(t, e, alice, alicePw)
+	aliceKey := b.sessionKey()
+	e.refreshToken("rt-alice", a.ID, aliceKey)
+	if err := e.st.RecordSessionClient(t.Context(), &store.SessionClient{SID: aliceKey, ClientID: "docs-portal-staging", Subject: a.ID}); err != nil {
+		t.Fatal(err)
+	}
+
+	r := b.open("/test/authorize?n=1&force=1")
+	mustStep(t, r, StepIdentify)
+	r = b.follow(b.submit(r, map[string]string{"username": bob}))
+	r = b.follow(b.submit(r, map[string]string{"password": alicePw}))
+	d := b.done(r)
+	if !d.SignedIn || d.UserID != "u-bob-agency-example" {
+		t.Fatalf("bob is not signed in: %+v", d)
+	}
+	if d.SessionID == aliceKey || b.sessionKey() == aliceKey {
+		t.Fatalf("bob's session kept alice's key %q", aliceKey)
+	}
+	if e.tokenActive("rt-alice") {
+		t.Error("alice's refresh token survived bob's sign-in")
+	}
+	got, err := e.st.ClaimLogouts(t.Context(), time.Now().Add(time.Hour), time.Minute, 10) // the store queues at its own clock
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].SID != aliceKey || got[0].Subject != a.ID {
+		t.Errorf("logouts queued: %+v, want one for alice's session %q", got, aliceKey)
+	}
+
+	// The same officer signing in again keeps the key (prompt=login is no
+	// sign-out).
+	bobKey := b.sessionKey()
+	r = b.open("/test/authorize?n=2&force=1")
+	r = b.follow(b.submit(r, map[string]string{"username": bob}))
+	b.done(b.follow(b.submit(r, map[string]string{"password": alicePw})))
+	if k := b.sessionKey(); k != bobKey {
+		t.Errorf("bob signing in again changed the key from %q to %q", bobKey, k)
 	}
 }

@@ -611,7 +611,7 @@ func (h *Handler) postPasskeySignIn(w http.ResponseWriter, r *http.Request, f *f
 			Detail: map[string]any{"amr": a.AMR}})
 	})
 	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
-		s.j, *s.row = before, beforeRow
+		s.j, *s.row, s.ended = before, beforeRow, nil
 		return h.fail(w, r, s, k, ev, refuse(store.ReasonChallengeUsed, msgPasskeyExpired))
 	}
 	if err != nil {

@@ -98,6 +98,13 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request, parked *sto
 		return
 	}
 	form := ar.GetRequestForm()
+	if pre.par {
+		// The pushed request's claims (checked when it was pushed).
+		if pre.claims, err = parseClaims(form.Get("claims")); err != nil {
+			p.writeAuthorizeError(ctx, w, ar, fosite.ErrInvalidRequest.WithHint("The claims parameter must be a JSON object (OpenID Connect Core 5.5)."))
+			return
+		}
+	}
 	acr := requestedACR(form.Get("acr_values"), pre.claims)
 
 	// (2) Is the browser signed in, and recently enough?
@@ -140,6 +147,9 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request, parked *sto
 			return
 		case tooOld:
 			p.writeAuthorizeError(ctx, w, ar, fosite.ErrLoginRequired.WithHint("The sign-in is older than max_age."))
+			return
+		case wantsLogin: // max_age=0: a sign-in now, which prompt=none cannot show
+			p.writeAuthorizeError(ctx, w, ar, fosite.ErrLoginRequired.WithHint("max_age=0 asks for a new sign-in."))
 			return
 		case !acrMet && acr.essential:
 			p.writeAuthorizeError(ctx, w, ar, fosite.ErrInteractionRequired.WithHint("The sign-in does not reach the requested authentication level (acr)."))
@@ -240,6 +250,7 @@ type preAuthorize struct {
 	ar     *fosite.AuthorizeRequest
 	err    error
 	claims *claimsRequest // the claims parameter, parsed
+	par    bool           // the request names a pushed request (request_uri)
 }
 
 // guardAuthorize checks what must be refused before fosite parses the request.
@@ -259,6 +270,14 @@ func (p *Provider) guardAuthorize(w http.ResponseWriter, r *http.Request) (preAu
 			return preAuthorize{}, false
 		}
 	}
+	// A pushed request is the whole request: next to its request_uri, the
+	// browser URL's other parameters are ignored (RFC 9126 §4), or fosite
+	// would add those the pushed request lacks (claims, prompt, max_age…).
+	isPAR := strings.HasPrefix(f.Get("request_uri"), parPrefix)
+	if isPAR {
+		f = url.Values{"client_id": f["client_id"], "request_uri": f["request_uri"]}
+		r.Form, r.PostForm = f, url.Values{}
+	}
 	c, ok := p.clients.get(f.Get("client_id"))
 	if !ok {
 		p.serveError(w, r, &templates.Error{Status: http.StatusBadRequest, Title: "Unknown application",
@@ -276,7 +295,6 @@ func (p *Provider) guardAuthorize(w http.ResponseWriter, r *http.Request) (preAu
 	// Exact redirect URI match (fosite alone would also accept any port on a
 	// loopback address). A pushed request carries its redirect URI in the
 	// stored request, checked when it was pushed.
-	isPAR := strings.HasPrefix(f.Get("request_uri"), parPrefix)
 	redirect := f.Get("redirect_uri")
 	switch {
 	case redirect != "" && slices.Contains(c.redirectURIs, redirect):
@@ -329,7 +347,7 @@ func (p *Provider) guardAuthorize(w http.ResponseWriter, r *http.Request) (preAu
 		p.authorizeErrorPage(w, r, err)
 		return preAuthorize{}, false
 	}
-	return preAuthorize{ar: ar, err: err, claims: claims}, true
+	return preAuthorize{ar: ar, err: err, claims: claims, par: isPAR}, true
 }
 
 const parPrefix = "urn:ietf:params:oauth:request_uri:"
@@ -503,9 +521,17 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 	// The client gets tokens in this session: when the session ends, it is
 	// told (back-channel logout), in the same transaction as the code.
 	if b.SessionID != "" {
-		if err := p.store.RecordSessionClient(txCtx, &store.SessionClient{
+		err := p.store.RecordSessionClient(txCtx, &store.SessionClient{
 			SID: b.SessionID, ClientID: c.id, Subject: user.ID, CreatedAt: p.now(),
-		}); err != nil {
+		})
+		if errors.Is(err, store.ErrNotFound) {
+			// The browser signed out since it was looked at: no code for a
+			// session no sign-out will reach again.
+			_ = p.storage.Rollback(txCtx)
+			p.writeAuthorizeError(ctx, w, ar, fosite.ErrLoginRequired.WithHint("The session ended during the request; sign in again."))
+			return
+		}
+		if err != nil {
 			_ = p.storage.Rollback(txCtx)
 			p.log.Error("record the session's client", "err", err)
 			p.writeAuthorizeError(ctx, w, ar, fosite.ErrTemporarilyUnavailable)

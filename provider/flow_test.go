@@ -389,6 +389,18 @@ func TestPromptNone(t *testing.T) {
 		e.journey.setNext(nil)
 		run := r.authorize(b, oauth2.SetAuthURLParam("prompt", "none"))
 		r.exchange(run)
+
+		// max_age=0 asks for a sign-in now (OIDC Core §3.1.2.1: like
+		// prompt=login), which prompt=none forbids showing.
+		before := e.journey.signInCount()
+		res := b.get(r.oauth.AuthCodeURL("state-123456789", oauth2.SetAuthURLParam("prompt", "none"),
+			oauth2.SetAuthURLParam("max_age", "0"), oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+		if res.location == nil || res.location.Query().Get("error") != "login_required" || res.location.Query().Has("code") {
+			t.Errorf("prompt=none&max_age=0 on a signed-in browser: %d %v, want login_required", res.status, res.location)
+		}
+		if e.journey.signInCount() != before {
+			t.Error("prompt=none showed a sign-in")
+		}
 	})
 }
 
@@ -578,6 +590,7 @@ func TestRevocation(t *testing.T) {
 	if e.active(tok.RefreshToken) || e.active(tok.AccessToken) {
 		t.Error("revoked tokens still active")
 	}
+	e.mustAudit(store.EventTokenRevoke, webappID, alice().UserID, "refresh_token")
 	if _, err := r.oauth.TokenSource(r.ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
 		t.Error("revoked refresh token still refreshes")
 	}
@@ -624,6 +637,7 @@ func TestRefreshReuseRevokesFamily(t *testing.T) {
 	if e.active(tok2.RefreshToken) || e.active(tok2.AccessToken) {
 		t.Error("family still alive after reuse")
 	}
+	e.mustAudit(store.EventTokenReuse, webappID, alice().UserID, "refresh_token")
 	if _, err := r.oauth.TokenSource(r.ctx, &oauth2.Token{RefreshToken: tok2.RefreshToken}).Token(); err == nil {
 		t.Error("the successor still refreshes after reuse")
 	}
@@ -668,7 +682,27 @@ func TestCodeReuse(t *testing.T) {
 			if e.active(tok.AccessToken) || e.active(tok.RefreshToken) {
 				t.Error("the tokens of the first redemption are still active after the replay")
 			}
+			e.mustAudit(store.EventTokenReuse, webappID, alice().UserID, "authorization_code")
 		})
+	}
+}
+
+// mustAudit requires exactly one event ev, about the client's grant of
+// the subject (the "grant" of its detail), with the token's request id.
+func (e *env) mustAudit(ev store.Event, clientID, subject, grant string) {
+	e.t.Helper()
+	evs, err := e.st.Audit(e.t.Context(), store.AuditFilter{Event: string(ev)})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if len(evs) != 1 {
+		e.t.Fatalf("%d %s events, want 1: %+v", len(evs), ev, evs)
+	}
+	var d struct{ Grant, Request string }
+	_ = json.Unmarshal(evs[0].Detail, &d)
+	if evs[0].ClientID != clientID || evs[0].UserID != subject || d.Grant != grant || d.Request == "" {
+		e.t.Errorf("%s event: client %q, user %q, detail %s; want client %q, user %q, grant %q and the request id",
+			ev, evs[0].ClientID, evs[0].UserID, evs[0].Detail, clientID, subject, grant)
 	}
 }
 
@@ -1005,5 +1039,97 @@ func TestIntrospectionOwnTokensOnly(t *testing.T) {
 	}
 	if evs[0].ClientID != otherID || !strings.Contains(string(evs[0].Detail), `"owner":"`+webappID+`"`) {
 		t.Errorf("audit event = %+v", evs[0])
+	}
+}
+
+// TestPARClaims: the claims parameter is accepted at /par (discovery says
+// claims_parameter_supported) and it is the pushed request's that counts:
+// at /authorize with a request_uri the browser URL's other parameters are
+// ignored (RFC 9126 §4), so a claims request (or a prompt) added to the URL
+// changes nothing.
+func TestPARClaims(t *testing.T) {
+	e := newEnv(t)
+	r := e.newRP(webappID, webappSecret, webappRedir)
+	verifier := oauth2.GenerateVerifier()
+	form := url.Values{
+		"response_type": {"code"}, "client_id": {webappID}, "redirect_uri": {webappRedir}, "scope": {"openid"},
+		"state": {"state-par-123456"}, "nonce": {"nonce-par-123456"}, "claims": {`{"id_token":{"email":null}}`},
+		"code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"},
+	}
+	resp, body := e.postForm(pathPAR, form, webappID, webappSecret)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("par with claims: %d %v", resp.StatusCode, body)
+	}
+	uri, _ := body["request_uri"].(string)
+	b := e.newBrowser()
+	e.journey.setNext(alice())
+	r.exchange(r.authorize(b)) // signed in: only a prompt=login would show a sign-in
+	e.journey.setNext(nil)
+	before := e.journey.signInCount()
+	res := b.get(e.issuer + pathAuthorize + "?" + url.Values{"client_id": {webappID}, "request_uri": {uri},
+		"claims": {`{"id_token":{"name":null}}`}, "prompt": {"login"}}.Encode())
+	if res.location == nil || res.location.Query().Get("code") == "" {
+		t.Fatalf("par authorize: %d %v %s", res.status, res.location, truncate(res.body))
+	}
+	if e.journey.signInCount() != before {
+		t.Error("the browser URL's prompt=login was obeyed next to a request_uri")
+	}
+	tok, err := r.oauth.Exchange(r.ctx, res.location.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("exchange: %v", err)
+	}
+	idt, err := r.verifier.Verify(r.ctx, tok.Extra("id_token").(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := idt.Claims(&c); err != nil {
+		t.Fatal(err)
+	}
+	if c["email"] != aliceEmail {
+		t.Errorf("the pushed claims request was not honoured: email = %v", c["email"])
+	}
+	if _, ok := c["name"]; ok {
+		t.Errorf("the browser URL's claims request was honoured: name = %v", c["name"])
+	}
+
+	// A malformed claims parameter is refused when it is pushed.
+	form.Set("claims", "[1]")
+	if resp, body := e.postForm(pathPAR, form, webappID, webappSecret); resp.StatusCode != http.StatusBadRequest || body["error"] != "invalid_request" {
+		t.Errorf("par with malformed claims: %d %v", resp.StatusCode, body)
+	}
+}
+
+// TestNoCodeForAnEndedSession: a browser whose session ended after the
+// provider looked it up (signed out on another tab, another node) gets no
+// code bound to the dead session: the authorization fails with
+// login_required and records nothing.
+func TestNoCodeForAnEndedSession(t *testing.T) {
+	e := newEnv(t)
+	r := e.newRP(webappID, webappSecret, webappRedir)
+	b := e.newBrowser()
+	e.journey.setNext(alice())
+	r.exchange(r.authorize(b))
+	e.journey.setNext(nil)
+	// The stand-in journey still vouches for the browser, as flows would
+	// between its lookup and the provider's transaction; the row is gone.
+	e.journey.mu.Lock()
+	var sid string
+	for id, sb := range e.journey.sessions {
+		sid = sb.SessionID
+		if err := e.st.DeleteSession(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.journey.mu.Unlock()
+	res := b.get(r.oauth.AuthCodeURL("state-123456789", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	if res.location == nil || res.location.Query().Get("error") != "login_required" || res.location.Query().Has("code") {
+		t.Fatalf("authorize on an ended session: %d %v, want login_required", res.status, res.location)
+	}
+	if got, err := e.st.SessionClients(t.Context(), sid); err != nil || len(got) != 0 {
+		t.Errorf("the ended session has relying parties again: %+v %v", got, err)
+	}
+	if n := e.countRows("code", true); n != 0 {
+		t.Errorf("%d active codes for the ended session", n)
 	}
 }

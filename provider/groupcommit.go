@@ -134,3 +134,43 @@ func issueAudit(ctx context.Context) (*store.AuditEvent, bool) {
 	ev, ok := ctx.Value(issueAuditKey{}).(*store.AuditEvent)
 	return ev, ok
 }
+
+// grantsSeenKey carries, in a token or revocation request's context, the
+// grants Storage read for the request (codes, refresh and access tokens),
+// in order. fosite revokes a reused grant's family, or a revoked token's,
+// without saying which: the endpoints audit it from these.
+type grantsSeenKey struct{}
+
+// grantSeen is a code or token Storage read: its kind, the family's request
+// id, client and subject, and whether it was still active.
+type grantSeen struct {
+	kind, requestID, clientID, subject string
+	active                             bool
+}
+
+// grantsSeen collects the grants read in one request (whose storage calls
+// follow one another).
+type grantsSeen struct{ list []grantSeen }
+
+func withGrantsSeen(ctx context.Context) (context.Context, *grantsSeen) {
+	g := &grantsSeen{}
+	return context.WithValue(ctx, grantsSeenKey{}, g), g
+}
+
+// noteGrant records row in the request's grants seen, if it collects them.
+func noteGrant(ctx context.Context, row *store.OAuthRow) {
+	if g, ok := ctx.Value(grantsSeenKey{}).(*grantsSeen); ok {
+		g.list = append(g.list, grantSeen{kind: row.Kind, requestID: row.RequestID, clientID: row.ClientID,
+			subject: row.Subject, active: row.Active})
+	}
+}
+
+// first returns the first grant seen that match accepts.
+func (g *grantsSeen) first(match func(grantSeen) bool) (grantSeen, bool) {
+	for _, x := range g.list {
+		if match(x) {
+			return x, true
+		}
+	}
+	return grantSeen{}, false
+}

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -351,6 +352,9 @@ func (j *testJourney) SignOut(w http.ResponseWriter, r *http.Request) (string, e
 	j.signOuts++
 	http.SetCookie(w, &http.Cookie{Name: testCookie, Value: "", Path: "/", MaxAge: -1})
 	if j.st != nil && b.SessionID != "" {
+		if err := j.st.DeleteSession(r.Context(), c.Value); err != nil {
+			return "", err
+		}
 		if err := j.st.RevokeOAuthBySession(r.Context(), b.SessionID); err != nil {
 			return "", err
 		}
@@ -408,6 +412,15 @@ func (j *testJourney) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if b.SessionID == "" && b.SignedIn {
 		sum := sha256.Sum256([]byte(id))
 		b.SessionID = hex.EncodeToString(sum[:])
+	}
+	if j.st != nil && b.SessionID != "" {
+		// The session's row, as flows keeps it: the provider records the
+		// relying parties of a session only while it exists.
+		err := j.st.CreateSession(r.Context(), &store.Session{ID: id, SID: b.SessionID, UserID: b.UserID, State: "signed-in"})
+		if err != nil && !errors.Is(err, store.ErrConflict) {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
 	}
 	j.mu.Lock()
 	j.sessions[id] = b

@@ -347,6 +347,7 @@ func (s *Storage) GetAuthorizeCodeSession(ctx context.Context, signature string,
 	if err != nil {
 		return nil, err
 	}
+	noteGrant(ctx, row)
 	if !row.Active {
 		return req, fosite.ErrInvalidatedAuthorizeCode
 	}
@@ -384,6 +385,7 @@ func (s *Storage) GetPKCERequestSession(ctx context.Context, signature string, _
 	if err != nil {
 		return nil, err
 	}
+	noteGrant(ctx, row)
 	if !row.Active { // its code was used
 		return nil, fosite.ErrNotFound
 	}
@@ -428,6 +430,7 @@ func (s *Storage) GetAccessTokenSession(ctx context.Context, signature string, s
 	if err != nil {
 		return nil, err
 	}
+	noteGrant(ctx, row)
 	if !row.Active {
 		return req, fosite.ErrInactiveToken
 	}
@@ -455,6 +458,7 @@ func (s *Storage) GetRefreshTokenSession(ctx context.Context, signature string, 
 	if err != nil {
 		return nil, err
 	}
+	noteGrant(ctx, row)
 	if !row.Active {
 		return req, fosite.ErrInactiveToken
 	}

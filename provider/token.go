@@ -28,9 +28,11 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	ctx, seen := withGrantsSeen(ctx)
 	sess := newSession()
 	ar, err := p.oauth.NewAccessRequest(ctx, r, sess)
 	if err != nil {
+		p.endReuse(ctx, r, ar, seen, err)
 		p.writeTokenError(ctx, w, ar, err)
 		return
 	}
@@ -59,6 +61,7 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 	ctx = withIssueAudit(ctx, p.issueEvent(r, ar))
 	resp, err := p.oauth.NewAccessResponse(ctx, ar)
 	if err != nil {
+		p.endReuse(ctx, r, ar, seen, err)
 		p.writeTokenError(ctx, w, ar, err)
 		return
 	}
@@ -164,13 +167,60 @@ func (p *Provider) writeTokenError(ctx context.Context, w http.ResponseWriter, a
 	// invalidated by a concurrent request before the second is a lost race too.
 	// So is one the second read no longer finds (removed by a concurrent
 	// request), which fosite's second read reports as server_error.
-	if errors.Is(err, errLostRace) || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) ||
-		(errors.Is(err, fosite.ErrNotFound) && fosite.ErrorToRFC6749Error(err).ErrorField == fosite.ErrServerError.ErrorField) {
+	if lost(err) {
 		err = fosite.ErrInvalidGrant.WithHint("The grant was used by a concurrent request.").WithWrap(err)
 	}
 	p.logOAuthError("token", err)
 	setWWWAuthenticate(w, err)
 	p.oauth.WriteAccessError(ctx, w, ar, err)
+}
+
+// grantNames names the kinds of grant in the audit events' "grant".
+var grantNames = map[string]string{
+	store.KindCode:    config.GrantAuthorizationCode,
+	store.KindRefresh: config.GrantRefreshToken,
+	store.KindAccess:  "access_token",
+}
+
+// endReuse follows a failed token request that presented a code or refresh
+// token already used. fosite revokes the family of one it finds used at its
+// first read; a redemption that lost the race for a code later — at the
+// code's second read or its conditional update, or finding the PKCE record
+// the winner retired — is a reuse too (RFC 6749 §4.1.2), and endReuse
+// revokes what the winner issued. The loser's transaction has rolled back
+// by then and the winner's has committed (the loser saw its writes), so the
+// winner's tokens are stored. Either way it writes the token.reuse event;
+// any other failure writes nothing here.
+func (p *Provider) endReuse(ctx context.Context, r *http.Request, ar fosite.AccessRequester, seen *grantsSeen, err error) {
+	g, ok := seen.first(func(g grantSeen) bool { return g.kind == store.KindCode || g.kind == store.KindRefresh })
+	if !ok {
+		return
+	}
+	_, pkceUsed := seen.first(func(g grantSeen) bool { return g.kind == store.KindPKCE && !g.active })
+	lostCode := g.kind == store.KindCode && g.active && (lost(err) || pkceUsed)
+	if g.active && !lostCode {
+		return
+	}
+	if lostCode {
+		for _, kind := range []string{store.KindAccess, store.KindRefresh} {
+			if err := p.store.DeactivateOAuthByRequestID(ctx, kind, g.requestID); err != nil {
+				p.log.Error("cannot revoke the tokens of a reused code", "err", err)
+			}
+		}
+	}
+	by := ""
+	if ar != nil && ar.GetClient() != nil {
+		by = ar.GetClient().GetID()
+	}
+	detail, _ := json.Marshal(map[string]string{"grant": grantNames[g.kind], "request": g.requestID, "by": by})
+	p.audit(ctx, &store.AuditEvent{Event: store.EventTokenReuse, UserID: g.subject, ClientID: g.clientID,
+		ClientAddr: authn.ClientAddr(r), Detail: detail})
+}
+
+// lost reports a grant lost to a concurrent request (see writeTokenError).
+func lost(err error) bool {
+	return errors.Is(err, errLostRace) || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) ||
+		(errors.Is(err, fosite.ErrNotFound) && fosite.ErrorToRFC6749Error(err).ErrorField == fosite.ErrServerError.ErrorField)
 }
 
 func setWWWAuthenticate(w http.ResponseWriter, err error) {
@@ -254,9 +304,18 @@ func (p *Provider) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		p.oauth.WriteAccessError(ctx, w, nil, err)
 		return
 	}
+	ctx, seen := withGrantsSeen(ctx)
 	err := p.oauth.NewRevocationRequest(ctx, r)
 	switch {
 	case err == nil:
+		// fosite revoked the family of the first live token it found (the
+		// client's own, or it would have refused); an unknown or dead
+		// token changed nothing and is not audited.
+		if g, ok := seen.first(func(g grantSeen) bool { return g.active }); ok {
+			detail, _ := json.Marshal(map[string]string{"grant": grantNames[g.kind], "request": g.requestID})
+			p.audit(ctx, &store.AuditEvent{Event: store.EventTokenRevoke, UserID: g.subject, ClientID: g.clientID,
+				ClientAddr: authn.ClientAddr(r), Detail: detail})
+		}
 	case errors.Is(err, fosite.ErrTemporarilyUnavailable):
 		p.log.Error("revoke: storage unavailable", "err", err)
 		p.oauth.WriteAccessError(ctx, w, nil, fosite.ErrTemporarilyUnavailable)
@@ -271,6 +330,12 @@ func (p *Provider) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p.oauth.WriteRevocationResponse(ctx, w, err)
+}
+
+// validClaims reports a claims parameter parseClaims accepts (or none).
+func validClaims(raw string) bool {
+	_, err := parseClaims(raw)
+	return err == nil
 }
 
 // handlePAR is RFC 9126 pushed authorization: the same guards as /authorize,
@@ -299,8 +364,11 @@ func (p *Provider) handlePAR(w http.ResponseWriter, r *http.Request) {
 	case hasControlChars(f.Get("state")) || hasControlChars(f.Get("nonce")):
 		fail(empty, fosite.ErrInvalidRequest.WithHint("state and nonce must not contain control characters."))
 		return
-	case f.Has("claims"):
-		fail(empty, fosite.ErrInvalidRequest.WithHint("The claims parameter is not supported."))
+	case !validPrompt(f.Get("prompt")):
+		fail(empty, fosite.ErrInvalidRequest.WithHint("prompt must be none (alone), or any of login, consent and select_account."))
+		return
+	case !validClaims(f.Get("claims")):
+		fail(empty, fosite.ErrInvalidRequest.WithHint("The claims parameter must be a JSON object (OpenID Connect Core 5.5)."))
 		return
 	case (f.Get("code_challenge") != "" || f.Get("code_challenge_method") != "") && f.Get("code_challenge_method") != "S256":
 		// Checked again at /authorize, but a request that can never succeed is

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/lanyard-idp/lanyard/config"
+	"github.com/lanyard-idp/lanyard/provider/store"
 )
 
 // sidOf is the sid claim of a token response's ID token.
@@ -139,7 +140,15 @@ func TestTokensFollowTheSession(t *testing.T) {
 	if got := sidOf(t, o.rp, refreshed); got != sid {
 		t.Fatalf("the refreshed ID token carries sid %q, the session's is %q", got, sid)
 	}
+	logouts := len(l.events(store.EventLogout))
 	end(b, again)
+	// One sign-out, one logout event (the provider's, which names the
+	// relying party), whatever part of Lanyard ended the session.
+	if evs := l.events(store.EventLogout); len(evs) != logouts+1 {
+		t.Errorf("an RP-initiated logout wrote %d logout events, want 1", len(evs)-logouts)
+	} else if ev := evs[len(evs)-1]; ev.ClientID != o.rp.cfg.ClientID || ev.UserID == "" {
+		t.Errorf("the logout event: client %q, user %q", ev.ClientID, ev.UserID)
+	}
 	_, err = o.refresh(t, refreshed.RefreshToken)
 	wantInvalidGrant(t, "refresh after prompt=login and end_session", err)
 	_, err = o.refresh(t, again.RefreshToken)

@@ -311,6 +311,12 @@ type AuditChain struct {
 	// upgradedAt is when the upgrade keyed the chain (the EventAuditKeyed
 	// after unkeyed events); zero when the chain was keyed from the start.
 	upgradedAt time.Time
+	// upgradeOver: a keyed event dated UpgradeGrace or more after the
+	// upgrade has been checked. A keyed date cannot be forged, so from
+	// there on the chain itself says the upgrade is over, whatever date a
+	// later unkeyed event claims.
+	upgradeOver bool
+	prevAt      time.Time // the At of the event before
 }
 
 // NewAuditChain starts a chain check at prev (the hash of the event before
@@ -340,6 +346,9 @@ func (c *AuditChain) Next(e *AuditEvent) bool {
 		if e.Event == EventAuditKeyed && c.upgradedAt.IsZero() {
 			c.upgradedAt = e.At // (the unkeyed events before may be pruned)
 		}
+		if !c.upgradedAt.IsZero() && e.At.Sub(c.upgradedAt) >= UpgradeGrace {
+			c.upgradeOver = true
+		}
 		c.keyed = true
 	case unkeyedAuditHash(c.prev, e) != e.Hash && c.keyed:
 		return fail("it does not match its hash under the deployment's key: it was changed, or its hash recomputed without the key")
@@ -347,15 +356,18 @@ func (c *AuditChain) Next(e *AuditEvent) bool {
 		return fail("it does not match its hash: it was changed after it was written")
 	case !c.keyed:
 		c.check.UnkeyedThrough = e.ID
-	case !c.upgradedAt.IsZero() && !e.At.Before(c.upgradedAt) && e.At.Sub(c.upgradedAt) < UpgradeGrace:
+	case !c.upgradedAt.IsZero() && !c.upgradeOver && !e.At.Before(c.upgradedAt) &&
+		e.At.Sub(c.upgradedAt) < UpgradeGrace && !e.At.Before(c.prevAt.Add(-upgradeSkew)):
 		// A node of the older version still running during a rolling
 		// upgrade. Only the tail can be forged so (the next keyed event
-		// holds its hash), and only in the upgrade's first UpgradeGrace.
+		// holds its hash), only while no keyed event has shown the
+		// upgrade's first UpgradeGrace over, and only dated after the
+		// event before it (give or take the nodes' skew).
 		c.check.UnkeyedDuringUpgrade++
 	default:
 		return fail("it carries an unkeyed hash after the chain was keyed: it was written, or recomputed, without the key")
 	}
-	c.prev = e.Hash
+	c.prev, c.prevAt = e.Hash, e.At
 	c.check.Events++
 	c.check.HeadID, c.check.HeadHash = e.ID, e.Hash
 	return true
@@ -365,6 +377,12 @@ func (c *AuditChain) Next(e *AuditEvent) bool {
 // written unkeyed by nodes of the older version are accepted: the rolling
 // upgrade ("replace the nodes one by one").
 const UpgradeGrace = 24 * time.Hour
+
+// upgradeSkew is how much earlier than the event chained before it an
+// older node's event may be dated during the upgrade: an event is dated
+// when its transaction writes it and chained when the transaction commits,
+// and the nodes' clocks differ a little.
+const upgradeSkew = time.Minute
 
 // isKeyedAfter reports whether e is the EventAuditKeyed that vouches for
 // the unkeyed events up to id.

@@ -117,6 +117,17 @@ const (
 	// server (config introspection): answered inactive. Detail "owner": the
 	// token's client.
 	EventIntrospectRefused Event = "token.introspect.refused"
+	// A used code or a rotated refresh token was presented again (or a
+	// concurrent redemption lost the race for a code): what it had issued
+	// is revoked. ClientID and UserID are the grant's; Detail "grant"
+	// (authorization_code or refresh_token), "request" (the token family's
+	// request id), "by" (the client that presented it).
+	EventTokenReuse Event = "token.reuse"
+	// A client revoked a token at /revoke (RFC 7009). ClientID is the
+	// client; when the token was one of its live ones, UserID is its
+	// subject and Detail "grant" (refresh_token or access_token, the kind
+	// presented) and "request" say which family ended.
+	EventTokenRevoke Event = "token.revoke"
 	// Each attempt to deliver a back-channel logout token. Detail "result":
 	// a LogoutResult; "reason": why it was queued, a Reason.
 	EventLogoutBackchannel Event = "logout.backchannel"

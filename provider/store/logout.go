@@ -44,7 +44,12 @@ type LogoutDelivery struct {
 }
 
 // RecordSessionClient notes that rec.ClientID received tokens in the
-// session whose key is rec.SID (idempotent).
+// session whose key is rec.SID (idempotent). ErrNotFound when no session
+// has that key any more: it ended (signed out) since the caller looked, and
+// what the caller is issuing in it must not be issued, for no sign-out
+// will reach it. On PostgreSQL the session's row is share-locked until the
+// transaction ends, so a concurrent sign-out either ended it first (then
+// ErrNotFound) or waits and then revokes what this transaction issued.
 func (s *Store) RecordSessionClient(ctx context.Context, rec *SessionClient) error {
 	switch {
 	case rec == nil || rec.SID == "":
@@ -60,11 +65,21 @@ func (s *Store) RecordSessionClient(ctx context.Context, rec *SessionClient) err
 	}
 	// session_ref and sid were two values while tokens followed the
 	// session's rotating id; both are the stable key now.
-	if _, err := s.exec(ctx, `INSERT INTO session_clients (session_ref, client_id, sid, subject, created_at)
-		VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, rec.SID, rec.ClientID, rec.SID, rec.Subject, micro(created)); err != nil {
-		return fmt.Errorf("record session client: %w", err)
+	lock := ""
+	if s.dialect == DialectPostgres {
+		lock = " FOR SHARE"
 	}
-	return nil
+	return s.InTx(ctx, func(ctx context.Context) error {
+		var one int
+		if err := s.row(ctx, wr, `SELECT 1 FROM sessions WHERE sid = ?`+lock, []any{rec.SID}, &one); err != nil {
+			return fmt.Errorf("record session client: session: %w", err)
+		}
+		if _, err := s.exec(ctx, `INSERT INTO session_clients (session_ref, client_id, sid, subject, created_at)
+			VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, rec.SID, rec.ClientID, rec.SID, rec.Subject, micro(created)); err != nil {
+			return fmt.Errorf("record session client: %w", err)
+		}
+		return nil
+	})
 }
 
 // SessionClients lists the relying parties that received tokens in the

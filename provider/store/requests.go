@@ -218,7 +218,8 @@ func (s *Store) DecideAccountRequest(ctx context.Context, id, to, by, reason str
 
 // ExpireAccountRequests marks the open requests whose time ran out at now
 // expired (only the mailbox's, when email is set) and returns them as they
-// were before: the caller audits each.
+// were before: the caller audits each. Of concurrent callers (several
+// nodes), each request is returned to the one that expired it only.
 func (s *Store) ExpireAccountRequests(ctx context.Context, now time.Time, email string) ([]AccountRequest, error) {
 	var out []AccountRequest
 	err := s.InTx(ctx, func(ctx context.Context) error {
@@ -244,12 +245,21 @@ func (s *Store) ExpireAccountRequests(ctx context.Context, now time.Time, email 
 		if err := rows.Err(); err != nil {
 			return s.mapErr(err)
 		}
+		// Another node may have expired a row since the SELECT (PostgreSQL
+		// reads committed rows without locking them): only the rows this
+		// update changed are this caller's to return, and to audit.
+		mine := out[:0]
 		for _, r := range out {
-			if _, err := s.exec(ctx, `UPDATE account_requests SET status = 'expired', token_hash = '', decided_at = ?
-				WHERE id = ? AND status = ?`, micro(now), r.ID, r.Status); err != nil {
+			n, err := s.execN(ctx, `UPDATE account_requests SET status = 'expired', token_hash = '', decided_at = ?
+				WHERE id = ? AND status = ?`, micro(now), r.ID, r.Status)
+			if err != nil {
 				return err
 			}
+			if n == 1 {
+				mine = append(mine, r)
+			}
 		}
+		out = mine
 		return nil
 	})
 	if err != nil {

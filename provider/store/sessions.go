@@ -134,6 +134,34 @@ func (s *Store) RotateSession(ctx context.Context, oldID, newID string) error {
 	return nil
 }
 
+// RenewSessionKey ends what is bound to the session key sid — its codes and
+// tokens are deactivated and its relying parties' logouts queued, as when
+// the session is signed out — and gives the session a fresh key, which it
+// returns, in one transaction. The journey calls it when another officer
+// signs in on a browser that held a session: that session is over, and the
+// new officer's tokens must not share its key. ErrNotFound when no session
+// has the key.
+func (s *Store) RenewSessionKey(ctx context.Context, sid string) (string, error) {
+	if sid == "" {
+		return "", invalid("session key is empty")
+	}
+	fresh := rand.Text()
+	err := s.InTx(ctx, func(ctx context.Context) error {
+		n, err := s.execN(ctx, `UPDATE sessions SET sid = ? WHERE sid = ?`, fresh, sid)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return ErrNotFound
+		}
+		return s.RevokeOAuthBySession(ctx, sid)
+	})
+	if err != nil {
+		return "", fmt.Errorf("renew session key: %w", err)
+	}
+	return fresh, nil
+}
+
 // TouchSession records activity (for idle expiry). ErrNotFound when the
 // session does not exist.
 func (s *Store) TouchSession(ctx context.Context, id string, at time.Time) error {
@@ -154,11 +182,18 @@ func (s *Store) TouchSession(ctx context.Context, id string, at time.Time) error
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
 	ref := SessionRef(id)
 	err := s.InTx(ctx, func(ctx context.Context) error {
-		if _, err := s.queueLogouts(ctx, ReasonSessionEnded, s.now(),
-			`session_ref IN (SELECT sid FROM sessions WHERE id_hash = ?)`, ref); err != nil {
+		// The row goes first: from here on no code can be recorded for the
+		// session (RecordSessionClient), so the logouts queued next are all
+		// of them.
+		var sid string
+		err := s.row(ctx, wr, `DELETE FROM sessions WHERE id_hash = ? RETURNING sid`, []any{ref}, &sid)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
 			return err
 		}
-		_, err := s.exec(ctx, `DELETE FROM sessions WHERE id_hash = ?`, ref)
+		_, err = s.queueLogouts(ctx, ReasonSessionEnded, s.now(), `session_ref = ?`, sid)
 		return err
 	})
 	if err != nil {

@@ -366,7 +366,10 @@ func testAuditKeyed(t *testing.T, open func(t *testing.T) *store.Store) {
 	// unkeyed events after the upgrade keyed the chain. They are accepted in
 	// the upgrade's first store.UpgradeGrace, and only there; changing one
 	// is found at the keyed event after it.
-	t.Run("RollingUpgrade", func(t *testing.T) {
+	// upgraded returns a store whose unkeyed trail the audit-keying
+	// migration keyed just now, and a writer of the events after it:
+	// keyed, or unkeyed as a node of the older version chains them.
+	upgraded := func(t *testing.T) (*store.Store, func(after time.Duration, unkeyed bool) int64) {
 		s := open(t)
 		appendN(t, s, 2)
 		rechain(t, s, 0, unkeyedHash)
@@ -378,20 +381,26 @@ func testAuditKeyed(t *testing.T, open func(t *testing.T) *store.Store) {
 		if len(keyed) != 1 {
 			t.Fatalf("%d keyed events", len(keyed))
 		}
-		upgraded := keyed[0].At
-		write := func(after time.Duration, unkeyed bool) int64 {
+		at := keyed[0].At
+		return s, func(after time.Duration, unkeyed bool) int64 {
 			t.Helper()
-			e := &store.AuditEvent{At: upgraded.Add(after), Event: "signin.success", Username: "alice"}
+			e := &store.AuditEvent{At: at.Add(after), Event: "signin.success", Username: "alice"}
 			must(t, s.AppendAudit(t.Context(), e))
-			if unkeyed { // as a node of the older version chains it
+			if unkeyed {
 				rechain(t, s, e.ID, unkeyedHash)
 			}
 			return e.ID
 		}
+	}
+	t.Run("RollingUpgrade", func(t *testing.T) {
+		s, write := upgraded(t)
 		old := write(time.Hour, true)
 		write(2*time.Hour, false)
-		if c := check(t, s); c.BadID != 0 || c.UnkeyedDuringUpgrade != 1 {
-			t.Fatalf("an older node's event during the upgrade: %+v", c)
+		// Nodes' clocks and transactions overlap a little: an older node's
+		// event may be dated a moment before the event chained before it.
+		write(2*time.Hour-time.Second, true)
+		if c := check(t, s); c.BadID != 0 || c.UnkeyedDuringUpgrade != 2 {
+			t.Fatalf("an older node's events during the upgrade: %+v", c)
 		}
 		late := write(store.UpgradeGrace+time.Hour, true)
 		if c := check(t, s); c.BadID != late {
@@ -407,6 +416,28 @@ func testAuditKeyed(t *testing.T, open func(t *testing.T) *store.Store) {
 		})
 		if c := check(t, s); c.BadID != old+1 {
 			t.Fatalf("a rewritten event of the older node: %+v, want broken at the keyed event after it", c)
+		}
+	})
+
+	// The upgrade's window is closed by the chain, not by the date an event
+	// claims: a database writer appending an unkeyed event dated in the
+	// window, at any later time, is found.
+	t.Run("RollingUpgradeForgedLater", func(t *testing.T) {
+		s, write := upgraded(t)
+		for day := range 90 {
+			write(time.Duration(day)*24*time.Hour+time.Minute, false)
+		}
+		forged := write(time.Hour, true)
+		if c := check(t, s); c.BadID != forged {
+			t.Fatalf("an unkeyed event dated in the upgrade, appended 90 days later: %+v, want broken at #%d", c, forged)
+		}
+	})
+	t.Run("RollingUpgradeForgedBackdated", func(t *testing.T) {
+		s, write := upgraded(t)
+		write(20*time.Hour, false)
+		forged := write(time.Hour, true)
+		if c := check(t, s); c.BadID != forged {
+			t.Fatalf("an unkeyed event dated hours before the event before it: %+v, want broken at #%d", c, forged)
 		}
 	})
 

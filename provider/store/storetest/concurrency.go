@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -185,5 +186,49 @@ func testConcurrency(t *testing.T, open func(t *testing.T) *store.Store) {
 		must(t, s.PutTOTP(t.Context(), &store.TOTP{UserID: u.ID, Secret: []byte("sealed")}))
 		errs := race(n, func(int) error { return s.ConfirmTOTP(t.Context(), u.ID, 9) })
 		exactlyOnce(t, "ConfirmTOTP", errs, store.ErrConflict)
+	})
+
+	// Every node's housekeeping expires the due account requests, each
+	// auditing what it expired: each request is expired, and audited, once.
+	t.Run("ExpireAccountRequests", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		for _, id := range []string{"r1", "r2", "r3"} {
+			must(t, s.CreateAccountRequest(ctx, &store.AccountRequest{ID: id, Email: id + "@agency.example", Name: "Kim",
+				Token: "token-" + id, CreatedAt: t0, ExpiresAt: at(time.Hour)}))
+		}
+		var mu sync.Mutex
+		seen := map[string]int{}
+		errs := race(n, func(int) error {
+			return s.InTx(ctx, func(ctx context.Context) error {
+				due, err := s.ExpireAccountRequests(ctx, at(2*time.Hour), "")
+				if err != nil {
+					return err
+				}
+				for _, r := range due {
+					if err := s.AppendAudit(ctx, &store.AuditEvent{At: at(2 * time.Hour), Event: store.EventRequestExpire,
+						Username: r.Email, Detail: []byte(`{"request":"` + r.ID + `"}`)}); err != nil {
+						return err
+					}
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				for _, r := range due {
+					seen[r.ID]++
+				}
+				return nil
+			})
+		})
+		for _, err := range errs {
+			must(t, err)
+		}
+		if len(seen) != 3 || seen["r1"] != 1 || seen["r2"] != 1 || seen["r3"] != 1 {
+			t.Fatalf("expired (request: times) %v, want each of r1, r2, r3 once", seen)
+		}
+		evs, err := s.Audit(ctx, store.AuditFilter{Event: string(store.EventRequestExpire)})
+		must(t, err)
+		if len(evs) != 3 {
+			t.Fatalf("%d request.expire events, want 3", len(evs))
+		}
 	})
 }

@@ -76,6 +76,16 @@ func testLogout(t *testing.T, open func(t *testing.T) *store.Store) {
 		if n, err := s.PendingLogouts(ctx); err != nil || n != 0 {
 			t.Fatalf("PendingLogouts = %d, %v before any session ended", n, err)
 		}
+		// A session that ended since the caller looked records nothing: no
+		// sign-out would reach what the caller issues in it.
+		must(t, s.DeleteSession(ctx, a))
+		if n, err := s.PendingLogouts(ctx); err != nil || n != 2 {
+			t.Fatalf("PendingLogouts = %d, %v after the session ended", n, err)
+		}
+		wantErr(t, "ended session", s.RecordSessionClient(ctx, &store.SessionClient{SID: key, ClientID: "docs-c", Subject: alice.ID}), store.ErrNotFound)
+		if got, err := s.SessionClients(ctx, key); err != nil || len(got) != 0 {
+			t.Fatalf("SessionClients of an ended session = %+v, %v", got, err)
+		}
 	})
 
 	t.Run("RotationKeepsSID", func(t *testing.T) {
