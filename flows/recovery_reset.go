@@ -523,7 +523,10 @@ func (h *Handler) postReset(w http.ResponseWriter, r *http.Request) error {
 		return h.showNoFactor(w, http.StatusConflict, u)
 	}
 	before, rowBefore := s.j, *s.row
-	other := s.row.UserID != "" && s.row.UserID != u.ID
+	previous := ""
+	if s.row.UserID != "" && s.row.UserID != u.ID {
+		previous = s.row.UserID
+	}
 	s.j = journey{ResumeURL: s.j.ResumeURL, ClientID: s.j.ClientID, ClientName: s.j.ClientName, RequestedAt: s.j.RequestedAt,
 		Username: u.Username, Reset: &resetClaim{ID: row.ID, OpenedAt: now}}
 	s.row.UserID, s.row.State = u.ID, stateJourney
@@ -532,15 +535,22 @@ func (h *Handler) postReset(w http.ResponseWriter, r *http.Request) error {
 	// before the first answer arrived, must find the same browser. The id
 	// is rotated at the second factor and again at the new password.
 	err = h.commit(ctx, s, func(ctx context.Context) error {
-		if err := h.store.ClaimPasswordReset(ctx, row.ID, s.row.SID, now); err != nil {
-			return err
-		}
-		if other {
+		if previous != "" {
 			// The browser was someone else's session: what it was given
-			// ends with it.
-			if err := h.store.RevokeOAuthBySession(ctx, s.row.SID); err != nil {
+			// ends with it, her relying parties are told, and the reset
+			// gets a session key of its own (as at a sign-in, newSignIn).
+			sid, err := h.store.RenewSessionKey(ctx, s.row.SID)
+			if err != nil {
 				return err
 			}
+			s.row.SID = sid
+			if err := h.audit(ctx, r, s, event{Name: evLogout, UserID: previous,
+				Detail: map[string]any{"reason": "another officer signed in"}}); err != nil {
+				return err
+			}
+		}
+		if err := h.store.ClaimPasswordReset(ctx, row.ID, s.row.SID, now); err != nil {
+			return err
 		}
 		return h.audit(ctx, r, s, event{Name: store.EventResetOpen, UserID: u.ID, Username: u.Username, Detail: map[string]any{"link": row.ID}})
 	})

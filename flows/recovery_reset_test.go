@@ -778,3 +778,34 @@ func median(ds []time.Duration) time.Duration {
 	slices.Sort(s)
 	return s[len(s)/2]
 }
+
+// TestResetLinkOnAnotherOfficersBrowser: alice's reset link opened in a
+// browser where another officer is signed in ends that officer's session
+// key, as another officer's sign-in does (TestAnotherOfficerGetsAFreshKey):
+// his tokens are revoked, his relying parties told, and alice's reset does
+// not share his key.
+func TestResetLinkOnAnotherOfficersBrowser(t *testing.T) {
+	t.Parallel()
+	e := newRecoveryEnv(t)
+	b, _ := e.signIn(helpdesk, PathAdmin)
+	deskKey := b.sessionKey()
+	desk := e.users[helpdesk]
+	e.refreshToken("rt-desk", desk.ID, deskKey)
+	if err := e.st.RecordSessionClient(t.Context(), &store.SessionClient{SID: deskKey, ClientID: "docs-portal-staging", Subject: desk.ID}); err != nil {
+		t.Fatal(err)
+	}
+	mustRedirect(t, b.openLink(e.resetLink()), PathNext)
+	if k := b.sessionKey(); k == deskKey {
+		t.Fatalf("alice's reset kept the helpdesk's session key %q", deskKey)
+	}
+	if e.tokenActive("rt-desk") {
+		t.Error("the helpdesk's refresh token survived alice's reset link in his browser")
+	}
+	got, err := e.st.ClaimLogouts(t.Context(), time.Now().Add(time.Hour), time.Minute, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].SID != deskKey || got[0].Subject != desk.ID {
+		t.Errorf("logouts queued: %+v, want one for the helpdesk's session %q", got, deskKey)
+	}
+}
