@@ -264,6 +264,15 @@ func (s *Store) DeleteUserSessions(ctx context.Context, userID string, except st
 	}
 	var refs []string
 	err := s.InTx(ctx, func(ctx context.Context) error {
+		if s.dialect == DialectPostgres {
+			// Lock the sessions first: an authorization binding a code to
+			// one of them (RecordSessionClient, which share-locks its row
+			// until the code commits) then either commits before the
+			// revocation below reads the tokens, or finds its session gone.
+			if _, err := s.exec(ctx, `SELECT 1 FROM sessions WHERE user_id = ? FOR UPDATE`, userID); err != nil {
+				return err
+			}
+		}
 		// The kept session's key; "" when there is none, which keeps nothing.
 		keep := ""
 		if exceptRef != "" {

@@ -88,6 +88,45 @@ func testLogout(t *testing.T, open func(t *testing.T) *store.Store) {
 		}
 	})
 
+	t.Run("SignOutEverywhereDuringAnAuthorization", func(t *testing.T) {
+		// An authorization binds its code to a session in one transaction
+		// (RecordSessionClient, then the code) while "sign out everywhere"
+		// ends the officer's sessions: whichever commits first, the code
+		// must not outlive the sign-out.
+		s := open(t)
+		ctx := t.Context()
+		alice, _, a, _, _ := seed(t, s)
+		key := keyOf(t, s, a)
+		recorded, release := make(chan struct{}), make(chan struct{})
+		authz := make(chan error, 1)
+		go func() {
+			authz <- s.InTx(ctx, func(ctx context.Context) error {
+				if err := s.RecordSessionClient(ctx, &store.SessionClient{SID: key, ClientID: "docs-c", Subject: alice.ID}); err != nil {
+					close(recorded)
+					return err
+				}
+				close(recorded)
+				<-release
+				return s.CreateOAuth(ctx, oauthRow(store.KindCode, "code-in-flight", "req-in-flight", alice.ID, key))
+			})
+		}()
+		<-recorded
+		signedOut := make(chan error, 1)
+		go func() {
+			_, err := s.DeleteUserSessions(ctx, alice.ID, "")
+			signedOut <- err
+		}()
+		time.Sleep(100 * time.Millisecond) // the sign-out reaches the sessions' rows (and waits, on PostgreSQL)
+		close(release)
+		must(t, <-authz)
+		must(t, <-signedOut)
+		row, err := s.GetOAuth(ctx, store.KindCode, "code-in-flight")
+		must(t, err)
+		if row.Active {
+			t.Fatal("a code bound to a session while it was signed out everywhere is still active")
+		}
+	})
+
 	t.Run("RotationKeepsSID", func(t *testing.T) {
 		s := open(t)
 		ctx := t.Context()
