@@ -455,15 +455,7 @@ func TestLostInvitationSameAnswer(t *testing.T) {
 	for range 5 {
 		invited, none = append(invited, took(kim)), append(none, took(nobody))
 	}
-	for _, ds := range [][]time.Duration{invited, none} {
-		if slices.Min(ds) < e.h.recoveryFloor {
-			t.Errorf("an answer came before the floor: %v", ds)
-		}
-	}
-	t.Logf("floor %v: median %v for an invitation, %v for none (of %d each)", e.h.recoveryFloor, median(invited), median(none), len(none))
-	if diff := (median(invited) - median(none)).Abs(); diff > 50*time.Millisecond {
-		t.Errorf("median %v for an invitation, %v for none: they tell them apart", median(invited), median(none))
-	}
+	sameTiming(t, e.h.recoveryFloor, "an invitation", invited, none)
 	e.h.recoveryFloor = 0
 
 	e.h.recLimits.perAddress = 1
