@@ -66,6 +66,11 @@ var funcs = template.FuncMap{
 	"in": func(s, list string) bool { return slices.Contains(strings.Fields(list), s) },
 	// link pairs an address with its label, for the mails' button.
 	"link": func(url, label string) struct{ URL, Label string } { return struct{ URL, Label string }{url, label} },
+	// renameRemove is the account page's two forms for one sign-in method of
+	// a kind ("passkey", "device") whose actions are under base.
+	"renameRemove": func(kind, base, id, name, err string) struct{ Kind, Base, ID, Name, Err string } {
+		return struct{ Kind, Base, ID, Name, Err string }{kind, base, id, name, err}
+	},
 }
 
 // errorField names the field a message of the error summary is about, so the
