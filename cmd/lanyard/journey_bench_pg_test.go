@@ -35,6 +35,7 @@ import (
 
 	"github.com/lanyard-idp/lanyard/flows/otp"
 	"github.com/lanyard-idp/lanyard/provider/store/seal"
+	"github.com/lanyard-idp/lanyard/provider/store/storetest"
 )
 
 func BenchmarkFirstLoginJourneySQLite(b *testing.B) {
@@ -48,7 +49,7 @@ func BenchmarkFirstLoginJourneyPostgres(b *testing.B) {
 // postgresBenchEnv is the environment of a server on a fresh schema of
 // LANYARD_TEST_POSTGRES_URL, with a new key-encryption key.
 func postgresBenchEnv(b *testing.B) func(string) string {
-	dbURL := freshPostgresSchema(b, postgresBenchURL(b))
+	dbURL := storetest.FreshSchema(b, postgresBenchURL(b))
 	kek := encodeKey(seal.NewKey())
 	return func(k string) string {
 		switch k {

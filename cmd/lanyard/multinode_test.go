@@ -17,9 +17,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,6 +42,7 @@ import (
 
 	"github.com/lanyard-idp/lanyard/flows/password"
 	"github.com/lanyard-idp/lanyard/provider/store/seal"
+	"github.com/lanyard-idp/lanyard/provider/store/storetest"
 )
 
 // TestMultiNodePostgres proves that nothing that matters is per-node: a
@@ -53,7 +51,7 @@ import (
 // published by both running nodes; and an officer whose node is killed
 // mid-journey carries on, on the other node, where they were.
 func TestMultiNodePostgres(t *testing.T) {
-	dbURL := freshPostgresSchema(t, postgresTestURL(t))
+	dbURL := storetest.FreshSchema(t, postgresTestURL(t))
 	bin := lanyardBinary(t)
 	lb := newBalancer(t)
 	kek := encodeKey(seal.NewKey())
@@ -201,7 +199,7 @@ func TestMultiNodeStartTogether(t *testing.T) {
 	base := postgresTestURL(t)
 	bin := lanyardBinary(t)
 	for round := range 8 {
-		dbURL := freshPostgresSchema(t, base)
+		dbURL := storetest.FreshSchema(t, base)
 		c := &nodeCluster{t: t, bin: bin, issuer: "http://127.0.0.1:1", env: []string{
 			"LANYARD_DATABASE_URL=" + dbURL, "LANYARD_ENCRYPTION_KEY=" + encodeKey(seal.NewKey())}}
 		// Migrated first, so that the nodes reach key creation together
@@ -230,7 +228,7 @@ func TestMultiNodeStartTogether(t *testing.T) {
 // cannot open the deployment's secrets and refuses to start, saying why,
 // rather than serving with keys of its own.
 func TestMultiNodeWrongKey(t *testing.T) {
-	dbURL := freshPostgresSchema(t, postgresTestURL(t))
+	dbURL := storetest.FreshSchema(t, postgresTestURL(t))
 	bin := lanyardBinary(t)
 	first := &nodeCluster{t: t, bin: bin, issuer: "http://127.0.0.1:1", env: []string{
 		"LANYARD_DATABASE_URL=" + dbURL, "LANYARD_ENCRYPTION_KEY=" + encodeKey(seal.NewKey())}}
@@ -258,7 +256,7 @@ func TestMultiNodeWrongKey(t *testing.T) {
 // once applies each migration exactly once (the advisory lock), and all of
 // them end with the schema up to date.
 func TestMigrateConcurrentPostgres(t *testing.T) {
-	dbURL := freshPostgresSchema(t, postgresTestURL(t))
+	dbURL := storetest.FreshSchema(t, postgresTestURL(t))
 	c := &nodeCluster{t: t, bin: lanyardBinary(t), issuer: "http://127.0.0.1:1", env: []string{
 		"LANYARD_DATABASE_URL=" + dbURL, "LANYARD_ENCRYPTION_KEY=" + encodeKey(seal.NewKey())}}
 	const n = 4
@@ -363,38 +361,6 @@ func postgresTestURL(t *testing.T) string {
 }
 
 func lookupPostgresURL() string { return os.Getenv("LANYARD_TEST_POSTGRES_URL") }
-
-// freshPostgresSchema creates a randomly named schema and returns a URL
-// whose connections use it (search_path); the schema is dropped at cleanup,
-// after the nodes (registered later) have stopped.
-func freshPostgresSchema(t testing.TB, base string) string {
-	t.Helper()
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal("LANYARD_TEST_POSTGRES_URL is not a PostgreSQL URL")
-	}
-	b := make([]byte, 8)
-	rand.Read(b)
-	schema := "lanyard_multinode_" + hex.EncodeToString(b)
-	if _, err := admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-		admin.Close()
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		defer admin.Close()
-		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal("LANYARD_TEST_POSTGRES_URL is not a URL")
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
 
 // --- The binary and its processes ---------------------------------------------
 
