@@ -160,10 +160,8 @@ func (a *Admin) Unlock(ctx context.Context, by store.Actor, email string) (*Acco
 		if err != nil {
 			return "", nil, err
 		}
-		for _, k := range accountKeys(u) {
-			if err := a.store.ResetThrottle(ctx, k); err != nil {
-				return "", nil, fmt.Errorf("unlock %s: %w", u.Username, err)
-			}
+		if err := a.store.ResetThrottle(ctx, accountKeys(u)...); err != nil {
+			return "", nil, fmt.Errorf("unlock %s: %w", u.Username, err)
 		}
 		c.WasLocked = !until.IsZero()
 		return store.EventUserUnlock, map[string]any{"was_locked": c.WasLocked}, nil

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"slices"
 	"time"
+
+	"github.com/lanyard-idp/lanyard/provider/store"
 )
 
 // Device cookies (OWASP, "Slow Down Online Guessing Attacks with Device
@@ -58,6 +60,15 @@ func (h *Handler) knownDevice(r *http.Request, userID string) string {
 		}
 	}
 	return ""
+}
+
+// remember makes the browser known to u after a completed sign-in; a
+// cookie it cannot write costs the browser its own counter, not the
+// sign-in.
+func (h *Handler) remember(w http.ResponseWriter, r *http.Request, u *store.User) {
+	if err := h.rememberDevice(w, r, u.ID); err != nil {
+		h.log.Warn("cannot write the device cookie", "err", err)
+	}
 }
 
 // rememberDevice makes (or keeps) the browser known to the account userID

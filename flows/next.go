@@ -291,11 +291,14 @@ func (h *Handler) next(w http.ResponseWriter, r *http.Request) error {
 		// the account is signed in from now on, whatever the answer.
 		clientID := f.s.j.ClientID
 		if err := h.commit(r.Context(), f.s, func(ctx context.Context) error {
-			return h.authenticated(ctx, r, f, clientID)
+			if err := h.authenticated(ctx, r, f, clientID); err != nil {
+				return err
+			}
+			return h.complete(ctx, r, f.user)
 		}); err != nil {
 			return err
 		}
-		h.complete(r.Context(), w, r, f.user)
+		h.remember(w, r, f.user)
 	}
 	if cur != "" {
 		return redirect(w, r, stepPath(cur))
@@ -318,13 +321,16 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, f *flow) error 
 		if !first {
 			return h.steppedUp(ctx, r, f, clientID)
 		}
-		return h.authenticated(ctx, r, f, clientID)
+		if err := h.authenticated(ctx, r, f, clientID); err != nil {
+			return err
+		}
+		return h.complete(ctx, r, f.user)
 	})
 	if err != nil {
 		return err
 	}
 	if first {
-		h.complete(r.Context(), w, r, f.user)
+		h.remember(w, r, f.user)
 	}
 	if resume != "" && !h.underIssuer(resume) {
 		h.log.Warn("dropping a resume URL outside the issuer")
@@ -484,10 +490,11 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, req authn.SignI
 	if err != nil {
 		return err
 	}
-	if s == nil {
-		if s, err = h.create(r.Context(), w, r); err != nil {
-			return err
-		}
+	// A browser without a session gets one stored once, with the request
+	// parked in it.
+	fresh := s == nil
+	if fresh {
+		s = h.newSession(r)
 	}
 	s.j.ResumeURL = req.ResumeURL
 	s.j.ClientID = truncate(req.ClientID, 128)
@@ -509,7 +516,12 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, req authn.SignI
 	if req.ForceLogin && s.j.PasswordVerified {
 		s.signInAgain()
 	}
-	if err := h.save(r.Context(), s); err != nil {
+	if fresh {
+		err = h.insert(r.Context(), w, r, s)
+	} else {
+		err = h.save(r.Context(), s)
+	}
+	if err != nil {
 		return err
 	}
 	if s.j.PasswordVerified || s.j.Reset != nil {

@@ -411,13 +411,56 @@ func TestCrossOriginPostRefused(t *testing.T) {
 	}
 }
 
-func TestTimeouts(t *testing.T) {
-	t.Parallel()
+// signedInWithoutMFA is a browser signed in as alice, where no second
+// factor is asked, and its raw session id.
+func signedInWithoutMFA(t *testing.T) (*env, *browser, string) {
 	e := newEnv(t, withoutMFA)
 	e.seedReady(alice, alicePw)
 	b, r := atPassword(t, e, alice)
 	b.done(b.follow(b.submit(r, map[string]string{"password": alicePw})))
-	raw := b.rawSessionID()
+	return e, b, b.rawSessionID()
+}
+
+// A page of a session seen moments ago does not write its last-seen time
+// (a write transaction on every page of a sign-in); one seen longer ago
+// than the resolution (a minute, or a thirtieth of the idle limit) does, so
+// activity keeps the session alive and it expires idle at most a minute
+// early.
+func TestLastSeenResolution(t *testing.T) {
+	t.Parallel()
+	e, b, raw := signedInWithoutMFA(t)
+	seen := func() time.Time {
+		t.Helper()
+		x, err := e.st.SessionByID(t.Context(), raw, e.clock.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x.LastSeenAt
+	}
+	t0 := seen()
+	e.clock.Advance(50 * time.Second)
+	if d := b.done(b.get("/test/done")); !d.SignedIn {
+		t.Fatal("signed out")
+	}
+	if got := seen(); !got.Equal(t0) {
+		t.Fatalf("last seen written 50 s after the last write: %v → %v", t0, got)
+	}
+	e.clock.Advance(20 * time.Second)
+	b.done(b.get("/test/done"))
+	if got := seen(); !got.Equal(e.clock.Now().Truncate(time.Microsecond)) {
+		t.Fatalf("last seen %v after 70 s, want now (%v)", got, e.clock.Now())
+	}
+	if got, want := touchEvery(30*time.Minute), time.Minute; got != want {
+		t.Errorf("touchEvery(30m) = %v, want %v", got, want)
+	}
+	if got, want := touchEvery(time.Minute), 2*time.Second; got != want {
+		t.Errorf("touchEvery(1m) = %v, want %v", got, want)
+	}
+}
+
+func TestTimeouts(t *testing.T) {
+	t.Parallel()
+	e, b, raw := signedInWithoutMFA(t)
 	// Activity keeps the session alive...
 	e.clock.Advance(50 * time.Minute)
 	if d := b.done(b.get("/test/done")); !d.SignedIn {
@@ -438,7 +481,7 @@ func TestTimeouts(t *testing.T) {
 	mustRedirect(t, b.get(PathPassword), PathSignIn)
 
 	// The absolute limit holds even for an active session.
-	b, r = atPassword(t, e, alice)
+	b, r := atPassword(t, e, alice)
 	b.done(b.follow(b.submit(r, map[string]string{"password": alicePw})))
 	for range 25 {
 		e.clock.Advance(59 * time.Minute)

@@ -1,6 +1,7 @@
 package flows
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/gorilla/securecookie"
 	"github.com/gorilla/sessions"
 
 	"github.com/lanyard-idp/lanyard/provider/store"
@@ -251,6 +253,11 @@ func loadCookieKeys(ctx context.Context, st *store.Store, box *seal.Box) (cookie
 // __Host-base outside dev.
 func newCookieCodec(k cookieKeys, base string, dev bool, maxAge time.Duration) *cookieCodec {
 	cs := sessions.NewCookieStore(k.Hash, k.Block)
+	for _, c := range cs.Codecs {
+		if sc, ok := c.(*securecookie.SecureCookie); ok {
+			sc.SetSerializer(idSerializer{})
+		}
+	}
 	cs.Options = &sessions.Options{
 		Path:     "/",
 		HttpOnly: true,
@@ -268,6 +275,42 @@ func newCookieCodec(k cookieKeys, base string, dev bool, maxAge time.Duration) *
 }
 
 const cookieValueKey = "sid"
+
+// idSerializer writes a cookie's one value, its id, as idPrefix followed by
+// the id, where securecookie's default writes gob: decoding gob builds a
+// decoder for every cookie read, a tenth of a sign-in's CPU time besides
+// the password hash. It still reads the gob cookies of earlier versions, so
+// an upgrade signs nobody out. What it reads was authenticated and
+// decrypted first, and gob never begins with idPrefix (a gob stream of a map
+// begins with its type's definition).
+type idSerializer struct{}
+
+const idPrefix = "id1:"
+
+func (idSerializer) Serialize(src any) ([]byte, error) {
+	m, _ := src.(map[any]any)
+	id, ok := m[cookieValueKey].(string)
+	if !ok || len(m) != 1 {
+		return nil, errors.New("cookie: want exactly one string value")
+	}
+	return append([]byte(idPrefix), id...), nil
+}
+
+func (idSerializer) Deserialize(src []byte, dst any) error {
+	id, ok := bytes.CutPrefix(src, []byte(idPrefix))
+	if !ok {
+		return securecookie.GobEncoder{}.Deserialize(src, dst)
+	}
+	m, ok := dst.(*map[any]any)
+	if !ok {
+		return errors.New("cookie: cannot decode into this value")
+	}
+	if *m == nil {
+		*m = map[any]any{}
+	}
+	(*m)[cookieValueKey] = string(id)
+	return nil
+}
 
 // read returns the raw session id in the request's cookie, or "".
 func (c *cookieCodec) read(r *http.Request) string {
@@ -332,6 +375,12 @@ func (h *Handler) load(r *http.Request) (*session, error) {
 			return nil, nil
 		}
 	}
+	if now.Sub(row.LastSeenAt) < touchEvery(limit) {
+		// Seen moments ago: the write would move the idle deadline by
+		// less than its resolution, and cost a write transaction on every
+		// page of a sign-in.
+		return s, nil
+	}
 	if err := h.store.TouchSession(ctx, raw, now); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			// Rotated or deleted by a concurrent request: this id is dead.
@@ -341,6 +390,13 @@ func (h *Handler) load(r *http.Request) (*session, error) {
 	}
 	row.LastSeenAt = now
 	return s, nil
+}
+
+// touchEvery is how stale a session's last-seen time may grow before a
+// request records it again: a minute, or a thirtieth of the idle limit when
+// that is shorter. A session therefore expires idle at most that much early.
+func touchEvery(limit time.Duration) time.Duration {
+	return min(time.Minute, limit/30)
 }
 
 // EndIdleSessions ends the sessions idle past their limit — a signed-in
@@ -364,6 +420,15 @@ func (h *Handler) dropSession(ctx context.Context, s *session, why string) {
 
 // create starts a new server-side session for a browser that has none.
 func (h *Handler) create(ctx context.Context, w http.ResponseWriter, r *http.Request) (*session, error) {
+	s := h.newSession(r)
+	if err := h.insert(ctx, w, r, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newSession is a new browser session, not stored yet: insert stores it.
+func (h *Handler) newSession(r *http.Request) *session {
 	now := h.now().UTC()
 	s := &session{raw: newSessionID()}
 	s.row = &store.Session{
@@ -374,19 +439,25 @@ func (h *Handler) create(ctx context.Context, w http.ResponseWriter, r *http.Req
 		CreatedAt:  now,
 		LastSeenAt: now,
 	}
-	s.row.ExpiresAt = h.expiry(s, now)
+	return s
+}
+
+// insert stores a newSession with its journey so far and gives the browser
+// its cookie.
+func (h *Handler) insert(ctx context.Context, w http.ResponseWriter, r *http.Request, s *session) error {
+	s.row.ExpiresAt = h.expiry(s, s.row.CreatedAt)
 	data, err := json.Marshal(s.j)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	s.row.Data = data
 	if err := h.store.CreateSession(ctx, s.row); err != nil {
-		return nil, fmt.Errorf("create session: %w", err)
+		return fmt.Errorf("create session: %w", err)
 	}
 	if err := h.cookies.write(w, r, s.raw); err != nil {
-		return nil, fmt.Errorf("write cookie: %w", err)
+		return fmt.Errorf("write cookie: %w", err)
 	}
-	return s, nil
+	return nil
 }
 
 // timeouts returns the idle limit of a signed-in session, the idle limit of

@@ -170,8 +170,14 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request, f *flow) 
 
 	s.newSignIn(u, now)
 	err = h.commitRotated(w, r, s, func(ctx context.Context) error {
+		if err := h.giveBack(ctx, k); err != nil {
+			return err
+		}
 		return h.audit(ctx, r, s, event{Name: evSigninPassword, UserID: u.ID, Username: u.Username})
 	})
+	if err == nil {
+		k.givenBack()
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		// Another request of this browser rotated the session first.
 		return redirect(w, r, PathNext)

@@ -3,8 +3,10 @@ package flows
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -128,42 +130,74 @@ func (h *Handler) attempt(ctx context.Context, k *throttleKeys) (bool, error) {
 		return l, err
 	}
 	now := h.now().UTC()
-	k.held = &held{counts: map[string]store.Throttle{}}
+	counts := map[string]store.Throttle{}
 	over := false
-	for _, c := range h.charges(*k) {
-		if c.key == k.addr {
-			continue
+	// One transaction for the account's counters (a second factor's are
+	// two): one commit, and all charged or none.
+	err := h.store.InTx(ctx, func(ctx context.Context) error {
+		for _, c := range h.charges(*k) {
+			if c.key == k.addr {
+				continue
+			}
+			th, err := h.store.RecordFailure(ctx, c.key, now, c.window)
+			if err != nil {
+				return err
+			}
+			counts[c.key] = th
+			if c.refuses && (th.Failures > c.limit || th.LockedUntil.After(now)) {
+				over = true
+			}
 		}
-		th, err := h.store.RecordFailure(ctx, c.key, now, c.window)
-		if err != nil {
-			h.release(*k)
-			return false, fmt.Errorf("record failure: %w", err)
-		}
-		k.held.counts[c.key] = th
-		if c.refuses && (th.Failures > c.limit || th.LockedUntil.After(now)) {
-			over = true
-		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("record failure: %w", err)
 	}
+	k.held = &held{counts: counts}
 	if over {
 		h.release(*k)
 	}
 	return over, nil
 }
 
-// release gives back the failure attempt charged, unless failed kept it.
-// It runs when the request is over, so it ignores the request's
-// cancellation.
+// release gives back the failure attempt charged, unless failed kept it or
+// a committed transaction gave it back (giveBack). It runs when the request
+// is over, so it ignores the request's cancellation.
 func (h *Handler) release(k throttleKeys) {
 	if k.held == nil || k.held.done {
 		return
 	}
-	k.held.done = true
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	for _, th := range k.held.counts {
+	if err := h.store.InTx(ctx, func(ctx context.Context) error { return h.giveBack(ctx, k) }); err != nil {
+		h.log.Warn("cannot release a held failure", "keys", len(k.held.counts), "err", err)
+	}
+	k.held.done = true
+}
+
+// giveBack takes the charge of attempt back in ctx's transaction: a
+// correct guess does it in the transaction that records its step, one
+// commit fewer. Once that transaction committed, the caller calls
+// k.givenBack, and the deferred release does nothing.
+func (h *Handler) giveBack(ctx context.Context, k throttleKeys) error {
+	if k.held == nil || k.held.done {
+		return nil
+	}
+	// In key order: racing releases and charges of the same keys (attempt
+	// charges them in that order too) cannot deadlock.
+	for _, key := range slices.Sorted(maps.Keys(k.held.counts)) {
+		th := k.held.counts[key]
 		if err := h.store.ReleaseFailure(ctx, th.Key, th.WindowStart); err != nil {
-			h.log.Warn("cannot release a held failure", "key", keyKind(th.Key), "err", err)
+			return err
 		}
+	}
+	return nil
+}
+
+// givenBack records that a committed transaction gave the charge back.
+func (k throttleKeys) givenBack() {
+	if k.held != nil {
+		k.held.done = true
 	}
 }
 
@@ -425,24 +459,17 @@ func keyKind(key string) string {
 	return "other"
 }
 
-// complete is a whole sign-in of u succeeding in this browser: the failures
-// it was counted against are forgotten — its own when it is known to the
-// account, else the account's counters for unknown browsers (the daily cap
-// of second factors stays) — and the browser becomes known to the account
-// for throttle.device_cookie_for.
-func (h *Handler) complete(ctx context.Context, w http.ResponseWriter, r *http.Request, u *store.User) {
+// complete is a whole sign-in of u succeeding in this browser, in ctx's
+// transaction: the failures it was counted against are forgotten — its own
+// when it is known to the account, else the account's counters for unknown
+// browsers (the daily cap of second factors stays). Once that committed,
+// the caller makes the browser known to the account (rememberDevice).
+func (h *Handler) complete(ctx context.Context, r *http.Request, u *store.User) error {
 	keys := []string{keyAccount + u.ID, keyAccount + u.Username, keyFactor + u.ID}
 	if dev := h.knownDevice(r, u.ID); dev != "" {
 		keys = []string{dev}
 	}
-	for _, key := range keys {
-		if err := h.store.ResetThrottle(ctx, key); err != nil {
-			h.log.Warn("cannot reset throttle", "key", keyKind(key), "err", err)
-		}
-	}
-	if err := h.rememberDevice(w, r, u.ID); err != nil {
-		h.log.Warn("cannot write the device cookie", "err", err)
-	}
+	return h.store.ResetThrottle(ctx, keys...)
 }
 
 // accountKeys are every key an account's failures may be charged to but a

@@ -297,7 +297,7 @@ type AuthRequest struct {
 //   RecordFailure(ctx, key string, now time.Time, window time.Duration) (Throttle, error)  returns the new state
 //   Lock(ctx, key string, until time.Time, locks int) error        sets locked_until, locks, failures=0
 //   GetThrottle(ctx, key) (Throttle, error)                         zero value (Key set, no error) when absent
-//   ResetThrottle(ctx, key) error                                   forgets the key (failures, lock, locks)
+//   ResetThrottle(ctx, keys ...string) error                        forgets the keys (failures, lock, locks), one commit
 //
 // Audit:
 //   AppendAudit(ctx, *AuditEvent) error                             fills ID, PrevHash, Hash (and At when zero); Detail must be JSON;

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -81,10 +82,19 @@ func (s *Store) GetThrottle(ctx context.Context, key string) (Throttle, error) {
 	return t, nil
 }
 
-// ResetThrottle forgets key entirely (failures, lock and lock count), as
-// after a successful sign-in.
-func (s *Store) ResetThrottle(ctx context.Context, key string) error {
-	if _, err := s.exec(ctx, `DELETE FROM throttle WHERE key_name = ?`, key); err != nil {
+// ResetThrottle forgets keys entirely (failures, lock and lock count), as
+// after a successful sign-in: one statement, so one commit, whatever their
+// number.
+func (s *Store) ResetThrottle(ctx context.Context, keys ...string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	args := make([]any, len(keys))
+	for i, k := range keys {
+		args[i] = k
+	}
+	q := `DELETE FROM throttle WHERE key_name IN (?` + strings.Repeat(", ?", len(keys)-1) + `)`
+	if _, err := s.exec(ctx, q, args...); err != nil {
 		return fmt.Errorf("reset throttle: %w", err)
 	}
 	return nil

@@ -317,6 +317,22 @@ func testThrottle(t *testing.T, open func(t *testing.T) *store.Store) {
 	if other.Locks != 1 {
 		t.Fatal("reset touched another key")
 	}
+	// Several keys at once (a whole sign-in forgets the account's counters
+	// in one statement); the others stay.
+	for _, k := range []string{"acct:m1", "acct:m2", "mfa:m1"} {
+		_, err = s.RecordFailure(ctx, k, t0, w)
+		must(t, err)
+	}
+	must(t, s.ResetThrottle(ctx, "acct:m1", "mfa:m1", "acct:never-seen"))
+	for k, want := range map[string]int{"acct:m1": 0, "mfa:m1": 0, "acct:m2": 1} {
+		if th, err := s.GetThrottle(ctx, k); err != nil || th.Failures != want {
+			t.Fatalf("after resetting several keys, %s: %+v %v, want %d failures", k, th, err, want)
+		}
+	}
+	must(t, s.ResetThrottle(ctx))
+	if other, _ := s.GetThrottle(ctx, "addr:192.0.2.1"); other.Locks != 1 {
+		t.Fatal("resetting no key touched a key")
+	}
 	_, err = s.RecordFailure(ctx, "", t0, w)
 	wantErr(t, "empty key", err, store.ErrInvalid)
 	_, err = s.RecordFailure(ctx, key, t0, 0)
