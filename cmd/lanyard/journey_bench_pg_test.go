@@ -177,9 +177,15 @@ func (s *benchServer) invite(email string) invitation {
 // the tokens: fill answers each journey page (its data-step, the page, the
 // form with its hidden fields). It returns an error rather than failing: it
 // runs on RunParallel's goroutines.
+// benchTransport keeps its connections open between requests, as officers'
+// browsers and a relying party's HTTP client do (net/http's default keeps
+// two idle connections per host, so 32 officers would mostly open a new
+// connection per request).
+var benchTransport = &http.Transport{MaxIdleConnsPerHost: 128, IdleConnTimeout: 90 * time.Second}
+
 func benchJourney(issuer string, rp oauth2.Config, fill func(step string, doc *html.Node, form url.Values) error) error {
 	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, Timeout: 30 * time.Second,
+	c := &http.Client{Jar: jar, Timeout: 30 * time.Second, Transport: benchTransport,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	verifier := oauth2.GenerateVerifier()
 	target := rp.AuthCodeURL("bench-state", oauth2.S256ChallengeOption(verifier))
@@ -213,7 +219,8 @@ func benchJourney(issuer string, rp oauth2.Config, fill func(step string, doc *h
 				if code == "" {
 					return fmt.Errorf("back at the relying party without a code: %s", u.RawQuery)
 				}
-				tok, err := rp.Exchange(context.Background(), code, oauth2.VerifierOption(verifier))
+				ctx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: benchTransport})
+				tok, err := rp.Exchange(ctx, code, oauth2.VerifierOption(verifier))
 				if err != nil {
 					return fmt.Errorf("exchange: %w", err)
 				}
