@@ -3,6 +3,7 @@ package flows
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -63,6 +64,60 @@ func FuzzPasskeyJSON(f *testing.F) {
 		var n int
 		if err := e.st.DB().QueryRowContext(t.Context(), `SELECT COUNT(*) FROM webauthn_credentials`).Scan(&n); err != nil || n != 0 {
 			t.Fatalf("%d passkeys stored (%v)", n, err)
+		}
+	})
+}
+
+// FuzzRecoveryForms posts arbitrary values in every field of the public
+// recovery forms — "Forgot your password?", the emailed reset link's form
+// and the fresh onboarding email — from a browser with no session: never a
+// 5xx, always a page or a redirect, and the officers' passwords never
+// change. Its seeds run with the normal test command; to fuzz:
+//
+//	go test -run '^$' -fuzz=FuzzRecoveryForms -fuzztime=1m ./flows
+func FuzzRecoveryForms(f *testing.F) {
+	for _, s := range []string{
+		"",
+		alice,
+		strings.ToUpper(alice),
+		" " + alice + "\t",
+		"alice@agency.example\x00",
+		"аlice@agency.example", // Cyrillic а
+		"alice\u202e@agency.example",
+		"%zz",
+		strings.Repeat("a", 5000),
+		strings.Repeat("A", 43),
+		"Silver-maple-orchard-42",
+	} {
+		for which := range uint8(3) {
+			f.Add(s, which)
+		}
+	}
+	e := newEnv(f, manyTries)
+	e.h.recoveryFloor = 0 // the floor is TestForgotSameAnswer's; here it only slows the fuzzer
+	u := e.seedReady(alice, alicePw)
+	paths := []string{PathForgot, PathReset, PathInvitation}
+	f.Fuzz(func(t *testing.T, v string, which uint8) {
+		b := e.browser()
+		b.t = t
+		form := url.Values{}
+		for _, k := range []string{"username", "email", "token", "new_password", "confirm_password"} {
+			form.Set(k, v)
+		}
+		p := paths[int(which)%len(paths)]
+		r := b.post(p, form)
+		if r.status >= 500 {
+			t.Fatalf("POST %s: status %d: %.300s", p, r.status, r.body)
+		}
+		if r.status/100 != 3 && !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") {
+			t.Fatalf("POST %s: status %d, %q: not a page", p, r.status, r.header.Get("Content-Type"))
+		}
+		now, err := e.st.UserByID(t.Context(), u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if now.PasswordHash != u.PasswordHash {
+			t.Fatalf("POST %s with %q changed the password", p, v)
 		}
 	})
 }
