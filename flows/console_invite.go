@@ -133,6 +133,7 @@ func (h *Handler) postCSVSend(w http.ResponseWriter, r *http.Request, c *console
 		return h.show(w, http.StatusUnprocessableEntity, "admin-invite", p)
 	}
 	a := h.admin()
+	failed := 0
 	for i := range rows {
 		row := &rows[i]
 		if row.Problem != "" {
@@ -145,7 +146,12 @@ func (h *Handler) postCSVSend(w http.ResponseWriter, r *http.Request, c *console
 			continue
 		}
 		if err != nil {
-			return err
+			// Nothing of this row was stored (one transaction); the rows
+			// before it are invited, and the page must say which.
+			h.log.Error("console: a CSV invitation failed", "line", row.Line, "err", err)
+			failed++
+			row.Result = "Not sent: something went wrong on our side, and nothing was stored for this officer. Send the list again: the rows already invited will say so."
+			continue
 		}
 		p.Ready++
 		row.Result = "Invited; the onboarding email is on its way (valid until " + when(inv.ExpiresAt) + ")."
@@ -155,6 +161,9 @@ func (h *Handler) postCSVSend(w http.ResponseWriter, r *http.Request, c *console
 	}
 	p.Rows, p.Sent = rows, true
 	p.Notice = fmt.Sprintf("%d of %d %s invited.", p.Ready, len(rows), plural(len(rows), "officer", "officers"))
+	if failed > 0 {
+		p.Notice += fmt.Sprintf(" %d could not be sent because of an error on our side: send the list again.", failed)
+	}
 	return h.show(w, http.StatusOK, "admin-invite", p)
 }
 

@@ -522,6 +522,43 @@ func TestConsoleOfficers(t *testing.T) {
 
 // TestConsoleInvite: one officer; a CSV pasted and uploaded, previewed with
 // each row's problem and nothing sent, then sent with a summary.
+// A row of a CSV that fails for a reason of our own (here the database
+// refuses that one insert, at run time) is said on its row and in the
+// summary, nothing of it is stored, and the rows before and after it are
+// invited.
+func TestConsoleCSVRowError(t *testing.T) {
+	t.Parallel()
+	e := newConsoleEnv(t)
+	if _, err := e.st.DB().ExecContext(t.Context(), `CREATE TRIGGER boom BEFORE INSERT ON users
+		WHEN NEW.username = 'boom@agency.example' BEGIN SELECT json('not json'); END`); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := e.signIn(bossAdmin, PathAdminInvite)
+	csv := "first@agency.example,First\nboom@agency.example,Boom\nlast@agency.example,Last"
+	r := b.submitAction(b.get(PathAdminInvite), "preview", 0, map[string]string{"csv": csv})
+	mustStatus(t, r, http.StatusOK)
+	r = b.submitAction(r, "invite-csv", 0, nil)
+	mustStatus(t, r, http.StatusOK)
+	if n := r.notice(); !strings.Contains(n, "2 of 3 officers invited") || !strings.Contains(n, "1 could not be sent") {
+		t.Fatalf("summary %q", n)
+	}
+	results := map[string]string{}
+	for _, row := range findAll(r.doc, func(n *html.Node) bool { return n.Data == "tr" && attr(n, "data-row") != "" }) {
+		results[attr(row, "data-row")] = text(row)
+	}
+	if !strings.Contains(results["2"], "Not sent: something went wrong") || !strings.Contains(results["1"], "Invited") || !strings.Contains(results["3"], "Invited") {
+		t.Fatalf("rows %q", results)
+	}
+	for who, made := range map[string]bool{"first@agency.example": true, "boom@agency.example": false, "last@agency.example": true} {
+		if _, err := e.st.UserByUsername(t.Context(), who); (err == nil) != made {
+			t.Errorf("%s: account made %v, want %v", who, err == nil, made)
+		}
+	}
+	if len(e.mails("boom@agency.example")) != 0 {
+		t.Error("an email went to the row that failed")
+	}
+}
+
 func TestConsoleInvite(t *testing.T) {
 	t.Parallel()
 	e := newConsoleEnv(t, func(c *config.Config) { c.Requests.Organisations = []string{"Headquarters", "Regional office"} })
