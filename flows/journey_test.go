@@ -405,19 +405,26 @@ func TestLaterSignInWithTOTP(t *testing.T) {
 	}
 }
 
+// atChallenges signs n browsers in as alice with her password, each to
+// the second-factor challenge, and returns them and their pages.
+func atChallenges(t *testing.T, e *env, n int) ([]*browser, []*resp) {
+	t.Helper()
+	bs, rs := make([]*browser, n), make([]*resp, n)
+	for i := range bs {
+		bs[i] = e.browser()
+		rs[i] = laterSignIn(t, bs[i], alicePw)
+		mustStep(t, rs[i], StepMFAChallenge)
+	}
+	return bs, rs
+}
+
 // racingChallenges signs twenty browsers in to the second-factor challenge
 // as alice, posts code from all of them at once and returns how many were
 // accepted; every other answer must be a refusal.
 func racingChallenges(t *testing.T, e *env, code string) (accepted int) {
 	t.Helper()
 	const n = 20
-	browsers := make([]*browser, n)
-	pages := make([]*resp, n)
-	for i := range browsers {
-		browsers[i] = e.browser()
-		pages[i] = laterSignIn(t, browsers[i], alicePw)
-		mustStep(t, pages[i], StepMFAChallenge)
-	}
+	browsers, pages := atChallenges(t, e, n)
 	var wg sync.WaitGroup
 	results := make([]*resp, n)
 	for i := range browsers {

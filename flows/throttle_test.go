@@ -11,6 +11,7 @@ import (
 
 	"github.com/lanyard-idp/lanyard/config"
 	"github.com/lanyard-idp/lanyard/flows/mail/mailtest"
+	"github.com/lanyard-idp/lanyard/provider/store/storetest"
 )
 
 // The attacker's two positions of SECURITY.md against the throttle: with
@@ -410,20 +411,26 @@ func deviceCookie(b *browser) *http.Cookie {
 
 // TestConcurrentWrongCodesMeetTheLimit: 40 wrong authenticator codes sent at
 // once after a correct password are counted before they are checked, so at
-// most the limit are checked at all and the rest are refused as locked.
+// most the limit are checked at all and the rest are refused as locked. On
+// both backends: PostgreSQL's row locks are where charges, give-backs and
+// the sign-in's own transaction could deadlock.
 func TestConcurrentWrongCodesMeetTheLimit(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		testConcurrentWrongCodes(t, newEnv(t))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		testConcurrentWrongCodes(t, newEnvAt(t, storetest.FreshSchema(t, storetest.PostgresURL(t))))
+	})
+}
+
+func testConcurrentWrongCodes(t *testing.T, e *env) {
 	u := e.seedUser(alice, aliceFirst, true)
 	o := firstLogin(t, e, e.browser())
 	const n = 40
-	bs := make([]*browser, n)
-	rs := make([]*resp, n)
-	for i := range bs {
-		bs[i] = e.browser()
-		rs[i] = laterSignIn(t, bs[i], alicePw)
-		mustStep(t, rs[i], StepMFAChallenge)
-	}
+	bs, rs := atChallenges(t, e, n)
 	code := wrongCode(o.secret, e.clock.Now())
 	var wg sync.WaitGroup
 	statuses := make([]int, n)
@@ -451,5 +458,59 @@ func TestConcurrentWrongCodesMeetTheLimit(t *testing.T) {
 	}
 	if day, _ := e.st.GetThrottle(t.Context(), keyFactorPerDay+u.ID); day.Failures != checked {
 		t.Errorf("the daily cap counted %d, %d were checked", day.Failures, checked)
+	}
+}
+
+// TestConcurrentRightAndWrongCodes: one officer's correct code sent from 10
+// browsers at once, among 10 wrong ones: the code signs in exactly one
+// browser (a code is good once), no request fails for a reason of ours, and
+// the counters hold what was charged and kept — each wrong or replayed code
+// once, nothing for the code that was accepted, whose sign-in then clears
+// the account's counter.
+func TestConcurrentRightAndWrongCodes(t *testing.T) {
+	t.Parallel()
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		testRightAndWrongCodes(t, newEnv(t, manyTries))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		testRightAndWrongCodes(t, newEnvAt(t, storetest.FreshSchema(t, storetest.PostgresURL(t)), manyTries))
+	})
+}
+
+func testRightAndWrongCodes(t *testing.T, e *env) {
+	u := e.seedUser(alice, aliceFirst, true)
+	o := firstLogin(t, e, e.browser())
+	e.clock.Advance(time.Minute) // the enrolment's code is spent
+	const n = 20
+	bs, rs := atChallenges(t, e, n)
+	right, wrong := codeAt(o.secret, e.clock.Now()), wrongCode(o.secret, e.clock.Now())
+	var wg sync.WaitGroup
+	statuses := make([]int, n)
+	for i := range bs {
+		code := wrong
+		if i%2 == 0 {
+			code = right
+		}
+		wg.Go(func() { statuses[i] = bs[i].submit(rs[i], map[string]string{"code": code}).status })
+	}
+	wg.Wait()
+	in, refused := 0, 0
+	for i, s := range statuses {
+		switch {
+		case s == http.StatusSeeOther && i%2 == 0:
+			in++
+		case s == http.StatusUnprocessableEntity:
+			refused++
+		default:
+			t.Errorf("browser %d (right code: %v): status %d", i, i%2 == 0, s)
+		}
+	}
+	if in != 1 || refused != n-1 {
+		t.Fatalf("%d signed in, %d refused; want 1 and %d", in, refused, n-1)
+	}
+	if day, _ := e.st.GetThrottle(t.Context(), keyFactorPerDay+u.ID); day.Failures != n-1 {
+		t.Errorf("the daily cap counted %d, want %d (every wrong or replayed code, not the accepted one)", day.Failures, n-1)
 	}
 }
