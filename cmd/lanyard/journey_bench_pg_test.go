@@ -173,16 +173,16 @@ func (s *benchServer) invite(email string) invitation {
 	return inv
 }
 
-// benchJourney is one officer's sign-in, from the relying party's redirect to
-// the tokens: fill answers each journey page (its data-step, the page, the
-// form with its hidden fields). It returns an error rather than failing: it
-// runs on RunParallel's goroutines.
 // benchTransport keeps its connections open between requests, as officers'
 // browsers and a relying party's HTTP client do (net/http's default keeps
 // two idle connections per host, so 32 officers would mostly open a new
 // connection per request).
 var benchTransport = &http.Transport{MaxIdleConnsPerHost: 128, IdleConnTimeout: 90 * time.Second}
 
+// benchJourney is one officer's sign-in, from the relying party's redirect to
+// the tokens: fill answers each journey page (its data-step, the page, the
+// form with its hidden fields). It returns an error rather than failing: it
+// runs on RunParallel's goroutines.
 func benchJourney(issuer string, rp oauth2.Config, fill func(step string, doc *html.Node, form url.Values) error) error {
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: 30 * time.Second, Transport: benchTransport,
