@@ -234,10 +234,8 @@ func (s *Store) Audit(ctx context.Context, f AuditFilter) ([]AuditEvent, error) 
 		where, args = append(where, "event = ?"), append(args, f.Event)
 	}
 	if len(f.Events) > 0 {
-		where = append(where, "event IN (?"+strings.Repeat(", ?", len(f.Events)-1)+")")
-		for _, e := range f.Events {
-			args = append(args, string(e))
-		}
+		in, events := inList("event", f.Events)
+		where, args = append(where, in), append(args, events...)
 	}
 	if !f.Since.IsZero() {
 		// Every event at or after Since has an id at or after the first

@@ -145,6 +145,16 @@ func (e stmtExecer) QueryRowContext(ctx context.Context, _ string, args ...any) 
 	return e.st.QueryRowContext(ctx, args...)
 }
 
+// inList is the condition "col IN (?, ?, …)" with a placeholder for each of
+// values (at least one), and values as the query's arguments.
+func inList[T ~string](col string, values []T) (string, []any) {
+	args := make([]any, len(values))
+	for i, v := range values {
+		args[i] = string(v)
+	}
+	return col + " IN (?" + strings.Repeat(", ?", len(values)-1) + ")", args
+}
+
 // sq rewrites a query written with ? placeholders for the dialect. Queries are
 // constants, so the PostgreSQL form is computed once per query text.
 func (s *Store) sq(query string) string {

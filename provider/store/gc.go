@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -134,12 +133,8 @@ func (s *Store) DeleteIdleSessions(ctx context.Context, state string, stateBefor
 			if err != nil || len(refs) == 0 {
 				return s.mapErr(err)
 			}
-			in := make([]any, len(refs))
-			for i, r := range refs {
-				in[i] = r
-			}
-			_, err = s.queueLogouts(ctx, ReasonSessionExpired, now,
-				`session_ref IN (?`+strings.Repeat(", ?", len(refs)-1)+`)`, in...)
+			in, args := inList("session_ref", refs)
+			_, err = s.queueLogouts(ctx, ReasonSessionExpired, now, in, args...)
 			return err
 		})
 		if err != nil {

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -89,12 +88,8 @@ func (s *Store) ResetThrottle(ctx context.Context, keys ...string) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	args := make([]any, len(keys))
-	for i, k := range keys {
-		args[i] = k
-	}
-	q := `DELETE FROM throttle WHERE key_name IN (?` + strings.Repeat(", ?", len(keys)-1) + `)`
-	if _, err := s.exec(ctx, q, args...); err != nil {
+	in, args := inList("key_name", keys)
+	if _, err := s.exec(ctx, `DELETE FROM throttle WHERE `+in, args...); err != nil {
 		return fmt.Errorf("reset throttle: %w", err)
 	}
 	return nil
