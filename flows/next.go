@@ -291,10 +291,7 @@ func (h *Handler) next(w http.ResponseWriter, r *http.Request) error {
 		// the account is signed in from now on, whatever the answer.
 		clientID := f.s.j.ClientID
 		if err := h.commit(r.Context(), f.s, func(ctx context.Context) error {
-			if err := h.authenticated(ctx, r, f, clientID); err != nil {
-				return err
-			}
-			return h.complete(ctx, r, f.user)
+			return h.authenticated(ctx, r, f, clientID)
 		}); err != nil {
 			return err
 		}
@@ -307,9 +304,8 @@ func (h *Handler) next(w http.ResponseWriter, r *http.Request) error {
 }
 
 // finish marks the session authenticated (once; or records a step-up of a
-// signed-in one), forgets the failures the sign-in was counted against and
-// makes the browser known to the account (complete), and resumes the parked
-// request.
+// signed-in one), makes the browser known to the account, and resumes the
+// parked request.
 func (h *Handler) finish(w http.ResponseWriter, r *http.Request, f *flow) error {
 	s := f.s
 	resume, notice := s.j.ResumeURL, s.j.Notice
@@ -321,10 +317,7 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, f *flow) error 
 		if !first {
 			return h.steppedUp(ctx, r, f, clientID)
 		}
-		if err := h.authenticated(ctx, r, f, clientID); err != nil {
-			return err
-		}
-		return h.complete(ctx, r, f.user)
+		return h.authenticated(ctx, r, f, clientID)
 	})
 	if err != nil {
 		return err
@@ -347,7 +340,9 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, f *flow) error 
 
 // authenticated marks the session signed in with what this sign-in proved
 // (once: racing requests of one browser find it done), activates an
-// invited account and records the sign-in, in ctx's transaction.
+// invited account, forgets the failures the sign-in was counted against
+// (complete) and records the sign-in, in ctx's transaction. Once that
+// committed, the caller makes the browser known to the account (remember).
 func (h *Handler) authenticated(ctx context.Context, r *http.Request, f *flow, clientID string) error {
 	s, now := f.s, h.now().UTC()
 	if row, err := h.store.SessionByID(ctx, s.raw, now); err == nil && row.State == stateAuthenticated {
@@ -371,6 +366,9 @@ func (h *Handler) authenticated(ctx context.Context, r *http.Request, f *flow, c
 		authAt = s.j.FactorAt
 	}
 	s.row.State, s.row.AuthTime, s.row.AMR, s.row.ACR = stateAuthenticated, authAt.UTC(), amr, acr
+	if err := h.complete(ctx, r, u); err != nil {
+		return err
+	}
 	detail := map[string]any{"amr": amr}
 	if clientID != "" {
 		detail["client_id"] = clientID

@@ -462,8 +462,7 @@ func keyKind(key string) string {
 // complete is a whole sign-in of u succeeding in this browser, in ctx's
 // transaction: the failures it was counted against are forgotten — its own
 // when it is known to the account, else the account's counters for unknown
-// browsers (the daily cap of second factors stays). Once that committed,
-// the caller makes the browser known to the account (rememberDevice).
+// browsers (the daily cap of second factors stays). authenticated calls it.
 func (h *Handler) complete(ctx context.Context, r *http.Request, u *store.User) error {
 	keys := []string{keyAccount + u.ID, keyAccount + u.Username, keyFactor + u.ID}
 	if dev := h.knownDevice(r, u.ID); dev != "" {
