@@ -408,7 +408,7 @@ func (h *Handler) postChallenge(w http.ResponseWriter, r *http.Request, f *flow)
 			return err
 		}
 	}
-	err = h.commitRotated(w, r, s, func(ctx context.Context) error {
+	err = h.commitGuessed(w, r, s, k, func(ctx context.Context) error {
 		if err := use(ctx); err != nil {
 			return err
 		}
@@ -417,14 +417,8 @@ func (h *Handler) postChallenge(w http.ResponseWriter, r *http.Request, f *flow)
 				return err
 			}
 		}
-		if err := h.giveBack(ctx, k); err != nil {
-			return err
-		}
 		return h.audit(ctx, r, s, event{Name: evMFAChallenge, UserID: u.ID, Username: u.Username, Detail: map[string]any{"method": method}})
 	})
-	if err == nil {
-		k.givenBack()
-	}
 	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
 		// Already used (a replay, or a concurrent request won), or the session
 		// was rotated under us: a wrong code, charged like one.

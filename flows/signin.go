@@ -169,15 +169,9 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request, f *flow) 
 	// (complete), or "correct password, wrong codes" could go on for ever.
 
 	s.newSignIn(u, now)
-	err = h.commitRotated(w, r, s, func(ctx context.Context) error {
-		if err := h.giveBack(ctx, k); err != nil {
-			return err
-		}
+	err = h.commitGuessed(w, r, s, k, func(ctx context.Context) error {
 		return h.audit(ctx, r, s, event{Name: evSigninPassword, UserID: u.ID, Username: u.Username})
 	})
-	if err == nil {
-		k.givenBack()
-	}
 	if errors.Is(err, store.ErrNotFound) {
 		// Another request of this browser rotated the session first.
 		return redirect(w, r, PathNext)

@@ -161,7 +161,7 @@ func (h *Handler) attempt(ctx context.Context, k *throttleKeys) (bool, error) {
 }
 
 // release gives back the failure attempt charged, unless failed kept it or
-// a committed transaction gave it back (giveBack). It runs when the request
+// a committed transaction gave it back (commitGuessed). It runs when the request
 // is over, so it ignores the request's cancellation.
 func (h *Handler) release(k throttleKeys) {
 	if k.held == nil || k.held.done {
@@ -175,10 +175,24 @@ func (h *Handler) release(k throttleKeys) {
 	k.held.done = true
 }
 
-// giveBack takes the charge of attempt back in ctx's transaction: a
-// correct guess does it in the transaction that records its step, one
-// commit fewer. Once that transaction committed, the caller calls
-// k.givenBack, and the deferred release does nothing.
+// commitGuessed is commitRotated for a step that a correct guess completes:
+// the charge attempt took for the guess is given back in the same
+// transaction (one commit fewer than release), and only once it committed
+// does the deferred release stand down.
+func (h *Handler) commitGuessed(w http.ResponseWriter, r *http.Request, s *session, k throttleKeys, fn func(ctx context.Context) error) error {
+	err := h.commitRotated(w, r, s, func(ctx context.Context) error {
+		if err := fn(ctx); err != nil {
+			return err
+		}
+		return h.giveBack(ctx, k)
+	})
+	if err == nil && k.held != nil {
+		k.held.done = true
+	}
+	return err
+}
+
+// giveBack takes the charge of attempt back in ctx's transaction.
 func (h *Handler) giveBack(ctx context.Context, k throttleKeys) error {
 	if k.held == nil || k.held.done {
 		return nil
@@ -192,13 +206,6 @@ func (h *Handler) giveBack(ctx context.Context, k throttleKeys) error {
 		}
 	}
 	return nil
-}
-
-// givenBack records that a committed transaction gave the charge back.
-func (k throttleKeys) givenBack() {
-	if k.held != nil {
-		k.held.done = true
-	}
 }
 
 // Key prefixes.
